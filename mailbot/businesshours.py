@@ -1,0 +1,401 @@
+"""Business-time arithmetic: opening hours, holidays, and time counted only while the desk is open.
+
+A `Calendar` says when a product's support desk is open: wall-clock intervals per weekday in the
+product's time zone (several a day, for lunch breaks), holidays that close whole days, or round the
+clock. On top of it: `is_open`, `next_opening`, `add_business_time` (a deadline from a start and a
+target) and `business_time_between` (the business time between two moments); and the parsers for
+the `MAILBOT_PRODUCT_<KEY>_TIMEZONE`, `_HOURS`, `_HOLIDAYS` and `_SLA` settings.
+
+Everything here is pure: values in, values out. Nothing reads the clock ("now" is always a
+parameter), the configuration or the database. The SLA rules built on this (pauses while waiting
+for the customer, shares of the target used) live in `mailbot.sla`; reading the settings and
+prefixing parser errors with the key name is `mailbot.config`'s job.
+
+Time is counted in real elapsed time between UTC instants, so an opening interval lasts as long as
+the clocks on the wall say (08:30-17:00 is 8.5 h on the day the clocks change at 02:00), and a
+round-the-clock day lasts 23 h or 25 h on the days the clocks change. Wall-clock times that do not
+exist or occur twice on such a day are read as RFC 5545 and zoneinfo's fold=0 do: with the offset
+in force before the change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from types import MappingProxyType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+Interval = tuple[time, time]
+"""(start, end) wall-clock times; an end of 00:00 means 24:00, the midnight that ends the day."""
+DayHours = tuple[Interval, ...]
+WeeklyHours = tuple[DayHours, ...]
+"""Seven `DayHours`, Monday first."""
+
+MIDNIGHT = time(0)
+FULL_DAY: DayHours = ((MIDNIGHT, MIDNIGHT),)
+ALWAYS: WeeklyHours = (FULL_DAY,) * 7
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+PRIORITIES = ("critical", "high", "medium", "low")
+DEFAULT_SLA = MappingProxyType(
+    {
+        "critical": timedelta(hours=4),
+        "high": timedelta(hours=24),
+        "medium": timedelta(hours=48),
+        "low": timedelta(hours=72),
+    }
+)
+
+_ONE_DAY = timedelta(days=1)
+# A calendar that stays shut this long is misconfigured (say, every day a yearly holiday); without
+# this bound the search for the next opening would never end.
+_MAX_CLOSED_DAYS = 3660
+_MAX_RANGE_DAYS = 366
+
+
+@dataclass(frozen=True)
+class Holidays:
+    """Days the desk is closed all day: specific dates, and (month, day) pairs every year."""
+
+    dates: frozenset[date] = frozenset()
+    yearly: frozenset[tuple[int, int]] = frozenset()
+
+    def __contains__(self, day: object) -> bool:
+        if not isinstance(day, date):
+            return False
+        return day in self.dates or (day.month, day.day) in self.yearly
+
+    def __bool__(self) -> bool:
+        return bool(self.dates or self.yearly)
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """When a desk is open. `weekly` has seven entries, Monday first; a day with () is closed.
+
+    With `always_open` the desk is open round the clock and `weekly` is ignored; holidays still
+    close their whole day (a 24x7 desk with no holidays configured is simply always open).
+    """
+
+    zone: ZoneInfo
+    weekly: WeeklyHours = ()
+    holidays: Holidays = Holidays()
+    always_open: bool = False
+
+    def __post_init__(self) -> None:
+        if self.always_open:
+            return
+        if len(self.weekly) != 7:
+            raise ValueError(f"opening hours need seven days, Monday first; got {len(self.weekly)}")
+        for name, day in zip(DAY_NAMES, self.weekly, strict=True):
+            _check_day(name, day)
+        if not any(self.weekly):
+            raise ValueError("no opening hours on any day; give at least one, or 24x7")
+
+
+# --- parsers ---------------------------------------------------------------------------------
+
+_TIME_RE = re.compile(r"(\d{1,2}):(\d{2})")
+_DURATION_RE = re.compile(r"(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?", re.IGNORECASE)
+
+
+def parse_hours(spec: str) -> WeeklyHours:
+    """Read opening hours: `mon-thu 08:30-12:30,13:00-17:00; fri 08:30-12:30,13:00-16:00`.
+
+    Groups are separated by `;`; each names days (`mon`, `mon-fri`, `mon,wed`) and then
+    comma-separated `HH:MM-HH:MM` intervals (`24:00` may end one). Days not named are closed.
+    `24x7` or `always` means open round the clock (returned as `ALWAYS`).
+    """
+    text = spec.strip().lower()
+    if text in ("24x7", "always"):
+        return ALWAYS
+    if not text:
+        raise ValueError("no opening hours given; expected e.g. 'mon-fri 09:00-18:00' or '24x7'")
+    week: list[DayHours | None] = [None] * 7
+    for group in filter(None, (part.strip() for part in text.split(";"))):
+        days_text, _, intervals_text = group.partition(" ")
+        intervals = _parse_intervals(intervals_text.strip(), group)
+        for index in _parse_days(days_text, group):
+            if week[index] is not None:
+                raise ValueError(f"{DAY_NAMES[index]} is given twice; name each day once")
+            _check_day(DAY_NAMES[index], intervals)
+            week[index] = intervals
+    hours = tuple(day or () for day in week)
+    if not any(hours):
+        raise ValueError("no opening hours on any day; give at least one, or 24x7")
+    return hours
+
+
+def _parse_days(text: str, group: str) -> list[int]:
+    days: list[int] = []
+    for item in text.split(","):
+        first, dash, last = item.partition("-")
+        start, end = _day_index(first, group), _day_index(last if dash else first, group)
+        if end < start:
+            raise ValueError(
+                f"day range {item!r} runs backwards; expected Monday to Sunday order, e.g. mon-fri"
+            )
+        days.extend(range(start, end + 1))
+    return days
+
+
+def _day_index(name: str, group: str) -> int:
+    if name not in DAY_NAMES:
+        raise ValueError(
+            f"unknown day {name!r} in {group!r}; expected mon, tue, wed, thu, fri, sat or sun"
+        )
+    return DAY_NAMES.index(name)
+
+
+def _parse_intervals(text: str, group: str) -> DayHours:
+    if not text:
+        raise ValueError(
+            f"no times after the days in {group!r}; expected e.g. 'mon-fri 09:00-18:00'"
+        )
+    intervals = []
+    for item in (part.strip() for part in text.split(",")):
+        first, dash, last = item.partition("-")
+        if not dash:
+            raise ValueError(f"{item!r} in {group!r} is not an interval; expected HH:MM-HH:MM")
+        intervals.append(
+            (_parse_time(first.strip(), item, end=False), _parse_time(last.strip(), item, end=True))
+        )
+    return tuple(sorted(intervals))
+
+
+def _parse_time(text: str, item: str, *, end: bool) -> time:
+    match = _TIME_RE.fullmatch(text)
+    if not match:
+        raise ValueError(f"{text!r} in {item!r} is not a time; expected HH:MM, e.g. 08:30")
+    hour, minute = int(match[1]), int(match[2])
+    if end and (hour, minute) == (24, 0):
+        return MIDNIGHT  # 24:00 is stored as the midnight that ends the day
+    if hour > 23 or minute > 59:
+        limit = "00:00 to 24:00" if end else "00:00 to 23:59"
+        raise ValueError(f"{text!r} in {item!r} is not a time of day; expected {limit}")
+    return time(hour, minute)
+
+
+def _check_day(name: str, intervals: DayHours) -> None:
+    """Reject reversed, empty, unsorted or overlapping intervals within one day."""
+    previous_end = -1
+    for start, end in intervals:
+        start_min, end_min = _minutes(start), _minutes(end) or 24 * 60
+        shown = f"{start:%H:%M}-{'24:00' if end == MIDNIGHT else f'{end:%H:%M}'}"
+        if end_min <= start_min:
+            raise ValueError(f"{name} {shown} ends before it starts; expected start before end")
+        if start_min < previous_end:
+            raise ValueError(f"{name} {shown} overlaps another interval; expected separate times")
+        previous_end = end_min
+
+
+def _minutes(moment: time) -> int:
+    return moment.hour * 60 + moment.minute
+
+
+def parse_holidays(spec: str) -> Holidays:
+    """Read holidays: comma-separated `YYYY-MM-DD` (that date), `MM-DD` (that day every year;
+    `02-29` only in leap years) and `YYYY-MM-DD..YYYY-MM-DD` (inclusive, at most a year long).
+    An empty spec means no holidays."""
+    dates: set[date] = set()
+    yearly: set[tuple[int, int]] = set()
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        if ".." in item:
+            first, _, last = item.partition("..")
+            dates.update(
+                _date_range(_parse_date(first.strip(), item), _parse_date(last.strip(), item))
+            )
+        elif re.fullmatch(r"\d{2}-\d{2}", item):
+            month, day = int(item[:2]), int(item[3:])
+            try:
+                date(2000, month, day)  # a leap year, so that 02-29 is accepted
+            except ValueError:
+                raise ValueError(f"{item!r} is not a day of the year; expected MM-DD") from None
+            yearly.add((month, day))
+        else:
+            dates.add(_parse_date(item, item))
+    return Holidays(frozenset(dates), frozenset(yearly))
+
+
+def _parse_date(text: str, item: str) -> date:
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise ValueError(
+            f"{item!r} is not a holiday; expected YYYY-MM-DD, MM-DD (every year) "
+            "or YYYY-MM-DD..YYYY-MM-DD"
+        )
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a real date; expected YYYY-MM-DD") from None
+
+
+def _date_range(first: date, last: date) -> Iterator[date]:
+    if last < first:
+        raise ValueError(f"holiday range {first}..{last} ends before it starts")
+    if (last - first).days >= _MAX_RANGE_DAYS:
+        raise ValueError(f"holiday range {first}..{last} is longer than a year; split or check it")
+    return (first + timedelta(days=offset) for offset in range((last - first).days + 1))
+
+
+def parse_duration(spec: str) -> timedelta:
+    """Read a duration: `4h`, `90m`, `1h30m`, `2d`. `d` means 24 hours (not a business day of
+    opening hours: `2d` of business time on a 9-to-6 desk spans more than five working days).
+    Bare numbers are rejected because the unit would be a guess."""
+    text = spec.strip()
+    if not text:
+        raise ValueError("empty duration; expected e.g. 4h, 90m, 1h30m or 2d")
+    if text.isdigit():
+        raise ValueError(f"{text!r} has no unit; expected e.g. {text}h or {text}m")
+    match = _DURATION_RE.fullmatch(text)
+    if not match or not any(match.groups()):
+        raise ValueError(f"{text!r} is not a duration; expected e.g. 4h, 90m, 1h30m or 2d")
+    days, hours, minutes = (int(group or 0) for group in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes)
+
+
+def parse_sla(spec: str) -> dict[str, timedelta]:
+    """Read resolution targets: `critical=4h,high=24h,medium=48h,low=72h` (durations as in
+    `parse_duration`). Priorities not named keep `DEFAULT_SLA`; every target must be positive."""
+    targets = dict(DEFAULT_SLA)
+    seen: set[str] = set()
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, equals, value = (part.strip() for part in item.partition("="))
+        name = name.lower()
+        if not equals:
+            raise ValueError(f"{item!r} is not a target; expected PRIORITY=DURATION, e.g. high=24h")
+        if name not in PRIORITIES:
+            raise ValueError(f"unknown priority {name!r}; expected critical, high, medium or low")
+        if name in seen:
+            raise ValueError(f"priority {name!r} is given twice; name each priority once")
+        try:
+            target = parse_duration(value)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        if target <= timedelta(0):
+            raise ValueError(f"{name}: target {value!r} must be longer than zero")
+        seen.add(name)
+        targets[name] = target
+    return targets
+
+
+def make_calendar(timezone: str, hours: str, holidays: str) -> Calendar:
+    """Build a calendar from the three settings (an IANA zone name, `parse_hours`,
+    `parse_holidays`)."""
+    name = timezone.strip()
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}; expected an IANA name such as Europe/Brussels or UTC"
+        ) from None
+    weekly = parse_hours(hours)
+    return Calendar(zone, weekly, parse_holidays(holidays), always_open=weekly == ALWAYS)
+
+
+# --- arithmetic ------------------------------------------------------------------------------
+
+
+def is_open(cal: Calendar, moment: datetime) -> bool:
+    """Whether the desk is open at `moment` (intervals include their start, not their end)."""
+    moment = _to_utc(moment, "moment")
+    if _round_the_clock(cal):
+        return True
+    begin, _ = next(_open_intervals(cal, moment))
+    return begin == moment
+
+
+def next_opening(cal: Calendar, moment: datetime) -> datetime:
+    """The first open moment at or after `moment` (the moment itself when open), in cal.zone."""
+    moment = _to_utc(moment, "moment")
+    if _round_the_clock(cal):
+        return moment.astimezone(cal.zone)
+    begin, _ = next(_open_intervals(cal, moment))
+    return begin.astimezone(cal.zone)
+
+
+def add_business_time(cal: Calendar, start: datetime, duration: timedelta) -> datetime:
+    """The moment `duration` of business time after `start`, in cal.zone.
+
+    Time counts from the next opening (mail at night starts the clock the next morning). A
+    deadline that is reached exactly at closing time is that closing time, not the next opening;
+    a zero duration gives `next_opening(start)`.
+    """
+    start = _to_utc(start, "start")
+    if duration < timedelta(0):
+        raise ValueError(f"duration must not be negative; got {duration}")
+    if _round_the_clock(cal):
+        return (start + duration).astimezone(cal.zone)
+    remaining = duration
+    for begin, end in _open_intervals(cal, start):
+        if end - begin >= remaining:
+            return (begin + remaining).astimezone(cal.zone)
+        remaining -= end - begin
+    raise AssertionError("unreachable: _open_intervals never ends without a stop")
+
+
+def business_time_between(cal: Calendar, start: datetime, end: datetime) -> timedelta:
+    """The business time from `start` to `end`; zero when `end` is not after `start`."""
+    start, end = _to_utc(start, "start"), _to_utc(end, "end")
+    if end <= start:
+        return timedelta(0)
+    if _round_the_clock(cal):
+        return end - start
+    return sum((stop - begin for begin, stop in _open_intervals(cal, start, end)), timedelta(0))
+
+
+def _round_the_clock(cal: Calendar) -> bool:
+    return cal.always_open and not cal.holidays
+
+
+def _to_utc(value: datetime, name: str) -> datetime:
+    # Aware datetimes in one ZoneInfo subtract as wall-clock times (ignoring DST), so all the
+    # arithmetic is done in UTC, where subtraction is real elapsed time.
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime; got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def _open_intervals(
+    cal: Calendar, start: datetime, stop: datetime | None = None
+) -> Iterator[tuple[datetime, datetime]]:
+    """Yield the open periods from `start` (up to `stop`, or for ever) as UTC (begin, end) pairs,
+    in order, clipped to [start, stop), never overlapping.
+
+    Walks day by day, so a long span costs one step per calendar day, not per minute.
+    """
+    # The day before too: a night interval of the previous local day may still be running.
+    day = start.astimezone(cal.zone).date() - _ONE_DAY
+    last_day = stop.astimezone(cal.zone).date() if stop is not None else date.max
+    last_end, closed_since = start, day
+    while day <= last_day:
+        opened = False
+        for begin, end in _day_intervals(cal, day):
+            # Clamping to the previous end keeps the periods ordered even where a clock change
+            # makes two wall-clock intervals overlap in real time.
+            begin, end = max(begin, last_end), end if stop is None else min(end, stop)
+            if end > begin:
+                opened, last_end = True, end
+                yield begin, end
+        day += _ONE_DAY
+        if opened:
+            closed_since = day
+        elif (day - closed_since).days > _MAX_CLOSED_DAYS:
+            raise ValueError(f"the calendar is closed for ten years from {closed_since}")
+
+
+def _day_intervals(cal: Calendar, day: date) -> list[tuple[datetime, datetime]]:
+    """The opening intervals of one local day, as UTC instants (empty on holidays)."""
+    if day in cal.holidays:
+        return []
+    hours = FULL_DAY if cal.always_open else cal.weekly[day.weekday()]
+    end_day = day + _ONE_DAY  # where an end of 00:00 (24:00) falls
+    return [
+        (_wall_to_utc(cal, day, start), _wall_to_utc(cal, end_day if end == MIDNIGHT else day, end))
+        for start, end in hours
+    ]
+
+
+def _wall_to_utc(cal: Calendar, day: date, moment: time) -> datetime:
+    # fold=0: a skipped or repeated wall time takes the offset in force before the change.
+    return datetime.combine(day, moment, tzinfo=cal.zone).astimezone(UTC)

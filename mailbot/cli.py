@@ -1,0 +1,181 @@
+"""The `mailbot` command line: the admin's and the MTA's way in. It loads the settings, sets up
+logging and the database, calls inward, and turns errors into one clear line and an exit code.
+Nothing else in mailbot calls `sys.exit`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailbot import migrations
+from mailbot.config import Settings, load_settings, read_environment
+from mailbot.db import open_database
+from mailbot.desk import Desk, make_desk
+from mailbot.errors import EX_TEMPFAIL, MailbotError
+
+log = logging.getLogger("mailbot")
+
+
+@dataclass
+class AppState:
+    env_file: Path | None
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(read_environment(self.env_file))
+            logging.getLogger().setLevel(self._settings.log_level)
+        return self._settings
+
+    def open(self) -> Desk:
+        """Settings, database (migrated to the latest schema) and the desk."""
+        settings = self.settings
+        db = open_database(settings.database_url)
+        migrations.migrate(db)
+        return make_desk(settings)
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """Certificates and host names are always verified; MAILBOT_CA_FILE adds a private CA."""
+    return ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+class MailbotGroup(click.Group):
+    """Turns mailbot's errors into one line on stderr and the error's exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MailbotError as exc:
+            click.echo(f"mailbot: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=MailbotGroup)
+@click.option("--env-file", type=click.Path(path_type=Path), default=None,
+              help="The .env file to read (default: ./.env).")
+@click.pass_context
+def main(ctx: click.Context, env_file: Path | None) -> None:
+    """mailbot: a support desk that lives in email."""
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = AppState(env_file)
+
+
+@main.group()
+def db() -> None:
+    """Create or upgrade the database."""
+
+
+@db.command("init")
+@click.pass_obj
+def db_init(app: AppState) -> None:
+    """Create the database, or bring an existing one to the latest schema, keeping its data."""
+    settings = app.settings
+    database = open_database(settings.database_url)
+    before, after = migrations.migrate(database)
+    click.echo(f"database ready at schema version {after} (was {before})")
+
+
+@db.command("schema")
+def db_schema() -> None:
+    """Print the SQL of the current schema (SQLite), as kept in schema.sql."""
+    from peewee import SqliteDatabase
+
+    click.echo(migrations.schema_sql(SqliteDatabase(":memory:")), nl=False)
+
+
+@main.command()
+@click.option("--once", is_flag=True, required=True, help="One pass over every mailbox and the outbox.")
+@click.pass_obj
+def poll(app: AppState, once: bool) -> None:
+    """One pass over every mailbox and the outbox, then exit (cron, tests)."""
+    from mailbot.daemon import poll_everything
+
+    desk = app.open()
+    failures = poll_everything(desk, ssl_context(desk.settings))
+    for failure in failures:
+        click.echo(f"mailbot: {failure}", err=True)
+    if failures:
+        sys.exit(EX_TEMPFAIL)
+
+
+@main.command()
+@click.pass_obj
+def run(app: AppState) -> None:
+    """Run the daemon: every mailbox, the outbox and the SLA clock, until SIGTERM."""
+    from mailbot.daemon import run_daemon
+
+    desk = app.open()
+    run_daemon(desk, ssl_context(desk.settings))
+
+
+@main.command()
+@click.argument("product")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def ingest(app: AppState, product: str, files: tuple[Path, ...]) -> None:
+    """Take raw mails from FILES, or one from stdin (an MTA pipe). Exits 75 on a temporary
+    failure so the MTA tries again."""
+    from mailbot.daemon import ingest_files
+
+    desk = app.open()
+    for line in ingest_files(desk, desk.settings.product(product), files, sys.stdin.buffer):
+        click.echo(line)
+
+
+@main.command()
+@click.pass_obj
+def check(app: AppState) -> None:
+    """Validate the configuration and connect to every mailbox and mail server it names."""
+    from mailbot.daemon import check_connections
+
+    settings = app.settings
+    click.echo(f"configuration ok: {len(settings.products)} product(s), data in {settings.data_dir}")
+    problems = check_connections(settings, ssl_context(settings))
+    for line in problems:
+        click.echo(line, err=not line.startswith("ok"))
+    if any(not line.startswith("ok") for line in problems):
+        sys.exit(EX_TEMPFAIL)
+
+
+@main.group()
+def product() -> None:
+    """The products from the configuration."""
+
+
+@product.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def product_list(app: AppState, as_json: bool) -> None:
+    rows = [{"key": p.key, "name": p.name, "address": p.address, "prefix": p.prefix,
+             "unknown_senders": p.unknown_senders, "contract_required": p.contract_required}
+            for p in app.settings.products]
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['key']:<10} {row['prefix']:<8} {row['address']:<32} {row['name']}")
+
+
+def _register_subcommands() -> None:
+    # Imported here: those modules import AppState and emit_json from this one.
+    from mailbot import cli_accounts, cli_tickets
+
+    main.add_command(cli_accounts.account)
+    main.add_command(cli_tickets.ticket)
+
+
+_register_subcommands()

@@ -1,0 +1,277 @@
+"""Configuration: `MAILBOT_*` keys read once into frozen settings, validated with messages that
+name the key and what is wrong.
+
+Every key mailbot reads is declared in `GLOBAL_KEYS` or `PRODUCT_KEYS` below and documented in
+`config.example.env` (a test holds the two together). Values come from the `.env` file given with
+`--env-file` (else `./.env`), with the process environment taking precedence. Nothing here opens
+a connection; `mailbot check` does that.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from mailbot import businesshours
+from mailbot.errors import ConfigError
+
+# key -> default ("" = unset). Product keys are MAILBOT_PRODUCT_<KEY>_<SUFFIX>.
+GLOBAL_KEYS: dict[str, str] = {
+    "MAILBOT_PRODUCTS": "",
+    "MAILBOT_DATA_DIR": "./var",
+    "MAILBOT_DATABASE_URL": "",
+    "MAILBOT_SMTP_URL": "",
+    "MAILBOT_MAIL_DOMAIN": "",
+    "MAILBOT_CA_FILE": "",
+    "MAILBOT_LOG_LEVEL": "INFO",
+    "MAILBOT_POLL_INTERVAL": "60",
+    "MAILBOT_OUTBOX_INTERVAL": "15",
+    "MAILBOT_IO_TIMEOUT": "60",
+    "MAILBOT_MAX_MESSAGE_SIZE": "25M",
+    "MAILBOT_OUTBOX_GIVE_UP": "48h",
+    "MAILBOT_ALERT_ADDRESS": "",
+}
+PRODUCT_KEYS: dict[str, str] = {
+    "ADDRESS": "",
+    "NAME": "",
+    "MAILBOX": "",
+    "PREFIX": "",
+    "UNKNOWN_SENDERS": "reject",
+    "CONTRACT_REQUIRED": "false",
+    "CONTRACT_POLICY": "refuse",
+    "LANGUAGE": "en",
+    "TEMPLATES": "",
+    "PROCESSED_FOLDER": "",
+    "TIMEZONE": "UTC",
+    "HOURS": "mon-fri 09:00-18:00",
+    "HOLIDAYS": "",
+    "SLA": "critical=4h,high=24h,medium=48h,low=72h",
+    "FIRST_RESPONSE": "1h",
+}
+
+LANGUAGES = ("en", "nl", "fr")
+_PRODUCT_KEY_RE = re.compile(r"^[A-Z][A-Z0-9]{0,15}$")
+_ADDRESS_RE = re.compile(r"^[^@\s<>,;\"]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$|^[^@\s<>,;\"]+@localhost$")
+
+
+@dataclass(frozen=True)
+class ProductSettings:
+    key: str
+    name: str
+    address: str
+    mailbox: str
+    prefix: str
+    unknown_senders: str
+    contract_required: bool
+    contract_policy: str
+    language: str
+    templates: Path | None
+    processed_folder: str
+    calendar: businesshours.Calendar
+    sla: Mapping[str, timedelta]
+    first_response: timedelta
+
+
+@dataclass(frozen=True)
+class Settings:
+    products: tuple[ProductSettings, ...]
+    data_dir: Path
+    database_url: str
+    smtp_url: str
+    mail_domain: str
+    ca_file: Path | None
+    log_level: str
+    poll_interval: float
+    outbox_interval: float
+    io_timeout: float
+    max_message_size: int
+    outbox_give_up: timedelta
+    alert_address: str
+    product_by_key: Mapping[str, ProductSettings] = field(repr=False, default_factory=dict)
+
+    def product(self, key: str) -> ProductSettings:
+        try:
+            return self.product_by_key[key.upper()]
+        except KeyError:
+            known = ", ".join(self.product_by_key) or "none"
+            raise ConfigError(f"unknown product {key!r} (configured: {known})") from None
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        return frozenset(p.address.lower() for p in self.products)
+
+
+def read_environment(env_file: Path | None) -> dict[str, str]:
+    """The MAILBOT_* values: the .env file first, the process environment over it."""
+    values: dict[str, str] = {}
+    path = env_file if env_file is not None else Path(".env")
+    if env_file is not None and not path.is_file():
+        raise ConfigError(f"--env-file {path}: no such file")
+    if path.is_file():
+        values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    values.update({k: v for k, v in os.environ.items() if k.startswith("MAILBOT_")})
+    return values
+
+
+class _Reader:
+    """Reads declared keys only, so that every key the code uses is documented."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+
+    def get(self, key: str) -> str:
+        if key in GLOBAL_KEYS:
+            default = GLOBAL_KEYS[key]
+        else:
+            suffix = key.split("_", 3)[-1]
+            if not key.startswith("MAILBOT_PRODUCT_") or suffix not in PRODUCT_KEYS:
+                raise KeyError(f"undeclared configuration key {key}")
+            default = PRODUCT_KEYS[suffix]
+        return self.env.get(key, "").strip() or default
+
+    def parse(self, key: str, convert: Callable[[str], object]) -> object:
+        value = self.get(key)
+        try:
+            return convert(value)
+        except (ValueError, KeyError) as exc:
+            raise ConfigError(f"{key}={value!r}: {exc}") from None
+
+
+def parse_bool(value: str) -> bool:
+    if value.lower() in ("true", "yes", "1"):
+        return True
+    if value.lower() in ("false", "no", "0"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def parse_size(value: str) -> int:
+    match = re.fullmatch(r"(\d+)\s*([kKmMgG]?)[bB]?", value)
+    if not match:
+        raise ValueError("expected a size such as 25M, 512K or 1048576")
+    factor = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
+    return int(match.group(1)) * factor
+
+
+def parse_seconds(value: str) -> float:
+    seconds = float(value)
+    if seconds <= 0:
+        raise ValueError("expected a positive number of seconds")
+    return seconds
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value.lower() not in allowed:
+            raise ValueError("expected one of " + ", ".join(allowed))
+        return value.lower()
+
+    return check
+
+
+def _address(value: str) -> str:
+    if not _ADDRESS_RE.match(value):
+        raise ValueError("expected one mail address such as support@example.com")
+    return value
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Validate `env` into Settings; raises ConfigError naming the first wrong key."""
+    read = _Reader(env)
+    keys = [k.strip().upper() for k in read.get("MAILBOT_PRODUCTS").split(",") if k.strip()]
+    if not keys:
+        raise ConfigError("MAILBOT_PRODUCTS is not set: name at least one product, e.g. VISI")
+    for key in keys:
+        if not _PRODUCT_KEY_RE.match(key):
+            raise ConfigError(f"MAILBOT_PRODUCTS: {key!r} is not a product key (A-Z, 0-9)")
+    data_dir = Path(read.get("MAILBOT_DATA_DIR")).expanduser().resolve()
+    products = tuple(_load_product(read, key, data_dir) for key in keys)
+    _check_unique(products)
+    ca_file = read.get("MAILBOT_CA_FILE")
+    if ca_file and not Path(ca_file).is_file():
+        raise ConfigError(f"MAILBOT_CA_FILE={ca_file!r}: no such file")
+    domain = read.get("MAILBOT_MAIL_DOMAIN") or products[0].address.rsplit("@", 1)[1]
+    return Settings(
+        products=products,
+        data_dir=data_dir,
+        database_url=read.get("MAILBOT_DATABASE_URL") or f"sqlite:///{data_dir}/mailbot.db",
+        smtp_url=read.get("MAILBOT_SMTP_URL"),
+        mail_domain=domain.lower(),
+        ca_file=Path(ca_file) if ca_file else None,
+        log_level=str(read.parse("MAILBOT_LOG_LEVEL", _choice("debug", "info", "warning", "error"))).upper(),
+        poll_interval=float(read.parse("MAILBOT_POLL_INTERVAL", parse_seconds)),  # type: ignore[arg-type]
+        outbox_interval=float(read.parse("MAILBOT_OUTBOX_INTERVAL", parse_seconds)),  # type: ignore[arg-type]
+        io_timeout=float(read.parse("MAILBOT_IO_TIMEOUT", parse_seconds)),  # type: ignore[arg-type]
+        max_message_size=int(read.parse("MAILBOT_MAX_MESSAGE_SIZE", parse_size)),  # type: ignore[call-overload]
+        outbox_give_up=read.parse("MAILBOT_OUTBOX_GIVE_UP", businesshours.parse_duration),  # type: ignore[arg-type]
+        alert_address=str(read.parse("MAILBOT_ALERT_ADDRESS", lambda v: v and _address(v))),
+        product_by_key={p.key: p for p in products},
+    )
+
+
+def _load_product(read: _Reader, key: str, data_dir: Path) -> ProductSettings:
+    def name(suffix: str) -> str:
+        return f"MAILBOT_PRODUCT_{key}_{suffix}"
+
+    if not read.get(name("ADDRESS")):
+        raise ConfigError(f"{name('ADDRESS')} is not set: the product's support address")
+    calendar = _load_calendar(read, name)
+    templates = read.get(name("TEMPLATES"))
+    if templates and not Path(templates).is_dir():
+        raise ConfigError(f"{name('TEMPLATES')}={templates!r}: no such folder")
+    prefix = read.get(name("PREFIX")) or key
+    if not _PRODUCT_KEY_RE.match(prefix.upper()):
+        raise ConfigError(f"{name('PREFIX')}={prefix!r}: expected letters and digits, e.g. {key}")
+    return ProductSettings(
+        key=key,
+        name=read.get(name("NAME")) or key,
+        address=str(read.parse(name("ADDRESS"), _address)),
+        mailbox=_mailbox_url(read.get(name("MAILBOX")), name("MAILBOX"), data_dir / "maildirs" / key),
+        prefix=prefix.upper(),
+        unknown_senders=str(read.parse(name("UNKNOWN_SENDERS"), _choice("reject", "open"))),
+        contract_required=bool(read.parse(name("CONTRACT_REQUIRED"), parse_bool)),
+        contract_policy=str(read.parse(name("CONTRACT_POLICY"), _choice("refuse", "flag"))),
+        language=str(read.parse(name("LANGUAGE"), _choice(*LANGUAGES))),
+        templates=Path(templates) if templates else None,
+        processed_folder=read.get(name("PROCESSED_FOLDER")),
+        calendar=calendar,
+        sla=read.parse(name("SLA"), businesshours.parse_sla),  # type: ignore[arg-type]
+        first_response=read.parse(name("FIRST_RESPONSE"), businesshours.parse_duration),  # type: ignore[arg-type]
+    )
+
+
+def _load_calendar(read: _Reader, name: Callable[[str], str]) -> businesshours.Calendar:
+    # Parse hours and holidays on their own first, so an error names the key that is wrong.
+    read.parse(name("HOURS"), businesshours.parse_hours)
+    read.parse(name("HOLIDAYS"), businesshours.parse_holidays)
+    hours, holidays = read.get(name("HOURS")), read.get(name("HOLIDAYS"))
+    return read.parse(  # type: ignore[return-value]
+        name("TIMEZONE"), lambda tz: businesshours.make_calendar(tz, hours, holidays)
+    )
+
+
+def _mailbox_url(value: str, key: str, default_dir: Path) -> str:
+    if not value:
+        return f"maildir://{default_dir}"
+    scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+    if scheme not in ("imap", "imaps", "maildir"):
+        raise ConfigError(f"{key}: expected imap://, imaps:// or maildir:// (got {scheme or 'no scheme'})")
+    return value
+
+
+def _check_unique(products: tuple[ProductSettings, ...]) -> None:
+    seen: dict[str, str] = {}
+    for product in products:
+        for what, value in (("ADDRESS", product.address.lower()), ("PREFIX", product.prefix)):
+            other = seen.get(f"{what}:{value}")
+            if other:
+                raise ConfigError(
+                    f"MAILBOT_PRODUCT_{product.key}_{what} is the same as {other}'s; each product needs its own"
+                )
+            seen[f"{what}:{value}"] = product.key

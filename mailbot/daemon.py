@@ -1,0 +1,177 @@
+"""The daemon's wiring, at the edge: an APScheduler job per mailbox and one for the outbox,
+signal handling (a first SIGTERM finishes the current mail and stops, a second exits at once),
+systemd readiness and watchdog pings, and the one-shot passes behind `poll --once`, `ingest`
+and `check`. Everything here calls inward; nothing inward calls here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import ssl
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from mailbot.config import ProductSettings, Settings
+from mailbot.desk import Desk
+from mailbot.errors import MailbotError, SourceUnavailable
+from mailbot.ingest import ingest_mail
+from mailbot.outbox import drain_outbox
+from mailbot.poller import poll_mailbox
+from mailbot.sources import open_source
+from mailbot.sources.base import FetchedMail
+from mailbot.store import sha256_hex
+from mailbot.transport import transport_from_url
+
+log = logging.getLogger(__name__)
+STOP_GRACE_SECONDS = 30
+
+
+def poll_product(desk: Desk, product: ProductSettings, context: ssl.SSLContext,
+                 stop: threading.Event | None = None) -> str | None:
+    """One pass over one product's mailbox; returns an error line instead of raising."""
+    settings = desk.settings
+    source = open_source(product.mailbox, ssl_context=context, timeout=settings.io_timeout,
+                         processed_folder=product.processed_folder or None)
+    try:
+        source.open()
+        report = poll_mailbox(desk, product, source, stop.is_set if stop else lambda: False)
+        if report.handled:
+            log.info("%s: %s", source.name, dict(report.outcomes))
+        return None
+    except MailbotError as exc:
+        log.warning("%s: mailbox %s: %s", product.key, source.name, exc)
+        return f"mailbox of {product.key} ({source.name}) failed: {exc}"
+    finally:
+        source.close()
+
+
+def send_outbox(desk: Desk, context: ssl.SSLContext, stop: threading.Event | None = None) -> None:
+    settings = desk.settings
+    transport = transport_from_url(settings.smtp_url or None, desk.store.outbox_dir,
+                                   ssl_context=context, timeout=settings.io_timeout)
+    try:
+        counts = drain_outbox(desk, transport, should_stop=stop.is_set if stop else lambda: False)
+        if counts:
+            log.info("outbox: %s", dict(counts))
+    finally:
+        transport.close()
+
+
+def poll_everything(desk: Desk, context: ssl.SSLContext) -> list[str]:
+    """`poll --once`: every mailbox, then the outbox. Returns one line per failed mailbox."""
+    failures = [f for f in (poll_product(desk, p, context) for p in desk.settings.products) if f]
+    send_outbox(desk, context)
+    return failures
+
+
+def ingest_files(desk: Desk, product: ProductSettings, files: Iterable[Path], stdin: BinaryIO) -> list[str]:
+    """`mailbot ingest`: raw mails from files, or one from stdin. The key is the content hash,
+    so a mail an MTA delivers twice is handled once."""
+    raws = [(str(path), path.read_bytes()) for path in files] or [("stdin", stdin.read())]
+    lines = []
+    for origin, raw in raws:
+        mail = FetchedMail(mailbox=f"ingest:{product.key}", uidvalidity=0, key=sha256_hex(raw), raw=raw)
+        result = ingest_mail(desk, product, mail)
+        lines.append(f"{origin}: {result.outcome} {result.reference} {result.reason}".rstrip())
+    return lines
+
+
+def check_connections(settings: Settings, context: ssl.SSLContext) -> list[str]:
+    lines = []
+    for product in settings.products:
+        source = open_source(product.mailbox, ssl_context=context, timeout=settings.io_timeout)
+        try:
+            source.open()
+            lines.append(f"ok   {product.key}: mailbox {source.name} reachable")
+        except MailbotError as exc:
+            lines.append(f"FAIL {product.key}: mailbox {source.name}: {exc}")
+        finally:
+            source.close()
+    try:
+        transport = transport_from_url(settings.smtp_url or None, settings.data_dir / "outbox",
+                                       ssl_context=context, timeout=settings.io_timeout)
+        transport.check()
+        lines.append(f"ok   outgoing mail: {_describe_smtp(settings)}")
+        transport.close()
+    except MailbotError as exc:
+        lines.append(f"FAIL outgoing mail ({_describe_smtp(settings)}): {exc}")
+    return lines
+
+
+def _describe_smtp(settings: Settings) -> str:
+    url = settings.smtp_url
+    if not url:
+        return f"local Maildir {settings.data_dir / 'outbox'}"
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"  # never the password
+
+
+def run_daemon(desk: Desk, context: ssl.SSLContext) -> None:
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    scheduler = build_scheduler(desk, context, stop)
+    scheduler.start()
+    notify_systemd("READY=1")
+    log.info("mailbot running: %d mailbox(es)", len(desk.settings.products))
+    interval = _watchdog_interval()
+    while not stop.wait(interval):
+        notify_systemd("WATCHDOG=1")
+    notify_systemd("STOPPING=1")
+    log.info("stopping: finishing the current mail (at most %d s)", STOP_GRACE_SECONDS)
+    stopper = threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True)
+    stopper.start()
+    stopper.join(STOP_GRACE_SECONDS)
+    log.info("mailbot stopped")
+
+
+def build_scheduler(desk: Desk, context: ssl.SSLContext, stop: threading.Event) -> BackgroundScheduler:
+    settings = desk.settings
+    scheduler = BackgroundScheduler(timezone="UTC")
+    for product in settings.products:
+        scheduler.add_job(
+            poll_product, "interval", args=(desk, product, context, stop), id=f"poll-{product.key}",
+            seconds=settings.poll_interval, next_run_time=desk.clock(), max_instances=1,
+            coalesce=True, misfire_grace_time=int(settings.poll_interval),
+        )
+    scheduler.add_job(
+        send_outbox, "interval", args=(desk, context, stop), id="outbox", seconds=settings.outbox_interval,
+        next_run_time=desk.clock(), max_instances=1, coalesce=True,
+        misfire_grace_time=int(settings.outbox_interval),
+    )
+    return scheduler
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    def handle(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            log.warning("second signal: exiting at once")
+            os._exit(1)
+        log.info("signal %d received", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def _watchdog_interval() -> float:
+    """Half the systemd watchdog period, or a second's nap when there is none."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    return max(int(usec) / 2_000_000, 0.5) if usec.isdigit() else 1.0
+
+
+def notify_systemd(state: str) -> None:
+    """sd_notify(3) in a few lines: one datagram to $NOTIFY_SOCKET, nothing when unset."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]  # abstract socket namespace
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(address)
+        sock.sendall(state.encode())

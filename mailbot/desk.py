@@ -1,0 +1,29 @@
+"""The things every part of mailbot's core needs, passed explicitly: settings, the file store,
+the template renderer and the clock. Built once by the CLI; tests build their own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from mailbot.config import Settings
+from mailbot.models import utcnow
+from mailbot.render import Renderer
+from mailbot.store import Store
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+@dataclass(frozen=True)
+class Desk:
+    settings: Settings
+    store: Store
+    renderer: Renderer
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+
+def make_desk(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Desk:
+    overrides = {p.key: p.templates for p in settings.products if p.templates is not None}
+    return Desk(settings, Store(settings.data_dir), Renderer(TEMPLATE_DIR, overrides), clock)

@@ -1,0 +1,103 @@
+"""One raw mail in: keep the bytes, parse, hand to `mailbot.inbound`, and record the outcome in
+the ledger, all or nothing.
+
+The order is the guarantee: raw bytes are on disk before anything else; the ticket change, its
+outbox rows and the ledger row commit in one transaction; the caller acknowledges the mail on
+the server only after `ingest_mail` returned. A mail that cannot be parsed or handled is
+quarantined with its reason and the ledger says so: it is never dropped and never stops a pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from peewee import IntegrityError, OperationalError
+
+from mailbot import inbound
+from mailbot.config import ProductSettings
+from mailbot.desk import Desk
+from mailbot.errors import QuarantineError, TransientError
+from mailbot.models import Seen, database
+from mailbot.parse import ParseLimits, parse_mail
+from mailbot.sources.base import FetchedMail
+from mailbot.store import sha256_hex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    outcome: str  # ticket, message, ignored, quarantined
+    reason: str = ""
+    reference: str = ""
+    already_seen: bool = False
+
+
+def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail) -> IngestResult:
+    """Handle one fetched mail exactly once. Raises TransientError when the database cannot
+    take it now: the mail then stays on the server for the next pass."""
+    known = _ledger_row(mail)
+    if known is not None:
+        return IngestResult(known.outcome, known.reason, _reference(known), already_seen=True)
+    digest = sha256_hex(mail.raw)
+    raw_path = str(desk.store.save_raw(mail.raw))
+    try:
+        msg = parse_mail(mail.raw, ParseLimits(max_bytes=desk.settings.max_message_size))
+    except QuarantineError as exc:
+        return quarantine(desk, product, mail, digest, exc.reason)
+    twin = Seen.get_or_none((Seen.product == product.key) & (Seen.sha256 == digest)
+                            & (Seen.message_id == msg.message_id))
+    try:
+        with database.atomic():
+            if twin is not None:
+                outcome = inbound.Outcome("ignored", f"duplicate of {twin.mailbox} uid {twin.uid}")
+            else:
+                outcome = inbound.handle_mail(desk, product, msg, raw_path)
+            _record(mail, product, msg.message_id, digest, outcome.outcome, outcome.reason,
+                    outcome.ticket, raw_path)
+    except IntegrityError:
+        if _ledger_row(mail) is not None:  # another worker took the same mail first
+            return IngestResult("ignored", "handled concurrently", already_seen=True)
+        return quarantine(desk, product, mail, digest, "database integrity error")
+    except OperationalError as exc:
+        raise TransientError(f"database unavailable: {exc}") from exc
+    except TransientError:
+        raise
+    except Exception as exc:  # the per-message boundary: one bad mail must not stop the pass
+        log.exception("mail %s in %s could not be handled", msg.message_id, mail.mailbox)
+        return quarantine(desk, product, mail, digest, f"could not be handled: {type(exc).__name__}: {exc}")
+    ref = outcome.ticket.reference if outcome.ticket is not None else ""
+    log.info("%s %s uid %s <%s>: %s %s %s", product.key, mail.mailbox, mail.key, msg.message_id,
+             outcome.outcome, ref, outcome.reason)
+    return IngestResult(outcome.outcome, outcome.reason, ref)
+
+
+def quarantine(desk: Desk, product: ProductSettings, mail: FetchedMail, digest: str, reason: str) -> IngestResult:
+    origin = f"{mail.mailbox} uidvalidity {mail.uidvalidity} uid {mail.key}"
+    path = desk.store.quarantine(mail.raw, reason, origin)
+    log.warning("%s: mail %s quarantined as %s: %s", product.key, origin, path.name, reason)
+    try:
+        with database.atomic():
+            _record(mail, product, "", digest, "quarantined", reason, None, str(path))
+    except OperationalError as exc:
+        raise TransientError(f"database unavailable: {exc}") from exc
+    return IngestResult("quarantined", reason)
+
+
+def _record(mail: FetchedMail, product: ProductSettings, message_id: str, digest: str, outcome: str,
+            reason: str, ticket: object, raw_path: str) -> None:
+    Seen.create(
+        mailbox=mail.mailbox, uidvalidity=mail.uidvalidity, uid=mail.key, product=product.key,
+        message_id=message_id, sha256=digest, outcome=outcome, reason=reason[:500], ticket=ticket,
+        raw_path=raw_path,
+    )
+
+
+def _ledger_row(mail: FetchedMail) -> Seen | None:
+    return Seen.get_or_none((Seen.mailbox == mail.mailbox) & (Seen.uidvalidity == mail.uidvalidity)
+                            & (Seen.uid == mail.key))
+
+
+def _reference(row: Seen) -> str:
+    return row.ticket.reference if row.ticket_id is not None else ""

@@ -1,0 +1,60 @@
+"""Schema versions and the steps between them, so an existing database is upgraded in place and
+never needs to be thrown away. Version 1 is the schema in `schema.sql`; each later step is a
+function that changes an existing database (playhouse.migrate), appended to `STEPS`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from peewee import Database
+
+from mailbot.models import MODELS, SchemaVersion
+
+log = logging.getLogger(__name__)
+
+
+def _create_initial(db: Database) -> None:
+    db.create_tables(MODELS)
+
+
+# version -> step that brings the database from version-1 to version.
+STEPS: dict[int, Callable[[Database], None]] = {1: _create_initial}
+LATEST = max(STEPS)
+
+
+def current_version(db: Database) -> int:
+    if not db.table_exists(SchemaVersion._meta.table_name):
+        return 0
+    row = SchemaVersion.select().order_by(SchemaVersion.version.desc()).first()
+    return row.version if row else 0
+
+
+def migrate(db: Database) -> tuple[int, int]:
+    """Bring the database to LATEST; returns (version before, version after)."""
+    before = current_version(db)
+    for version in range(before + 1, LATEST + 1):
+        with db.atomic():
+            STEPS[version](db)
+            SchemaVersion.create(version=version)
+        log.info("database migrated to schema version %d", version)
+    return before, LATEST
+
+
+def schema_sql(db: Database) -> str:
+    """The SQL that creates the latest schema on `db`'s dialect: the source of `schema.sql`."""
+    statements = []
+    for model in MODELS:
+        bound = model._meta.database
+        model._meta.database = db  # bound to `db` only while its SQL is generated
+        try:
+            table_sql, _ = model._schema._create_table(safe=False).query()
+            statements.append(table_sql + ";")
+            for index in model._schema._create_indexes(safe=False):
+                statements.append(index.query()[0] + ";")
+        finally:
+            model._meta.database = bound
+    header = f"-- mailbot schema, version {LATEST}. Generated from mailbot/models.py by `mailbot db schema`;\n"
+    header += "-- a test fails when the two differ. Change the models and add a migration, then regenerate.\n"
+    return header + "\n".join(statements) + "\n"
+

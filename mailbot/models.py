@@ -1,0 +1,215 @@
+"""The Peewee models: mailbot's whole state.
+
+`schema.sql` is the schema of record and must match these models (a test compares them); a change
+here needs a migration in `mailbot.migrations`. Models hold data only: the rules that change them
+live in the domain modules (`accounts`, `tickets`, `inbound`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from peewee import (
+    BlobField,
+    BooleanField,
+    CharField,
+    DatabaseProxy,
+    DateField,
+    DateTimeField as _PlainDateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+database = DatabaseProxy()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class DateTimeField(_PlainDateTimeField):
+    """Aware datetimes in, aware UTC datetimes out; stored as naive UTC text, which SQLite sorts
+    and compares correctly (peewee cannot read back text with an offset)."""
+
+    def db_value(self, value):  # type: ignore[no-untyped-def]
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return super().db_value(value)
+
+    def python_value(self, value):  # type: ignore[no-untyped-def]
+        value = super().python_value(value)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class SchemaVersion(BaseModel):
+    version = IntegerField()
+    applied_at = DateTimeField(default=utcnow)
+
+
+class ProductCounter(BaseModel):
+    """The last ticket number used per product, so references count per product."""
+
+    product = CharField(primary_key=True)
+    last_number = IntegerField(default=0)
+
+
+class Account(BaseModel):
+    email = CharField(unique=True)  # stored lower-cased: matched exactly, case-insensitively
+    name = CharField(default="")
+    organisation = CharField(default="")
+    language = CharField(default="en")
+    notify = CharField(default="all")  # "all", "none" or a comma list of template names
+    contract_until = DateField(null=True)
+    credit_minutes = IntegerField(default=0)
+    credit_expires = DateField(null=True)
+    undeliverable_since = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+class Grant(BaseModel):
+    account = ForeignKeyField(Account, backref="grants", on_delete="CASCADE")
+    product = CharField()
+    role = CharField()  # customer, engineer, board
+
+    class Meta:
+        indexes = ((("account", "product"), True),)
+
+
+class Ticket(BaseModel):
+    product = CharField()
+    number = IntegerField()
+    reference = CharField(unique=True)
+    subject = TextField()
+    requester = ForeignKeyField(Account, backref="tickets")
+    category = CharField(default="question")
+    priority = CharField(default="medium")
+    status = CharField(default="new")
+    assignee = ForeignKeyField(Account, null=True, backref="assigned")
+    flags = CharField(default="")
+    linked_to = ForeignKeyField("self", null=True, backref="follow_ups")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    first_response_at = DateTimeField(null=True)
+    resolved_at = DateTimeField(null=True)
+    closed_at = DateTimeField(null=True)
+    waiting_since = DateTimeField(null=True)
+    due_first_response = DateTimeField(null=True)
+    due_resolution = DateTimeField(null=True)
+    time_spent = IntegerField(default=0)  # minutes, in started 15-minute blocks
+
+    class Meta:
+        indexes = ((("product", "number"), True), (("product", "status"), False))
+
+
+class Watcher(BaseModel):
+    ticket = ForeignKeyField(Ticket, backref="watchers", on_delete="CASCADE")
+    account = ForeignKeyField(Account, backref="watching")
+
+    class Meta:
+        indexes = ((("ticket", "account"), True),)
+
+
+class Seen(BaseModel):
+    """The ledger: one row per mail taken from a mailbox, written in the same transaction as what
+    the mail caused. Its key (mailbox, uidvalidity, uid) makes a second look a no-op."""
+
+    mailbox = CharField()
+    uidvalidity = IntegerField()
+    uid = CharField()
+    product = CharField()
+    message_id = CharField(index=True)
+    sha256 = CharField()
+    outcome = CharField()  # ticket, message, ignored, quarantined
+    reason = CharField(default="")
+    ticket = ForeignKeyField(Ticket, null=True, backref="ledger")
+    raw_path = CharField(default="")
+    received_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("mailbox", "uidvalidity", "uid"), True), (("product", "sha256"), False))
+
+
+class Message(BaseModel):
+    ticket = ForeignKeyField(Ticket, backref="messages", on_delete="CASCADE")
+    direction = CharField()  # in, out
+    message_id = CharField(index=True)
+    author = ForeignKeyField(Account, null=True, backref="messages")
+    author_email = CharField(default="")
+    visibility = CharField(default="public")  # public, internal
+    kind = CharField(default="mail")  # mail, note, auto, bounce, notification
+    subject = TextField(default="")
+    text = TextField(default="")
+    html = TextField(default="")
+    raw_path = CharField(default="")
+    created_at = DateTimeField(default=utcnow)
+
+
+class Attachment(BaseModel):
+    message = ForeignKeyField(Message, backref="attachments", on_delete="CASCADE")
+    filename = CharField()  # the sender's name made safe; never used as a path
+    content_type = CharField()
+    size = IntegerField()
+    sha256 = CharField()
+    stored_path = CharField()  # generated, inside the data folder
+
+
+class Event(BaseModel):
+    ticket = ForeignKeyField(Ticket, backref="events", on_delete="CASCADE")
+    kind = CharField()  # created, status, priority, assignee, category, time, watcher, ...
+    actor_email = CharField(default="")
+    old = CharField(default="")
+    new = CharField(default="")
+    detail = TextField(default="")
+    at = DateTimeField(default=utcnow)
+
+
+class Outbox(BaseModel):
+    """One mail to one recipient, written in the transaction of the change that causes it."""
+
+    message_id = CharField(unique=True)
+    ticket = ForeignKeyField(Ticket, null=True, backref="outbox")
+    product = CharField()
+    template = CharField()
+    recipient = CharField(index=True)
+    envelope_from = CharField()
+    data = BlobField()
+    automatic = BooleanField(default=True)
+    status = CharField(default="pending", index=True)  # pending, sent, dead
+    attempts = IntegerField(default=0)
+    next_attempt_at = DateTimeField(default=utcnow)
+    last_error = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+    sent_at = DateTimeField(null=True)
+
+
+class MailboxState(BaseModel):
+    mailbox = CharField(primary_key=True)
+    uidvalidity = IntegerField(default=0)
+    last_uid = IntegerField(default=0)
+    updated_at = DateTimeField(default=utcnow)
+
+
+MODELS: tuple[type[BaseModel], ...] = (
+    SchemaVersion,
+    ProductCounter,
+    Account,
+    Grant,
+    Ticket,
+    Watcher,
+    Seen,
+    Message,
+    Attachment,
+    Event,
+    Outbox,
+    MailboxState,
+)

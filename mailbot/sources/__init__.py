@@ -1,0 +1,1 @@
+"""Where mail comes from: IMAP mailboxes, local Maildirs, files or stdin, behind one interface."""

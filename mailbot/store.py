@@ -1,0 +1,66 @@
+"""Files under MAILBOT_DATA_DIR: raw mails, attachments and quarantined mail.
+
+Everything is written to a temporary name, flushed to disk, then renamed into place, so a crash
+never leaves half a file under a real name. Names on disk are always generated (content hashes
+and timestamps); a sender's file name is metadata only and never becomes a path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Store:
+    def __init__(self, data_dir: Path):
+        self.root = data_dir
+        self.raw_dir = data_dir / "raw"
+        self.attachments_dir = data_dir / "attachments"
+        self.quarantine_dir = data_dir / "quarantine"
+        self.outbox_dir = data_dir / "outbox"
+
+    def save_raw(self, raw: bytes) -> Path:
+        """Keep the original mail, content-addressed: the same bytes are stored once."""
+        digest = sha256_hex(raw)
+        return self._write_once(self.raw_dir / digest[:2] / f"{digest}.eml", raw)
+
+    def save_attachment(self, payload: bytes) -> tuple[str, Path]:
+        digest = sha256_hex(payload)
+        return digest, self._write_once(self.attachments_dir / digest[:2] / digest, payload)
+
+    def quarantine(self, raw: bytes, reason: str, origin: str) -> Path:
+        """Keep a mail that could not be handled, with a file that says why and where from."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        path = self.quarantine_dir / f"{stamp}-{sha256_hex(raw)[:12]}.eml"
+        self._write_once(path, raw)
+        note = f"reason: {reason}\norigin: {origin}\nsha256: {sha256_hex(raw)}\n"
+        self._write_once(path.with_suffix(".reason"), note.encode())
+        return path
+
+    def quarantined(self) -> list[Path]:
+        if not self.quarantine_dir.is_dir():
+            return []
+        return sorted(self.quarantine_dir.glob("*.eml"))
+
+    def _write_once(self, path: Path, data: bytes) -> Path:
+        if path.exists():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
