@@ -364,8 +364,8 @@ def _open_intervals(
 
     Walks day by day, so a long span costs one step per calendar day, not per minute.
     """
-    # The day before too: a night interval of the previous local day may still be running.
-    day = start.astimezone(cal.zone).date() - _ONE_DAY
+    # Every interval of an earlier local day ends by that day's 24:00, so none is still running.
+    day = start.astimezone(cal.zone).date()
     last_day = stop.astimezone(cal.zone).date() if stop is not None else date.max
     last_end, closed_since = start, day
     while day <= last_day:

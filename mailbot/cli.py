@@ -69,7 +69,8 @@ class MailbotGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, env_file: Path | None) -> None:
     """mailbot: a support desk that lives in email."""
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+    # force: each invocation logs to the stderr it has (tests run many in one process).
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx.obj = AppState(env_file)
 

@@ -168,7 +168,7 @@ def product_context(product: ProductSettings) -> dict[str, str]:
 
 
 def ticket_context(ticket: Ticket, product: ProductSettings) -> dict[str, Any]:
-    zone = product.calendar.tz
+    zone = product.calendar.zone
     requester = ticket.requester
     assignee = ticket.assignee
 

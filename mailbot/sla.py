@@ -30,10 +30,8 @@ class Pause:
     end: datetime | None = None
 
     def __post_init__(self) -> None:
-        for name, value in (("start", self.start), ("end", self.end)):
-            if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-                raise ValueError(f"pause {name} must be a timezone-aware datetime; got {value}")
-        if self.end is not None and self.end < self.start:
+        _to_utc(self.start, "pause start")
+        if self.end is not None and _to_utc(self.end, "pause end") < self.start:
             raise ValueError(f"pause ends ({self.end}) before it starts ({self.start})")
 
 
@@ -82,7 +80,7 @@ def _merged(
 ) -> list[tuple[datetime, datetime]]:
     """The pauses as ordered, non-overlapping UTC periods from `start` on, open ones ended at
     `now`. Merging keeps overlapping pauses (a data slip) from being subtracted twice."""
-    start, now = start.astimezone(UTC), now.astimezone(UTC)
+    start, now = _to_utc(start, "start"), _to_utc(now, "now")
     periods = []
     for pause in pauses:
         begin = max(pause.start.astimezone(UTC), start)
@@ -96,6 +94,13 @@ def _merged(
         else:
             merged.append((begin, end))
     return merged
+
+
+def _to_utc(value: datetime, name: str) -> datetime:
+    # Checked here too: astimezone() would silently read a naive "now" as the server's local time.
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime; got naive {value.isoformat()}")
+    return value.astimezone(UTC)
 
 
 def round_up_to_blocks(minutes: int, block: int = 15) -> int:

@@ -76,16 +76,15 @@ except (OSError, AttributeError):  # pragma: no cover - not Linux
 
 
 def _end_process_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    """SIGTERM the process we started, SIGKILL its group if it lingers. Used by stop() and as
-    the interpreter-exit finalizer."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
-    # Dovecot's children share the group we created with start_new_session; after the master
-    # is gone nothing of it should remain, but a stuck child must not outlive the tests.
+    """SIGTERM the process group we started (Dovecot's master alone takes a second to shut
+    down, the whole group a tenth), SIGKILL what lingers. Used by stop() and at exit."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        pass
+    # The group id stays ours while any member lives, so this reaches only our leftovers.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -132,13 +131,15 @@ auth_mechanisms = plain login
 auth_failure_delay = 0
 mail_max_userip_connections = 100
 {capability_line}
+# One passwd-file per user: Dovecot rereads a changed passwd-file at most once a second, but
+# opens a new one at once, so users added while it runs can log in straight away.
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {workdir}/users
+  args = scheme=PLAIN username_format=%u {workdir}/users/%u
 }}
 userdb {{
   driver = passwd-file
-  args = username_format=%u {workdir}/users
+  args = username_format=%u {workdir}/users/%u
 }}
 service imap-login {{
   chroot =
@@ -206,7 +207,7 @@ class Dovecot:
         with open(self.workdir / "server.pem", "wb") as out:
             for blob in cert.cert_chain_pems:
                 out.write(blob.bytes())
-        (self.workdir / "users").touch()
+        (self.workdir / "users").mkdir(exist_ok=True)
         capability_line = ""
         if self.capabilities is not None:
             capability_line = "imap_capability = " + " ".join(self.capabilities)
@@ -294,13 +295,12 @@ class Dovecot:
     # -- users and mail --------------------------------------------------------------------
 
     def add_user(self, name: str, password: str) -> None:
-        """Add a passwd-file user; Dovecot rereads the file on the next login."""
+        """Add a passwd-file user (its own INBOX); usable at once, also while running."""
         if not re.fullmatch(r"[A-Za-z0-9._@+-]+", name) or ":" in password or "\n" in password:
             raise ValueError(f"unsupported test user name or password for {name!r}")
         home = self.workdir / "home" / name
         line = f"{name}:{{PLAIN}}{password}:{self.account.uid}:{self.account.gid}::{home}::\n"
-        with open(self.workdir / "users", "a") as users:
-            users.write(line)
+        (self.workdir / "users" / name).write_text(line)
         self._passwords[name] = password
 
     def client_context(self) -> ssl.SSLContext:
@@ -340,7 +340,8 @@ class Dovecot:
             found = imap.get_flags([uid])
         if uid not in found:
             raise KeyError(f"no UID {uid} in {user}/{folder}")
-        return frozenset(f.decode() if isinstance(f, bytes) else f for f in found[uid])
+        flags = (f.decode() if isinstance(f, bytes) else f for f in found[uid])
+        return frozenset(flags) - {"\\Recent"}  # a per-session flag, not the mail's
 
     def uidvalidity(self, user: str, folder: str = "INBOX") -> int:
         with self.client(user) as imap:
