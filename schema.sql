@@ -1,4 +1,4 @@
--- mailbot schema, version 1. Generated from mailbot/models.py by `mailbot db schema`;
+-- mailbot schema, version 2. Generated from mailbot/models.py by `mailbot db schema`;
 -- a test fails when the two differ. Change the models and add a migration, then regenerate.
 CREATE TABLE "schema_version" ("id" INTEGER NOT NULL PRIMARY KEY, "version" INTEGER NOT NULL, "applied_at" DATETIME NOT NULL);
 CREATE TABLE "product_counter" ("product" VARCHAR(255) NOT NULL PRIMARY KEY, "last_number" INTEGER NOT NULL);
@@ -37,3 +37,13 @@ CREATE INDEX "outbox_ticket_id" ON "outbox" ("ticket_id");
 CREATE INDEX "outbox_recipient" ON "outbox" ("recipient");
 CREATE INDEX "outbox_status" ON "outbox" ("status");
 CREATE TABLE "mailbox_state" ("mailbox" VARCHAR(255) NOT NULL PRIMARY KEY, "uidvalidity" INTEGER NOT NULL, "last_uid" INTEGER NOT NULL, "updated_at" DATETIME NOT NULL);
+CREATE TABLE "organisation" ("id" INTEGER NOT NULL PRIMARY KEY, "name" VARCHAR(255) NOT NULL, "credit_minutes" INTEGER NOT NULL, "credit_expires" DATE, "created_at" DATETIME NOT NULL);
+CREATE UNIQUE INDEX "organisation_name" ON "organisation" ("name");
+CREATE TABLE "credit_entry" ("id" INTEGER NOT NULL PRIMARY KEY, "kind" VARCHAR(255) NOT NULL, "account_id" INTEGER, "organisation_id" INTEGER, "ticket_id" INTEGER, "spent" INTEGER NOT NULL, "minutes" INTEGER NOT NULL, "uncovered" INTEGER NOT NULL, "balance" INTEGER NOT NULL, "expires" DATE, "note" TEXT NOT NULL, "actor_email" VARCHAR(255) NOT NULL, "at" DATETIME NOT NULL, FOREIGN KEY ("account_id") REFERENCES "account" ("id") ON DELETE CASCADE, FOREIGN KEY ("organisation_id") REFERENCES "organisation" ("id") ON DELETE CASCADE, FOREIGN KEY ("ticket_id") REFERENCES "ticket" ("id") ON DELETE SET NULL);
+CREATE INDEX "credit_entry_account_id" ON "credit_entry" ("account_id");
+CREATE INDEX "credit_entry_organisation_id" ON "credit_entry" ("organisation_id");
+CREATE INDEX "credit_entry_ticket_id" ON "credit_entry" ("ticket_id");
+CREATE INDEX "credit_entry_at" ON "credit_entry" ("at");
+CREATE TABLE "notice" ("id" INTEGER NOT NULL PRIMARY KEY, "ticket_id" INTEGER NOT NULL, "kind" VARCHAR(255) NOT NULL, "key" VARCHAR(255) NOT NULL, "at" DATETIME NOT NULL, FOREIGN KEY ("ticket_id") REFERENCES "ticket" ("id") ON DELETE CASCADE);
+CREATE INDEX "notice_ticket_id" ON "notice" ("ticket_id");
+CREATE UNIQUE INDEX "notice_ticket_id_kind_key" ON "notice" ("ticket_id", "kind", "key");

@@ -32,7 +32,7 @@ _AUTOREPLY_HEADERS = ("X-Autoreply", "X-Autorespond", "X-AutoReply-From", "X-Mai
 _PRECEDENCE_AUTO = frozenset({"bulk", "junk", "list", "auto_reply"})
 _SUPPRESS_AUTO = frozenset({"all", "oof", "autoreply", "dr"})
 _LIST_HEADERS = ("List-Id", "List-Unsubscribe")
-_BOUNCE_SENDERS = frozenset({"mailer-daemon", "postmaster"})
+_BOUNCE_SENDERS = frozenset({"mailer-daemon", "postmaster", "post_master"})
 _NOREPLY_LOCAL = re.compile(
     r"(?:mailer-daemon|postmaster|abuse|root"
     r"|(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?)(?:[-+=_.].*)?)",
@@ -43,8 +43,8 @@ _NOREPLY_LOCAL = re.compile(
 # prefix followed by ":" (or nothing) counts, so "Re: out of office hours question" or
 # "Out of office hours?" written by a person stays human.
 _VACATION_SUBJECT = re.compile(
-    r"^\s*(?:out\s+of\s+(?:the\s+)?office(?:\s+auto-?reply)?|automatic\s+reply|auto-?reply"
-    r"|auto-?response|automatische\s+antwort|abwesenheitsnotiz|abwesenheit|afwezig"
+    r"^\s*(?:out\s+of\s+(?:the\s+)?office(?:\s+auto-?reply)?|automatic\s+reply|auto[-\s]?reply"
+    r"|auto[-\s]?response|automatische\s+antwort|abwesenheitsnotiz|abwesenheit|afwezig"
     r"|automatisch\s+antwoord|r[ée]ponse\s+automatique|absence\s+du\s+bureau|absent"
     r"|vacation(?:\s+reply)?|on\s+vacation)\s*(?::|$)",
     re.IGNORECASE,
@@ -153,12 +153,19 @@ def precedence(msg: Message) -> str:
 
 
 def autoreply_headers(msg: Message) -> str:
-    """Headers that responders put on their own replies (osTicket's and Zammad's list)."""
+    """Headers that responders put on their own replies (osTicket's and Zammad's list, and
+    iCloud's vacation marker)."""
     for name in _AUTOREPLY_HEADERS:
         values = _values(msg, name)
         if values and _token(values[0]) not in ("no", "false", "0"):
             return name.lower()
-    return ""
+    return "x-apple-action" if _token(_first(msg, "X-Apple-Action")) == "vacation" else ""
+
+
+def list_server_notice(msg: Message) -> str:
+    """A notice written by the fml list server itself (loop alerts, command results): fml marks
+    its own mail with X-MLServer, and the posts it distributes also carry Precedence: bulk."""
+    return "list-server" if _values(msg, "X-MLServer") else ""
 
 
 def auto_response_suppress(msg: Message) -> str:
@@ -230,6 +237,7 @@ RULES: tuple[Rule, ...] = (
     autoreply_headers,
     auto_response_suppress,
     other_report,
+    list_server_notice,
     vacation_subject,
     bounce_subject,
     noreply_sender,

@@ -53,6 +53,11 @@ PRODUCT_KEYS: dict[str, str] = {
     "HOLIDAYS": "",
     "SLA": "critical=4h,high=24h,medium=48h,low=72h",
     "FIRST_RESPONSE": "1h",
+    "SLA_WARNING": "0.8",
+    "REMINDER_DAYS": "3",
+    "AUTO_CLOSE_DAYS": "7",
+    "ESCALATION_ADDRESS": "",
+    "CREDIT_LOW": "60",
 }
 
 LANGUAGES = ("en", "nl", "fr")
@@ -76,6 +81,13 @@ class ProductSettings:
     calendar: businesshours.Calendar
     sla: Mapping[str, timedelta]
     first_response: timedelta
+    # The scheduler's promises (mailbot.jobs) and the credit warning (mailbot.credit). Defaults
+    # here too, so code that builds a ProductSettings by hand keeps working.
+    sla_warning: float = 0.8
+    reminder_days: int = 3
+    auto_close_days: int = 7
+    escalation_address: str = ""
+    credit_low: int = 60
 
 
 @dataclass(frozen=True)
@@ -166,6 +178,19 @@ def parse_seconds(value: str) -> float:
     return seconds
 
 
+def parse_share(value: str) -> float:
+    share = float(value)
+    if not 0 < share < 1:
+        raise ValueError("expected a share of the target between 0 and 1, e.g. 0.8")
+    return share
+
+
+def parse_count(value: str) -> int:
+    if not value.isdigit():
+        raise ValueError("expected a whole number, 0 or more")
+    return int(value)
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if value.lower() not in allowed:
@@ -243,6 +268,11 @@ def _load_product(read: _Reader, key: str, data_dir: Path) -> ProductSettings:
         calendar=calendar,
         sla=read.parse(name("SLA"), businesshours.parse_sla),  # type: ignore[arg-type]
         first_response=read.parse(name("FIRST_RESPONSE"), businesshours.parse_duration),  # type: ignore[arg-type]
+        sla_warning=float(read.parse(name("SLA_WARNING"), parse_share)),  # type: ignore[arg-type]
+        reminder_days=int(read.parse(name("REMINDER_DAYS"), parse_count)),  # type: ignore[call-overload]
+        auto_close_days=int(read.parse(name("AUTO_CLOSE_DAYS"), parse_count)),  # type: ignore[call-overload]
+        escalation_address=str(read.parse(name("ESCALATION_ADDRESS"), lambda v: v and _address(v))),
+        credit_low=int(read.parse(name("CREDIT_LOW"), parse_count)),  # type: ignore[call-overload]
     )
 
 

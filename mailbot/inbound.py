@@ -16,7 +16,13 @@ from mailbot.config import ProductSettings
 from mailbot.desk import Desk
 from mailbot.message import InboundMessage
 from mailbot.models import Account, Message, Outbox, Ticket
-from mailbot.routing import clean_subject, find_reference, requested_category, requested_priority
+from mailbot.routing import (
+    clean_subject,
+    find_reference,
+    requested_category,
+    requested_priority,
+    strip_references,
+)
 from mailbot.trim import visible_text
 
 log = logging.getLogger(__name__)
@@ -228,7 +234,7 @@ def refuse(desk: Desk, mail: Mail, reason: str, account: Account | None = None) 
         language = account.language if account else mail.product.language
         recipient = notify.Recipient(mail.msg.sender.email, mail.msg.sender.name, "customer", language, account)
         notify.queue_mail(desk, "refused", mail.product, None, [recipient],
-                          context={"reason": reason, "original_subject": mail.msg.subject,
+                          context={"reason": reason, "original_subject": strip_references(mail.msg.subject),
                                    "limit": ""},
                           parent_id=mail.msg.message_id)
     log.info("mail %s from %s refused: %s", mail.msg.message_id, email, reason)

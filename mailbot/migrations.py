@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from peewee import Database
 
-from mailbot.models import MODELS, SchemaVersion
+from mailbot.models import MODELS, CreditEntry, Notice, Organisation, SchemaVersion
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +18,15 @@ def _create_initial(db: Database) -> None:
     db.create_tables(MODELS)
 
 
+def _add_credit_and_notices(db: Database) -> None:
+    """Version 2: organisations with prepaid credit, the time and credit ledger, and the record
+    of what the scheduler's jobs sent. New tables only; safe=True because a database created
+    fresh already has them from step 1."""
+    db.create_tables([Organisation, CreditEntry, Notice], safe=True)
+
+
 # version -> step that brings the database from version-1 to version.
-STEPS: dict[int, Callable[[Database], None]] = {1: _create_initial}
+STEPS: dict[int, Callable[[Database], None]] = {1: _create_initial, 2: _add_credit_and_notices}
 LATEST = max(STEPS)
 
 

@@ -199,6 +199,51 @@ class MailboxState(BaseModel):
     updated_at = DateTimeField(default=utcnow)
 
 
+class Organisation(BaseModel):
+    """A customer organisation that holds prepaid support credit for its people (matched by
+    name with Account.organisation). Time is taken from here before the account's own credit."""
+
+    name = CharField(unique=True)
+    credit_minutes = IntegerField(default=0)
+    credit_expires = DateField(null=True)  # the last day the credit may be used
+    created_at = DateTimeField(default=utcnow)
+
+
+class CreditEntry(BaseModel):
+    """The ledger of time and credit: credit added, time recorded on a ticket (and how much of it
+    was taken from credit), credit forfeited at expiry. Balances live on Account/Organisation;
+    this is their history and the source of the time figures in reports."""
+
+    kind = CharField()  # add, time, expire
+    account = ForeignKeyField(Account, null=True, backref="credit_entries", on_delete="CASCADE")
+    organisation = ForeignKeyField(
+        Organisation, null=True, backref="credit_entries", on_delete="CASCADE"
+    )
+    ticket = ForeignKeyField(Ticket, null=True, backref="credit_entries", on_delete="SET NULL")
+    spent = IntegerField(default=0)  # time entries: minutes recorded, in started 15-minute blocks
+    minutes = IntegerField(default=0)  # change of the balance: + added, - taken or forfeited
+    uncovered = IntegerField(default=0)  # time entries: minutes the credit could not cover
+    balance = IntegerField(default=0)  # the holder's balance after this entry
+    expires = DateField(null=True)
+    note = TextField(default="")
+    actor_email = CharField(default="")
+    at = DateTimeField(default=utcnow, index=True)
+
+
+class Notice(BaseModel):
+    """What the scheduler's jobs did to a ticket (SLA warning or breach, reminder, automatic
+    close), one row per ticket, kind and deadline: the unique key makes each happen once, also
+    across restarts and when a one-shot pass runs beside the daemon."""
+
+    ticket = ForeignKeyField(Ticket, backref="notices", on_delete="CASCADE")
+    kind = CharField()  # sla_warning, sla_breach, reminder, auto_close
+    key = CharField()  # which deadline: e.g. "resolution:high", "first_response", a waiting start
+    at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("ticket", "kind", "key"), True),)
+
+
 MODELS: tuple[type[BaseModel], ...] = (
     SchemaVersion,
     ProductCounter,
@@ -212,4 +257,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     Event,
     Outbox,
     MailboxState,
+    Organisation,
+    CreditEntry,
+    Notice,
 )

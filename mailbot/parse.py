@@ -1,15 +1,15 @@
 """Turn the raw bytes of one mail into an `InboundMessage`, or refuse it with a QuarantineError.
 
-This is the one place where third-party mail objects are touched: the standard library builds the
-MIME tree (so that size, depth and part limits are checked before anything walks it), mail-parser
-reads the date and the recipient lists, and everything else is read here from the tree with
-strict rules of our own: the sender (ambiguous means none), ids, decoded and cleaned headers,
-the text (plain preferred, HTML turned into text), sanitised HTML and attachments with safe names.
-A forwarded message (message/rfc822) is one attachment: its headers and body never become ours.
+This is the one place where third-party mail objects are touched. The standard library builds the
+MIME tree, so that the size, depth and part caps are checked before anything else walks it;
+mail-parser reads the date and the recipient lists; the rest is read here with strict rules of
+our own: the sender (ambiguous means none), ids, decoded and cleaned headers, the text (plain
+preferred, HTML turned into text), sanitised HTML and attachments with safe names. A forwarded
+message (message/rfc822) is one attachment: its headers and body never become the outer mail's.
 
-What it leaves to others: deciding what an automatic mail means (`mailbot.automail` gives the
-reason, routing decides), storing raw bytes and attachments, trimming quoted history
-(`mailbot.trim`), and any time limit on parsing (the worker that calls us).
+What it leaves to others: what an automatic mail means (`mailbot.automail` names the reason,
+routing decides), storing raw bytes and attachments, trimming quoted history (`mailbot.trim`),
+and any time limit on parsing (the worker that calls us).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import io
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.errors import HeaderParseError
 from email.generator import BytesGenerator
 from email.message import Message
 from email.policy import compat32
@@ -38,6 +40,7 @@ from mailbot.errors import QuarantineError
 from mailbot.message import Address, Attachment, InboundMessage
 
 MiB = 1024 * 1024
+_Addrs = tuple[Address, ...]
 
 
 @dataclass(frozen=True)
@@ -52,47 +55,47 @@ class ParseLimits:
 
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
-# A mail starts with a header field (or an mbox "From " line); anything else is not a mail.
-_FIELD_LINE = re.compile(rb"(?:From |[!-9;-~]+[ \t]*:)")
+_FIELD_LINE = re.compile(rb"(?:From |[!-9;-~]+[ \t]*:)")  # a header field or an mbox line
+_OBSOLETE_FIELD = re.compile(rb"(?m)^([!-9;-~]+)[ \t]+:")  # "Subject : x", RFC 5322 section 4.5
 _KNOWN_HEADERS = frozenset(
     "from sender to cc subject date message-id received return-path content-type mime-version"
     " delivered-to reply-to in-reply-to references".split()
 )
 _MSGID = re.compile(r"<([^<>\s\x00-\x1f\x7f]+)>")
 _MAX_IDS = 100
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+# Lenient on purpose: real mailers put spaces and "?" inside words; "?=" still ends one.
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?(.*?)\?=")
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+_SURROGATES = re.compile("[\udc80-\udcff]")
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
 _ATOM = r"[^\s\"(),:;<>@\[\]\\.\x00-\x1f\x7f]+"  # RFC 5322 atext, and any non-ASCII (RFC 6532)
 _LOCAL_PART = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
 _DOMAIN = re.compile(rf"{_ATOM}(?:\.{_ATOM})*\.?|\[[0-9A-Fa-f:.]+\]")
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+# `Name <a@b>` with nothing to mistake in the name; Outlook even writes `Last, First <a@b>`.
+_NAME_ADDR = re.compile(r"([^<>@\"()\\]*?)\s*<([^<>@\s]+@[^<>@\s]+)>")
 _MAX_ADDRESS_HEADER = 4096
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 _MAX_FILENAME = 150
-_MAX_EXTENSION = 16
-
-# Labels that real mail uses for a larger character set than they name; the WHATWG Encoding
-# Standard decodes them the same way, so text from Outlook and Asian webmail reads right.
-_SUPERSETS = {
-    "iso-8859-1": "cp1252",
-    "latin1": "cp1252",
-    "latin-1": "cp1252",
-    "iso8859-1": "cp1252",
-    "iso-8859-9": "cp1254",
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "x-gbk": "gb18030",
-    "ks_c_5601-1987": "cp949",
-    "euc-kr": "cp949",
-    "shift_jis": "cp932",
-    "x-sjis": "cp932",
-    "big5": "big5hkscs",
-    "tis-620": "cp874",
-    "iso-8859-11": "cp874",
-    "unicode-1-1-utf-7": "utf-7",
-    "x-mac-roman": "mac_roman",
-    "macintosh": "mac_roman",
+_UNNAMED = {
+    "message/rfc822": "message.eml",
+    "message/global": "message.eml",
+    "message/delivery-status": "delivery-status.txt",
+    "text/rfc822-headers": "headers.txt",
 }
-# Declared charsets that mail clients put on UTF-8 text by mistake; valid UTF-8 wins over them.
+
+# Labels that mail uses for a larger character set than they name; the WHATWG Encoding Standard
+# decodes them the same way, so text from Outlook and Asian webmail reads right.
+_SUPERSETS = dict(
+    pair.split("=")
+    for pair in "iso-8859-1=cp1252 latin1=cp1252 latin-1=cp1252 iso8859-1=cp1252"
+    " iso-8859-9=cp1254 gb2312=gb18030 gbk=gb18030 x-gbk=gb18030 ks_c_5601-1987=cp949"
+    " euc-kr=cp949 shift_jis=cp932 x-sjis=cp932 big5=big5hkscs tis-620=cp874"
+    " unicode-1-1-utf-7=utf-7 x-mac-roman=mac_roman macintosh=mac_roman".split()
+)
+# Japanese mailers often label Shift_JIS or EUC-JP bytes as ISO-2022-JP.
+_SIBLINGS = {"iso2022_jp": ("cp932", "euc_jp"), "euc_jp": ("cp932",), "cp932": ("euc_jp",)}
+# Declared charsets that clients put on UTF-8 text by mistake; valid UTF-8 wins over them.
 _OFTEN_MISLABELLED = frozenset({"ascii", "cp1252", "latin_1", "cp1254"})
 
 
@@ -124,38 +127,61 @@ def _check_raw(raw: bytes, limits: ParseLimits) -> None:
 
 
 def _parse_checked(raw: bytes, limits: ParseLimits) -> InboundMessage:
-    msg = email.message_from_bytes(raw, policy=compat32)
+    end = _HEADER_END.search(raw)
+    cut = end.start() if end else len(raw)
+    msg = email.message_from_bytes(_OBSOLETE_FIELD.sub(rb"\1:", raw[:cut]) + raw[cut:])
     if not any(name.lower() in _KNOWN_HEADERS for name in msg.keys()):
         raise QuarantineError("not a mail: no known header")
     parts = _sort_parts(msg, limits)
-    parsed = mailparser.MailParser(msg)
-    hint = _charset_hint(msg, parts.plain + parts.html)
+    hint = next(filter(None, map(_charset, [msg, *parts.plain, *parts.html])), None)
+    date, to, cc, reply_to = _read_with_mailparser(msg)
     reason = automail.classify(msg)
-    is_bounce = automail.is_bounce_reason(reason)
-    bounce = automail.read_bounce(msg) if is_bounce else automail.Bounce()
+    bounce = automail.read_bounce(msg) if automail.is_bounce_reason(reason) else automail.Bounce()
     text, html = _bodies(parts)
     return InboundMessage(
         sender=_strict_sender(msg, hint),
-        to=_addresses(parsed.to),
-        cc=_addresses(parsed.cc),
-        reply_to=_addresses(parsed.reply_to),
+        to=to,
+        cc=cc,
+        reply_to=reply_to,
         subject=clean_line(decode_header_value(_first(msg, "Subject"), hint)),
         message_id=_message_id(msg, raw),
         in_reply_to=_ids(_first(msg, "In-Reply-To")),
         references=_ids(_first(msg, "References")),
-        date=parsed.date or None,
+        date=date,
         text=text,
         html=html,
         attachments=tuple(_attachment(part, limits) for part in parts.files),
         automatic=reason,
-        bounce=is_bounce,
+        bounce=automail.is_bounce_reason(reason),
         bounced_message_id=bounce.message_id,
         bounced_recipients=bounce.failed_recipients,
         list_mail=automail.is_list_mail(msg),
-        headers=tuple(
-            (clean_line(_unescape_8bit(k)), _header_text(v, hint)) for k, v in msg.raw_items()
-        ),
+        headers=_headers(msg, hint),
     )
+
+
+def _read_with_mailparser(msg: Message) -> tuple[datetime | None, _Addrs, _Addrs, _Addrs]:
+    """Date and recipient lists through mail-parser, which reads broken ones best; where
+    mail-parser itself fails (it has bugs on some defective trees), the standard library's."""
+    try:
+        parsed = mailparser.MailParser(msg)
+        date, lists = parsed.date, [parsed.to, parsed.cc, parsed.reply_to]
+    except (AttributeError, TypeError, ValueError, IndexError, LookupError):
+        date = _stdlib_date(_first(msg, "Date"))
+        lists = [
+            email.utils.getaddresses([_unescape(str(v)) for v in msg.get_all(name, [])])
+            for name in ("To", "Cc", "Reply-To")
+        ]
+    to, cc, reply_to = (_addresses(pairs) for pairs in lists)
+    return date or None, to, cc, reply_to
+
+
+def _stdlib_date(value: str) -> datetime | None:
+    try:
+        date = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return date.astimezone(UTC) if date.tzinfo else date.replace(tzinfo=UTC)
 
 
 # --- MIME structure ----------------------------------------------------------------------------
@@ -170,8 +196,8 @@ class _Parts:
 
 def _sort_parts(msg: Message, limits: ParseLimits) -> _Parts:
     """Check the part and depth caps over the whole tree, without recursion, and sort the parts
-    of the outer message into text, HTML and attachments. Anything inside an enclosed message
-    (message/rfc822, a bounce's status) belongs to that one attachment."""
+    of the outer mail into text, HTML and attachments. Anything inside an enclosed message
+    (message/rfc822, a bounce's status fields) belongs to that one attachment."""
     parts = _Parts()
     stack: list[tuple[Message, int, bool]] = [(msg, 0, False)]
     count = 0
@@ -183,37 +209,24 @@ def _sort_parts(msg: Message, limits: ParseLimits) -> _Parts:
         if depth > limits.max_depth:
             raise QuarantineError("MIME nesting too deep")
         is_message = part.get_content_maintype() == "message"
-        if not enclosed:
-            _sort_part(part, parts, is_message)
+        if not enclosed and (is_message or not part.is_multipart()):
+            _sort_leaf(part, parts, is_message)
         children = part.get_payload() if part.is_multipart() else []
         for child in reversed(children if isinstance(children, list) else []):
             stack.append((child, depth + 1, enclosed or is_message))
     return parts
 
 
-def _sort_part(part: Message, parts: _Parts, is_message: bool) -> None:
-    if part.is_multipart() and not is_message:
-        return
+def _sort_leaf(part: Message, parts: _Parts, is_message: bool) -> None:
     ctype = part.get_content_type()
     attached = part.get_content_disposition() == "attachment" or bool(_filename(part))
     if is_message or attached or ctype not in ("text/plain", "text/html"):
         parts.files.append(part)
-    elif ctype == "text/plain":
-        parts.plain.append(part)
     else:
-        parts.html.append(part)
+        (parts.plain if ctype == "text/plain" else parts.html).append(part)
 
 
-def _charset_hint(msg: Message, texts: list[Message]) -> str | None:
-    """The charset to try first for raw 8-bit header bytes: the one the body declares."""
-    for part in [msg, *texts]:
-        charset = _safe_charset(part)
-        if charset:
-            return charset
-    return None
-
-
-def _safe_charset(part: Message) -> str | None:
+def _charset(part: Message) -> str | None:
     try:
         return part.get_content_charset()
     except (LookupError, UnicodeError, ValueError):
@@ -224,45 +237,39 @@ def _safe_charset(part: Message) -> str | None:
 
 
 def _codec(charset: str | None) -> str | None:
-    if not charset:
-        return None
-    label = charset.strip().strip("\"'").lower().split("*", 1)[0]
-    label = _SUPERSETS.get(label, label)
+    label = (charset or "").strip().strip("\"'").lower().split("*", 1)[0]
     try:
-        return codecs.lookup(label).name
+        return codecs.lookup(_SUPERSETS.get(label, label)).name if label else None
     except (LookupError, ValueError):
         return None
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
-    """Text from bytes whatever the label says: the declared charset, then UTF-8, then
-    Latin-1, which cannot fail (reliability P3)."""
+    """Text from bytes whatever the label says: the declared charset (and its usual stand-ins),
+    then UTF-8, then Latin-1, which cannot fail (reliability P3)."""
     declared = _codec(charset)
-    order = [declared, "utf-8"]
+    order = [declared, *_SIBLINGS.get(declared or "", ()), "utf-8"]
     if declared in _OFTEN_MISLABELLED or declared is None:
         order = ["utf-8", declared]
-    for name in order:
-        if name:
-            try:
-                return data.decode(name)
-            except (UnicodeError, LookupError):
-                continue
+    for name in filter(None, order):
+        try:
+            return data.decode(name)
+        except (UnicodeError, LookupError):
+            continue
     return data.decode("latin-1")
 
 
-def _unescape_8bit(value: str) -> str:
+def _unescape(value: str, hint: str | None = None) -> str:
     """The standard library keeps raw 8-bit header bytes as surrogates; make them text."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+    if not _SURROGATES.search(value):
         return value
-    return decode_bytes(value.encode("utf-8", "surrogateescape"), None)
+    return decode_bytes(value.encode("utf-8", "surrogateescape"), hint)
 
 
 def decode_header_value(value: str, hint: str | None = None) -> str:
     """RFC 2047 decoding that never fails: unknown charsets and broken words fall back to
     UTF-8/Latin-1 or stay as written (P4). Raw 8-bit bytes are read in the `hint` charset."""
-    if any("\udc80" <= ch <= "\udcff" for ch in value):
-        value = decode_bytes(value.encode("utf-8", "surrogateescape"), hint)
-    value = re.sub(r"\r?\n(?=[ \t])", "", value)
+    value = _FOLD.sub("", _unescape(str(value), hint))
     out: list[str] = []
     run: list[tuple[str | None, bytes]] = []  # adjacent encoded words, not yet decoded
     pos = 0
@@ -271,42 +278,39 @@ def decode_header_value(value: str, hint: str | None = None) -> str:
         data = _word_bytes(match.group(2), match.group(3))
         # White space between two encoded words is not text (RFC 2047 section 6.2).
         if between.strip() or not run or data is None:
-            out.append(_decode_words(run))
-            out.append(between)
+            out += [_decode_words(run), between]
             run = []
         if data is None:
             out.append(match.group(0))
         else:
             run.append((_codec(match.group(1)), data))
         pos = match.end()
-    out.append(_decode_words(run))
-    out.append(value[pos:])
-    return "".join(out)
-
-
-def _decode_words(run: list[tuple[str | None, bytes]]) -> str:
-    """Decode adjacent words, joining those of one charset as bytes first: mailers split
-    multi-byte characters across words."""
-    out: list[str] = []
-    index = 0
-    while index < len(run):
-        charset, data = run[index][0], bytearray(run[index][1])
-        index += 1
-        while index < len(run) and run[index][0] == charset:
-            data.extend(run[index][1])
-            index += 1
-        out.append(decode_bytes(bytes(data), charset))
-    return "".join(out)
+    return "".join([*out, _decode_words(run), value[pos:]])
 
 
 def _word_bytes(encoding: str, text: str) -> bytes | None:
     try:
         if encoding in "bB":
-            return base64.b64decode(text + "=" * (-len(text) % 4))
+            text = "".join(text.split())
+            return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
         data = text.replace("_", " ").encode("utf-8", "surrogateescape")
         return _QP_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), data)
     except (binascii.Error, ValueError):
         return None
+
+
+def _decode_words(run: list[tuple[str | None, bytes]]) -> str:
+    """Decode adjacent words, joining those of one charset as bytes first: mailers split
+    multi-byte characters across words."""
+    out, index = [], 0
+    while index < len(run):
+        charset, data = run[index][0], bytearray(run[index][1])
+        index += 1
+        while index < len(run) and run[index][0] == charset:
+            data += run[index][1]
+            index += 1
+        out.append(decode_bytes(bytes(data), charset))
+    return "".join(out)
 
 
 def clean_line(text: str) -> str:
@@ -316,96 +320,74 @@ def clean_line(text: str) -> str:
     return " ".join("".join(chars).split())
 
 
-def _header_text(value: str, hint: str | None) -> str:
-    return clean_line(decode_header_value(str(value), hint))
+def _headers(msg: Message, hint: str | None) -> tuple[tuple[str, str], ...]:
+    """Every header of the outer mail in order, decoded and on one line."""
+    items = msg.raw_items()
+    return tuple(
+        (clean_line(_unescape(k)), clean_line(decode_header_value(v, hint))) for k, v in items
+    )
 
 
 def _first(msg: Message, name: str) -> str:
-    lname = name.lower()
-    for key, value in msg.raw_items():
-        if key.lower() == lname:
-            return str(value)
-    return ""
+    return next((str(v) for k, v in msg.raw_items() if k.lower() == name.lower()), "")
 
 
 # --- addresses and ids -------------------------------------------------------------------------
 
 
 def _strict_sender(msg: Message, hint: str | None) -> Address | None:
-    """The one unambiguous From mailbox, or None (S9). Every From header must name the same
-    single mailbox, and two parsers (the modern one and the legacy `getaddresses`) must agree."""
-    found = [_one_mailbox(_unescape_8bit(v)) for k, v in msg.raw_items() if k.lower() == "from"]
+    """The one unambiguous From mailbox, or None (S9): every From header names the same single
+    mailbox, and the modern parser and the legacy `getaddresses` agree on it."""
+    found = [_one_mailbox(_unescape(v, hint)) for k, v in msg.raw_items() if k.lower() == "from"]
     if not found or None in found or len({a.key for a in found if a}) != 1:
         return None
     return found[0]
 
 
 def _one_mailbox(value: str) -> Address | None:
-    value = re.sub(r"\r?\n(?=[ \t])", "", value).strip()
-    if not value or len(value) > _MAX_ADDRESS_HEADER:
+    value = _FOLD.sub("", value).strip()
+    if not value or len(value) > _MAX_ADDRESS_HEADER or _address_in_comment(value):
         return None
-    if any(ch in comment for comment in _comments(value) for ch in "@<>"):
-        return None  # alice@cust.com(<x@evil>): a reader may take the comment for the address
-    try:
-        header = default_policy.header_factory("From", value)
-        addresses = header.addresses
-        legacy = [addr for _, addr in email.utils.getaddresses([value])]
-    except (ValueError, IndexError, TypeError, AttributeError, email.errors.HeaderParseError):
+    simple = _NAME_ADDR.fullmatch(value)
+    if simple:  # one angle-addr and no other "@", "<", quote or comment: nothing to mistake
+        name, addr = decode_header_value(simple.group(1)), simple.group(2)
+    else:
+        try:
+            header = default_policy.header_factory("From", value)
+            legacy = [a.lower() for _, a in email.utils.getaddresses([value])]
+        except (ValueError, IndexError, TypeError, AttributeError, HeaderParseError):
+            return None
+        if header.defects or len(header.addresses) != 1:
+            return None
+        name, addr = header.addresses[0].display_name, header.addresses[0].addr_spec
+        if legacy != [addr.lower()]:
+            return None
+    local, _, domain = addr.rpartition("@")
+    if not (_LOCAL_PART.fullmatch(local) and _DOMAIN.fullmatch(domain)):
         return None
-    if header.defects or len(addresses) != 1:
-        return None
-    mailbox = addresses[0]
-    if not (_LOCAL_PART.fullmatch(mailbox.username) and _DOMAIN.fullmatch(mailbox.domain)):
-        return None
-    if [a.lower() for a in legacy] != [mailbox.addr_spec.lower()]:
-        return None
-    return Address(email=mailbox.addr_spec, name=clean_line(mailbox.display_name))
+    return Address(email=addr, name=clean_line(name))
 
 
-def _comments(value: str) -> list[str]:
-    """The text of every top-level (comment) in an address header, outside quoted strings."""
-    comments: list[str] = []
-    current: list[str] = []
-    depth, quoted, escaped = 0, False, False
-    for ch in value:
-        if escaped:
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-            continue
-        elif quoted:
-            quoted = ch != '"'
-            continue
-        elif ch == '"' and depth == 0:
-            quoted = True
-            continue
-        elif ch == "(":
-            depth += 1
-        elif ch == ")" and depth:
-            depth -= 1
-            if depth == 0:
-                comments.append("".join(current))
-                current = []
-            continue
-        if depth:
-            current.append(ch)
-    return comments
+def _address_in_comment(value: str) -> bool:
+    """`alice@cust.com(<x@evil>)`: a reader may take the comment for the address."""
+    depth = 0
+    for ch in _QUOTED.sub('""', value):
+        depth += (ch == "(") - (ch == ")" and depth > 0)
+        if depth and ch in "@<>":
+            return True
+    return False
 
 
 def _addresses(pairs: list[tuple[str, str]]) -> tuple[Address, ...]:
-    """Recipient lists as mail-parser reads them; only what looks like a mailbox is kept."""
-    found = []
-    for name, addr in pairs or []:
-        addr = clean_line(addr)
-        if "@" in addr and " " not in addr:
-            found.append(Address(email=addr, name=clean_line(name)))
-    return tuple(found)
+    """Recipient lists as read; only what looks like a mailbox is kept."""
+    found = ((clean_line(name), clean_line(addr)) for name, addr in pairs or [])
+    return tuple(Address(email=a, name=n) for n, a in found if "@" in a and " " not in a)
 
 
 def _ids(value: str) -> tuple[str, ...]:
-    value = _unescape_8bit(value)
+    value = _unescape(value)
     found = _MSGID.findall(value) or [t.strip("<>") for t in value.split() if "@" in t]
-    return tuple(dict.fromkeys(clean_line(i) for i in found if clean_line(i)))[:_MAX_IDS]
+    return tuple(dict.fromkeys(filter(None, map(clean_line, found))))[:_MAX_IDS]
 
 
 def _message_id(msg: Message, raw: bytes) -> str:
@@ -419,15 +401,15 @@ def _message_id(msg: Message, raw: bytes) -> str:
 
 
 def _bodies(parts: _Parts) -> tuple[str, str]:
-    plain = "\n\n".join(t for t in (_part_text(p) for p in parts.plain) if t.strip())
-    html = sanitize_html("\n".join(_part_text(p) for p in parts.html))
+    plain = "\n\n".join(t for t in map(_part_text, parts.plain) if t.strip())
+    html = sanitize_html("\n".join(map(_part_text, parts.html)))
     text = plain if plain.strip() else html_to_text(html)
     return text.replace("\r\n", "\n").strip("\n"), html
 
 
 def _part_text(part: Message) -> str:
     data = part.get_payload(decode=True)
-    return decode_bytes(data, _safe_charset(part)) if isinstance(data, bytes) else ""
+    return decode_bytes(data, _charset(part)) if isinstance(data, bytes) else ""
 
 
 def sanitize_html(html: str) -> str:
@@ -447,9 +429,7 @@ def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
     is_cid = value.strip().lower().startswith("cid:")
     if attribute == "src":
         return value if is_cid else None
-    if attribute == "href" and is_cid:
-        return None
-    return value
+    return None if attribute == "href" and is_cid else value
 
 
 def html_to_text(html: str) -> str:
@@ -466,49 +446,44 @@ def html_to_text(html: str) -> str:
 
 def _filename(part: Message) -> str:
     try:
-        name = part.get_filename() or ""
+        return decode_header_value(str(part.get_filename() or ""))
     except (LookupError, UnicodeError, ValueError, TypeError):
         return ""
-    return decode_header_value(str(name))
 
 
 def safe_filename(name: str) -> str:
     """An attachment name safe to show (S8): the last path element only, no control or
     direction-changing characters, at most 150 characters with the extension kept."""
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(
-        ch
-        for ch in name
-        if unicodedata.category(ch) not in ("Cc", "Cs", "Zl", "Zp") and ch not in _BIDI_CONTROLS
-    )
-    name = " ".join(name.split()).rstrip(" .")
+    name = " ".join(name.replace("\\", "/").rsplit("/", 1)[-1].split())
+    name = "".join(ch for ch in name if ch not in _BIDI and unicodedata.category(ch)[0] != "C")
+    name = name.strip().rstrip(" .")  # Windows drops trailing dots and spaces
     if name in ("", ".", ".."):
         return "attachment"
-    if len(name) > _MAX_FILENAME:
-        stem, dot, ext = name.rpartition(".")
-        if dot and stem and len(ext) < _MAX_EXTENSION:
-            return stem[: _MAX_FILENAME - len(ext) - 1] + "." + ext
-        return name[:_MAX_FILENAME]
-    return name
+    stem, dot, ext = name.rpartition(".")
+    if len(name) <= _MAX_FILENAME:
+        return name
+    if dot and stem and len(ext) <= 16:
+        return stem[: _MAX_FILENAME - len(ext) - 1] + "." + ext
+    return name[:_MAX_FILENAME]
 
 
 def _attachment(part: Message, limits: ParseLimits) -> Attachment:
+    ctype = part.get_content_type()
     enclosed = part.get_content_maintype() == "message"
     payload = _enclosed_bytes(part) if enclosed else part.get_payload(decode=True)
     payload = payload if isinstance(payload, bytes) else b""
     if len(payload) > limits.max_attachment_bytes:
         raise QuarantineError("attachment too large")
-    default = "message.eml" if enclosed else "attachment"
     return Attachment(
-        filename=safe_filename(_filename(part) or default),
-        content_type=part.get_content_type(),
+        filename=safe_filename(_filename(part) or _UNNAMED.get(ctype, "attachment")),
+        content_type=ctype,
         payload=payload,
-        content_id=(_ids(_first(part, "Content-ID")) or ("",))[0],
+        content_id=next(iter(_ids(_first(part, "Content-ID"))), ""),
     )
 
 
 def _enclosed_bytes(part: Message) -> bytes:
-    """The bytes of an enclosed message (or a bounce's status fields), as one attachment."""
+    """The bytes of an enclosed message (or of a bounce's status fields)."""
     inner = part.get_payload()
     if not isinstance(inner, list):
         return part.get_payload(decode=True) or b""

@@ -3,13 +3,13 @@
 `Renderer.render()` takes a template name (`ticket_opened`, `reply`, ...), a language, a product key
 and a context of plain values, and returns a `Rendered` subject, text and HTML. Templates live in
 `templates/<lang>/NAME.txt` (blocks `subject` and `body`) and `NAME.html` (optional, extends
-`_layout.html`); language-neutral HTML helpers sit in `templates/common/`. A product may override any
-single file with a folder of the same layout.
+`_layout.html`); language-neutral HTML helpers sit in `templates/common/`. A product may override
+any single file with a folder of the same layout.
 
 Templates are data (house style, principle 11): user text only ever reaches a template as a
-variable, autoescaping is on for HTML, and undefined variables fail loudly. This module also owns the
-translated words for status, priority and category codes (`names()`) and the reply markers that the
-inbound side cuts quoted history at (`REPLY_MARKERS`).
+variable, autoescaping is on for HTML, and undefined variables fail loudly. This module also owns
+the translated words for status, priority and category codes (`names()`) and the reply markers
+that the inbound side cuts quoted history at (`REPLY_MARKERS`).
 
 It leaves to others: building the context from the database (the caller), choosing recipients and
 the language, and turning a `Rendered` into RFC 5322 bytes (`mailbot.compose`).
@@ -24,8 +24,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from jinja2 import BaseLoader, FileSystemLoader, StrictUndefined, Template, TemplateNotFound
-from jinja2 import select_autoescape
+from jinja2 import (
+    BaseLoader,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateNotFound,
+    select_autoescape,
+)
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 

@@ -37,6 +37,11 @@ def clean_subject(subject: str) -> str:
     return text or "(no subject)"
 
 
+def strip_references(subject: str) -> str:
+    """The subject with every `[PREFIX-N]` tag removed: a refusal must not confirm a reference."""
+    return " ".join(_REFERENCE.sub(" ", subject).split())
+
+
 def requested_priority(subject: str, text: str) -> str | None:
     """`[high]` in the subject, else a `Priority: high` line in the body."""
     for match in _TAG.finditer(subject):

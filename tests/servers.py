@@ -365,10 +365,10 @@ class Dovecot:
 
 @dataclass(frozen=True)
 class ReceivedMail:
-    """One message the sink accepted."""
+    """One message the sink accepted (envelope names as in aiosmtpd's Envelope)."""
 
-    sender: str
-    recipients: tuple[str, ...]
+    mail_from: str
+    rcpt_tos: list[str]
     raw: bytes
     message: EmailMessage
     login: str | None  # the AUTH identity, None when the client did not authenticate
@@ -435,8 +435,8 @@ class _SinkHandler:
         raw = envelope.original_content or envelope.content
         login = session.auth_data.login.decode() if session.authenticated else None
         mail = ReceivedMail(
-            sender=envelope.mail_from,
-            recipients=tuple(envelope.rcpt_tos),
+            mail_from=envelope.mail_from,
+            rcpt_tos=list(envelope.rcpt_tos),
             raw=raw,
             message=email.message_from_bytes(raw, policy=email.policy.default),
             login=login,
@@ -446,6 +446,25 @@ class _SinkHandler:
             self.sink.messages.append(mail)
             self.sink._arrived.notify_all()
         return "250 OK queued"
+
+
+class _TrackingController(Controller):
+    """A Controller that knows its connections, so that stop() can cut them (aiosmtpd's own
+    stop leaves them open, and their transports are then garbage-collected unclosed)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._servers: weakref.WeakSet = weakref.WeakSet()
+
+    def factory(self):
+        server = super().factory()
+        self._servers.add(server)
+        return server
+
+    def abort_connections(self) -> None:  # runs in the event loop's thread
+        for server in list(self._servers):
+            if server.transport is not None:
+                server.transport.abort()
 
 
 class SmtpSink:
@@ -495,7 +514,8 @@ class SmtpSink:
     def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
         ok = isinstance(auth_data, LoginPassword) and self.auth == (
             auth_data.login.decode(), auth_data.password.decode())
-        return AuthResult(success=ok, auth_data=auth_data if ok else None)
+        # handled=False: let aiosmtpd answer 535 itself (its default is to send nothing).
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
     def start(self) -> None:
         if self._controller is not None:
@@ -512,14 +532,17 @@ class SmtpSink:
         elif self.tls == "implicit":
             kwargs["ssl_context"] = self._server_context()
         # A fresh controller each time: a stopped one has closed its event loop.
-        controller = Controller(self._handler, hostname=HOST, port=self.port, **kwargs)
+        controller = _TrackingController(
+            self._handler, hostname=HOST, port=self.port, **kwargs)
         controller.start()
         self._controller = controller
 
     def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
+        """Stop listening and cut every open connection, like a server going down."""
+        controller, self._controller = self._controller, None
+        if controller is not None:
+            controller.loop.call_soon_threadsafe(controller.abort_connections)
+            controller.stop()
 
     def __enter__(self) -> SmtpSink:
         self.start()
@@ -528,8 +551,14 @@ class SmtpSink:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def url(self, scheme: str | None = None, *, starttls: bool | None = None) -> str:
-        """mailbot's MAILBOT_SMTP_URL for this sink (with its credentials when it has auth)."""
+    @property
+    def url(self) -> str:
+        """mailbot's MAILBOT_SMTP_URL for this sink as configured (credentials included)."""
+        return self.url_for()
+
+    def url_for(self, scheme: str | None = None, *, starttls: bool | None = None) -> str:
+        """A MAILBOT_SMTP_URL for this sink with another scheme or STARTTLS setting, e.g. to
+        ask for STARTTLS from a sink that does not offer it."""
         scheme = scheme or ("smtps" if self.tls == "implicit" else "smtp")
         auth = ""
         if self.auth is not None:
@@ -559,7 +588,7 @@ class SmtpSink:
         """Wait until at least `count` messages arrived; AssertionError with what came if not."""
         with self._arrived:
             if not self._arrived.wait_for(lambda: len(self.messages) >= count, timeout):
-                got = [(m.sender, m.recipients, m.message["Subject"]) for m in self.messages]
+                got = [(m.mail_from, m.rcpt_tos, m.message["Subject"]) for m in self.messages]
                 raise AssertionError(f"expected {count} message(s) within {timeout} s, got {got}")
             return list(self.messages)
 

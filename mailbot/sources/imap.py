@@ -71,8 +71,9 @@ def parse_imap_url(url: str) -> ImapTarget:
     if not parts.hostname or not parts.username:
         raise ConfigError(f"{shown}: needs user:password@host")
     query = parse_qs(parts.query, keep_blank_values=True)
-    if set(query) - {"starttls"}:
-        raise ConfigError(f"{shown}: unknown option(s) {', '.join(sorted(set(query) - {'starttls'}))}")
+    unknown = sorted(set(query) - {"starttls"})
+    if unknown:
+        raise ConfigError(f"{shown}: unknown option(s) {', '.join(unknown)}")
     starttls = query.get("starttls", ["false"])[-1].lower()
     if starttls not in ("true", "false") or (starttls == "true" and scheme == "imaps"):
         raise ConfigError(f"{shown}: starttls=true|false, and only with imap://")
@@ -239,12 +240,15 @@ class ImapSource:
                 found = self._connected().fetch(batch, [b"BODY.PEEK[]", b"INTERNALDATE"])
             for uid in batch:
                 data = found.get(uid, {})
-                if b"BODY[]" not in data:
+                # Expunged by another client: either left out of the answer, or (Dovecot,
+                # before this session heard of the EXPUNGE) answered with a NIL body.
+                body = data.get(b"BODY[]")
+                if body is None:
                     log.info("%s: UID %d vanished before it was fetched", self.name, uid)
                     continue
                 yield FetchedMail(
                     mailbox=self.name, uidvalidity=self._uidvalidity, key=str(uid),
-                    raw=bytes(data[b"BODY[]"]), internal_date=data.get(b"INTERNALDATE"),
+                    raw=bytes(body), internal_date=data.get(b"INTERNALDATE"),
                 )
 
     def acknowledge(self, mail: FetchedMail) -> None:

@@ -33,7 +33,9 @@ class MaildirSource:
             for sub in ("new", "cur", "tmp"):
                 (self.path / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise SourceUnavailable(f"{self.name}: cannot create the Maildir: {exc.strerror}")
+            raise SourceUnavailable(
+                f"{self.name}: cannot create the Maildir: {exc.strerror}"
+            ) from exc
 
     def close(self) -> None:
         pass
@@ -60,7 +62,7 @@ class MaildirSource:
                 log.info("%s: %s vanished before it was read", self.name, key)
                 continue
             except OSError as exc:
-                raise SourceUnavailable(f"{self.name}: cannot read {key}: {exc.strerror}")
+                raise SourceUnavailable(f"{self.name}: cannot read {key}: {exc.strerror}") from exc
             yield FetchedMail(
                 mailbox=self.name, uidvalidity=0, key=key, raw=raw,
                 internal_date=datetime.fromtimestamp(mtime, UTC),
@@ -74,7 +76,9 @@ class MaildirSource:
         except FileNotFoundError:
             log.info("%s: %s was already moved away", self.name, key)
         except OSError as exc:
-            raise SourceUnavailable(f"{self.name}: cannot move {key} to cur/: {exc.strerror}")
+            raise SourceUnavailable(
+                f"{self.name}: cannot move {key} to cur/: {exc.strerror}"
+            ) from exc
 
     def wait_for_news(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

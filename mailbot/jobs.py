@@ -1,0 +1,247 @@
+"""The promises kept by the clock: SLA warnings and escalations, reminders to customers who keep
+a ticket waiting, and closing resolved tickets nobody answered.
+
+Each job asks the database what is due at `now`, not the schedule what it missed: a run after
+the daemon was down catches up, and the record of what was done (a `Notice` row, unique per
+ticket, kind and deadline) makes each warning, escalation, reminder and automatic close happen
+once, also across restarts and when `poll --once` runs beside the daemon. Each ticket is handled
+in its own transaction, holding its outbox rows, its history event and its notice; a ticket that
+fails is logged and the job goes on with the next.
+
+`register_jobs` adds the jobs to the daemon's APScheduler scheduler; `run_due_jobs` runs them
+once (`poll --once`). Who receives which mail, and in which words, is `mailbot.notify`'s and the
+templates' business; the SLA arithmetic is `mailbot.deadlines`'.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from peewee import IntegrityError
+
+from mailbot import accounts, notify, tickets
+from mailbot.config import ProductSettings
+from mailbot.deadlines import ClockState, pauses_of, refresh_deadlines, sla_state
+from mailbot.desk import Desk
+from mailbot.models import Notice, Ticket, database
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.base import BaseScheduler
+
+log = logging.getLogger(__name__)
+
+JOB_INTERVAL_SECONDS = 60
+RUNNING_STATUSES = ("new", "open", "waiting")
+Job = Callable[[Desk, datetime], int]
+
+
+# --- the jobs --------------------------------------------------------------------------------
+
+
+def sla_sweep(desk: Desk, now: datetime) -> int:
+    """Warn the board when a deadline is mostly used, escalate when it is missed; returns the
+    number of warnings and escalations sent. Also keeps the stored due times current."""
+    sent = 0
+    for ticket, product in _tickets(desk, Ticket.status.in_(RUNNING_STATUSES)):
+        sent += _guarded(_sweep_ticket, desk, ticket, product, now)
+    return sent
+
+
+def remind_waiting(desk: Desk, now: datetime) -> int:
+    """Remind the customer once per wait when a ticket has waited `_REMINDER_DAYS` days for
+    their answer; returns the number of tickets reminded."""
+    sent = 0
+    for ticket, product in _tickets(desk, Ticket.status == "waiting"):
+        if product.reminder_days and _since(ticket, "waiting") <= now - timedelta(days=product.reminder_days):
+            sent += _guarded(_remind, desk, ticket, product, now)
+    return sent
+
+
+def auto_close_resolved(desk: Desk, now: datetime) -> int:
+    """Close tickets resolved `_AUTO_CLOSE_DAYS` days ago that the customer did not answer, and
+    tell them so; returns the number closed."""
+    closed = 0
+    for ticket, product in _tickets(desk, Ticket.status == "resolved"):
+        days = product.auto_close_days
+        if days and _since(ticket, "resolved") <= now - timedelta(days=days):
+            closed += _guarded(_auto_close, desk, ticket, product, now)
+    return closed
+
+
+JOBS: tuple[tuple[str, Job], ...] = (
+    ("sla-sweep", sla_sweep),
+    ("remind-waiting", remind_waiting),
+    ("auto-close", auto_close_resolved),
+)
+
+
+def run_job(job: Job, desk: Desk, stop: threading.Event | None = None) -> int:
+    """One run of `job` at the desk's clock: the scheduler's entry point. Never raises, so a bad
+    run is logged with its name and the next one still comes."""
+    if stop is not None and stop.is_set():
+        return 0
+    try:
+        done = job(desk, desk.clock())
+    except Exception:
+        log.exception("job %s failed; it runs again at the next interval", job.__name__)
+        return 0
+    if done:
+        log.info("job %s: %d ticket(s) handled", job.__name__, done)
+    return done
+
+
+def run_due_jobs(desk: Desk) -> dict[str, int]:
+    """Every job once, now (`poll --once`)."""
+    return {name: run_job(job, desk) for name, job in JOBS}
+
+
+def register_jobs(scheduler: BaseScheduler, desk: Desk, stop: threading.Event,
+                  interval: float = JOB_INTERVAL_SECONDS) -> None:
+    """Add the jobs to the daemon's scheduler, beside the mailbox and outbox jobs."""
+    # The first run is at once (catching up on what fell due while the daemon was down), by the
+    # scheduler's own clock: desk.clock is the business clock the jobs read, and may be a test's.
+    first = datetime.now(UTC)
+    for job_id, job in JOBS:
+        scheduler.add_job(
+            run_job, "interval", args=(job, desk, stop), id=job_id, seconds=interval,
+            next_run_time=first, max_instances=1, coalesce=True,
+            # Close to the interval: APScheduler's default of 1 s silently drops late runs.
+            misfire_grace_time=max(int(interval), 1),
+        )
+
+
+# --- one ticket each -------------------------------------------------------------------------
+
+
+def _sweep_ticket(desk: Desk, ticket: Ticket, product: ProductSettings, now: datetime) -> int:
+    pauses = pauses_of(ticket)
+    refresh_deadlines(ticket, product, now)
+    sent = 0
+    for clock in sla_state(ticket, product, now, pauses).clocks:
+        if not clock.running:
+            continue
+        if clock.breached:
+            if _claim(ticket, "sla_breach", clock.key, now):
+                # Once breached, a warning would be news from the past: mark it as done.
+                _claim(ticket, "sla_warning", clock.key, now)
+                _send_sla_mail(desk, "sla_breach", ticket, product, clock, now)
+                sent += 1
+        elif clock.share >= product.sla_warning and _claim(ticket, "sla_warning", clock.key, now):
+            _send_sla_mail(desk, "sla_warning", ticket, product, clock, now)
+            sent += 1
+    return sent
+
+
+def _send_sla_mail(desk: Desk, template: str, ticket: Ticket, product: ProductSettings,
+                   clock: ClockState, now: datetime) -> None:
+    recipients = _board_recipients(ticket, product)
+    if template == "sla_breach" and product.escalation_address:
+        address = product.escalation_address
+        recipients.append(notify.Recipient(address, "", "engineer", product.language,
+                                           accounts.find_account(address)))
+    percent = math.floor(clock.share * 100 + 1e-9)  # 0.29 * 100 is 28.999...
+    due = _local(clock.due, product)
+    context = {"sla": {"kind": clock.kind, "used_percent": percent, "due": due}}
+    rows = notify.queue_mail(desk, template, product, ticket, recipients, context=context)
+    tickets.record_event(ticket, template, "", new=clock.kind,
+                         detail=f"{percent}% of the {clock.kind.replace('_', ' ')} time used; "
+                                f"due {due}", at=now)
+    log.info("%s: %s (%s, %d%% used, due %s) mailed to %d recipient(s)", ticket.reference,
+             template, clock.kind, percent, due, len(rows))
+
+
+def _remind(desk: Desk, ticket: Ticket, product: ProductSettings, now: datetime) -> int:
+    since = _since(ticket, "waiting")
+    if not _claim(ticket, "reminder", since.isoformat(), now):
+        return 0
+    days = (now - since).days
+    notify.queue_mail(desk, "reminder", product, ticket, _customer_recipients(ticket, product),
+                      context={"days": days})
+    tickets.record_event(ticket, "reminder", "", detail=f"waiting for the customer for {days} days",
+                         at=now)
+    log.info("%s: customer reminded after %d days of waiting", ticket.reference, days)
+    return 1
+
+
+def _auto_close(desk: Desk, ticket: Ticket, product: ProductSettings, now: datetime) -> int:
+    since = _since(ticket, "resolved")
+    if not _claim(ticket, "auto_close", since.isoformat(), now):
+        return 0
+    days = (now - since).days
+    tickets.set_status(ticket, "closed", "", now)
+    tickets.record_event(ticket, "auto_close", "", new="closed",
+                         detail=f"closed automatically {days} days after it was resolved", at=now)
+    notify.queue_mail(desk, "auto_closed", product, ticket, _customer_recipients(ticket, product),
+                      context={"days": days})
+    log.info("%s: closed automatically, resolved %d days ago", ticket.reference, days)
+    return 1
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _tickets(desk: Desk, condition: Any) -> Iterator[tuple[Ticket, ProductSettings]]:
+    products = desk.settings.product_by_key
+    query = Ticket.select().where(condition & Ticket.product.in_(list(products))).order_by(Ticket.id)
+    for ticket in query:
+        yield ticket, products[ticket.product]
+
+
+def _guarded(handle: Callable[[Desk, Ticket, ProductSettings, datetime], int], desk: Desk,
+             ticket: Ticket, product: ProductSettings, now: datetime) -> int:
+    """Run `handle` for one ticket in one transaction, on a fresh copy of the ticket (mail may
+    have changed it since the job's query); a failure is logged and rolled back."""
+    try:
+        with database.atomic():
+            fresh = Ticket.get_or_none(Ticket.id == ticket.id)
+            if fresh is None or fresh.status != ticket.status:
+                return 0
+            return handle(desk, fresh, product, now)
+    except Exception:
+        log.exception("%s: %s failed; tried again at the next run", ticket.reference, handle.__name__)
+        return 0
+
+
+def _claim(ticket: Ticket, kind: str, key: str, now: datetime) -> bool:
+    """Record that `kind` was done for this ticket and deadline; False when it already was."""
+    if Notice.select().where((Notice.ticket == ticket) & (Notice.kind == kind)
+                             & (Notice.key == key)).exists():
+        return False
+    try:
+        with database.atomic():  # a savepoint: a concurrent claim must not undo the ticket's work
+            Notice.create(ticket=ticket, kind=kind, key=key, at=now)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _since(ticket: Ticket, status: str) -> datetime:
+    """When the ticket entered its current `status` (waiting or resolved)."""
+    moment = ticket.waiting_since if status == "waiting" else ticket.resolved_at
+    return moment or ticket.updated_at
+
+
+def _board_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.Recipient]:
+    """The product's review board (its engineers when it has no board) and the assignee."""
+    people = accounts.staff_of(product.key, ("board",)) or accounts.staff_of(product.key)
+    if ticket.assignee_id is not None and all(p.id != ticket.assignee_id for p in people):
+        people.append(ticket.assignee)
+    return [notify.recipient_for(p, accounts.role_of(p, product.key) or "engineer", product.language)
+            for p in people]
+
+
+def _customer_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.Recipient]:
+    """The requester and the watchers who still have access to the product."""
+    people = [notify.recipient_for(ticket.requester, "customer", product.language)]
+    people += [notify.recipient_for(a, "watcher", product.language) for a in tickets.watchers_of(ticket)
+               if accounts.role_of(a, product.key) is not None]
+    return people
+
+
+def _local(moment: datetime, product: ProductSettings) -> str:
+    return moment.astimezone(product.calendar.zone).strftime("%Y-%m-%d %H:%M %Z")

@@ -1,0 +1,152 @@
+"""The part of a reply a person just wrote: quoted history and signature taken away.
+
+`visible_text` keeps the newest part of a reply. It cuts at mailbot's own reply marker, at the
+quote header of any language mail-parser-reply knows ("On ... wrote:", "Am ... schrieb",
+"Op ... schreef", "Le ... a écrit", Outlook's "From: ... Sent: ..." block and
+"-----Original Message-----"), at a trailing `>`-quoted block, and at a "-- " signature.
+mail-parser-reply is asked only where the quote starts; the cut is made on the text as written,
+so indentation, pasted logs and lines such as "Thanks, that worked" stay as they are.
+
+What it leaves to others: the whole text is kept by the caller (the ticket stores the original);
+this is only the view. Commands at the top of a reply are read by the command parser, from the
+text this returns.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+from mailparser_reply.constants import MAIL_LANGUAGES
+from mailparser_reply.parser import EmailMessage
+
+REPLY_MARKERS = (
+    "-- Reply above this line --",
+    "-- Antwoord boven deze regel --",
+    "-- Répondez au-dessus de cette ligne --",
+)
+"""The line mailbot puts at the top of its mails (en, nl, fr), as `mailbot.render` writes it."""
+
+# Mail clients and HTML-to-text conversion change the dashes (an escaped "\--", an en dash) or
+# drop them, so the phrase alone is what is matched, at any quote depth.
+_MARKER_LINE = re.compile(
+    r"^[>\s]*\\?[-\u2013\u2014]*\s*(?:reply above this line|antwoord boven deze regel"
+    r"|r[ée]pondez au-dessus de cette ligne)\s*[-\u2013\u2014]*\s*$",
+    re.IGNORECASE,
+)
+_SEPARATOR = re.compile(r"^\s*(?:[_\-=*]{10,}|-+\s*original message\s*-+)\s*$", re.IGNORECASE)
+_SIGNATURE = re.compile(r"^--\s?$")
+_SENT_FROM = re.compile(
+    r"^\s*(?:sent from my |sent from mail for |get outlook for |von meinem .* gesendet"
+    r"|gesendet von meinem |verzonden (?:vanaf|met) mijn |envoy[ée] (?:de|depuis) mon )",
+    re.IGNORECASE,
+)
+_MAX_SCAN = 100_000  # the header patterns backtrack; a quote header is never this far down
+
+
+def strip_reply_marker(text: str) -> str:
+    """Everything above mailbot's reply marker line; the text unchanged when there is none.
+
+    When the client quoted the marker (`> -- Reply above this line --`), the quote header it
+    wrote just above ("On ..., Support wrote:") goes too: it belongs to the quoted history.
+    """
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if _MARKER_LINE.match(line):
+            kept = _strip_blank_tail(lines[:index])
+            if line.lstrip().startswith(">") and kept and kept[-1].rstrip().endswith(":"):
+                kept = _strip_blank_tail(kept[:-1])
+            return "\n".join(kept).rstrip()
+    return text
+
+
+def visible_text(text: str) -> str:
+    """The newest part of a reply. Never "" for a non-empty text: when trimming would leave
+    nothing (a mail that is all quote), the stripped original is returned."""
+    original = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not original:
+        return ""
+    lines = strip_reply_marker(original).split("\n")
+    visible = _trim(lines)
+    if not visible:
+        # A reply written below the quote header (bottom-posting, answers between quoted
+        # lines): what follows the header, without the quoted lines, is the reply.
+        _, header_end = _header_span(lines)
+        visible = _trim(lines[header_end:]) if header_end else ""
+    return visible or original
+
+
+def _trim(lines: list[str]) -> str:
+    lines = lines[: _quote_start(lines)]
+    lines = _cut_signature(lines)
+    lines = [line for line in lines if not line.lstrip().startswith(">")]
+    visible = "\n".join(_strip_blank_tail(lines)).strip("\n")
+    return re.sub(r"\n{3,}", "\n\n", visible) if visible.strip() else ""
+
+
+def _quote_start(lines: list[str]) -> int:
+    """Index of the first line of quoted history (len(lines) when there is none)."""
+    start = min(_header_span(lines)[0], _trailing_quote(lines))
+    # Outlook puts a line of underscores above its header block; Thunderbird a dashed one.
+    while start > 0 and (not lines[start - 1].strip() or _SEPARATOR.match(lines[start - 1])):
+        start -= 1
+    return start
+
+
+def _header_span(lines: list[str]) -> tuple[int, int]:
+    """First and last+1 line of the first quote header that any of mail-parser-reply's
+    languages recognises; (len(lines), 0) when there is none."""
+    normalized = "\n".join(line.strip() for line in lines)[:_MAX_SCAN]
+    found = [m for m in (_header_regex().search(normalized), _separator(normalized)) if m]
+    if not found:
+        return len(lines), 0
+    match = min(found, key=lambda m: m.start())
+    position = match.start()
+    while position < match.end() and normalized[position] == "\n":
+        position += 1
+    return normalized.count("\n", 0, position), normalized.count("\n", 0, match.end()) + 1
+
+
+def _separator(normalized: str) -> re.Match[str] | None:
+    return re.search(r"^-+\s*original message\s*-+$", normalized, re.IGNORECASE | re.MULTILINE)
+
+
+@cache
+def _header_regex() -> re.Pattern[str]:
+    # Every language the library knows: a customer's client language is not ours to choose.
+    return EmailMessage(text="", languages=list(MAIL_LANGUAGES)).HEADER_REGEX
+
+
+def _trailing_quote(lines: list[str]) -> int:
+    """Where a `>`-quoted block that runs to the end starts, with the "... wrote:" line of an
+    unknown language just above it (any line ending in ":")."""
+    end = len(lines)
+    while end > 0 and not lines[end - 1].strip():
+        end -= 1
+    start = end
+    while start > 0 and (lines[start - 1].lstrip().startswith(">") or not lines[start - 1].strip()):
+        start -= 1
+    if start == end:
+        return len(lines)
+    above = start
+    while above > 0 and not lines[above - 1].strip():
+        above -= 1
+    if above > 0 and lines[above - 1].rstrip().endswith(":"):
+        return above - 1
+    return start
+
+
+def _cut_signature(lines: list[str]) -> list[str]:
+    """Cut at an RFC 3676 "-- " line or a "Sent from my phone" line, if text stays above."""
+    for index, line in enumerate(lines):
+        if _SIGNATURE.match(line) or _SENT_FROM.match(line):
+            if any(above.strip() for above in lines[:index]):
+                return lines[:index]
+    return lines
+
+
+def _strip_blank_tail(lines: list[str]) -> list[str]:
+    end = len(lines)
+    while end > 0 and not lines[end - 1].strip():
+        end -= 1
+    return lines[:end]
