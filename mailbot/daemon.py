@@ -19,7 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from mailbot.config import ProductSettings, Settings
 from mailbot.desk import Desk
-from mailbot.errors import MailbotError, SourceUnavailable
+from mailbot.errors import MailbotError
 from mailbot.ingest import ingest_mail
 from mailbot.outbox import drain_outbox
 from mailbot.poller import poll_mailbox

@@ -8,12 +8,12 @@ Runs inside the ingest transaction and touches only the database and the outbox 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mailbot import accounts, notify, tickets
+from mailbot import accounts, deadlines, notify, replies, tickets
 from mailbot.config import ProductSettings
 from mailbot.desk import Desk
+from mailbot.inmail import Mail, Outcome, staff_recipients, store_inbound
 from mailbot.message import InboundMessage
 from mailbot.models import Account, Message, Outbox, Ticket
 from mailbot.routing import (
@@ -26,26 +26,6 @@ from mailbot.routing import (
 from mailbot.trim import visible_text
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a mail ended: `ticket` (opened one), `message` (joined one) or `ignored`."""
-
-    outcome: str
-    reason: str = ""
-    ticket: Ticket | None = None
-
-
-@dataclass(frozen=True)
-class Mail:
-    """An inbound mail with what we know about it, handed between the steps below."""
-
-    msg: InboundMessage
-    product: ProductSettings
-    sender: Account | None
-    raw_path: str
-    now: datetime
 
 
 def handle_mail(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path: str) -> Outcome:
@@ -123,6 +103,7 @@ def handle_new(desk: Desk, mail: Mail, linked_to: Ticket | None = None) -> Outco
         category=requested_category(msg.subject) or "question",
         flags=flags, linked_to=linked_to,
     )
+    deadlines.refresh_deadlines(ticket, product, mail.now)
     # The first mail is kept whole: it may carry a forwarded history the team needs.
     store_inbound(desk, mail, ticket, msg.text)
     add_cc_watchers(mail, ticket)
@@ -162,35 +143,11 @@ def contract_flags(sender: Account, product: ProductSettings, now: datetime) -> 
 
 
 def handle_reply(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
-    sender = mail.sender
-    assert sender is not None  # may_reply checked it
-    if accounts.is_staff(sender, mail.product.key):
-        return handle_staff_reply(desk, mail, ticket)
-    if ticket.status == "closed":
+    """A reply to a closed ticket from its customer opens a new ticket linked to it; any other
+    reply goes to the ticket with its commands."""
+    if ticket.status == "closed" and not accounts.is_staff(mail.sender, mail.product.key):
         return handle_new(desk, mail, linked_to=ticket)
-    text = visible_text(mail.msg.text)
-    store_inbound(desk, mail, ticket, text)
-    if ticket.status in ("waiting", "resolved"):
-        tickets.set_status(ticket, "open", sender.email, mail.now)
-    notify.queue_mail(desk, "customer_reply", mail.product, ticket, staff_recipients(mail.product, ticket),
-                      context={"text": text, "attachments": [a.filename for a in mail.msg.attachments]},
-                      actor=sender, parent_id=mail.msg.message_id)
-    return Outcome("message", "", ticket)
-
-
-def handle_staff_reply(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
-    sender = mail.sender
-    assert sender is not None
-    text = visible_text(mail.msg.text)
-    parent = last_public_message_id(ticket)
-    store_inbound(desk, mail, ticket, text)
-    tickets.mark_first_response(ticket, mail.now)
-    if ticket.status in ("new", "waiting"):
-        tickets.set_status(ticket, "open", sender.email, mail.now)
-    notify.queue_mail(desk, "reply", mail.product, ticket, customer_recipients(ticket, mail.product),
-                      context={"text": text, "attachments": [a.filename for a in mail.msg.attachments]},
-                      actor=sender, parent_id=parent)
-    return Outcome("message", "staff reply", ticket)
+    return replies.handle_reply(desk, mail, ticket)
 
 
 def handle_automatic(desk: Desk, mail: Mail, ticket: Ticket | None) -> Outcome:
@@ -241,17 +198,6 @@ def refuse(desk: Desk, mail: Mail, reason: str, account: Account | None = None) 
     return Outcome("ignored", f"refused: {reason}")
 
 
-def store_inbound(desk: Desk, mail: Mail, ticket: Ticket, text: str, *, visibility: str = "public",
-                  kind: str = "mail") -> Message:
-    msg = mail.msg
-    new = tickets.NewMessage(
-        direction="in", message_id=msg.message_id, author=mail.sender,
-        author_email=msg.sender.email if msg.sender else "", subject=msg.subject, text=text,
-        html=msg.html, visibility=visibility, kind=kind, raw_path=mail.raw_path,
-    )
-    return tickets.add_message(ticket, new, desk.store, msg.attachments, at=mail.now)
-
-
 def add_cc_watchers(mail: Mail, ticket: Ticket) -> None:
     """Addresses in Cc (and To) of the opening mail that have access to the product."""
     for address in mail.msg.cc + mail.msg.to:
@@ -260,24 +206,3 @@ def add_cc_watchers(mail: Mail, ticket: Ticket) -> None:
             tickets.add_watcher(ticket, account, mail.msg.sender.key if mail.msg.sender else "", mail.now)
 
 
-def staff_recipients(product: ProductSettings, ticket: Ticket | None = None) -> list[notify.Recipient]:
-    """The assignee when there is one, else the product's engineers and board."""
-    if ticket is not None and ticket.assignee_id is not None:
-        people = [ticket.assignee]
-    else:
-        people = accounts.staff_of(product.key)
-    return [notify.recipient_for(a, accounts.role_of(a, product.key) or "engineer", product.language)
-            for a in people]
-
-
-def customer_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.Recipient]:
-    people = [notify.recipient_for(ticket.requester, "customer", product.language)]
-    people += [notify.recipient_for(a, "watcher", product.language) for a in tickets.watchers_of(ticket)
-               if accounts.role_of(a, product.key) is not None]
-    return people
-
-
-def last_public_message_id(ticket: Ticket) -> str:
-    row = (Message.select().where((Message.ticket == ticket) & (Message.visibility == "public"))
-           .order_by(Message.id.desc()).first())
-    return row.message_id if row else ""

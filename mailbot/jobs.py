@@ -57,7 +57,7 @@ def remind_waiting(desk: Desk, now: datetime) -> int:
     their answer; returns the number of tickets reminded."""
     sent = 0
     for ticket, product in _tickets(desk, Ticket.status == "waiting"):
-        if product.reminder_days and _since(ticket, "waiting") <= now - timedelta(days=product.reminder_days):
+        if _due(ticket, "waiting", product.reminder_days, now):
             sent += _guarded(_remind, desk, ticket, product, now)
     return sent
 
@@ -67,8 +67,7 @@ def auto_close_resolved(desk: Desk, now: datetime) -> int:
     tell them so; returns the number closed."""
     closed = 0
     for ticket, product in _tickets(desk, Ticket.status == "resolved"):
-        days = product.auto_close_days
-        if days and _since(ticket, "resolved") <= now - timedelta(days=days):
+        if _due(ticket, "resolved", product.auto_close_days, now):
             closed += _guarded(_auto_close, desk, ticket, product, now)
     return closed
 
@@ -157,7 +156,8 @@ def _send_sla_mail(desk: Desk, template: str, ticket: Ticket, product: ProductSe
 
 def _remind(desk: Desk, ticket: Ticket, product: ProductSettings, now: datetime) -> int:
     since = _since(ticket, "waiting")
-    if not _claim(ticket, "reminder", since.isoformat(), now):
+    if not _due(ticket, "waiting", product.reminder_days, now) or not _claim(
+            ticket, "reminder", since.isoformat(), now):
         return 0
     days = (now - since).days
     notify.queue_mail(desk, "reminder", product, ticket, _customer_recipients(ticket, product),
@@ -170,7 +170,8 @@ def _remind(desk: Desk, ticket: Ticket, product: ProductSettings, now: datetime)
 
 def _auto_close(desk: Desk, ticket: Ticket, product: ProductSettings, now: datetime) -> int:
     since = _since(ticket, "resolved")
-    if not _claim(ticket, "auto_close", since.isoformat(), now):
+    if not _due(ticket, "resolved", product.auto_close_days, now) or not _claim(
+            ticket, "auto_close", since.isoformat(), now):
         return 0
     days = (now - since).days
     tickets.set_status(ticket, "closed", "", now)
@@ -187,8 +188,8 @@ def _auto_close(desk: Desk, ticket: Ticket, product: ProductSettings, now: datet
 
 def _tickets(desk: Desk, condition: Any) -> Iterator[tuple[Ticket, ProductSettings]]:
     products = desk.settings.product_by_key
-    query = Ticket.select().where(condition & Ticket.product.in_(list(products))).order_by(Ticket.id)
-    for ticket in query:
+    query = Ticket.select().where(condition & Ticket.product.in_(list(products)))
+    for ticket in query.order_by(Ticket.id):
         yield ticket, products[ticket.product]
 
 
@@ -203,7 +204,8 @@ def _guarded(handle: Callable[[Desk, Ticket, ProductSettings, datetime], int], d
                 return 0
             return handle(desk, fresh, product, now)
     except Exception:
-        log.exception("%s: %s failed; tried again at the next run", ticket.reference, handle.__name__)
+        log.exception("%s: %s failed; tried again at the next run", ticket.reference,
+                      handle.__name__)
         return 0
 
 
@@ -220,6 +222,11 @@ def _claim(ticket: Ticket, kind: str, key: str, now: datetime) -> bool:
     return True
 
 
+def _due(ticket: Ticket, status: str, days: int, now: datetime) -> bool:
+    """Whether the ticket has been in `status` for `days` days (never, when days is 0)."""
+    return days > 0 and _since(ticket, status) <= now - timedelta(days=days)
+
+
 def _since(ticket: Ticket, status: str) -> datetime:
     """When the ticket entered its current `status` (waiting or resolved)."""
     moment = ticket.waiting_since if status == "waiting" else ticket.resolved_at
@@ -231,15 +238,15 @@ def _board_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.R
     people = accounts.staff_of(product.key, ("board",)) or accounts.staff_of(product.key)
     if ticket.assignee_id is not None and all(p.id != ticket.assignee_id for p in people):
         people.append(ticket.assignee)
-    return [notify.recipient_for(p, accounts.role_of(p, product.key) or "engineer", product.language)
-            for p in people]
+    return [notify.recipient_for(p, accounts.role_of(p, product.key) or "engineer",
+                                 product.language) for p in people]
 
 
 def _customer_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.Recipient]:
     """The requester and the watchers who still have access to the product."""
     people = [notify.recipient_for(ticket.requester, "customer", product.language)]
-    people += [notify.recipient_for(a, "watcher", product.language) for a in tickets.watchers_of(ticket)
-               if accounts.role_of(a, product.key) is not None]
+    people += [notify.recipient_for(a, "watcher", product.language)
+               for a in tickets.watchers_of(ticket) if accounts.role_of(a, product.key) is not None]
     return people
 
 

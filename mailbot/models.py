@@ -15,11 +15,13 @@ from peewee import (
     CharField,
     DatabaseProxy,
     DateField,
-    DateTimeField as _PlainDateTimeField,
     ForeignKeyField,
     IntegerField,
     Model,
     TextField,
+)
+from peewee import (
+    DateTimeField as _PlainDateTimeField,
 )
 
 database = DatabaseProxy()

@@ -31,6 +31,8 @@ OPTIONAL = frozenset(
 # Mails written by a person, relayed by us: not marked Auto-Submitted.
 HUMAN = frozenset({"reply", "customer_reply", "internal_note", "info_requested"})
 CUSTOMER_ROLES = ("customer", "watcher")
+# Answers about a mail that changed nothing: sent, but not part of the ticket's conversation.
+OFF_THE_RECORD = frozenset({"command_error", "command_not_trusted", "refused"})
 DAILY_AUTOMATIC_CAP = 40  # automatic mails per recipient per day (Znuny's PostmasterMaxEmails)
 
 
@@ -141,7 +143,7 @@ def _queue_one(desk: Desk, template: str, product: ProductSettings, ticket: Tick
         recipient=recipient.email.lower(), envelope_from=product.address, data=compose(mail),
         automatic=bool(automatic), created_at=now, next_attempt_at=now,
     )
-    if ticket is not None and recipient.role in CUSTOMER_ROLES:
+    if ticket is not None and recipient.role in CUSTOMER_ROLES and template not in OFF_THE_RECORD:
         Message.create(ticket=ticket, direction="out", message_id=message_id, author=actor,
                        author_email=product.address, kind=template, subject=rendered.subject,
                        text=rendered.text, created_at=now)

@@ -56,6 +56,7 @@ class ParseLimits:
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _FIELD_LINE = re.compile(rb"(?:From |[!-9;-~]+[ \t]*:)")  # a header field or an mbox line
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")  # ESC is ISO-2022-JP
 _OBSOLETE_FIELD = re.compile(rb"(?m)^([!-9;-~]+)[ \t]+:")  # "Subject : x", RFC 5322 section 4.5
 _KNOWN_HEADERS = frozenset(
     "from sender to cc subject date message-id received return-path content-type mime-version"
@@ -122,8 +123,11 @@ def _check_raw(raw: bytes, limits: ParseLimits) -> None:
     head = raw[: end.start()] if end else raw
     if len(head) > limits.max_header_bytes:
         raise QuarantineError("header section too large")
-    if b"\x00" in head or not _FIELD_LINE.match(raw):
+    if not _FIELD_LINE.match(raw):
         raise QuarantineError("not a mail: no header")
+    # A stray NUL happens in real bounces; a header full of control bytes is binary data.
+    if len(_CONTROL_BYTES.findall(head)) * 50 > len(head):
+        raise QuarantineError("not a mail: binary header")
 
 
 def _parse_checked(raw: bytes, limits: ParseLimits) -> InboundMessage:
@@ -323,9 +327,7 @@ def clean_line(text: str) -> str:
 def _headers(msg: Message, hint: str | None) -> tuple[tuple[str, str], ...]:
     """Every header of the outer mail in order, decoded and on one line."""
     items = msg.raw_items()
-    return tuple(
-        (clean_line(_unescape(k)), clean_line(decode_header_value(v, hint))) for k, v in items
-    )
+    return tuple((clean_line(_unescape(k)), clean_line(decode_header_value(v, hint))) for k, v in items)
 
 
 def _first(msg: Message, name: str) -> str:

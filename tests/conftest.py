@@ -12,14 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import (
-    DOVECOT_BINARY,
-    INSTALL_HINT,
-    Dovecot,
-    SmtpSink,
-    make_workdir,
-    remove_workdir,
-)
+from tests.servers import DOVECOT_BINARY, INSTALL_HINT, Dovecot, make_workdir, remove_workdir
+from tests.smtp_sink import SmtpSink
 
 REPO = Path(__file__).resolve().parents[1]
 

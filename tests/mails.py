@@ -5,9 +5,9 @@ from __future__ import annotations
 import email
 import email.policy
 import itertools
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from datetime import UTC, datetime
 
 _counter = itertools.count(1)
 

@@ -8,7 +8,8 @@ import socket
 
 import pytest
 
-from tests.servers import Dovecot, SilentServer, SmtpSink, make_workdir, remove_workdir
+from tests.servers import Dovecot, SilentServer, make_workdir, remove_workdir
+from tests.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.servers
 
@@ -52,14 +53,29 @@ def test_restart_keeps_mail_and_users():
         with Dovecot(workdir) as server:
             server.add_user("keeper", "secret")
             uid = server.append("keeper", MAIL, folder="Archive")
-            pid = server._proc.pid
+            pid = server.pid
             server.restart()
-            assert server._proc.pid != pid
+            assert server.pid != pid
             assert server.uids("keeper", "Archive") == [uid]
         with pytest.raises(ProcessLookupError):  # nothing of it is left behind
             os.killpg(pid, 0)
     finally:
         remove_workdir(workdir)
+
+
+def test_a_workdir_the_dovecot_account_cannot_reach_is_refused_clearly(tmp_path):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    if os.geteuid() != 0:
+        pytest.skip("only root makes Dovecot drop to another account")
+    with pytest.raises(ValueError, match="cannot reach"):
+        Dovecot(private / "dovecot")
+
+
+def test_smtp_sink_is_exported_here_too():
+    from tests.servers import SmtpSink as exported
+
+    assert exported is SmtpSink
 
 
 def test_capabilities_can_be_overridden():

@@ -16,7 +16,8 @@ from mailbot.transport import (
     SmtpTransport,
     transport_from_url,
 )
-from tests.servers import SilentServer, SmtpSink
+from tests.servers import SilentServer
+from tests.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.servers
 

@@ -1,0 +1,135 @@
+"""An engineer reading a ticket sees what the customer just wrote: not the quoted history, not
+the signature, in whatever language the customer's mail client speaks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailbot.parse import parse_mail
+from mailbot.trim import REPLY_MARKERS, strip_reply_marker, visible_text
+
+FIXTURES = Path(__file__).parent / "fixtures" / "mail"
+
+QUOTED = "> Hello,\n>\n> please try build 7.2.1.\n>\n> VISI Support\n"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "On Tue, 4 Jun 2024 at 17:00, VISI Support <support@visi.test> wrote:",
+        "Am Di., 4. Juni 2024 um 17:00 Uhr schrieb VISI Support <support@visi.test>:",
+        "Op di 4 jun. 2024 om 17:00 schreef VISI Support <support@visi.test>:",
+        "Le mar. 4 juin 2024 à 17:00, VISI Support <support@visi.test> a écrit :",
+        "W dniu 4.06.2024 o 17:00 VISI Support pisze:",  # a language nobody taught us
+    ],
+)
+def test_quoted_history_under_a_quote_header_is_dropped(header):
+    text = f"It works now, thank you!\n\nAlice\n\n{header}\n{QUOTED}"
+    assert visible_text(text) == "It works now, thank you!\n\nAlice"
+
+
+def test_an_outlook_reply_loses_the_header_block_and_everything_below():
+    text = (
+        "The licence server is back.\n\nJean\n\n________________________________\n"
+        "From: VISI Support <support@visi.test>\nSent: Thursday, June 6, 2024 10:00 AM\n"
+        "To: Jean <jean@client.example>\nSubject: [VISI-14] Licence server\n\nBonjour Jean,\n"
+    )
+    assert visible_text(text) == "The licence server is back.\n\nJean"
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        "Von: VISI Support <support@visi.test>\nGesendet: Donnerstag, 6. Juni 2024 10:00\n"
+        "An: Jean\nBetreff: Lizenz",
+        "Van: VISI Support <support@visi.test>\nVerzonden: donderdag 6 juni 2024 10:00\n"
+        "Aan: Jean\nOnderwerp: Licentie",
+        "De : VISI Support <support@visi.test>\nEnvoyé : jeudi 6 juin 2024 10:00\n"
+        "À : Jean\nObjet : Licence",
+        "-----Original Message-----\nFrom: VISI Support\nSent: Thursday",
+    ],
+)
+def test_outlook_header_blocks_in_other_languages(block):
+    assert visible_text(f"Done.\n\n{block}\n\nOld text.") == "Done."
+
+
+def test_a_signature_after_the_dash_dash_line_is_dropped():
+    text = "Please reopen the ticket.\n\n-- \nAlice Martin\nCustomer Ltd | +32 2 555 01 01"
+    assert visible_text(text) == "Please reopen the ticket."
+
+
+def test_sent_from_my_phone_is_dropped():
+    assert visible_text("Yes, go ahead.\n\nSent from my iPhone") == "Yes, go ahead."
+
+
+def test_what_a_person_wrote_is_kept_as_written():
+    text = (
+        "Thanks, that worked. But now the import fails:\n\n"
+        "    Traceback (most recent call last):\n      File 'x.py', line 1\n\n"
+        "Best regards,\nAlice"
+    )
+    assert visible_text(text) == text
+
+
+def test_a_reply_written_below_the_quote_is_found():
+    text = f"On Tue, 4 Jun 2024, VISI Support <support@visi.test> wrote:\n{QUOTED}\nBuild 7.2.1 works."
+    assert visible_text(text) == "Build 7.2.1 works."
+
+
+def test_answers_between_quoted_lines_keep_the_answers():
+    text = "> Which version?\n7.2\n> Which system?\nWindows 11\n"
+    assert visible_text(text) == "7.2\nWindows 11"
+
+
+def test_a_mail_that_is_all_quote_is_shown_whole():
+    text = "On Tue, VISI Support wrote:\n> Hello\n> Bye"
+    assert visible_text(text) == text
+    assert visible_text("> only a quote") == "> only a quote"
+
+
+def test_empty_text_stays_empty():
+    assert visible_text("") == ""
+    assert visible_text(" \n\r\n ") == ""
+
+
+@pytest.mark.parametrize("marker", REPLY_MARKERS)
+def test_everything_below_our_reply_marker_is_history(marker):
+    text = f"#status resolved\nFixed.\n\n{marker}\n\nHello Alice,\nyour ticket VISI-12 ..."
+    assert strip_reply_marker(text) == "#status resolved\nFixed."
+    assert visible_text(text) == "#status resolved\nFixed."
+
+
+def test_a_quoted_reply_marker_takes_its_quote_header_with_it():
+    text = "Fixed.\n\nOn Tue, 4 Jun 2024, VISI Support wrote:\n> -- Reply above this line --\n> Hi"
+    assert strip_reply_marker(text) == "Fixed."
+
+
+def test_a_reply_marker_changed_by_the_mail_client_is_still_found():
+    assert strip_reply_marker("Ok.\n\\-- Reply above this line --\nold") == "Ok."
+    assert strip_reply_marker("Ok.\n\u2013 Antwoord boven deze regel \u2013\nold") == "Ok."
+    assert strip_reply_marker("Ok.\n> Répondez au-dessus de cette ligne\nold") == "Ok."
+
+
+def test_text_without_a_marker_is_unchanged():
+    assert strip_reply_marker("Reply above this line, please.\nThanks") == (
+        "Reply above this line, please.\nThanks"
+    )
+
+
+def test_our_markers_are_the_ones_our_mails_carry():
+    render = pytest.importorskip("mailbot.render")
+    assert set(REPLY_MARKERS) == set(render.REPLY_MARKERS.values())
+
+
+def test_the_reply_fixtures_show_only_the_new_text():
+    reply = parse_mail((FIXTURES / "reply.eml").read_bytes())
+    outlook = parse_mail((FIXTURES / "outlook_reply.eml").read_bytes())
+
+    assert visible_text(reply.text) == (
+        "Thanks, the new build works. You can close the ticket.\n\nAlice"
+    )
+    assert visible_text(outlook.text) == (
+        "#status resolved\nLe serveur redémarre correctement maintenant.\n\nJean"
+    )
