@@ -2,7 +2,8 @@
 
 `compose(OutgoingMail) -> bytes` builds an `email.message.EmailMessage` with `email.policy.SMTP`:
 CRLF line ends, headers folded (never a line over 998 octets), non-ASCII headers RFC 2047-encoded,
-a text/plain part and, when there is HTML, a multipart/alternative. It also owns our Message-IDs
+bodies 7-bit clean (quoted-printable or base64 where needed), a text/plain part and, when there is
+HTML, a multipart/alternative. It also owns our Message-IDs
 (`make_message_id`, `is_our_message_id`), the stable per-ticket pseudo Message-ID that keeps a
 thread together when the subject is edited (`thread_ref`), and the capped References list
 (`build_references`).
@@ -30,6 +31,9 @@ from email.policy import SMTP
 from mailbot.message import Address
 
 LOOP_HEADER = "X-Mailbot-Loop"
+# 7bit: non-ASCII bodies go out quoted-printable or base64, so the bytes are plain ASCII and
+# pass any server, even one that does not offer 8BITMIME.
+_POLICY = SMTP.clone(cte_type="7bit")
 AUTOMATIC_VALUES = ("", "auto-replied", "auto-generated")
 
 # RFC 3834 §5 and the Microsoft and list conventions: tells auto-responders not to answer us.
@@ -148,9 +152,7 @@ def reference_from_thread_ref(message_id: str, domain: str) -> str:
     return match["ref"]
 
 
-def build_references(
-    existing: Sequence[str], parent: str, reference: str, domain: str
-) -> tuple[str, ...]:
+def build_references(existing: Sequence[str], parent: str, reference: str, domain: str) -> tuple[str, ...]:
     """References for a new mail: the ticket's thread ref first, then the existing ids and the
     `parent` (last, as RFC 5322 §3.6.4 wants) capped to the first 4 and last 6, no duplicates.
 
@@ -170,7 +172,7 @@ def build_references(
 def compose(mail: OutgoingMail) -> bytes:
     """The mail as RFC 5322 bytes with CRLF line ends. Raises ValueError for an invalid address,
     Message-ID, loop marker, naive date, or an extra header that is malformed or one of ours."""
-    message = EmailMessage(policy=SMTP)
+    message = EmailMessage(policy=_POLICY)
     _set_addresses(message, mail)
     message["Subject"] = clean_header_value(mail.subject)
     message["Date"] = _aware(mail.date)

@@ -29,15 +29,16 @@ log = logging.getLogger(__name__)
 
 
 def handle_mail(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path: str) -> Outcome:
-    if msg.sender is None:
-        return Outcome("ignored", "no single valid sender address")
-    email = msg.sender.key
+    email = msg.sender.key if msg.sender is not None else ""
     if email in desk.settings.own_addresses or msg.automatic == "own-loop":
         log.warning("mail from our own address or loop marker ignored: %s", msg.message_id)
         return Outcome("ignored", "own-loop")
-    mail = Mail(msg, product, accounts.find_account(email), raw_path, desk.clock())
-    if msg.bounce:
+    sender = accounts.find_account(email) if email else None
+    mail = Mail(msg, product, sender, raw_path, desk.clock())
+    if msg.bounce:  # before the sender check: MAILER-DAEMON often has no valid address
         return handle_bounce(desk, mail)
+    if msg.sender is None:
+        return Outcome("ignored", "no single valid sender address")
     ticket = route(desk, mail)
     if msg.automatic:
         return handle_automatic(desk, mail, ticket)

@@ -30,6 +30,7 @@ from email.generator import BytesGenerator
 from email.message import Message
 from email.policy import compat32
 from email.policy import default as default_policy
+from itertools import groupby
 
 import html2text
 import mailparser
@@ -306,15 +307,8 @@ def _word_bytes(encoding: str, text: str) -> bytes | None:
 def _decode_words(run: list[tuple[str | None, bytes]]) -> str:
     """Decode adjacent words, joining those of one charset as bytes first: mailers split
     multi-byte characters across words."""
-    out, index = [], 0
-    while index < len(run):
-        charset, data = run[index][0], bytearray(run[index][1])
-        index += 1
-        while index < len(run) and run[index][0] == charset:
-            data += run[index][1]
-            index += 1
-        out.append(decode_bytes(bytes(data), charset))
-    return "".join(out)
+    groups = groupby(run, key=lambda word: word[0])
+    return "".join(decode_bytes(b"".join(d for _, d in words), cs) for cs, words in groups)
 
 
 def clean_line(text: str) -> str:

@@ -171,9 +171,7 @@ class Renderer:
         self._overrides = {key.upper(): Path(path) for key, path in overrides.items()}
         self._environments: dict[tuple[str, str], ImmutableSandboxedEnvironment] = {}
 
-    def render(
-        self, name: str, language: str, product_key: str, context: Mapping[str, Any]
-    ) -> Rendered:
+    def render(self, name: str, language: str, product_key: str, context: Mapping[str, Any]) -> Rendered:
         """Render mail `name` for one recipient. Raises `jinja2.UndefinedError` when the context
         lacks a value the template uses, `TemplateNotFound` when there is no `NAME.txt`."""
         if not _TEMPLATE_NAME.match(name):

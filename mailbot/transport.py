@@ -271,16 +271,18 @@ class SmtpTransport:
             raise PermanentError(f"{self.name}: {command} refused: {reply}")
         raise TransientError(f"{self.name}: {command} deferred: {reply}")
 
-    @staticmethod
     def _mail_options(
-        conn: smtplib.SMTP, sender: str, recipients: list[str], data: bytes
+        self, conn: smtplib.SMTP, sender: str, recipients: list[str], data: bytes
     ) -> list[str]:
         options = []
         if conn.has_extn("size"):
             options.append(f"SIZE={len(data)}")
         if conn.has_extn("8bitmime") and any(byte > 127 for byte in data):
             options.append("BODY=8BITMIME")
-        if conn.has_extn("smtputf8") and not all(a.isascii() for a in [sender, *recipients]):
+        if not all(address.isascii() for address in [sender, *recipients]):
+            if not conn.has_extn("smtputf8"):
+                raise PermanentError(
+                    f"{self.name}: an address is not ASCII and the server has no SMTPUTF8")
             options.append("SMTPUTF8")
         return options
 

@@ -138,10 +138,11 @@ def _trailing_quote(lines: list[str]) -> int:
 
 def _cut_signature(lines: list[str]) -> list[str]:
     """Cut at an RFC 3676 "-- " line or a "Sent from my phone" line, if text stays above."""
+    written = False
     for index, line in enumerate(lines):
-        if _SIGNATURE.match(line) or _SENT_FROM.match(line):
-            if any(above.strip() for above in lines[:index]):
-                return lines[:index]
+        if written and (_SIGNATURE.match(line) or _SENT_FROM.match(line)):
+            return lines[:index]
+        written = written or bool(line.strip())
     return lines
 
 

@@ -130,8 +130,7 @@ def test_a_missing_value_fails_loudly(renderer):
     with pytest.raises(UndefinedError):
         renderer.render("ticket_opened", "en", "VISI", context)
     with pytest.raises(UndefinedError):
-        renderer.render("reply", "en", "VISI", {k: v for k, v in sample_context().items()
-                                                if k != "text"})
+        renderer.render("reply", "en", "VISI", {k: v for k, v in sample_context().items() if k != "text"})
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -146,8 +145,7 @@ def test_template_syntax_in_user_text_appears_literally(renderer, language):
     assert "{{ 7*7 }} {% for x in () %}gone{% endfor %}" in mail.html
 
 
-@pytest.mark.parametrize("name", ["new_ticket", "reply", "customer_reply", "internal_note",
-                                  "info_requested"])
+@pytest.mark.parametrize("name", ["new_ticket", "reply", "customer_reply", "internal_note", "info_requested"])
 def test_markup_in_user_text_is_escaped_in_html(renderer, name):
     context = sample_context(name, text='<script>alert(1)</script>\n<img src=x onerror="x()">')
     context["ticket"]["subject"] = "<b>urgent</b>"
@@ -163,7 +161,7 @@ def test_a_product_override_wins_for_its_file_only(tmp_path):
     override = tmp_path / "VISI" / "en"
     override.mkdir(parents=True)
     (override / "ticket_opened.txt").write_text(
-        '{% block subject %}VISI case {{ ticket.reference }}{% endblock %}\n'
+        "{% block subject %}VISI case {{ ticket.reference }}{% endblock %}\n"
         '{% block body %}{% import "_macros.txt" as m %}{{ m.greeting(recipient) }}\n'
         "Thanks from the VISI desk.{% endblock %}\n",
         encoding="utf-8",
@@ -179,19 +177,14 @@ def test_a_product_override_wins_for_its_file_only(tmp_path):
     assert renderer.render("reply", "en", "VISI", context).subject.startswith("[VISI-42]")
     other = renderer.render("ticket_opened", "en", "WORKNC", context)
     assert other.subject == "[VISI-42] Export to STEP fails"
-    assert renderer.render("ticket_opened", "nl", "VISI", context).text.startswith(
-        REPLY_MARKERS["nl"]
-    )
+    assert renderer.render("ticket_opened", "nl", "VISI", context).text.startswith(REPLY_MARKERS["nl"])
 
 
 @pytest.mark.parametrize(
     ("language", "old_status", "new_status"),
-    [("nl", "Nieuw", "In behandeling"), ("fr", "En attente de prise en charge",
-                                          "En cours de traitement")],
+    [("nl", "Nieuw", "In behandeling"), ("fr", "En attente de prise en charge", "En cours de traitement")],
 )
-def test_dutch_and_french_mails_name_the_status_in_their_language(
-    renderer, language, old_status, new_status
-):
+def test_dutch_and_french_mails_name_the_status_in_their_language(renderer, language, old_status, new_status):
     mail = renderer.render("status_changed", language, "VISI", sample_context())
     assert old_status in mail.text and new_status in mail.text
     assert "In progress" not in mail.text
@@ -280,12 +273,8 @@ def test_a_reopened_ticket_is_called_reopened(renderer):
 
 
 def test_unknown_language_falls_back_to_english_and_regions_are_understood(renderer):
-    assert renderer.render("reply", "de", "VISI", sample_context()).text.startswith(
-        REPLY_MARKERS["en"]
-    )
-    assert renderer.render("reply", "fr-BE", "VISI", sample_context()).text.startswith(
-        REPLY_MARKERS["fr"]
-    )
+    assert renderer.render("reply", "de", "VISI", sample_context()).text.startswith(REPLY_MARKERS["en"])
+    assert renderer.render("reply", "fr-BE", "VISI", sample_context()).text.startswith(REPLY_MARKERS["fr"])
 
 
 def test_names_translate_codes_for_callers():

@@ -64,10 +64,10 @@ def test_restart_keeps_mail_and_users():
 
 
 def test_a_workdir_the_dovecot_account_cannot_reach_is_refused_clearly(tmp_path):
-    private = tmp_path / "private"
-    private.mkdir(mode=0o700)
     if os.geteuid() != 0:
         pytest.skip("only root makes Dovecot drop to another account")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
     with pytest.raises(ValueError, match="cannot reach"):
         Dovecot(private / "dovecot")
 

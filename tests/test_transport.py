@@ -77,6 +77,11 @@ def test_one_connection_serves_many_mails_and_a_lost_one_is_replaced(smtp_sink):
     assert smtp_sink.connections == 2
 
 
+def test_an_address_with_non_ascii_letters_goes_out_with_smtputf8(smtp_sink):
+    assert transport_for(smtp_sink).send(SENDER, ["zoë@exämple.test"], reply()).accepted
+    assert smtp_sink.wait_for(1)[0].rcpt_tos == ["zoë@exämple.test"]
+
+
 def test_bare_newlines_go_out_as_crlf(smtp_sink):
     transport_for(smtp_sink).send(
         SENDER, [DANA], b"Subject: unix\nFrom: a@b.test\n\nline one\nline two\n")

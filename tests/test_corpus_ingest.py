@@ -1,0 +1,58 @@
+"""Every raw real-world mail of the corpus through mailbot's ingest, as an open product would
+get them: each ends as a ticket, a message on a ticket, or an ignored or quarantined mail with
+its reason. Nothing raises, nothing is lost, and the counts add up."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from mailbot.config import load_settings
+from mailbot.daemon import ingest_files
+from mailbot.db import close_database, open_database
+from mailbot.desk import make_desk
+from mailbot.migrations import migrate
+from mailbot.models import Seen
+from mailbot.store import sha256_hex
+
+pytestmark = pytest.mark.corpus
+REPLY_BODY_FOLDERS = ("email_reply_parser-github", "email-reply-parser-zapier", "mail-parser-reply-alfonsrv")
+
+
+def raw_mails(corpus):
+    for path in sorted(corpus.rglob("*")):
+        if not path.is_file() or any(part in REPLY_BODY_FOLDERS for part in path.parts):
+            continue
+        if path.suffix in (".eml", ".box") or path.name.startswith("mail_test_") or (
+                path.suffix == ".txt" and path.name.startswith("msg_")):
+            yield path
+
+
+def test_every_corpus_mail_ends_as_ticket_message_or_recorded_reason(tmp_path, corpus_dir):
+    settings = load_settings({
+        "MAILBOT_DATA_DIR": str(tmp_path), "MAILBOT_PRODUCTS": "CORP",
+        "MAILBOT_PRODUCT_CORP_ADDRESS": "support@corpus.test", "MAILBOT_PRODUCT_CORP_UNKNOWN_SENDERS": "open",
+    })
+    open_database(settings.database_url)
+    try:
+        migrate(open_database(settings.database_url))
+        desk = make_desk(settings)
+        files = list(raw_mails(corpus_dir))
+        assert len(files) > 700, f"expected the whole corpus, found {len(files)} raw mails"
+        lines = ingest_files(desk, settings.product("CORP"), files, stdin=None)  # type: ignore[arg-type]
+        outcomes = Counter(row.outcome for row in Seen.select())
+        reasons = Counter(row.reason.split(":")[0] for row in Seen.select() if row.outcome in ("ignored", "quarantined"))
+        print(f"\ncorpus: {len(files)} raw mails -> {dict(outcomes)}")
+        print("ignored/quarantined by reason:", dict(reasons.most_common(12)))
+        assert len(lines) == len(files)
+        # Identical files appear in several folders: the same bytes are one ledger row.
+        assert sum(outcomes.values()) == len({sha256_hex(path.read_bytes()) for path in files})
+        assert set(outcomes) <= {"ticket", "message", "ignored", "quarantined"}
+        assert outcomes["ticket"] > len(files) // 4, "most person-written mail opens a ticket"
+        for row in Seen.select().where(Seen.outcome.in_(["ignored", "quarantined"])):
+            assert row.reason, f"{row.uid} {row.outcome} without a reason"
+        quarantined = Seen.select().where(Seen.outcome == "quarantined").count()
+        assert quarantined == len(desk.store.quarantined()), "every quarantined mail is kept as a file"
+    finally:
+        close_database()
