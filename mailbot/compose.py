@@ -133,7 +133,7 @@ def is_our_message_id(message_id: str, domain: str) -> bool:
     """Whether `message_id` (with or without brackets) has the shape make_message_id() gives,
     at our `domain`. A hint for threading, not proof: permission checks still apply."""
     match = _OUR_ID.match(_clean_message_id(message_id).lower())
-    return bool(match) and match["domain"] == _ascii_domain(domain).lower()
+    return match is not None and match["domain"] == _ascii_domain(domain).lower()
 
 
 def thread_ref(reference: str, domain: str) -> str:
