@@ -72,6 +72,8 @@ def main(ctx: click.Context, env_file: Path | None) -> None:
     # force: each invocation logs to the stderr it has (tests run many in one process).
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler logs every run of every job at INFO: keep only its warnings.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     ctx.obj = AppState(env_file)
 
 

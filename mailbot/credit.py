@@ -81,15 +81,16 @@ def credit_of(holder: Holder, today: date) -> Credit:
 
 
 def add_credit(holder: Holder, minutes: int, now: datetime, *, expires: date | None = None,
-               actor: str = "", note: str = "") -> Credit:
+               clear_expiry: bool = False, actor: str = "", note: str = "") -> Credit:
     """Add `minutes` (may be 0 to change only the expiry); `expires` sets the expiry date of the
-    whole balance. A balance that had already expired is forfeited first."""
+    whole balance, `clear_expiry` removes it. A balance that had already expired is forfeited
+    first: an expired package does not come back by buying a new one."""
     if minutes < 0:
         raise ValueError(f"credit to add must not be negative; got {minutes}")
     today = now.date()
     forfeit_expired(holder, now, today, actor)
     holder.credit_minutes += minutes
-    if expires is not None:
+    if expires is not None or clear_expiry:
         holder.credit_expires = expires
     holder.save()
     _write_entry(holder, "add", now, minutes=minutes, expires=holder.credit_expires, actor=actor,

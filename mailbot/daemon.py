@@ -1,7 +1,8 @@
-"""The daemon's wiring, at the edge: an APScheduler job per mailbox and one for the outbox,
-signal handling (a first SIGTERM finishes the current mail and stops, a second exits at once),
-systemd readiness and watchdog pings, and the one-shot passes behind `poll --once`, `ingest`
-and `check`. Everything here calls inward; nothing inward calls here."""
+"""The daemon's wiring, at the edge: an APScheduler job per mailbox worker, one for the outbox
+worker and one per SLA job; signal handling (a first SIGTERM finishes the current mail and
+stops, a second exits at once); systemd readiness and watchdog pings; and the one-shot passes
+behind `poll --once`, `ingest` and `check`. Everything here calls inward; nothing inward calls
+here."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from mailbot import jobs
 from mailbot.config import ProductSettings, Settings
 from mailbot.desk import Desk
 from mailbot.errors import MailbotError
@@ -27,6 +31,7 @@ from mailbot.sources import open_source
 from mailbot.sources.base import FetchedMail
 from mailbot.store import sha256_hex
 from mailbot.transport import transport_from_url
+from mailbot.workers import MailboxWorker, OutboxWorker
 
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 30
@@ -66,6 +71,7 @@ def send_outbox(desk: Desk, context: ssl.SSLContext, stop: threading.Event | Non
 def poll_everything(desk: Desk, context: ssl.SSLContext) -> list[str]:
     """`poll --once`: every mailbox, then the outbox. Returns one line per failed mailbox."""
     failures = [f for f in (poll_product(desk, p, context) for p in desk.settings.products) if f]
+    jobs.run_due_jobs(desk)
     send_outbox(desk, context)
     return failures
 
@@ -115,7 +121,7 @@ def _describe_smtp(settings: Settings) -> str:
 def run_daemon(desk: Desk, context: ssl.SSLContext) -> None:
     stop = threading.Event()
     _install_signal_handlers(stop)
-    scheduler = build_scheduler(desk, context, stop)
+    scheduler, workers = build_scheduler(desk, context, stop)
     scheduler.start()
     notify_systemd("READY=1")
     log.info("mailbot running: %d mailbox(es)", len(desk.settings.products))
@@ -127,24 +133,41 @@ def run_daemon(desk: Desk, context: ssl.SSLContext) -> None:
     stopper = threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True)
     stopper.start()
     stopper.join(STOP_GRACE_SECONDS)
+    for worker in workers:
+        worker.close()
     log.info("mailbot stopped")
 
 
-def build_scheduler(desk: Desk, context: ssl.SSLContext, stop: threading.Event) -> BackgroundScheduler:
+def build_scheduler(desk: Desk, context: ssl.SSLContext,
+                    stop: threading.Event) -> tuple[BackgroundScheduler, list[MailboxWorker | OutboxWorker]]:
+    """One interval job per mailbox, one for the outbox, and the SLA jobs. Each mailbox job runs
+    in its own thread of the pool, so one slow server delays no other."""
     settings = desk.settings
-    scheduler = BackgroundScheduler(timezone="UTC")
+    jobs_count = len(settings.products) + 1 + len(jobs.JOBS)
+    scheduler = BackgroundScheduler(timezone="UTC", executors={"default": ThreadPoolExecutor(jobs_count + 1)})
+    outbox = OutboxWorker(desk, context, stop)
+    workers: list[MailboxWorker | OutboxWorker] = [outbox]
+    now = datetime.now(UTC)
     for product in settings.products:
-        scheduler.add_job(
-            poll_product, "interval", args=(desk, product, context, stop), id=f"poll-{product.key}",
-            seconds=settings.poll_interval, next_run_time=desk.clock(), max_instances=1,
-            coalesce=True, misfire_grace_time=int(settings.poll_interval),
-        )
-    scheduler.add_job(
-        send_outbox, "interval", args=(desk, context, stop), id="outbox", seconds=settings.outbox_interval,
-        next_run_time=desk.clock(), max_instances=1, coalesce=True,
-        misfire_grace_time=int(settings.outbox_interval),
-    )
-    return scheduler
+        worker = MailboxWorker(desk, product, context, stop, on_mail=outbox.wake.set)
+        workers.append(worker)
+        _add_interval_job(scheduler, f"mailbox-{product.key}", worker.run_once, settings.poll_interval, now)
+    _add_interval_job(scheduler, "outbox", outbox.run_once, settings.outbox_interval, now)
+    for job_id, job in jobs.JOBS:
+        scheduler.add_job(jobs.run_job, "interval", args=(job, desk, stop), id=job_id,
+                          seconds=jobs.JOB_INTERVAL_SECONDS, next_run_time=now, max_instances=1,
+                          coalesce=True, misfire_grace_time=jobs.JOB_INTERVAL_SECONDS)
+    return scheduler, workers
+
+
+def _add_interval_job(scheduler: BackgroundScheduler, job_id: str, run_once, interval: float,  # type: ignore[no-untyped-def]
+                      first: datetime) -> None:
+    # The worker runs for most of the interval (IDLE or waiting for the outbox to be woken) and
+    # returns before the next run is due; misfire grace close to the interval, since the
+    # 1-second default would silently drop a late run.
+    scheduler.add_job(run_once, "interval", args=(interval * 0.9,), id=job_id, seconds=interval,
+                      next_run_time=first, max_instances=1, coalesce=True,
+                      misfire_grace_time=max(int(interval), 1))
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:

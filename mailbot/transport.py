@@ -42,6 +42,10 @@ class Delivery:
 class Transport(Protocol):
     def send(self, sender: str, recipients: Sequence[str], data: bytes) -> Delivery: ...
 
+    def check(self) -> None:
+        """Connect (and log in) now; raises TransientError when that fails (`mailbot check`)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -186,6 +190,9 @@ class SmtpTransport:
             finally:
                 self._conn = None
 
+    def check(self) -> None:
+        self._connection()
+
     def close(self) -> None:
         if self._conn is not None:
             try:
@@ -230,14 +237,14 @@ class SmtpTransport:
         refused: dict[str, str] = {}
         for recipient in recipients:
             code, message = conn.rcpt(recipient)
-            if code in (250, 251):
+            if 200 <= code < 300:
                 accepted.append(recipient)
             elif 500 <= code < 600:
                 refused[recipient] = _reply_text(code, message)
             else:
-                # A 4xx for one recipient fails the whole send (TransientError) and it is tried
-                # again later for everyone: honest and simple, at the price of a possible
-                # duplicate for nobody, since nothing was delivered yet.
+                # A 4xx for one recipient defers the whole send (TransientError), to be tried
+                # again later for everyone. Nothing has been delivered yet, so that duplicates
+                # nothing; sending to the others now would need per-recipient retry state.
                 self._check(code, message, f"RCPT TO:<{recipient}>")
         if not accepted:
             raise PermanentError(
@@ -342,6 +349,12 @@ class MaildirTransport:
         log.info("wrote mail from %s to %d recipient(s) into %s", sender, len(recipients),
                  self.name)
         return Delivery(accepted=tuple(recipients), refused={})
+
+    def check(self) -> None:
+        for sub in ("tmp", "new", "cur"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        if not os.access(self.path / "tmp", os.W_OK):
+            raise TransientError(f"{self.name}: not writable")
 
     def close(self) -> None:
         pass

@@ -6,7 +6,7 @@ committed it (flag or move on the server). It knows nothing of tickets or the da
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -68,7 +68,8 @@ class MailSource(Protocol):
         """Mark `mail` handled on the server. Called only after the database commit."""
         ...
 
-    def wait_for_news(self, timeout: float) -> bool:
-        """Block up to `timeout` seconds for new mail (IMAP IDLE where offered). Returns True
-        when something may have arrived; sources that cannot push sleep and return True."""
+    def wait_for_news(self, timeout: float, should_stop: Callable[[], bool] = ...) -> bool:
+        """Block up to `timeout` seconds for new mail (IMAP IDLE where offered), returning within
+        a second once `should_stop()` is true. Returns True when something may have arrived;
+        sources that cannot push nap and return True."""
         ...

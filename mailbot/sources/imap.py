@@ -17,7 +17,7 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 FETCH_BATCH = 50
 # RFC 2177: servers may drop an IDLE after 30 minutes, NAT boxes much sooner; re-issue it well
 # before that even when the caller asks for a longer wait.
+STOP_CHECK_SECONDS = 1.0
 IDLE_REFRESH = 9 * 60
 DONE_FLAG = b"$MailbotDone"
 SEEN, DELETED = b"\\Seen", b"\\Deleted"
@@ -296,28 +297,31 @@ class ImapSource:
                     raise
         self._processed_ready = True
 
-    def wait_for_news(self, timeout: float) -> bool:
+    def wait_for_news(self, timeout: float, should_stop: Callable[[], bool] = lambda: False) -> bool:
         with self._errors("connection lost while waiting for mail"):
             client = self._connected()
             if client.has_capability("IDLE"):
-                return self._idle(client, timeout)
-        time.sleep(timeout)
+                return self._idle(client, timeout, should_stop)
+        _nap(timeout, should_stop)
         return True
 
-    def _idle(self, client: IMAPClient, timeout: float) -> bool:
+    def _idle(self, client: IMAPClient, timeout: float, should_stop: Callable[[], bool]) -> bool:
         deadline = time.monotonic() + timeout
         while True:
             client.idle()
-            news = self._watch_idle(client, min(deadline - time.monotonic(), IDLE_REFRESH))
+            news = self._watch_idle(client, min(deadline - time.monotonic(), IDLE_REFRESH), should_stop)
             # DONE needs an answer within the read timeout: a dead socket shows up here.
             client.idle_done()
-            if news or time.monotonic() >= deadline:
+            if news or time.monotonic() >= deadline or should_stop():
                 return news
 
-    def _watch_idle(self, client: IMAPClient, seconds: float) -> bool:
+    def _watch_idle(self, client: IMAPClient, seconds: float, should_stop: Callable[[], bool]) -> bool:
         end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            responses = client.idle_check(timeout=left)
+        while (left := end - time.monotonic()) > 0 and not should_stop():
+            # Short slices so that a stop request ends the wait within a second.
+            window = min(left, STOP_CHECK_SECONDS)
+            started = time.monotonic()
+            responses = client.idle_check(timeout=window)
             for response in responses:
                 if response and response[0] == b"BYE":
                     raise SourceUnavailable(f"{self.name}: the server ended the connection")
@@ -325,8 +329,15 @@ class ImapSource:
                     return True
                 if len(response) > 1 and response[1] == b"RECENT" and response[0]:
                     return True
-            if not responses and end - time.monotonic() > 0.05:
-                # Woken with no whole line: the server hung up, or only TLS housekeeping came.
-                # Return so that DONE tells the two apart; the caller re-issues IDLE.
+            if not responses and time.monotonic() - started < window - 0.05:
+                # Woken early with no whole line: the server hung up, or only TLS housekeeping
+                # came. Return so that DONE tells the two apart; the caller re-issues IDLE.
                 return False
         return False
+        return False
+
+
+def _nap(seconds: float, should_stop: Callable[[], bool]) -> None:
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0 and not should_stop():
+        time.sleep(min(left, STOP_CHECK_SECONDS))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,13 +80,13 @@ class MaildirSource:
                 f"{self.name}: cannot move {key} to cur/: {exc.strerror}"
             ) from exc
 
-    def wait_for_news(self, timeout: float) -> bool:
+    def wait_for_news(self, timeout: float, should_stop: Callable[[], bool] = lambda: False) -> bool:
         deadline = time.monotonic() + timeout
         while True:
             if self._new_files():
                 return True
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or should_stop():
                 return False
             time.sleep(min(POLL_STEP, left))
 

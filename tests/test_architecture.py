@@ -1,0 +1,43 @@
+"""STYLE.md's one-way flow, checked by reading imports: the ticket logic and the other pure
+parts never reach for IMAP, SMTP, the scheduler or the command line."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "mailbot"
+EDGES = ("imapclient", "imaplib", "smtplib", "apscheduler", "click", "mailbot.cli", "mailbot.daemon",
+         "mailbot.sources.imap", "mailbot.transport", "socket", "ssl")
+CORE = ["accounts", "tickets", "inbound", "inmail", "replies", "commands", "routing", "notify", "render",
+        "compose", "parse", "automail", "trim", "businesshours", "sla", "deadlines", "credit", "ingest",
+        "message", "models", "store", "outbox", "jobs", "report"]
+PURE = ["routing", "commands", "businesshours", "sla", "compose", "parse", "automail", "trim", "message"]
+
+
+def imports_of(module: str) -> set[str]:
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+@pytest.mark.parametrize("module", [m for m in CORE if (PACKAGE / f"{m}.py").exists()])
+def test_core_imports_nothing_from_the_edges(module):
+    crossing = sorted(n for n in imports_of(module) if any(n == e or n.startswith(e + ".") for e in EDGES))
+    if module == "outbox":  # the outbox drains into a Transport it is handed: the type only
+        crossing = [n for n in crossing if n not in ("mailbot.transport", "mailbot.transport.Transport")]
+    assert crossing == [], f"mailbot/{module}.py reaches for {crossing}"
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_parts_touch_no_database(module):
+    touched = sorted(n for n in imports_of(module) if n.startswith(("peewee", "mailbot.models", "mailbot.db")))
+    assert touched == [], f"mailbot/{module}.py is meant to be pure but imports {touched}"
