@@ -67,6 +67,7 @@ _DELAY_SUBJECT = re.compile(
     r"|warning:\s+could\s+not\s+send|verz[öo]gert",
     re.IGNORECASE,
 )
+_SUBJECT_PREFIX = 400
 _MSGID = re.compile(r"<([^<>\s\x00-\x1f]+)>")
 _MSGID_LINE = re.compile(r"^\s*Message-ID:\s*<([^<>\s]+)>", re.IGNORECASE | re.MULTILINE)
 _QMAIL_RECIPIENT = re.compile(r"^<([^<>\s@]+@[^<>\s]+)>:\s*$", re.MULTILINE)
@@ -104,7 +105,9 @@ def _sender_local_part(msg: Message) -> str:
 
 
 def _subject(msg: Message) -> str:
-    raw = _first(msg, "Subject")
+    """The start of the decoded subject: enough for the prefix rules, and the standard library's
+    decoder is quadratic in the number of encoded words."""
+    raw = _first(msg, "Subject")[:_SUBJECT_PREFIX]
     try:
         return str(make_header(decode_header(raw)))
     except (HeaderParseError, LookupError, UnicodeError, ValueError):

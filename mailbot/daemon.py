@@ -23,7 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from mailbot import jobs
 from mailbot.config import ProductSettings, Settings
 from mailbot.desk import Desk
-from mailbot.errors import MailbotError
+from mailbot.errors import EX_SOFTWARE, MailbotError
 from mailbot.ingest import ingest_mail
 from mailbot.outbox import drain_outbox
 from mailbot.poller import poll_mailbox
@@ -130,9 +130,17 @@ def run_daemon(desk: Desk, context: ssl.SSLContext) -> None:
         notify_systemd("WATCHDOG=1")
     notify_systemd("STOPPING=1")
     log.info("stopping: finishing the current mail (at most %d s)", STOP_GRACE_SECONDS)
+    for worker in workers:
+        worker.interrupt()
     stopper = threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True)
     stopper.start()
     stopper.join(STOP_GRACE_SECONDS)
+    if stopper.is_alive():
+        # A worker is stuck in I/O past the grace period. What it had not committed is still on
+        # the server, so leaving now loses nothing; waiting would block the exit for good.
+        log.error("a worker did not finish within %d s; exiting anyway", STOP_GRACE_SECONDS)
+        logging.shutdown()
+        os._exit(EX_SOFTWARE)
     for worker in workers:
         worker.close()
     log.info("mailbot stopped")
@@ -174,7 +182,8 @@ def _install_signal_handlers(stop: threading.Event) -> None:
     def handle(signum: int, _frame: object) -> None:
         if stop.is_set():
             log.warning("second signal: exiting at once")
-            os._exit(1)
+            logging.shutdown()
+            os._exit(EX_SOFTWARE)
         log.info("signal %d received", signum)
         stop.set()
 

@@ -84,15 +84,18 @@ def pauses_of(ticket: Ticket) -> list[sla.Pause]:
     return pauses
 
 
-def refresh_deadlines(ticket: Ticket, product: ProductSettings, now: datetime) -> bool:
+def refresh_deadlines(ticket: Ticket, product: ProductSettings, now: datetime,
+                      pauses: list[sla.Pause] | None = None) -> bool:
     """Store the ticket's due times as they stand at `now`; True when they changed.
 
     The first-response due time is kept once the first response was given. Cheap (one query for
     the status events) and idempotent: call it after opening a ticket and after every change of
     status or priority, inside the same transaction. Saves only the two due-time columns, so it
-    never overwrites a change another writer made to the rest of the ticket.
+    never overwrites a change another writer made to the rest of the ticket. Give `pauses` when
+    they are already read.
     """
-    pauses = pauses_of(ticket)
+    if pauses is None:
+        pauses = pauses_of(ticket)
     cal = product.calendar
     changed = []
     if ticket.first_response_at is None and product.first_response > timedelta(0):

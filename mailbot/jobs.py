@@ -20,7 +20,7 @@ import math
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from peewee import IntegrityError
 
@@ -30,14 +30,17 @@ from mailbot.deadlines import ClockState, pauses_of, refresh_deadlines, sla_stat
 from mailbot.desk import Desk
 from mailbot.models import Notice, Ticket, database
 
-if TYPE_CHECKING:
-    from apscheduler.schedulers.base import BaseScheduler
-
 log = logging.getLogger(__name__)
 
 JOB_INTERVAL_SECONDS = 60
 RUNNING_STATUSES = ("new", "open", "waiting")
 Job = Callable[[Desk, datetime], int]
+
+
+class Scheduler(Protocol):
+    """What `register_jobs` needs of APScheduler's schedulers (the core never imports it)."""
+
+    def add_job(self, func: Callable[..., Any], trigger: str, **options: Any) -> Any: ...
 
 
 # --- the jobs --------------------------------------------------------------------------------
@@ -99,7 +102,7 @@ def run_due_jobs(desk: Desk) -> dict[str, int]:
     return {name: run_job(job, desk) for name, job in JOBS}
 
 
-def register_jobs(scheduler: BaseScheduler, desk: Desk, stop: threading.Event,
+def register_jobs(scheduler: Scheduler, desk: Desk, stop: threading.Event,
                   interval: float = JOB_INTERVAL_SECONDS) -> None:
     """Add the jobs to the daemon's scheduler, beside the mailbox and outbox jobs."""
     # The first run is at once (catching up on what fell due while the daemon was down), by the
@@ -119,7 +122,7 @@ def register_jobs(scheduler: BaseScheduler, desk: Desk, stop: threading.Event,
 
 def _sweep_ticket(desk: Desk, ticket: Ticket, product: ProductSettings, now: datetime) -> int:
     pauses = pauses_of(ticket)
-    refresh_deadlines(ticket, product, now)
+    refresh_deadlines(ticket, product, now, pauses)
     sent = 0
     for clock in sla_state(ticket, product, now, pauses).clocks:
         if not clock.running:

@@ -79,6 +79,7 @@ _NAME_ADDR = re.compile(r"([^<>@\"()\\]*?)\s*<([^<>@\s]+@[^<>@\s]+)>")
 _MAX_ADDRESS_HEADER = 4096
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 _MAX_FILENAME = 150
+_MAX_HTML_TO_TEXT = 1 * MiB  # html2text reads about 1 MB/s: the rest stays in the HTML only
 _UNNAMED = {
     "message/rfc822": "message.eml",
     "message/global": "message.eml",
@@ -437,7 +438,7 @@ def html_to_text(html: str) -> str:
     converter.ignore_images = True
     converter.ignore_emphasis = True
     converter.unicode_snob = True
-    return converter.handle(html).strip()
+    return converter.handle(html[:_MAX_HTML_TO_TEXT]).strip()
 
 
 def _filename(part: Message) -> str:

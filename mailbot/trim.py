@@ -41,7 +41,10 @@ _SENT_FROM = re.compile(
     r"|gesendet von meinem |verzonden (?:vanaf|met) mijn |envoy[ée] (?:de|depuis) mon )",
     re.IGNORECASE,
 )
-_MAX_SCAN = 100_000  # the header patterns backtrack; a quote header is never this far down
+# The header patterns backtrack (quadratic in the line length): a quote header is never longer
+# than this, nor further down than that.
+_MAX_HEADER_LINE = 200
+_MAX_SCAN = 50_000
 
 
 def strip_reply_marker(text: str) -> str:
@@ -96,7 +99,7 @@ def _quote_start(lines: list[str]) -> int:
 def _header_span(lines: list[str]) -> tuple[int, int]:
     """First and last+1 line of the first quote header that any of mail-parser-reply's
     languages recognises; (len(lines), 0) when there is none."""
-    normalized = "\n".join(line.strip() for line in lines)[:_MAX_SCAN]
+    normalized = "\n".join(line.strip()[:_MAX_HEADER_LINE] for line in lines)[:_MAX_SCAN]
     found = [m for m in (_header_regex().search(normalized), _separator(normalized)) if m]
     if not found:
         return len(lines), 0

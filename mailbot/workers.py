@@ -83,6 +83,9 @@ class MailboxWorker:
         self.failing = True
         self.close()
 
+    def interrupt(self) -> None:
+        """Nothing to do: IDLE and the backoff wait look at the stop event every second."""
+
     def close(self) -> None:
         if self.source is not None:
             try:
@@ -120,6 +123,10 @@ class OutboxWorker:
             return
         if counts:
             log.info("outbox: %s", dict(counts))
+
+    def interrupt(self) -> None:
+        """Wake the worker so that it sees the stop request now."""
+        self.wake.set()
 
     def close(self) -> None:
         if self.transport is not None:

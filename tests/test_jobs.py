@@ -1,18 +1,20 @@
 """The promises kept by the clock, as the board, the second line and the customers see them in
 their mail: warnings when most of a deadline is used, escalation at breach, reminders, and
 tickets closed after a quiet week. The jobs run through the scheduler the daemon builds
-(`register_jobs`), and the test moves the desk's clock: no sleeping to let business time pass."""
+(`daemon.build_scheduler`), and the test moves the desk's clock: no sleeping to let business
+time pass."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 
 import pytest
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from mailbot import tickets
-from mailbot.jobs import JOB_INTERVAL_SECONDS, register_jobs, run_due_jobs
+from mailbot import daemon, tickets
+from mailbot.jobs import JOB_INTERVAL_SECONDS, JOBS, register_jobs, run_due_jobs
 from mailbot.models import Event, Notice, Ticket
 from tests.desks import Clock, answer, at, change_status, open_desk, open_ticket, outbox, person
 
@@ -23,10 +25,17 @@ CUSTOMER = "dana@customer.test"
 SECOND_LINE = "second-line@generic.test"
 
 
+SLA_JOB_IDS = {job_id for job_id, _ in JOBS}
+
+
 def build_scheduler(desk) -> BackgroundScheduler:
-    """The daemon's scheduler with the service-level jobs, as `daemon.build_scheduler` adds them."""
-    scheduler = BackgroundScheduler(timezone="UTC")
-    register_jobs(scheduler, desk, threading.Event())
+    """The daemon's own scheduler, not started, with its service-level jobs only (the mailbox
+    and outbox workers have their own tests, with real servers)."""
+    scheduler, _workers = daemon.build_scheduler(desk, ssl.create_default_context(),
+                                                 threading.Event())
+    for job in scheduler.get_jobs():
+        if job.id not in SLA_JOB_IDS:
+            scheduler.remove_job(job.id)
     return scheduler
 
 
@@ -58,8 +67,13 @@ def sent(template: str) -> list[tuple[str, str]]:
     return [(m.recipient, m.subject) for m in outbox(template)]
 
 
-def test_jobs_are_registered_the_way_the_daemon_needs_them(desk):
-    scheduler = build_scheduler(desk)
+@pytest.mark.parametrize("how", ["daemon", "register_jobs"])
+def test_jobs_are_scheduled_the_way_the_daemon_needs_them(desk, how):
+    if how == "daemon":
+        scheduler = build_scheduler(desk)
+    else:
+        scheduler = BackgroundScheduler(timezone="UTC")
+        register_jobs(scheduler, desk, threading.Event())
     jobs = {job.id: job for job in scheduler.get_jobs()}
     assert set(jobs) == {"sla-sweep", "remind-waiting", "auto-close"}
     for job in jobs.values():
