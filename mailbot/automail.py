@@ -6,6 +6,12 @@ reason, or "" when it does not apply. `classify` returns the first reason; a non
 means the mail must never get an automatic answer (RFC 3834). `read_bounce` pulls the original
 Message-ID and the failed recipients out of a delivery status notification (RFC 3464).
 
+Reasons, most specific first: `own-loop`; `bounce:failed` and `bounce:delayed` (the only ones
+that make `InboundMessage.bounce` true); `auto-submitted:<value>`; `precedence:<value>`; the
+auto-reply header's name (`x-autoreply`, `x-apple-action`, ...); `x-auto-response-suppress`;
+`report:<type>` (read receipts, abuse reports); `list-server`; `auto-reply-subject`; and
+`noreply-sender` for mailer-daemon, no-reply and role addresses.
+
 What it leaves to others: this module only describes the mail. Whether an automatic mail opens a
 ticket, is attached to one, or is only logged, and which acknowledgement a list mail suppresses,
 is the router's decision. A forwarded message (message/rfc822) is never looked into, except for
@@ -45,8 +51,8 @@ _NOREPLY_LOCAL = re.compile(
 _VACATION_SUBJECT = re.compile(
     r"^\s*(?:out\s+of\s+(?:the\s+)?office(?:\s+auto-?reply)?|automatic\s+reply|auto[-\s]?reply"
     r"|auto[-\s]?response|automatische\s+antwort|abwesenheitsnotiz|abwesenheit|afwezig"
-    r"|automatisch\s+antwoord|r[ée]ponse\s+automatique|absence\s+du\s+bureau|absent"
-    r"|vacation(?:\s+reply)?|on\s+vacation)\s*(?::|$)",
+    r"|automatisch\s+antwoord|r[ée]ponse\s+automatique|absence\s+du\s+bureau"
+    r"|vacation\s+(?:reply|notice|auto-?reply))\s*(?::|$)",
     re.IGNORECASE,
 )
 
@@ -126,8 +132,13 @@ def _top_parts(msg: Message) -> Iterator[Message]:
     while stack:
         part = stack.pop()
         yield part
-        if part.is_multipart() and part.get_content_maintype() != "message":
-            stack.extend(reversed(part.get_payload()))
+        if part.get_content_maintype() != "message":
+            stack.extend(reversed(_children(part)))
+
+
+def _children(part: Message) -> list[Message]:
+    payload = part.get_payload() if part.is_multipart() else None
+    return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
 
 
 # --- rules -------------------------------------------------------------------------------------
@@ -292,8 +303,8 @@ def _bounced_message_id(msg: Message) -> str:
     texts: list[str] = []
     for part in _top_parts(msg):
         ctype = part.get_content_type()
-        if ctype in ("message/rfc822", "message/global") and part.is_multipart():
-            found = _ids(_first(part.get_payload(0), "Message-ID"))
+        if ctype in ("message/rfc822", "message/global") and _children(part):
+            found = _ids(_first(_children(part)[0], "Message-ID"))
         elif ctype in ("text/rfc822-headers", "message/rfc822-headers"):
             found = _ids(_first(_parse_headers(part), "Message-ID"))
         else:
@@ -348,15 +359,17 @@ def _status_blocks(part: Message) -> list[Message]:
 
 
 def _parse_headers(part: Message) -> Message:
-    payload = part.get_payload()
-    if isinstance(payload, list) and payload:
-        return payload[0]
-    return BytesHeaderParser().parsebytes(part.get_payload(decode=True) or b"")
+    inner = _children(part)
+    return inner[0] if inner else BytesHeaderParser().parsebytes(_part_bytes(part))
+
+
+def _part_bytes(part: Message) -> bytes:
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
 
 
 def _part_text(part: Message) -> str:
-    data = part.get_payload(decode=True)
-    return data.decode("utf-8", "replace") if isinstance(data, bytes) else ""
+    return _part_bytes(part).decode("utf-8", "replace")
 
 
 def _ids(value: str) -> list[str]:

@@ -72,8 +72,10 @@ def main(ctx: click.Context, env_file: Path | None) -> None:
     # force: each invocation logs to the stderr it has (tests run many in one process).
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # APScheduler logs every run of every job at INFO: keep only its warnings.
+    # APScheduler logs every run of every job at INFO, and mail-parser warns about every MIME
+    # part it does not itself decode (we do): keep only what needs an admin's attention.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("mailparser").setLevel(logging.ERROR)
     ctx.obj = AppState(env_file)
 
 

@@ -217,9 +217,9 @@ def _sort_parts(msg: Message, limits: ParseLimits) -> _Parts:
         is_message = part.get_content_maintype() == "message"
         if not enclosed and (is_message or not part.is_multipart()):
             _sort_leaf(part, parts, is_message)
-        children = part.get_payload() if part.is_multipart() else []
-        for child in reversed(children if isinstance(children, list) else []):
-            stack.append((child, depth + 1, enclosed or is_message))
+        payload = part.get_payload() if part.is_multipart() else []
+        children = [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
+        stack.extend((child, depth + 1, enclosed or is_message) for child in reversed(children))
     return parts
 
 
@@ -333,8 +333,10 @@ def _first(msg: Message, name: str) -> str:
 
 
 def _strict_sender(msg: Message, hint: str | None) -> Address | None:
-    """The one unambiguous From mailbox, or None (S9): every From header names the same single
-    mailbox, and the modern parser and the legacy `getaddresses` agree on it."""
+    """The one unambiguous From mailbox, or None (S9). Every From header must name the same
+    single mailbox: either in the plain `Name <local@domain>` form, or read alike by the modern
+    header parser (without defects) and the legacy `getaddresses`; no comment may hold an
+    address, and the local part must be a plain dot-atom (no quoted `"a@b x"@evil`)."""
     found = [_one_mailbox(_unescape(v, hint)) for k, v in msg.raw_items() if k.lower() == "from"]
     if not found or None in found or len({a.key for a in found if a}) != 1:
         return None
@@ -384,7 +386,8 @@ def _addresses(pairs: list[tuple[str, str]]) -> tuple[Address, ...]:
 def _ids(value: str) -> tuple[str, ...]:
     value = _unescape(value)
     found = _MSGID.findall(value) or [t.strip("<>") for t in value.split() if "@" in t]
-    return tuple(dict.fromkeys(filter(None, map(clean_line, found))))[:_MAX_IDS]
+    # Capped, keeping the last ids: References lists the nearest ancestors at its end.
+    return tuple(dict.fromkeys(filter(None, map(clean_line, found))))[-_MAX_IDS:]
 
 
 def _message_id(msg: Message, raw: bytes) -> str:
@@ -483,9 +486,10 @@ def _enclosed_bytes(part: Message) -> bytes:
     """The bytes of an enclosed message (or of a bounce's status fields)."""
     inner = part.get_payload()
     if not isinstance(inner, list):
-        return part.get_payload(decode=True) or b""
+        data = part.get_payload(decode=True)
+        return data if isinstance(data, bytes) else b""
     chunks = []
-    for message in inner:
+    for message in (m for m in inner if isinstance(m, Message)):
         buffer = io.BytesIO()
         BytesGenerator(buffer, mangle_from_=False, policy=compat32).flatten(message)
         chunks.append(buffer.getvalue())

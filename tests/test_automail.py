@@ -70,6 +70,7 @@ def test_machine_mail_is_recognised(headers, reason):
         ["Subject: Re: out of office hours question"],
         ["Subject: Out of office hours? Who answers then"],
         ["Subject: Question about the automatic reply feature"],
+        ["Subject: Vacation: may I move my training to August?"],
         ["List-Id: <it-team.googlegroups.example>"],
         ["List-Unsubscribe: <mailto:leave@lists.example>"],
     ],
