@@ -161,10 +161,7 @@ def build_scheduler(desk: Desk, context: ssl.SSLContext,
         workers.append(worker)
         _add_interval_job(scheduler, f"mailbox-{product.key}", worker.run_once, settings.poll_interval, now)
     _add_interval_job(scheduler, "outbox", outbox.run_once, settings.outbox_interval, now)
-    for job_id, job in jobs.JOBS:
-        scheduler.add_job(jobs.run_job, "interval", args=(job, desk, stop), id=job_id,
-                          seconds=jobs.JOB_INTERVAL_SECONDS, next_run_time=now, max_instances=1,
-                          coalesce=True, misfire_grace_time=jobs.JOB_INTERVAL_SECONDS)
+    jobs.register_jobs(scheduler, desk, stop)
     return scheduler, workers
 
 
