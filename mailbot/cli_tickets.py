@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import click
+from peewee import fn
 
 from mailbot import views
 from mailbot.cli import AppState, emit_json
 from mailbot.errors import MailbotError
-from mailbot.models import Ticket
+from mailbot.models import Account, Message, Ticket
 
 
 class NotFound(MailbotError):
@@ -39,6 +40,36 @@ def ticket_list(app: AppState, product_key: str | None, status: str | None, as_j
     for row in rows:
         click.echo(f"{row['reference']:<12} {row['status']:<9} {row['priority']:<9} "
                    f"{row['requester']:<32} {row['subject']}")
+
+
+@ticket.command("search")
+@click.argument("words", nargs=-1, required=True)
+@click.option("--product", "product_key", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def ticket_search(app: AppState, words: tuple[str, ...], product_key: str | None, as_json: bool) -> None:
+    """Tickets whose subject, requester or messages contain every one of WORDS (any case)."""
+    app.open()
+    query = Ticket.select().order_by(Ticket.id.desc())
+    if product_key:
+        query = query.where(Ticket.product == app.settings.product(product_key).key)
+    for word in words:
+        query = query.where(_mentions(word))
+    rows = [views.ticket_summary(t) for t in query]
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['reference']:<12} {row['status']:<9} {row['requester']:<32} {row['subject']}")
+
+
+def _mentions(word: str):  # type: ignore[no-untyped-def]
+    """instr() rather than LIKE: a user's % or _ is matched as itself, never as a wildcard."""
+    needle = word.lower()
+    in_messages = Message.select(Message.ticket).where(fn.instr(fn.lower(Message.text), needle) > 0)
+    requesters = Account.select(Account.id).where(fn.instr(Account.email, needle) > 0)
+    return ((fn.instr(fn.lower(Ticket.subject), needle) > 0) | Ticket.requester.in_(requesters)
+            | Ticket.id.in_(in_messages))
 
 
 @ticket.command("show")
