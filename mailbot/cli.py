@@ -38,7 +38,7 @@ class AppState:
     def open(self) -> Desk:
         """Settings, database (migrated to the latest schema) and the desk."""
         settings = self.settings
-        db = open_database(settings.database_url)
+        db = open_database(settings.database_url, settings.db_busy_timeout)
         migrations.migrate(db)
         return make_desk(settings)
 
@@ -89,7 +89,7 @@ def db() -> None:
 def db_init(app: AppState) -> None:
     """Create the database, or bring an existing one to the latest schema, keeping its data."""
     settings = app.settings
-    database = open_database(settings.database_url)
+    database = open_database(settings.database_url, settings.db_busy_timeout)
     before, after = migrations.migrate(database)
     click.echo(f"database ready at schema version {after} (was {before})")
 

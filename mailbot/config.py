@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -29,6 +29,7 @@ GLOBAL_KEYS: dict[str, str] = {
     "MAILBOT_SMTP_URL": "",
     "MAILBOT_MAIL_DOMAIN": "",
     "MAILBOT_CA_FILE": "",
+    "MAILBOT_TRUSTED_AUTHSERV_ID": "",
     "MAILBOT_LOG_LEVEL": "INFO",
     "MAILBOT_POLL_INTERVAL": "60",
     "MAILBOT_OUTBOX_INTERVAL": "15",
@@ -36,6 +37,13 @@ GLOBAL_KEYS: dict[str, str] = {
     "MAILBOT_MAX_MESSAGE_SIZE": "25M",
     "MAILBOT_OUTBOX_GIVE_UP": "48h",
     "MAILBOT_ALERT_ADDRESS": "",
+    # Loop and flood limits (mailbot.caps): see config.example.env for where the defaults come from.
+    "MAILBOT_ACK_LIMIT": "3",
+    "MAILBOT_AUTOMATIC_LIMIT": "40",
+    "MAILBOT_FLOOD_LIMIT": "20",
+    "MAILBOT_FLOOD_WINDOW": "2h",
+    "MAILBOT_ACK_CUTOVER": "",
+    "MAILBOT_DB_BUSY_TIMEOUT": "10",
 }
 PRODUCT_KEYS: dict[str, str] = {
     "ADDRESS": "",
@@ -91,6 +99,17 @@ class ProductSettings:
 
 
 @dataclass(frozen=True)
+class MailLimits:
+    """How much automatic mail mailbot sends, and when it folds a flood (`mailbot.caps`)."""
+
+    ack_limit: int = 3  # acknowledgements per sender and product in 24 h
+    automatic_limit: int = 40  # automatic mails per recipient in 24 h (the product's staff excepted)
+    flood_limit: int = 20  # new tickets per sender and product within flood_window; more are folded
+    flood_window: timedelta = timedelta(hours=2)
+    cutover: datetime | None = None  # mail that arrived earlier answers nothing; None: database birth
+
+
+@dataclass(frozen=True)
 class Settings:
     products: tuple[ProductSettings, ...]
     data_dir: Path
@@ -105,6 +124,9 @@ class Settings:
     max_message_size: int
     outbox_give_up: timedelta
     alert_address: str
+    db_busy_timeout: float = 10.0
+    trusted_authserv_id: str = ""  # "" = engineers' commands are trusted without checking
+    limits: MailLimits = field(default_factory=MailLimits)
     product_by_key: Mapping[str, ProductSettings] = field(repr=False, default_factory=dict)
 
     def product(self, key: str) -> ProductSettings:
@@ -126,9 +148,27 @@ def read_environment(env_file: Path | None) -> dict[str, str]:
     if env_file is not None and not path.is_file():
         raise ConfigError(f"--env-file {path}: no such file")
     if path.is_file():
-        values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+        from_file = {k: v for k, v in dotenv_values(path).items() if v is not None}
+        _check_private(path, from_file)
+        values.update(from_file)
     values.update({k: v for k, v in os.environ.items() if k.startswith("MAILBOT_")})
     return values
+
+
+_SECRET_NAME = re.compile(r"(PASSWORD|SECRET)$", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@]*:[^@]+@")
+
+
+def _check_private(path: Path, values: Mapping[str, str]) -> None:
+    """A file that holds a secret (a password in a URL, a *PASSWORD or *SECRET key) must not be
+    readable by every user of the machine (reliability S12). The error names the keys, never
+    their values."""
+    if not path.stat().st_mode & 0o004:
+        return
+    secret = sorted(k for k, v in values.items() if v and (_SECRET_NAME.search(k) or _URL_PASSWORD.match(v)))
+    if secret:
+        raise ConfigError(f"{path} holds secrets ({', '.join(secret)}) and every user of this machine may "
+                          f"read it: run chmod 600 {path}")
 
 
 class _Reader:
@@ -206,6 +246,19 @@ def _address(value: str) -> str:
     return value
 
 
+def _alert_address(value: str, products: tuple[ProductSettings, ...]) -> str:
+    if value.lower() in {p.address.lower() for p in products}:
+        raise ValueError("alerts must not go to a product's own address (that would start a loop)")
+    return _address(value)
+
+
+def _authserv_id(value: str) -> str:
+    if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
+        raise ValueError("expected the name your mail server writes first in its Authentication-Results"
+                         " header, e.g. mx.example.com")
+    return value.lower()
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Validate `env` into Settings; raises ConfigError naming the first wrong key."""
     read = _Reader(env)
@@ -235,7 +288,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         io_timeout=float(read.parse("MAILBOT_IO_TIMEOUT", parse_seconds)),  # type: ignore[arg-type]
         max_message_size=int(read.parse("MAILBOT_MAX_MESSAGE_SIZE", parse_size)),  # type: ignore[call-overload]
         outbox_give_up=read.parse("MAILBOT_OUTBOX_GIVE_UP", businesshours.parse_duration),  # type: ignore[arg-type]
-        alert_address=str(read.parse("MAILBOT_ALERT_ADDRESS", lambda v: v and _address(v))),
+        alert_address=str(read.parse("MAILBOT_ALERT_ADDRESS", lambda v: v and _alert_address(v, products))),
+        db_busy_timeout=float(read.parse("MAILBOT_DB_BUSY_TIMEOUT", parse_seconds)),  # type: ignore[arg-type]
+        trusted_authserv_id=str(read.parse("MAILBOT_TRUSTED_AUTHSERV_ID", _authserv_id)),
+        limits=_load_limits(read),
         product_by_key={p.key: p for p in products},
     )
 
@@ -305,3 +361,24 @@ def _check_unique(products: tuple[ProductSettings, ...]) -> None:
                     f"MAILBOT_PRODUCT_{product.key}_{what} is the same as {other}'s; each product needs its own"
                 )
             seen[f"{what}:{value}"] = product.key
+
+
+def _load_limits(read: _Reader) -> MailLimits:
+    return MailLimits(
+        ack_limit=int(read.parse("MAILBOT_ACK_LIMIT", parse_count)),  # type: ignore[call-overload]
+        automatic_limit=int(read.parse("MAILBOT_AUTOMATIC_LIMIT", parse_count)),  # type: ignore[call-overload]
+        flood_limit=int(read.parse("MAILBOT_FLOOD_LIMIT", parse_count)),  # type: ignore[call-overload]
+        flood_window=read.parse("MAILBOT_FLOOD_WINDOW", businesshours.parse_duration),  # type: ignore[arg-type]
+        cutover=read.parse("MAILBOT_ACK_CUTOVER", parse_moment),  # type: ignore[arg-type]
+    )
+
+
+def parse_moment(value: str) -> datetime | None:
+    """An ISO 8601 date or date-time (UTC unless it names an offset); "" for none."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("expected an ISO date-time, e.g. 2026-11-01T00:00:00+01:00 or 2026-11-01") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

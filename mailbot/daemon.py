@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from peewee import DatabaseError
 
 from mailbot import jobs
 from mailbot.config import ProductSettings, Settings
@@ -52,6 +53,9 @@ def poll_product(desk: Desk, product: ProductSettings, context: ssl.SSLContext,
     except MailbotError as exc:
         log.warning("%s: mailbox %s: %s", product.key, source.name, exc)
         return f"mailbox of {product.key} ({source.name}) failed: {exc}"
+    except DatabaseError as exc:  # the cursor could not be saved: the mail stays on the server
+        log.warning("%s: mailbox %s: database unavailable: %s", product.key, source.name, exc)
+        return f"mailbox of {product.key} ({source.name}) failed: database unavailable: {exc}"
     finally:
         source.close()
 
@@ -69,10 +73,15 @@ def send_outbox(desk: Desk, context: ssl.SSLContext, stop: threading.Event | Non
 
 
 def poll_everything(desk: Desk, context: ssl.SSLContext) -> list[str]:
-    """`poll --once`: every mailbox, then the outbox. Returns one line per failed mailbox."""
+    """`poll --once`: every mailbox, then the outbox. Returns one line per failed mailbox, and
+    one when the outbox could not be delivered (SMTP server unreachable, database unavailable)."""
     failures = [f for f in (poll_product(desk, p, context) for p in desk.settings.products) if f]
     jobs.run_due_jobs(desk)
-    send_outbox(desk, context)
+    try:
+        send_outbox(desk, context)
+    except MailbotError as exc:
+        log.warning("outbox: %s", exc)
+        failures.append(f"outbox not delivered: {exc}")
     return failures
 
 

@@ -22,6 +22,8 @@ class Desk:
     store: Store
     renderer: Renderer
     clock: Callable[[], datetime] = field(default=utcnow)
+    # Record only, send nothing: set (with dataclasses.replace) for mail older than the cut-over.
+    quiet: bool = False
 
 
 def make_desk(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Desk:

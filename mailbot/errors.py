@@ -4,6 +4,7 @@
      +-- ConfigError          the configuration is wrong; names the key and what is wrong
      +-- TransientError       I/O that may work later (server down, 4xx, database busy): retry
      |    +-- SourceUnavailable   a mailbox could not be reached
+     |    +-- SmtpUnavailable     the SMTP server could not be reached or refused our login
      +-- PermanentError       will never work as it is (5xx, malformed input): do not retry
           +-- QuarantineError     a mail that cannot be handled; carries the reason
 
@@ -31,6 +32,11 @@ class TransientError(MailbotError):
 
 class SourceUnavailable(TransientError):
     """A mailbox could not be reached; the message names it, never its password."""
+
+
+class SmtpUnavailable(TransientError):
+    """No SMTP session could be opened (down, silent, TLS or login failure): no mail can go out
+    now, so the outbox stops its round instead of waiting on the server once per mail."""
 
 
 class PermanentError(MailbotError):

@@ -1,6 +1,12 @@
 """What an inbound mail means for the tickets of one product: a new ticket, a reply on the
 right ticket, an automatic mail to record quietly, a bounce, or a refusal.
 
+Loops and floods are stopped here: our own mail coming back is only recorded; a robot's mail is
+never answered and opens no ticket (a machine's notice does, unanswered, for a sender with access);
+a bounce goes on the ticket of the mail that bounced and stops automatic mail to the address; a
+sender past the flood limit has further new mails folded into their last ticket; mail older than
+the cut-over is recorded without sending anything. The limits themselves live in `mailbot.caps`.
+
 Runs inside the ingest transaction and touches only the database and the outbox (through
 `mailbot.notify`). It never talks to a mail server and never decides when mail is fetched.
 """
@@ -8,14 +14,15 @@ Runs inside the ingest transaction and touches only the database and the outbox 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from mailbot import accounts, deadlines, notify, replies, tickets
+from mailbot import accounts, caps, deadlines, notify, replies, tickets
 from mailbot.config import ProductSettings
 from mailbot.desk import Desk
 from mailbot.inmail import Mail, Outcome, staff_recipients, store_inbound
 from mailbot.message import InboundMessage
-from mailbot.models import Account, Message, Outbox, Ticket
+from mailbot.models import Account, Event, Message, Outbox, Ticket
 from mailbot.routing import (
     clean_subject,
     find_reference,
@@ -28,10 +35,28 @@ from mailbot.trim import visible_text
 log = logging.getLogger(__name__)
 
 
-def handle_mail(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path: str) -> Outcome:
+# Machine mail that may carry a request (a system's notice, a forward that Exchange marks
+# auto-generated, a no-reply sender): it opens a ticket for a sender with access, unanswered.
+# Everything else automatic is a robot's reply (auto-replies, read receipts, list servers) and
+# never opens a ticket.
+_NOTICES = frozenset({"precedence:bulk", "precedence:list", "x-auto-response-suppress", "noreply-sender"})
+
+
+def handle_mail(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path: str,
+                arrived: datetime | None = None) -> Outcome:
+    """What `msg` does to the tickets of `product`. `arrived` is when it reached the mailbox
+    (IMAP INTERNALDATE; None: its Date header): mail older than the cut-over sends nothing."""
+    if caps.arrived_before_cutover(desk, arrived or msg.date):
+        outcome = _handle(replace(desk, quiet=True), product, msg, raw_path)
+        reason = f"{outcome.reason}; {caps.BEFORE_CUTOVER}" if outcome.reason else caps.BEFORE_CUTOVER
+        return replace(outcome, reason=reason)
+    return _handle(desk, product, msg, raw_path)
+
+
+def _handle(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path: str) -> Outcome:
     email = msg.sender.key if msg.sender is not None else ""
-    if email in desk.settings.own_addresses or msg.automatic == "own-loop":
-        log.warning("mail from our own address or loop marker ignored: %s", msg.message_id)
+    if _is_our_own(desk, email, msg):
+        log.warning("%s: our own mail came back, recorded only: %s", product.key, msg.message_id)
         return Outcome("ignored", "own-loop")
     sender = accounts.find_account(email) if email else None
     mail = Mail(msg, product, sender, raw_path, desk.clock())
@@ -40,11 +65,18 @@ def handle_mail(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_p
     if msg.sender is None:
         return Outcome("ignored", "no single valid sender address")
     ticket = route(desk, mail)
-    if msg.automatic:
+    if msg.automatic and not (msg.automatic == "precedence:list" and msg.list_mail):
         return handle_automatic(desk, mail, ticket)
+    if sender is not None and sender.undeliverable_since is not None and not desk.quiet:
+        # A person writes from the address again: it works, automatic mail may go there again.
+        log.info("%s writes again; automatic mail to the address resumes", email)
+        sender.undeliverable_since = None
+        sender.save()
     if ticket is not None:
         if not may_reply(ticket, mail.sender, product.key):
-            return refuse(desk, mail, "not_authorised")
+            if replies.note_refused_reply(mail, ticket):
+                return Outcome("ignored", "throttled: keeps writing to tickets not theirs")
+            return refuse(desk, mail, replies.refusal_reason(mail))
         return handle_reply(desk, mail, ticket)
     return handle_new(desk, mail)
 
@@ -89,6 +121,13 @@ def may_reply(ticket: Ticket, sender: Account | None, product: str) -> bool:
     return sender.id == ticket.requester_id or tickets.is_watcher(ticket, sender)
 
 
+def _is_our_own(desk: Desk, email: str, msg: InboundMessage) -> bool:
+    """Mail from a product address, with our loop header, or one we sent (its Message-ID)."""
+    if email in desk.settings.own_addresses or msg.automatic == "own-loop":
+        return True
+    return Outbox.select(Outbox.id).where(Outbox.message_id == msg.message_id).exists()  # type: ignore[no-any-return]
+
+
 def handle_new(desk: Desk, mail: Mail, linked_to: Ticket | None = None) -> Outcome:
     product, msg = mail.product, mail.msg
     sender = admit_sender(mail)
@@ -98,6 +137,9 @@ def handle_new(desk: Desk, mail: Mail, linked_to: Ticket | None = None) -> Outco
     flags = contract_flags(sender, product, mail.now)
     if flags is None:
         return refuse(desk, mail, "contract_expired", sender)
+    flooded = caps.flood_ticket(desk, product.key, sender, mail.now)
+    if flooded is not None:
+        return fold_into(desk, mail, flooded)
     ticket = tickets.open_ticket(
         product.key, product.prefix, sender, clean_subject(msg.subject), mail.now,
         priority=requested_priority(msg.subject, msg.text) or "medium",
@@ -109,13 +151,41 @@ def handle_new(desk: Desk, mail: Mail, linked_to: Ticket | None = None) -> Outco
     store_inbound(desk, mail, ticket, msg.text)
     add_cc_watchers(mail, ticket)
     parent = msg.message_id
-    if not msg.list_mail:
+    withheld = acknowledgement_withheld(desk, mail, sender)
+    if withheld:
+        log.info("%s: no acknowledgement of %s to %s: %s", product.key, ticket.reference, sender.email,
+                 withheld)
+    else:
         notify.queue_mail(desk, "ticket_opened", product, ticket,
                           [notify.recipient_for(sender, "customer", product.language)], parent_id=parent)
     notify.queue_mail(desk, "new_ticket", product, ticket, staff_recipients(product),
                       context={"text": msg.text, "attachments": [a.filename for a in msg.attachments]},
                       actor=sender, parent_id=parent)
     return Outcome("ticket", "linked" if linked_to else "", ticket)
+
+
+def acknowledgement_withheld(desk: Desk, mail: Mail, sender: Account) -> str:
+    """Why the sender of a new ticket gets no acknowledgement, or "" when they get one."""
+    if mail.msg.list_mail:
+        return "sent through a mailing list"
+    if mail.msg.automatic:
+        return f"automatic mail ({mail.msg.automatic})"
+    if not caps.may_acknowledge(desk, mail.product.key, sender.email, mail.now):
+        return f"limit of {desk.settings.limits.ack_limit} acknowledgements a day reached"
+    return ""
+
+
+def fold_into(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
+    """A new mail from a sender past the flood limit: kept as a message on their last ticket,
+    telling nobody. The first fold into a ticket is recorded as an event and one alert line."""
+    store_inbound(desk, mail, ticket, mail.msg.text, kind="folded")
+    if not Event.select().where((Event.ticket == ticket) & (Event.kind == "flood")).exists():
+        limits = desk.settings.limits
+        detail = (f"more than {limits.flood_limit} new tickets within {limits.flood_window}: "
+                  f"further new mails are added to {ticket.reference}")
+        tickets.record_event(ticket, "flood", "", new=ticket.requester.email, detail=detail, at=mail.now)
+        log.warning("%s: %s floods the mailbox (%s)", mail.product.key, ticket.requester.email, detail)
+    return Outcome("message", f"flood: folded into {ticket.reference}", ticket)
 
 
 def admit_sender(mail: Mail) -> Account | None:
@@ -152,33 +222,70 @@ def handle_reply(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
 
 
 def handle_automatic(desk: Desk, mail: Mail, ticket: Ticket | None) -> Outcome:
-    """Auto-replies are recorded on their ticket, never answered, never change its state."""
+    """Auto-replies are recorded on their ticket, never answered, never change its state. A
+    machine's notice from a sender with access that threads nowhere opens a ticket, unanswered."""
     reason = f"automatic: {mail.msg.automatic}"
+    if ticket is None and _is_notice(mail.msg.automatic) and mail.sender is not None \
+            and accounts.role_of(mail.sender, mail.product.key) is not None:
+        return handle_new(desk, mail)
     if ticket is None or not may_reply(ticket, mail.sender, mail.product.key):
         return Outcome("ignored", reason)
     store_inbound(desk, mail, ticket, visible_text(mail.msg.text), visibility="internal", kind="auto")
     return Outcome("message", reason, ticket)
 
 
+def _is_notice(reason: str) -> bool:
+    kind = reason.partition(":")[2]
+    return reason in _NOTICES or (reason.startswith("auto-submitted:") and kind != "auto-replied")
+
+
 def handle_bounce(desk: Desk, mail: Mail) -> Outcome:
-    """A bounce goes on the ticket whose mail bounced and stops automatic mail to the address."""
+    """A bounce goes on the ticket whose mail bounced and stops automatic mail to the address;
+    the ticket's engineers are told once per address that went dead. Only a failure report
+    stops mail, and only to an address we mailed: a forged bounce cannot silence anyone else."""
     msg = mail.msg
-    original = Outbox.get_or_none(Outbox.message_id == msg.bounced_message_id) if msg.bounced_message_id else None
-    failed = list(msg.bounced_recipients) or ([original.recipient] if original and "fail" in msg.automatic else [])
-    for address in failed:
-        account = accounts.find_account(address)
-        if account is not None and account.undeliverable_since is None:
-            account.undeliverable_since = mail.now
-            account.save()
+    original = Outbox.get_or_none(Outbox.message_id == msg.bounced_message_id) \
+        if msg.bounced_message_id else None
+    failed = _failed_addresses(mail, original)
+    newly_dead = [address for address in failed if _mark_undeliverable(address, mail.now)]
     if original is None or original.ticket_id is None:
         return Outcome("ignored", "bounce: original mail unknown")
     ticket = original.ticket
     store_inbound(desk, mail, ticket, msg.text, visibility="internal", kind="bounce")
     if failed:
         tickets.record_event(ticket, "delivery_failed", "", new=", ".join(failed), at=mail.now)
-        notify.queue_mail(desk, "delivery_failed", mail.product, ticket, staff_recipients(mail.product, ticket),
-                          context={"failed_address": ", ".join(failed)})
+    if newly_dead:
+        notify.queue_mail(desk, "delivery_failed", mail.product, ticket,
+                          staff_recipients(mail.product, ticket),
+                          context={"failed_address": ", ".join(newly_dead)})
     return Outcome("message", "bounce", ticket)
+
+
+def _failed_addresses(mail: Mail, original: Outbox | None) -> list[str]:
+    """The addresses a failure report shows dead: the recipient of our mail that bounced, else
+    the failed recipients it names that this product mailed within the last week."""
+    if mail.msg.automatic != "bounce:failed":
+        return []
+    if original is not None:
+        return [original.recipient]
+    week = mail.now - timedelta(days=7)
+    mailed = Outbox.select().where((Outbox.product == mail.product.key) & (Outbox.created_at > week))
+    return [address.lower() for address in mail.msg.bounced_recipients
+            if mailed.where(Outbox.recipient == address.lower()).exists()]
+
+
+def _mark_undeliverable(address: str, now: datetime) -> bool:
+    """Stop automatic mail to `address`; True when it was not stopped already (or has no
+    account, so cannot be remembered)."""
+    account = accounts.find_account(address)
+    if account is None:
+        return True
+    if account.undeliverable_since is not None:
+        return False
+    account.undeliverable_since = now
+    account.save()
+    log.warning("mail to %s bounced: no more automatic mail to it until it writes again", address)
+    return True
 
 
 def refuse(desk: Desk, mail: Mail, reason: str, account: Account | None = None) -> Outcome:
@@ -190,7 +297,8 @@ def refuse(desk: Desk, mail: Mail, reason: str, account: Account | None = None) 
                                     & (Outbox.created_at > since)).exists()
     if not already and not mail.msg.list_mail:
         language = account.language if account else mail.product.language
-        recipient = notify.Recipient(mail.msg.sender.email, mail.msg.sender.name, "customer", language, account)
+        recipient = notify.Recipient(mail.msg.sender.email, mail.msg.sender.name, "customer", language,
+                                     account)
         notify.queue_mail(desk, "refused", mail.product, None, [recipient],
                           context={"reason": reason, "original_subject": strip_references(mail.msg.subject),
                                    "limit": ""},

@@ -53,7 +53,7 @@ def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail) -> Inge
             if twin is not None:
                 outcome = inbound.Outcome("ignored", f"duplicate of {twin.mailbox} uid {twin.uid}")
             else:
-                outcome = inbound.handle_mail(desk, product, msg, raw_path)
+                outcome = inbound.handle_mail(desk, product, msg, raw_path, mail.internal_date)
             _record(mail, product, msg.message_id, digest, outcome.outcome, outcome.reason,
                     outcome.ticket, raw_path)
     except IntegrityError:
@@ -73,7 +73,8 @@ def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail) -> Inge
     return IngestResult(outcome.outcome, outcome.reason, ref)
 
 
-def quarantine(desk: Desk, product: ProductSettings, mail: FetchedMail, digest: str, reason: str) -> IngestResult:
+def quarantine(desk: Desk, product: ProductSettings, mail: FetchedMail, digest: str,
+               reason: str) -> IngestResult:
     origin = f"{mail.mailbox} uidvalidity {mail.uidvalidity} uid {mail.key}"
     path = desk.store.quarantine(mail.raw, reason, origin)
     log.warning("%s: mail %s quarantined as %s: %s", product.key, origin, path.name, reason)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from peewee import IntegrityError
+from peewee import IntegrityError, OperationalError
 
 from mailbot import accounts, notify, tickets
 from mailbot.config import ProductSettings
@@ -89,6 +89,10 @@ def run_job(job: Job, desk: Desk, stop: threading.Event | None = None) -> int:
         return 0
     try:
         done = job(desk, desk.clock())
+    except OperationalError as exc:  # locked past the busy timeout, disk full: not a bug
+        log.warning("job %s stopped: database unavailable: %s; it runs again at the next interval",
+                    job.__name__, exc)
+        return 0
     except Exception:
         log.exception("job %s failed; it runs again at the next interval", job.__name__)
         return 0
@@ -192,7 +196,10 @@ def _auto_close(desk: Desk, ticket: Ticket, product: ProductSettings, now: datet
 def _tickets(desk: Desk, condition: Any) -> Iterator[tuple[Ticket, ProductSettings]]:
     products = desk.settings.product_by_key
     query = Ticket.select().where(condition & Ticket.product.in_(list(products)))
-    for ticket in query.order_by(Ticket.id):
+    # Read all first: a SELECT still being stepped holds its snapshot, and a write transaction
+    # begun under it fails at once with "database is locked" once another connection has
+    # committed (SQLite does not wait out the busy timeout for a stale snapshot).
+    for ticket in list(query.order_by(Ticket.id)):
         yield ticket, products[ticket.product]
 
 
@@ -206,6 +213,8 @@ def _guarded(handle: Callable[[Desk, Ticket, ProductSettings, datetime], int], d
             if fresh is None or fresh.status != ticket.status:
                 return 0
             return handle(desk, fresh, product, now)
+    except OperationalError:
+        raise  # the database, not this ticket: the run stops instead of waiting once per ticket
     except Exception:
         log.exception("%s: %s failed; tried again at the next run", ticket.reference,
                       handle.__name__)

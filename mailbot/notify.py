@@ -3,7 +3,9 @@ which headers. Each mail becomes one outbox row per recipient, written in the ca
 transaction; `mailbot.outbox` delivers them later.
 
 Rules that keep mailbot from ever starting a loop live here too: no automatic mail to our own
-addresses, to no-reply style senders, to addresses that bounced, or past the daily cap.
+addresses, to no-reply style senders, to addresses that bounced, or past the daily limit of
+automatic mail per address (`mailbot.caps`); and no mail at all from a quiet desk (mail older than
+the cut-over).
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from mailbot import caps
 from mailbot.automail import is_noreply_address
 from mailbot.compose import OutgoingMail, build_references, compose, make_message_id
 from mailbot.config import ProductSettings
@@ -33,7 +36,8 @@ HUMAN = frozenset({"reply", "customer_reply", "internal_note", "info_requested"}
 CUSTOMER_ROLES = ("customer", "watcher")
 # Answers about a mail that changed nothing: sent, but not part of the ticket's conversation.
 OFF_THE_RECORD = frozenset({"command_error", "command_not_trusted", "refused"})
-DAILY_AUTOMATIC_CAP = 40  # automatic mails per recipient per day (Znuny's PostmasterMaxEmails)
+# The product's own people: never held back by the daily limit of automatic mail.
+STAFF_ROLES = ("engineer", "board")
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,9 @@ def queue_mail(
     parent_id: str = "",
 ) -> list[Outbox]:
     """Render `template` for each recipient and add it to the outbox; returns the rows."""
+    if desk.quiet:
+        log.debug("quiet: %s about %s not queued", template, ticket.reference if ticket else product.key)
+        return []
     rows = []
     now = desk.clock()
     seen: set[str] = set()
@@ -69,7 +76,8 @@ def queue_mail(
         if key in seen or not _may_send(desk, template, recipient, now):
             continue
         seen.add(key)
-        rows.append(_queue_one(desk, template, product, ticket, recipient, context or {}, actor, parent_id, now))
+        rows.append(_queue_one(desk, template, product, ticket, recipient, context or {}, actor, parent_id,
+                               now))
     return rows
 
 
@@ -89,14 +97,9 @@ def _may_send(desk: Desk, template: str, recipient: Recipient, now: datetime) ->
     if account is not None and account.undeliverable_since is not None:
         log.info("no automatic %s to %s: earlier mail bounced", template, email)
         return False
-    sent_today = (
-        Outbox.select()
-        .where((Outbox.recipient == email) & Outbox.automatic & (Outbox.created_at > now - timedelta(days=1)))
-        .count()
-    )
-    if sent_today >= DAILY_AUTOMATIC_CAP:
-        log.warning("daily cap of %d automatic mails reached for %s; %s not sent",
-                    DAILY_AUTOMATIC_CAP, email, template)
+    if recipient.role not in STAFF_ROLES and caps.over_automatic_limit(desk, email, now):
+        log.warning("limit of %d automatic mails a day reached for %s; %s not sent",
+                    desk.settings.limits.automatic_limit, email, template)
         return False
     return True
 
@@ -122,7 +125,8 @@ def _queue_one(desk: Desk, template: str, product: ProductSettings, ticket: Tick
     rendered = desk.renderer.render(template, recipient.language, product.key, full)
     reference = ticket.reference if ticket is not None else product.prefix
     message_id = make_message_id(reference, settings.mail_domain)
-    automatic = "" if template in HUMAN else ("auto-replied" if template == "ticket_opened" else "auto-generated")
+    automatic = "" if template in HUMAN else (
+        "auto-replied" if template == "ticket_opened" else "auto-generated")
     mail = OutgoingMail(
         sender=Address(product.address, product.name),
         to=(Address(recipient.email, recipient.name),),

@@ -1,8 +1,13 @@
 """One pass over one mailbox: list what is pending after the stored cursor, fetch in batches,
 ingest each mail, acknowledge it on the server after its commit, and move the cursor.
 
-The same function serves `mailbot poll --once`, the daemon's polling job and the IDLE worker.
-A transient failure ends the pass and leaves the rest on the server for the next one.
+The same function serves `mailbot poll --once` (every pending mail), the daemon's mailbox worker
+(at most `PASS_LIMIT` mails a pass, so that it returns regularly and the outbox gets its turn) and
+the IDLE worker. The cursor moves after every mail, so a pass that is killed or stopped resumes at
+the next mail; one that is not yet acknowledged is recognised by the ledger and only acknowledged.
+A big backlog (a first start) logs its progress every `PROGRESS_EVERY` mails, and a pass that met
+mail older than the cut-over says so in one summary line. A transient failure ends the pass and
+leaves the rest on the server for the next one.
 """
 
 from __future__ import annotations
@@ -12,20 +17,26 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mailbot.caps import BEFORE_CUTOVER, cutover
 from mailbot.config import ProductSettings
 from mailbot.desk import Desk
-from mailbot.ingest import ingest_mail
+from mailbot.ingest import IngestResult, ingest_mail
 from mailbot.models import MailboxState
-from mailbot.sources.base import Cursor, MailSource
+from mailbot.sources.base import Cursor, FetchedMail, MailSource
 
 log = logging.getLogger(__name__)
-BATCH_SIZE = 50
+BATCH_SIZE = 50  # mails fetched at once
+PASS_LIMIT = 500  # mails a daemon pass takes before it returns
+PROGRESS_EVERY = 500  # a progress line every so many mails, for a backlog bigger than that
 
 
 @dataclass
 class PassReport:
     mailbox: str
     outcomes: Counter[str] = field(default_factory=Counter)
+    pending: int = 0  # mails waiting when the pass began
+    remaining: int = 0  # mails left for the next pass (limit reached, or stopped)
+    before_cutover: int = 0  # mails older than the cut-over: recorded, nothing sent
 
     @property
     def handled(self) -> int:
@@ -33,9 +44,10 @@ class PassReport:
 
 
 def poll_mailbox(desk: Desk, product: ProductSettings, source: MailSource,
-                 should_stop: Callable[[], bool] = lambda: False) -> PassReport:
+                 should_stop: Callable[[], bool] = lambda: False, limit: int | None = None) -> PassReport:
+    """Handle the mails waiting in `source`, at most `limit` of them (None: all)."""
     report = PassReport(source.name)
-    state, _ = MailboxState.get_or_create(mailbox=source.name)
+    state = _cursor(source)
     pending = source.pending(Cursor(state.uidvalidity, state.last_uid))
     if pending.uidvalidity != state.uidvalidity:
         if state.uidvalidity:
@@ -43,14 +55,50 @@ def poll_mailbox(desk: Desk, product: ProductSettings, source: MailSource,
                         source.name, state.uidvalidity, pending.uidvalidity)
         state.uidvalidity, state.last_uid = pending.uidvalidity, 0
         state.save()
-    for start in range(0, len(pending.keys), BATCH_SIZE):
-        for mail in source.fetch(pending.keys[start:start + BATCH_SIZE]):
-            result = ingest_mail(desk, product, mail)
-            source.acknowledge(mail)
-            report.outcomes["already seen" if result.already_seen else result.outcome] += 1
-            if mail.uid > state.last_uid:
-                state.last_uid = mail.uid
-                state.save()
-            if should_stop():
-                return report
+    report.pending = len(pending.keys)
+    keys = pending.keys if limit is None else pending.keys[:limit]
+    report.remaining = report.pending - _work_through(desk, product, source, keys, state, report, should_stop)
+    _summarise(desk, product, report)
     return report
+
+
+def _work_through(desk: Desk, product: ProductSettings, source: MailSource, keys: tuple[str, ...],
+                  state: MailboxState, report: PassReport, should_stop: Callable[[], bool]) -> int:
+    """Take `keys` in batches until done or stopped; returns how many keys were looked at
+    (handled, or vanished before they were fetched)."""
+    for start in range(0, len(keys), BATCH_SIZE):
+        batch = keys[start:start + BATCH_SIZE]
+        for mail in source.fetch(batch):
+            _take(desk, product, source, mail, state, report)
+            if report.pending > PROGRESS_EVERY and report.handled % PROGRESS_EVERY == 0:
+                log.info("%s: %d/%d mails", product.key, report.handled, report.pending)
+            if should_stop():
+                return start + batch.index(mail.key) + 1
+    return len(keys)
+
+
+def _cursor(source: MailSource) -> MailboxState:
+    state, _ = MailboxState.get_or_create(mailbox=source.name)
+    return state  # type: ignore[no-any-return]
+
+
+def _take(desk: Desk, product: ProductSettings, source: MailSource, mail: FetchedMail,
+          state: MailboxState, report: PassReport) -> None:
+    """Ingest one mail, acknowledge it on the server, then move the cursor past it."""
+    result: IngestResult = ingest_mail(desk, product, mail)
+    source.acknowledge(mail)
+    report.outcomes["already seen" if result.already_seen else result.outcome] += 1
+    if not result.already_seen and result.reason.endswith(BEFORE_CUTOVER):
+        report.before_cutover += 1
+    if mail.uid > state.last_uid:
+        state.last_uid = mail.uid
+        state.save()
+
+
+def _summarise(desk: Desk, product: ProductSettings, report: PassReport) -> None:
+    if report.before_cutover:
+        log.info("%s: %d mails arrived before the cut-over (%s): recorded, nothing sent for them",
+                 product.key, report.before_cutover, cutover(desk).isoformat())
+    if report.remaining > 0:
+        log.info("%s: %d/%d mails; %d left for the next pass", product.key, report.handled,
+                 report.pending, report.remaining)

@@ -1,13 +1,22 @@
 """A reply on an existing ticket, from the customer, a watcher or an engineer, with the commands
 at its top: all of them apply together, or none does and the sender is told what was wrong.
 
+An engineer's mail acts on the ticket only when it is verified: where the site names its mail
+server's authserv-id (MAILBOT_TRUSTED_AUTHSERV_ID), that server's own Authentication-Results must
+show the sender passed (`mailbot.authresults`). Otherwise the mail is kept as an internal note,
+nothing is applied or relayed to the customer, and the engineer is told. Customers' mail is
+never asked for this: what a customer may do is harmless to the ticket's other readers.
+
 Called by `mailbot.inbound` inside the ingest transaction, after routing and the permission
 check. Talks to the ticket record, the deadlines and the outbox; never to a mail server.
 """
 
 from __future__ import annotations
 
-from mailbot import accounts, credit, deadlines, notify, tickets
+import logging
+from datetime import datetime, timedelta
+
+from mailbot import accounts, authresults, credit, deadlines, notify, tickets
 from mailbot.commands import Commands, check_commands, read_commands, time_minutes, valid_commands
 from mailbot.desk import Desk
 from mailbot.inmail import (
@@ -18,16 +27,23 @@ from mailbot.inmail import (
     staff_recipients,
     store_inbound,
 )
-from mailbot.models import Account, Ticket
+from mailbot.models import Account, Event, Ticket
 from mailbot.trim import visible_text
 
 STATUS_MAILS = ("open", "waiting", "resolved", "closed")
+# A sender refused more often than this within the window, for writing to tickets that are not
+# theirs, is guessing references: further attempts get no answer at all (reliability S2).
+GUESSES_ALLOWED = 5
+GUESS_WINDOW = timedelta(hours=1)
+log = logging.getLogger(__name__)
 
 
 def handle_reply(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
     sender = mail.sender
     assert sender is not None  # the permission check came first
     staff = accounts.is_staff(sender, mail.product.key)
+    if staff and not staff_mail_verified(desk, mail):
+        return unverified_staff_mail(desk, mail, ticket)
     parsed = read_commands(visible_text(mail.msg.text))
     errors = check_commands(parsed, staff) + _check_assignee(parsed, mail, sender)
     if errors:
@@ -35,6 +51,63 @@ def handle_reply(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
     if staff:
         return staff_reply(desk, mail, ticket, parsed)
     return customer_reply(desk, mail, ticket, parsed)
+
+
+def refusal_reason(mail: Mail) -> str:
+    """Why a reply from someone who may not write to the ticket is refused. A sender without
+    access to the product hears what a new mail from them would get, so the answer never tells
+    whether the reference they wrote belongs to a ticket."""
+    if accounts.role_of(mail.sender, mail.product.key) is not None or mail.product.unknown_senders == "open":
+        return "not_authorised"
+    return "no_access" if mail.sender is not None else "unknown_sender"
+
+
+def note_refused_reply(mail: Mail, ticket: Ticket) -> bool:
+    """Record on the ticket, for its team, that a sender who may not write to it tried; True
+    (and nothing recorded) when that sender was already refused GUESSES_ALLOWED times within
+    GUESS_WINDOW, on any ticket: throttled. So a ticket's history gains at most a few such
+    events an hour, however hard someone knocks. The event names the sender only."""
+    assert mail.msg.sender is not None
+    email = mail.msg.sender.key
+    earlier = _refused_replies(email, mail.now)
+    if earlier >= GUESSES_ALLOWED:
+        return True
+    tickets.record_event(ticket, "reply_refused", email, at=mail.now)
+    if earlier + 1 == GUESSES_ALLOWED:
+        log.warning("%s was refused %d times within %s for writing to tickets not theirs: further mails"
+                    " from that address are throttled (recorded, never answered)", email, GUESSES_ALLOWED,
+                    GUESS_WINDOW)
+    return False
+
+
+def _refused_replies(email: str, now: datetime) -> int:
+    recent = (Event.kind == "reply_refused") & (Event.actor_email == email) & (Event.at > now - GUESS_WINDOW)
+    return Event.select().where(recent).count()
+
+
+def staff_mail_verified(desk: Desk, mail: Mail) -> bool:
+    """True where the site checks nothing, else what our own server's Authentication-Results
+    say about the From domain."""
+    trusted = desk.settings.trusted_authserv_id
+    if not trusted:
+        return True
+    domain = mail.msg.sender.email.rpartition("@")[2] if mail.msg.sender else ""
+    return authresults.sender_verified(mail.msg.headers, trusted, domain)
+
+
+def unverified_staff_mail(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
+    """An engineer's address that our server did not see pass: anyone may have written it. The
+    whole visible text, command lines included, goes on the ticket as an internal note; no
+    command applies, nothing reaches the customer, and the engineer hears why."""
+    sender, product = mail.sender, mail.product
+    assert sender is not None
+    store_inbound(desk, mail, ticket, visible_text(mail.msg.text), visibility="internal", kind="unverified")
+    role = accounts.role_of(sender, product.key) or "engineer"
+    notify.queue_mail(desk, "command_not_trusted", product, ticket,
+                      [notify.recipient_for(sender, role, product.language)], parent_id=mail.msg.message_id)
+    log.warning("%s: mail %s from %s failed sender authentication: kept as an internal note, nothing applied",
+                ticket.reference, mail.msg.message_id, sender.email)
+    return Outcome("message", "sender not verified: internal note, nothing applied", ticket)
 
 
 def _check_assignee(parsed: Commands, mail: Mail, sender: Account) -> list[str]:
@@ -120,8 +193,9 @@ def _change_status(desk: Desk, mail: Mail, ticket: Ticket, status: str, mail_cus
         return
     deadlines.refresh_deadlines(ticket, mail.product, mail.now)
     if mail_customers and status in STATUS_MAILS:
-        notify.queue_mail(desk, "status_changed", mail.product, ticket, customer_recipients(ticket, mail.product),
-                          context={"old": old, "new": status}, actor=actor)
+        notify.queue_mail(desk, "status_changed", mail.product, ticket,
+                          customer_recipients(ticket, mail.product), context={"old": old, "new": status},
+                          actor=actor)
 
 
 def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Outcome:
@@ -147,7 +221,7 @@ def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> 
         tickets.set_status(ticket, "open", sender.email, mail.now)
         deadlines.refresh_deadlines(ticket, product, mail.now)
     if parsed.text:
-        notify.queue_mail(desk, "customer_reply", product, ticket, staff,
-                          context={"text": parsed.text, "attachments": [a.filename for a in mail.msg.attachments]},
+        context = {"text": parsed.text, "attachments": [a.filename for a in mail.msg.attachments]}
+        notify.queue_mail(desk, "customer_reply", product, ticket, staff, context=context,
                           actor=sender, parent_id=mail.msg.message_id)
     return Outcome("message", "", ticket)

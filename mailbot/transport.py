@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from mailbot.errors import ConfigError, PermanentError, TransientError
+from mailbot.errors import ConfigError, PermanentError, SmtpUnavailable, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +149,11 @@ class SmtpTransport:
         except smtplib.SMTPAuthenticationError as exc:
             # A wrong password is not the message's fault: keep it queued until an admin fixes
             # the configuration, rather than failing it for good.
-            raise TransientError(
+            raise SmtpUnavailable(
                 f"{self.name}: authentication failed: {_reply_text(exc.smtp_code, exc.smtp_error)}"
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise TransientError(f"{self.name}: cannot connect: {_describe(exc)}") from None
+            raise SmtpUnavailable(f"{self.name}: cannot connect: {_describe(exc)}") from None
         log.debug("connected to %s", self.name)
         return conn
 

@@ -4,8 +4,10 @@ Each worker is run by an APScheduler interval job (`run_once`): it keeps its own
 between runs (never shared across threads), handles what is pending, then waits for news with
 IMAP IDLE where the server has it (or a short nap) until its run is nearly over, handling mail
 as it arrives. A dead connection is dropped and opened again with a backoff of 1 s doubling to
-60 s, logged once per outage. The outbox worker sleeps on an event that a mailbox worker sets
-as soon as it committed new mail, so an acknowledgement leaves within the second.
+60 s, logged once per outage; so is a database that cannot take writes (locked, disk full),
+whose mail stays on the server for the next try. The outbox worker sleeps on an event that a
+mailbox worker sets as soon as it committed new mail, so an acknowledgement leaves within the
+second.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import threading
 import time
 from collections.abc import Callable
 
+from peewee import DatabaseError
+
 from mailbot.config import ProductSettings
 from mailbot.desk import Desk
 from mailbot.errors import MailbotError
 from mailbot.outbox import drain_outbox
-from mailbot.poller import poll_mailbox
+from mailbot.poller import PASS_LIMIT, poll_mailbox
 from mailbot.sources import open_source
 from mailbot.sources.base import MailSource
 from mailbot.transport import Transport, transport_from_url
@@ -44,9 +48,9 @@ class MailboxWorker:
         while not self.stop.is_set() and time.monotonic() < deadline:
             try:
                 self._connect()
-                self._poll()
-                self._wait_for_news(deadline)
-            except MailbotError as exc:
+                if not self._poll():  # a backlog: straight on to its next PASS_LIMIT mails
+                    self._wait_for_news(deadline)
+            except (MailbotError, DatabaseError) as exc:  # DatabaseError: the cursor not saved
                 self._fail(exc)
                 self.stop.wait(min(self.backoff, max(deadline - time.monotonic(), 0)))
                 self.backoff = min(self.backoff * 2, MAX_BACKOFF)
@@ -63,12 +67,14 @@ class MailboxWorker:
             log.info("%s: mailbox %s reachable again", self.product.key, source.name)
         self.failing, self.backoff = False, 1.0
 
-    def _poll(self) -> None:
+    def _poll(self) -> bool:
+        """One pass of at most PASS_LIMIT mails; True when mail is left for the next one."""
         assert self.source is not None
-        report = poll_mailbox(self.desk, self.product, self.source, self.stop.is_set)
+        report = poll_mailbox(self.desk, self.product, self.source, self.stop.is_set, limit=PASS_LIMIT)
         if report.handled:
             log.info("%s: %s", self.source.name, dict(report.outcomes))
             self.on_mail()
+        return report.remaining > 0
 
     def _wait_for_news(self, deadline: float) -> None:
         assert self.source is not None
@@ -76,10 +82,11 @@ class MailboxWorker:
         if left > 0 and not self.stop.is_set():
             self.source.wait_for_news(left, self.stop.is_set)
 
-    def _fail(self, exc: MailbotError) -> None:
+    def _fail(self, exc: Exception) -> None:
         if not self.failing:  # once per outage, not once per retry
-            log.warning("%s: mailbox %s: %s; retrying with backoff", self.product.key,
-                        self.source.name if self.source else self.product.key, exc)
+            # The source's errors name the mailbox (without its password); the database's don't.
+            detail = f"database unavailable: {exc}" if isinstance(exc, DatabaseError) else str(exc)
+            log.warning("%s: %s; retrying with backoff", self.product.key, detail)
         self.failing = True
         self.close()
 
@@ -117,7 +124,7 @@ class OutboxWorker:
                                                 ssl_context=self.context, timeout=settings.io_timeout)
         try:
             counts = drain_outbox(self.desk, self.transport, should_stop=self.stop.is_set)
-        except MailbotError as exc:
+        except (MailbotError, DatabaseError) as exc:  # the rows stay pending for the next round
             log.warning("outbox: %s", exc)
             self.close()
             return

@@ -88,6 +88,8 @@ class _SinkHandler:
             drop = self.sink._drops > 0
             self.sink._drops -= drop
         if drop:
+            with self.sink._arrived:  # kept: the client cannot know whether it was delivered
+                self.sink.dropped.append(envelope.original_content or envelope.content)
             server.transport.close()  # the data arrived, the reply never will
             return "250 OK (never sent)"
         reply = self._fault("data")
@@ -154,6 +156,7 @@ class SmtpSink:
         self.host = HOST
         self.port = free_port()
         self.messages: list[ReceivedMail] = []
+        self.dropped: list[bytes] = []  # raw messages received by drop_after_data, unanswered
         self.connections = 0
         self._faults: list[_Fault] = []
         self._drops = 0
@@ -256,6 +259,7 @@ class SmtpSink:
     def clear(self) -> None:
         with self._arrived:
             self.messages.clear()
+            self.dropped.clear()
         with self._handler.lock:
             self._faults.clear()
             self._drops = 0
