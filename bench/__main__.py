@@ -44,6 +44,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "throughput, latency, first-start, big")
     parser.add_argument("--tree", default="", help="run mailbot from this source tree instead of the "
                         "installed one (to measure a proposed change)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (sites, logs) for a look")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -60,7 +61,8 @@ def main(argv: list[str]) -> int:
     pythonpath = str(Path(args.tree).resolve()) if args.tree else ""
     results: dict = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "machine": _machine(),
                      "settings": {k: (sorted(v) if isinstance(v, set) else str(v)) for k, v in vars(args).items()}}
-    with Lab() as lab:
+    with Lab(keep=args.keep) as lab:
+        results["workdir"] = str(lab.workdir)
         if "throughput" not in args.skip:
             results["throughput"] = throughput(lab, args.mails, args.runs, pythonpath)
         if "latency" not in args.skip:
@@ -70,7 +72,7 @@ def main(argv: list[str]) -> int:
         if "first-start" not in args.skip:
             results["first_start"] = first_start(lab, args.first_start, pythonpath)
         if "big" not in args.skip:
-            results["big_mail"] = big_mail(lab, args.big_mb, pythonpath)
+            results["big_mail"] = big_mails(lab, args.big_mb, pythonpath)
     results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     results["load_after"] = os.getloadavg()
     table = render_table(results)
@@ -121,16 +123,25 @@ def first_start(lab: Lab, mails: int, pythonpath: str) -> dict:
             "rss_samples": run.rss_samples}
 
 
-def big_mail(lab: Lab, megabytes: float, pythonpath: str) -> dict:
+def big_mails(lab: Lab, megabytes: float, pythonpath: str) -> list[dict]:
+    """One mail of `megabytes` as sent (the largest MAILBOT_MAX_MESSAGE_SIZE lets in by default,
+    for the default 25), and one with an attachment of that size (base64 makes the mail 1.37
+    times bigger; the size limit is raised for it)."""
     size = int(megabytes * 1_000_000)
-    raw = corpus.big_mail(size)
-    user = lab.new_user()
-    lab.fill(user, [raw])
-    _say(f"one mail with a {megabytes:g} MB attachment ({len(raw) / 1e6:.1f} MB as sent)")
-    run = cases.ingest_run(lab, lab.dovecot.imap_url(user), 1, pythonpath=pythonpath,
-                           max_message_size=f"{len(raw) // 1_000_000 + 10}M", sample_every=0.2)
-    return {"attachment_mb": megabytes, "raw_mb": len(raw) / 1e6, "seconds": run.seconds_total,
-            "peak_rss_mb": run.peak_rss_mb, "target_mb": 4 * megabytes + 60}
+    attachment_for_mail = int((size - 2000) / 1.3686)  # base64 in 76-character lines, CRLF
+    found = []
+    for what, attachment in (("mail", attachment_for_mail), ("attachment", size)):
+        raw = corpus.big_mail(attachment)
+        user = lab.new_user()
+        lab.fill(user, [raw])
+        _say(f"one mail of {len(raw) / 1e6:.1f} MB with a {attachment / 1e6:.1f} MB attachment")
+        run = cases.ingest_run(lab, lab.dovecot.imap_url(user), 1, pythonpath=pythonpath,
+                               max_message_size=f"{len(raw) // 1_000_000 + 10}M", sample_every=0.2)
+        found.append({"case": what, "raw_mb": len(raw) / 1e6, "attachment_mb": attachment / 1e6,
+                      "seconds": run.seconds_total, "peak_rss_mb": run.peak_rss_mb,
+                      "target_mb": 4 * megabytes + 60})
+        del raw
+    return found
 
 
 def summarise_latency(latency: cases.Latency) -> dict:
@@ -176,10 +187,11 @@ def render_table(results: dict) -> str:
         rows.append((f"  peak RSS: first start, {fs['mails']} small mails", f"{fs['peak_rss_mb']:.0f} MB",
                      f"<= {TARGET_FIRST_START_MB} MB", _verdict(fs["peak_rss_mb"] <= TARGET_FIRST_START_MB)))
         rows.append(("    (time; RSS along the way)", _secs(fs["seconds"], fs["mails"]), grow, ""))
-    big = results.get("big_mail")
-    if big:
-        rows.append((f"  peak RSS: one mail, {big['attachment_mb']:g} MB attachment", f"{big['peak_rss_mb']:.0f} MB",
-                     f"<= {big['target_mb']:.0f} MB", _verdict(big["peak_rss_mb"] <= big["target_mb"])))
+    for big in results.get("big_mail", []):
+        label = (f"one {big['raw_mb']:.0f} MB mail" if big["case"] == "mail"
+                 else f"one mail, {big['attachment_mb']:.0f} MB attachment ({big['raw_mb']:.0f} MB)")
+        rows.append((f"  peak RSS: {label}", f"{big['peak_rss_mb']:.0f} MB", f"<= {big['target_mb']:.0f} MB",
+                     _verdict(big["peak_rss_mb"] <= big["target_mb"])))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     head = (f"mailbot benchmark, {results['started']}, {results['machine']['cpus']} CPUs, "
             f"load {results['machine']['load_before'][0]:.1f}; medians of "

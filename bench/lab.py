@@ -30,7 +30,8 @@ APPEND_CHUNK_BYTES = 8 * 1024 * 1024
 class Lab:
     """Dovecot + SMTP sink + a scratch folder; `with Lab() as lab:` stops everything."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = False) -> None:
+        self.keep = keep
         self.workdir = make_workdir("mailbot-bench-")
         self.workdir.chmod(0o755)  # Dovecot, run by root, drops to `nobody`, which must reach its folder
         self.dovecot = Dovecot(self.workdir / "dovecot")
@@ -45,7 +46,8 @@ class Lab:
     def __exit__(self, *exc: object) -> None:
         self.smtp.stop()
         self.dovecot.stop()
-        remove_workdir(self.workdir)
+        if not self.keep:
+            remove_workdir(self.workdir)
 
     def new_user(self) -> str:
         self._users += 1

@@ -29,6 +29,8 @@ DAY = timedelta(days=1)
 ACKNOWLEDGEMENT = "ticket_opened"
 BEFORE_CUTOVER = "arrived before the cut-over"
 """Added to the ledger reason of every mail older than the cut-over."""
+BEFORE_CUTOVER_FLAG = "before_cutover"
+"""The flag of a ticket opened by such mail: it is not on the SLA clock (no warning mail storm)."""
 
 
 def may_acknowledge(desk: Desk, product: str, email: str, now: datetime) -> bool:
@@ -36,7 +38,7 @@ def may_acknowledge(desk: Desk, product: str, email: str, now: datetime) -> bool
     limit = desk.settings.limits.ack_limit
     if not limit:
         return True
-    sent = (Outbox.select(Outbox.id)
+    sent = (Outbox.select(Outbox.recipient)
             .where((Outbox.recipient == email.lower()) & (Outbox.product == product)
                    & (Outbox.template == ACKNOWLEDGEMENT) & (Outbox.created_at > now - DAY))
             .count())
@@ -48,7 +50,7 @@ def over_automatic_limit(desk: Desk, email: str, now: datetime) -> bool:
     limit = desk.settings.limits.automatic_limit
     if not limit:
         return False
-    sent = (Outbox.select(Outbox.id)
+    sent = (Outbox.select(Outbox.recipient)
             .where((Outbox.recipient == email.lower()) & Outbox.automatic & (Outbox.created_at > now - DAY))
             .count())
     return sent >= limit
@@ -60,11 +62,11 @@ def flood_ticket(desk: Desk, product: str, requester: Account, now: datetime) ->
     limits = desk.settings.limits
     if not limits.flood_limit:
         return None
-    recent = Ticket.select(Ticket.id).where((Ticket.requester == requester) & (Ticket.product == product)
-                                            & (Ticket.created_at > now - limits.flood_window))
-    if recent.count() < limits.flood_limit:
+    recent = ((Ticket.requester == requester) & (Ticket.product == product)
+              & (Ticket.created_at > now - limits.flood_window))
+    if Ticket.select(Ticket.number).where(recent).count() < limits.flood_limit:
         return None
-    return Ticket.get_by_id(recent.order_by(Ticket.id.desc()).scalar())  # type: ignore[no-any-return]
+    return Ticket.select().where(recent).order_by(Ticket.number.desc()).first()  # type: ignore[no-any-return]
 
 
 def cutover(desk: Desk) -> datetime:

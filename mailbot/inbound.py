@@ -125,7 +125,7 @@ def _is_our_own(desk: Desk, email: str, msg: InboundMessage) -> bool:
     """Mail from a product address, with our loop header, or one we sent (its Message-ID)."""
     if email in desk.settings.own_addresses or msg.automatic == "own-loop":
         return True
-    return Outbox.select(Outbox.id).where(Outbox.message_id == msg.message_id).exists()  # type: ignore[no-any-return]
+    return Outbox.select(Outbox.message_id).where(Outbox.message_id == msg.message_id).exists()  # type: ignore[no-any-return]
 
 
 def handle_new(desk: Desk, mail: Mail, linked_to: Ticket | None = None) -> Outcome:
@@ -137,8 +137,9 @@ def handle_new(desk: Desk, mail: Mail, linked_to: Ticket | None = None) -> Outco
     flags = contract_flags(sender, product, mail.now)
     if flags is None:
         return refuse(desk, mail, "contract_expired", sender)
-    flooded = caps.flood_ticket(desk, product.key, sender, mail.now)
-    if flooded is not None:
+    if desk.quiet:  # old mail: history, not a live flood, and not on the SLA clock
+        flags = [*flags, caps.BEFORE_CUTOVER_FLAG]
+    elif (flooded := caps.flood_ticket(desk, product.key, sender, mail.now)) is not None:
         return fold_into(desk, mail, flooded)
     ticket = tickets.open_ticket(
         product.key, product.prefix, sender, clean_subject(msg.subject), mail.now,

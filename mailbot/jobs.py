@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from peewee import IntegrityError, OperationalError
 
-from mailbot import accounts, notify, tickets
+from mailbot import accounts, caps, notify, tickets
 from mailbot.config import ProductSettings
 from mailbot.deadlines import ClockState, pauses_of, refresh_deadlines, sla_state
 from mailbot.desk import Desk
@@ -50,7 +50,9 @@ def sla_sweep(desk: Desk, now: datetime) -> int:
     """Warn the board when a deadline is mostly used, escalate when it is missed; returns the
     number of warnings and escalations sent. Also keeps the stored due times current."""
     sent = 0
-    for ticket, product in _tickets(desk, Ticket.status.in_(RUNNING_STATUSES)):
+    # Tickets from mail older than the cut-over (a first start's backlog) are not on the clock.
+    running = Ticket.status.in_(RUNNING_STATUSES) & ~Ticket.flags.contains(caps.BEFORE_CUTOVER_FLAG)
+    for ticket, product in _tickets(desk, running):
         sent += _guarded(_sweep_ticket, desk, ticket, product, now)
     return sent
 

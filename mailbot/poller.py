@@ -70,7 +70,7 @@ def _work_through(desk: Desk, product: ProductSettings, source: MailSource, keys
         batch = keys[start:start + BATCH_SIZE]
         for mail in source.fetch(batch):
             _take(desk, product, source, mail, state, report)
-            if report.pending > PROGRESS_EVERY and report.handled % PROGRESS_EVERY == 0:
+            if report.handled % PROGRESS_EVERY == 0 and report.handled < len(keys):  # the end: _summarise
                 log.info("%s: %d/%d mails", product.key, report.handled, report.pending)
             if should_stop():
                 return start + batch.index(mail.key) + 1
@@ -102,3 +102,5 @@ def _summarise(desk: Desk, product: ProductSettings, report: PassReport) -> None
     if report.remaining > 0:
         log.info("%s: %d/%d mails; %d left for the next pass", product.key, report.handled,
                  report.pending, report.remaining)
+    elif report.pending > PROGRESS_EVERY:
+        log.info("%s: %d/%d mails", product.key, report.handled, report.pending)

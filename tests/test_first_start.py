@@ -14,18 +14,19 @@ import ssl
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailbot.caps import BEFORE_CUTOVER
+from mailbot import jobs
+from mailbot.caps import BEFORE_CUTOVER, BEFORE_CUTOVER_FLAG
 from mailbot.config import load_settings, read_environment
 from mailbot.db import close_database, open_database
 from mailbot.desk import make_desk
-from mailbot.models import Seen
+from mailbot.models import Notice, Seen, Ticket
 from mailbot.poller import poll_mailbox
 from mailbot.sources import open_source
-from tests.bulk import append_many, counts
+from tests.bulk import append_many, counts, database_of
 from tests.mails import write_mail
 from tests.site import make_site
 
@@ -36,6 +37,7 @@ ERIN = "erin@produsoft.test"
 LAST_YEAR = datetime(2025, 6, 2, 9, 30, tzinfo=UTC)
 OLD_SENDERS, OLD_EACH, OLD_REPLIES = 100, 10, 100  # 1,000 old mails, 100 of them replies
 NEW = 10
+MONTH = timedelta(days=30)
 
 
 @pytest.fixture
@@ -123,6 +125,15 @@ def test_first_start_on_a_full_mailbox_answers_nothing_old_and_resumes_after_a_k
     assert progress and all(of in (left, left + 1) for _, of in progress), progress
     summary = re.search(r"VISI: (\d+) mails arrived before the cut-over", result.stderr)
     assert summary and int(summary.group(1)) == len(old) - handled_before_kill, "one summary line"
+
+    # A month later, the SLA clock has run out on the new tickets only: the backlog is flagged and
+    # never floods the board with warnings.
+    with database_of(site):
+        jobs.sla_sweep(make_desk(load_settings(read_environment(site.env_file))), datetime.now(UTC) + MONTH)
+        backlog = Ticket.flags.contains(BEFORE_CUTOVER_FLAG)
+        assert Ticket.select().where(backlog).count() == len(old) - OLD_REPLIES
+        assert Notice.select().join(Ticket).where(backlog).count() == 0
+        assert Notice.select().join(Ticket).where(~backlog).count() >= NEW
 
 
 def test_the_daemon_takes_a_backlog_in_bounded_passes_and_a_stop_resumes_at_the_next_mail(

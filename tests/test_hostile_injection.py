@@ -108,7 +108,7 @@ def test_a_new_sender_with_a_line_break_in_the_name_gets_an_account_with_one_lin
     open_product = {"address": VISI, "mailbox": mail_user.url(), "unknown_senders": "open"}
     site = make_site(tmp_path, {"OPEN": open_product}, smtp_url=smtp_sink.url)
     site.add_account(ERIN, "OPEN", "engineer")
-    name = "=?utf-8?q?Eve=0D=0ABcc=3A_evil=40x.test=0D=0A_=3Cimg_src=3Dx_onerror=3Dalert(1)=3E?="
+    name = "=?utf-8?q?Eve=0D=0ABcc=3A_evil=40x.test=0D=0A_=3Cimg_src=3Dx_onerror=3Dalert=281=29=3E?="
     deliver(dovecot, mail_user, raw_mail(f"{name} <{MALLORY}>", b_word("Trial\r\nCc: evil@x.test")))
     site.poll()
     sent = smtp_sink.wait_for(2)

@@ -55,16 +55,18 @@ def run_cli(env_file: Path, *args: str):
 
 
 @pytest.fixture
-def ca_file(tmp_path, dovecot) -> Path:
-    """A CA file that trusts both the test Dovecot and the TLS sink below."""
-    return tmp_path / "ca.pem"
+def tls_sink(dovecot):
+    """An SMTP server that requires STARTTLS and AUTH."""
+    with SmtpSink("starttls", auth=(SMTP_USER, SMTP_PASSWORD)) as sink:
+        yield sink
 
 
 @pytest.fixture
-def tls_sink(ca_file, dovecot):
-    with SmtpSink("starttls", auth=(SMTP_USER, SMTP_PASSWORD)) as sink:
-        ca_file.write_bytes(dovecot.ca_file.read_bytes() + sink.ca.cert_pem.bytes())
-        yield sink
+def ca_file(tmp_path, dovecot, tls_sink) -> Path:
+    """One CA file that trusts both the test Dovecot and the TLS sink."""
+    path = tmp_path / "ca.pem"
+    path.write_bytes(dovecot.ca_file.read_bytes() + tls_sink.ca.cert_pem.bytes())
+    return path
 
 
 def test_check_and_poll_never_show_a_password_even_when_debugging(tmp_path, dovecot, mail_user, tls_sink,
