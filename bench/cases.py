@@ -51,7 +51,7 @@ def ingest_run(lab: Lab, url: str, mails: int, *, pythonpath: str = "", cutover:
     site = make_site(root, url, lab.smtp.url, corpus.customer_count(mails), pythonpath=pythonpath,
                      ack_cutover=cutover, **settings)
     spawned = datetime.now(UTC)
-    run = run_child(site.command("poll", "--once"), env=site.process_env(), log=root / "poll.log",
+    run = run_child(site.measured_command("poll", "--once"), env=site.process_env(), log=root / "poll.log",
                     progress=site.database, sample_every=sample_every, cwd=root)
     _check(run, "poll --once")
     counts = _counts(site.database)

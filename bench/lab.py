@@ -14,6 +14,7 @@ import secrets
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -99,6 +100,11 @@ class Site:
     def command(self, *args: str) -> list[str]:
         return [self.python, "-m", "mailbot", "--env-file", str(self.env_file), *args]
 
+    def measured_command(self, *args: str) -> list[str]:
+        """The same, through bench/child.py, which reports the process's own peak RSS."""
+        return [self.python, str(Path(__file__).with_name("child.py")), "mailbot", "--env-file",
+                str(self.env_file), *args]
+
     def process_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
         if self.pythonpath:
@@ -152,7 +158,7 @@ def make_site(root: Path, mailbox_url: str, smtp_url: str, customers: int, *,
 @dataclass
 class ChildRun:
     seconds: float
-    peak_rss_mb: float
+    peak_rss_mb: float  # the child's own VmHWM when run through bench/child.py, else wait4's figure
     returncode: int
     samples: list[tuple[float, float, int]] = field(default_factory=list)  # (t, rss MB, progress)
     stderr_tail: str = ""
@@ -160,10 +166,12 @@ class ChildRun:
 
 def run_child(argv: Sequence[str], *, env: dict[str, str] | None = None, log: Path | None = None,
               progress: Path | None = None, sample_every: float = 0.5, cwd: Path | None = None) -> ChildRun:
-    """Run `argv`, timing it and taking its peak RSS from wait4 (its own, not the sum of all
-    children so far); with `progress` (a mailbot SQLite file) also sample its RSS and how
-    many mails the ledger holds, to show whether memory grows with the mails handled."""
+    """Run `argv`, timing it and taking its peak RSS (see bench/child.py); with `progress` (a
+    mailbot SQLite file) also sample its RSS and how many mails the ledger holds, to show
+    whether memory grows with the mails handled."""
     log_handle = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+    peak_file = Path(tempfile.mkstemp(prefix="bench-peak-")[1])
+    env = {**(env if env is not None else os.environ), "BENCH_PEAK_FILE": str(peak_file)}
     started = time.perf_counter()
     proc = subprocess.Popen(list(argv), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=log_handle, cwd=cwd)
@@ -183,7 +191,10 @@ def run_child(argv: Sequence[str], *, env: dict[str, str] | None = None, log: Pa
     if log:
         log_handle.close()  # type: ignore[union-attr]
     tail = log.read_text(errors="replace")[-4000:] if log and log.exists() else ""
-    return ChildRun(seconds, usage.ru_maxrss / 1024, proc.returncode, samples, tail)
+    reported = peak_file.read_text().strip()
+    peak_file.unlink()
+    peak_kb = int(reported) if reported else usage.ru_maxrss  # wait4 includes our own peak: an upper bound
+    return ChildRun(seconds, peak_kb / 1024, proc.returncode, samples, tail)
 
 
 def _sample(pid: int, database: Path, started: float, every: float, out: list, stop: threading.Event) -> None:

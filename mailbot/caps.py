@@ -62,8 +62,9 @@ def flood_ticket(desk: Desk, product: str, requester: Account, now: datetime) ->
     limits = desk.settings.limits
     if not limits.flood_limit:
         return None
+    # A first start's backlog is history, not a flood: its tickets do not count.
     recent = ((Ticket.requester == requester) & (Ticket.product == product)
-              & (Ticket.created_at > now - limits.flood_window))
+              & (Ticket.created_at > now - limits.flood_window) & ~Ticket.flags.contains(BEFORE_CUTOVER_FLAG))
     if Ticket.select(Ticket.number).where(recent).count() < limits.flood_limit:
         return None
     return Ticket.select().where(recent).order_by(Ticket.number.desc()).first()  # type: ignore[no-any-return]

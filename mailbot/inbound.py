@@ -17,7 +17,7 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from mailbot import accounts, caps, deadlines, notify, replies, tickets
+from mailbot import accounts, alerts, caps, deadlines, notify, replies, tickets
 from mailbot.config import ProductSettings
 from mailbot.desk import Desk
 from mailbot.inmail import Mail, Outcome, staff_recipients, store_inbound
@@ -178,14 +178,16 @@ def acknowledgement_withheld(desk: Desk, mail: Mail, sender: Account) -> str:
 
 def fold_into(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
     """A new mail from a sender past the flood limit: kept as a message on their last ticket,
-    telling nobody. The first fold into a ticket is recorded as an event and one alert line."""
+    telling nobody. The first fold into a ticket is recorded as an event and raises one alert (a
+    log line, and a mail to MAILBOT_ALERT_ADDRESS where set)."""
     store_inbound(desk, mail, ticket, mail.msg.text, kind="folded")
     if not Event.select().where((Event.ticket == ticket) & (Event.kind == "flood")).exists():
         limits = desk.settings.limits
         detail = (f"more than {limits.flood_limit} new tickets within {limits.flood_window}: "
                   f"further new mails are added to {ticket.reference}")
         tickets.record_event(ticket, "flood", "", new=ticket.requester.email, detail=detail, at=mail.now)
-        log.warning("%s: %s floods the mailbox (%s)", mail.product.key, ticket.requester.email, detail)
+        summary = f"{ticket.requester.email} floods the mailbox of {mail.product.key}"
+        alerts.raise_alert(desk, "flood", summary, detail)
     return Outcome("message", f"flood: folded into {ticket.reference}", ticket)
 
 
@@ -290,13 +292,14 @@ def _mark_undeliverable(address: str, now: datetime) -> bool:
 
 
 def refuse(desk: Desk, mail: Mail, reason: str, account: Account | None = None) -> Outcome:
-    """A neutral refusal, at most one per address and day; nothing is attached to any ticket."""
+    """A neutral refusal, at most one per address and day, never to a list or a machine; nothing
+    is attached to any ticket."""
     assert mail.msg.sender is not None
     email = mail.msg.sender.key
     since = mail.now - timedelta(days=1)
     already = Outbox.select().where((Outbox.recipient == email) & (Outbox.template == "refused")
                                     & (Outbox.created_at > since)).exists()
-    if not already and not mail.msg.list_mail:
+    if not already and not mail.msg.list_mail and not mail.msg.automatic:
         language = account.language if account else mail.product.language
         recipient = notify.Recipient(mail.msg.sender.email, mail.msg.sender.name, "customer", language,
                                      account)

@@ -5,9 +5,10 @@ row that stays undeliverable past the give-up age is declared dead. A dead row r
 
 Each attempt is counted in the database before the mail is handed to the server, so a database
 that cannot take writes (locked past the busy timeout, disk full) stops the round before anything
-is sent.
-A row is marked sent only after the server accepted it, so a crash in between sends it again
-with the same Message-ID: at most one duplicate per crash, which a reader's client shows once.
+is sent. A row is marked sent only after the server accepted it, so a crash in between sends it
+again with the same Message-ID: at most one duplicate per crash, which a reader's client shows
+once. A mail the transport chokes on unexpectedly is logged and retried like a 4xx, so it never
+blocks the mails behind it.
 
 When no SMTP session can be opened at all the round stops after the first row: the server is
 down, and trying every row would only wait on it once per mail.
@@ -68,20 +69,13 @@ def _deliver(desk: Desk, transport: Transport, row: Outbox) -> str:
         row.save()
     try:
         delivery = transport.send(row.envelope_from, [row.recipient], bytes(row.data))
-    except TransientError as exc:
-        if now - row.created_at > desk.settings.outbox_give_up:
-            return _give_up(desk, row, f"gave up after {row.attempts} attempts: {exc}", now)
-        with _recording(row, "record the failed attempt"):
-            row.next_attempt_at = now + retry_delay(row.attempts)
-            row.last_error = str(exc)[:1000]
-            row.save()
-        log.warning("mail %s to %s not sent yet (attempt %d, next in %s): %s", row.message_id,
-                    row.recipient, row.attempts, retry_delay(row.attempts), exc)
-        if isinstance(exc, SmtpUnavailable):
-            raise  # no session at all: the other rows would only wait on the server too
-        return "retry"
     except PermanentError as exc:
         return _give_up(desk, row, str(exc), now)
+    except TransientError as exc:
+        return _defer(desk, row, exc, now)
+    except Exception as exc:  # the per-mail boundary: one odd mail must not block the others
+        log.exception("mail %s to %s: unexpected error while sending", row.message_id, row.recipient)
+        return _defer(desk, row, exc, now)
     if delivery.refused:
         return _give_up(desk, row, "; ".join(delivery.refused.values()), now)
     with _recording(row, "mark it sent (it may go out once more)"):
@@ -89,6 +83,22 @@ def _deliver(desk: Desk, transport: Transport, row: Outbox) -> str:
         row.save()
     log.info("mail %s (%s) sent to %s", row.message_id, row.template, row.recipient)
     return "sent"
+
+
+def _defer(desk: Desk, row: Outbox, exc: Exception, now: datetime) -> str:
+    """Try again after `retry_delay`, or give up once the mail is older than the give-up age.
+    Re-raises SmtpUnavailable: with no session at all the other rows would only wait too."""
+    if now - row.created_at > desk.settings.outbox_give_up:
+        return _give_up(desk, row, f"gave up after {row.attempts} attempts: {exc}", now)
+    with _recording(row, "record the failed attempt"):
+        row.next_attempt_at = now + retry_delay(row.attempts)
+        row.last_error = str(exc)[:1000] or type(exc).__name__
+        row.save()
+    log.warning("mail %s to %s not sent yet (attempt %d, next in %s): %s", row.message_id,
+                row.recipient, row.attempts, retry_delay(row.attempts), exc)
+    if isinstance(exc, SmtpUnavailable):
+        raise exc
+    return "retry"
 
 
 def _give_up(desk: Desk, row: Outbox, error: str, now: datetime) -> str:

@@ -1,5 +1,5 @@
 """Crash anywhere: mailbot is killed with SIGKILL at seeded random moments while it ingests a
-couple of hundred mails and while it sends, and started again until a pass runs to its end.
+hundred and twenty mails and while it sends, and started again until a pass runs to its end.
 Then everything is counted, in the database, on the IMAP server and at the SMTP server:
 
 - every mail delivered to the mailbox has exactly one ledger row and is flagged handled;
@@ -13,9 +13,12 @@ Then everything is counted, in the database, on the IMAP server and at the SMTP 
   same resend.
 
 Kill points come from a seeded generator: a delay after the start (landing in start-up, ingest
-or sending), or "as soon as the SMTP server accepted the k-th mail of this run" (landing while
-sending, usually before our commit). The seeds are fixed, so a failing seed can be run again
-with the same plan (the exact millisecond differs from run to run).
+or sending), "as soon as the k-th mail of this run is in the ledger" (landing between one
+mail's commit and its flag, or inside the next mail's transaction), or "as soon as the SMTP
+server accepted the k-th mail of this run" (landing while sending, usually before our commit).
+The test insists that some kills landed in each phase. The seeds are fixed, so a failing seed
+can be run again with the same plan (the exact millisecond differs from run to run). Runs are
+`mailbot poll --once` (ingest, then send) and `mailbot run` (both at once, in two threads).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ pytestmark = pytest.mark.servers
 
 VISI = "visi.support@produsoft.test"
 ENGINEERS = ("erin@produsoft.test", "fred@produsoft.test")
-FIRST_MAILS, REPLIES = 120, 80
+FIRST_MAILS, REPLIES = 75, 45
 MAX_KILLS = 12
 
 
@@ -62,7 +65,7 @@ class Kills:
 
 
 def write_mailbox(rng: random.Random) -> list[Delivered]:
-    """First mails from 120 customers (one ticket each), and 80 replies to tickets opened
+    """First mails from 75 customers (one ticket each), and 45 replies to tickets opened
     earlier, half keeping the [VISI-n] tag, half only In-Reply-To, mixed in a random order."""
     mails: list[Delivered] = []
     opened: list[tuple[int, str]] = []
@@ -125,19 +128,22 @@ def finished(site: Site, count: int) -> bool:
     return ledger_rows(site) == count and pending == 0
 
 
-def wait_for_kill_point(proc: subprocess.Popen, sink, plan: tuple[str, float], sent_before: int,
-                        done: Callable[[], bool]) -> None:
+def wait_for_kill_point(site: Site, proc: subprocess.Popen, sink, plan: tuple[str, float],
+                        before: tuple[int, int], done: Callable[[], bool]) -> None:
     kind, value = plan
+    sent_before, ledger_before = before
     end = time.monotonic() + (value if kind == "delay" else 60)
     next_look = time.monotonic() + 0.1
     while proc.poll() is None and time.monotonic() < end:
         if kind == "sent" and len(sink.messages) >= sent_before + value:
             return
+        if kind == "ingested" and ledger_rows(site) >= ledger_before + value:
+            return
         if time.monotonic() > next_look:  # a daemon never ends by itself: is it done?
             if done():
                 return
             next_look = time.monotonic() + 0.1
-        time.sleep(0.002)
+        time.sleep(0.003)
 
 
 def run_until_killed(site: Site, sink, command: str, plan: tuple[str, float], kills: Kills,
@@ -147,7 +153,7 @@ def run_until_killed(site: Site, sink, command: str, plan: tuple[str, float], ki
     proc = start(site, command)
     try:
         done = (lambda: finished(site, count)) if command == "run" else (lambda: False)
-        wait_for_kill_point(proc, sink, plan, sent_before, done)
+        wait_for_kill_point(site, proc, sink, plan, (sent_before, ledger_before), done)
         if proc.poll() is not None:
             assert proc.returncode == 0, f"mailbot exited {proc.returncode}: {log_tail(site)}"
             return True
@@ -168,26 +174,33 @@ def ledger_rows(site: Site) -> int:
     return query(site, "SELECT count(*) FROM seen")[0][0]
 
 
-def log_tail(site: Site, offset: int = 0) -> str:
-    """What the runs logged (since byte `offset`), at most the last 3000 characters."""
+def log_since(site: Site, offset: int = 0) -> str:
+    """What the runs logged since byte `offset`."""
     with (site.root / "mailbot.log").open("rb") as log:
         log.seek(offset)
-        return log.read().decode(errors="replace")[-3000:]
+        return log.read().decode(errors="replace")
 
 
-def next_plan(rng: random.Random, ingesting: bool) -> tuple[str, float]:
-    """Mostly delays while mail is still coming in (a `poll --once` sends only after its
-    mailbox pass, so a "sent" plan would let the whole ingest run), mostly "sent" after."""
-    if rng.random() < (0.1 if ingesting else 0.7):
-        return ("sent", rng.randint(1, 60))
-    return ("delay", round(rng.uniform(0.2, 2.2), 3))
+def log_tail(site: Site) -> str:
+    return log_since(site)[-3000:]
+
+
+def next_plan(site: Site, rng: random.Random, count: int) -> tuple[str, float]:
+    """A delay (anywhere: start-up, ingest, sending), or a number of mails ingested, or sent,
+    in this run, short of what is left so that the kill comes before the run's end."""
+    left_in = count - ledger_rows(site)
+    left_out = query(site, "SELECT count(*) FROM outbox WHERE status = 'pending'")[0][0]
+    if rng.random() < 0.4:
+        return ("delay", round(rng.uniform(0.2, 2.2), 3))
+    if left_in > 1:
+        return ("ingested", rng.randint(1, min(30, left_in - 1)))
+    return ("sent", rng.randint(1, max(min(60, left_out - 1), 1)))
 
 
 def crash_repeatedly(site: Site, sink, command: str, rng: random.Random, count: int) -> Kills:
     kills = Kills()
     while kills.total < MAX_KILLS:
-        plan = next_plan(rng, ingesting=ledger_rows(site) < count)
-        if run_until_killed(site, sink, command, plan, kills, count):
+        if run_until_killed(site, sink, command, next_plan(site, rng, count), kills, count):
             return kills  # a `poll --once` ran to its end
         if command == "run" and finished(site, count):
             break
@@ -200,7 +213,7 @@ def crash_repeatedly(site: Site, sink, command: str, rng: random.Random, count: 
         else:
             end = time.monotonic() + 120
             # Done, and running: a SIGTERM before the handlers are installed is not a clean stop.
-            while not (finished(site, count) and "mailbot running" in log_tail(site, log_start)):
+            while not (finished(site, count) and "mailbot running" in log_since(site, log_start)):
                 assert time.monotonic() < end and proc.poll() is None, log_tail(site)
                 time.sleep(0.1)
             proc.send_signal(signal.SIGTERM)

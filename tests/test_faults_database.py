@@ -149,8 +149,30 @@ def test_a_full_disk_rolls_back_leaves_the_mail_and_the_pass_after_the_cleanup_t
     assert dovecot.flags(mail_user.name, uid) == {"\\Seen", "$MailbotDone"}
     site.poll()
     assert query(site, "SELECT count(*) FROM seen") == [(2,)]
+    raw = sorted((site.data_dir / "raw").rglob("*.eml"))
+    assert len(raw) == 2, "the raw mail written before each failed commit was written once"
     smtp_sink.wait_for(4)
     assert_each_outbox_mail_sent_once(site, smtp_sink)
+
+
+def test_a_transaction_that_reads_first_is_not_undone_by_a_writer_that_came_in_between(site):
+    """Ingest reads (the sender, the ticket) before it writes. Begun IMMEDIATE, its transaction
+    holds the write lock from the start, so another writer waits for it; begun DEFERRED, the
+    other writer would commit first and our first write would fail at once with "database is
+    locked", however long the busy timeout."""
+    settings = load_settings(read_environment(site.env_file))
+    open_database(settings.database_url, settings.db_busy_timeout)
+    other = sqlite3.connect(site.data_dir / "mailbot.db", timeout=0.2, isolation_level=None)
+    try:
+        with database.atomic():
+            database.execute_sql("SELECT count(*) FROM account").fetchall()
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("UPDATE account SET name = 'Other' WHERE email = ?", (DANA,))
+            database.execute_sql("UPDATE account SET name = 'Ours' WHERE email = ?", (DANA,))
+    finally:
+        other.close()
+        close_database()
+    assert query(site, f"SELECT name FROM account WHERE email = '{DANA}'") == [("Ours",)]
 
 
 def test_admin_commands_and_the_running_daemon_share_the_database_without_locked_errors(

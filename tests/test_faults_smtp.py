@@ -10,6 +10,7 @@ the server by Message-ID. Retry timing is checked in process with a clock the te
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 import time
@@ -161,6 +162,37 @@ def test_a_connection_lost_after_the_data_is_sent_again_with_the_same_message_id
     [lost] = smtp_sink.dropped
     copies = message_ids(smtp_sink) + Counter([str(parse(lost)["Message-ID"]).strip("<>")])
     assert copies == {row.message_id: 2}, "at most one duplicate, recognisable by its Message-ID"
+
+
+class ChokesOn:
+    """The real transport, except that a mail to `address` makes it raise something unforeseen."""
+
+    def __init__(self, transport, address: str):
+        self.transport, self.address = transport, address
+
+    def send(self, sender, recipients, data):
+        if self.address in recipients:
+            raise ValueError("unforeseen trouble with this mail")
+        return self.transport.send(sender, recipients, data)
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def test_a_mail_the_transport_chokes_on_waits_its_turn_and_blocks_no_other(tmp_path, smtp_sink):
+    site = new_site(tmp_path, smtp_sink.url, engineers=ENGINEERS)
+    customer_writes(site)  # Dana's acknowledgement first, then the three engineers' mails
+    clock = Clock(now())
+    with desk_at(site, clock) as desk:
+        real = transport_from_url(desk.settings.smtp_url, desk.store.outbox_dir,
+                                  ssl_context=ssl.create_default_context(), timeout=5)
+        with contextlib.closing(ChokesOn(real, DANA)) as choking:
+            assert drain_outbox(desk, choking) == {"retry": 1, "sent": 3}
+        [ack] = Outbox.select().where(Outbox.recipient == DANA)
+        assert (ack.status, ack.last_error) == ("pending", "unforeseen trouble with this mail")
+        clock.advance(minutes=1)
+        assert drain(desk) == {"sent": 1}
+    assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == sorted([DANA, *ENGINEERS])
 
 
 # -- permanent failures --------------------------------------------------------------------------

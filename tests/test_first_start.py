@@ -13,12 +13,13 @@ import sqlite3
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailbot import jobs
+from mailbot import jobs, workers
 from mailbot.caps import BEFORE_CUTOVER, BEFORE_CUTOVER_FLAG
 from mailbot.config import load_settings, read_environment
 from mailbot.db import close_database, open_database
@@ -43,7 +44,8 @@ MONTH = timedelta(days=30)
 @pytest.fixture
 def site(tmp_path, mail_user, smtp_sink):
     open_visi = {"address": VISI, "mailbox": mail_user.url(), "unknown_senders": "open"}
-    site = make_site(tmp_path, {"VISI": open_visi}, smtp_url=smtp_sink.url)
+    # A low flood limit: the backlog's ten mails per sender are history, never a flood.
+    site = make_site(tmp_path, {"VISI": open_visi}, smtp_url=smtp_sink.url, flood_limit="5")
     site.add_account(ERIN, "VISI", "engineer")
     return site
 
@@ -98,7 +100,8 @@ def test_first_start_on_a_full_mailbox_answers_nothing_old_and_resumes_after_a_k
         site, dovecot, mail_user, smtp_sink):
     old = old_mailbox()
     append_many(dovecot, mail_user.name, old, arrived=LAST_YEAR)
-    new_senders = [f"new{n}@customer.test" for n in range(NEW)]
+    # One of last year's customers writes again today: answered, not folded into the backlog.
+    new_senders = ["customer0@old.test"] + [f"new{n}@customer.test" for n in range(NEW - 1)]
     append_many(dovecot, mail_user.name, [write_mail(s, VISI, f"New request from {s}", "Hello.")
                                           for s in new_senders])
     total = len(old) + NEW
@@ -162,6 +165,37 @@ def test_the_daemon_takes_a_backlog_in_bounded_passes_and_a_stop_resumes_at_the_
         assert len({(row.uidvalidity, row.uid) for row in Seen.select()}) == 120
     finally:
         close_database()
+
+
+def test_the_daemon_worker_goes_straight_on_to_the_next_pass_while_a_backlog_is_left(
+        site, dovecot, mail_user, monkeypatch):
+    monkeypatch.setattr(workers, "PASS_LIMIT", 50)
+    append_many(dovecot, mail_user.name, [write_mail(f"c{n % 7}@customer.test", VISI, f"Request {n}", "Hi.")
+                                          for n in range(120)], arrived=LAST_YEAR)
+    settings = load_settings(read_environment(site.env_file))
+    open_database(settings.database_url)
+    stop, passes = threading.Event(), []
+
+    def stop_when_all_are_in() -> None:
+        # Without going straight on, the worker would sit in IDLE after its first 50 mails.
+        end = time.monotonic() + 60
+        while ledger_count(site) < 120 and time.monotonic() < end:
+            time.sleep(0.05)
+        stop.set()
+
+    watcher = threading.Thread(target=stop_when_all_are_in)
+    watcher.start()
+    worker = workers.MailboxWorker(make_desk(settings), settings.product("VISI"),
+                                   ssl.create_default_context(), stop, on_mail=lambda: passes.append(1))
+    try:
+        worker.run_once(budget=60)
+    finally:
+        stop.set()
+        watcher.join()
+        worker.close()
+        close_database()
+    assert ledger_count(site) == 120
+    assert len(passes) == 3, "passes of at most 50 mails: 50, 50, 20"
 
 
 def test_the_cut_over_is_configurable_and_falls_back_to_the_date_header(tmp_path, smtp_sink):

@@ -20,6 +20,7 @@ DANA = "dana@customer.test"
 OMAR = "omar@customer.test"
 ERIN = "erin@produsoft.test"
 ROBOT = "helpdesk@remote.test"
+ADMIN = "admin@produsoft.test"
 FLOOD = 1000
 
 
@@ -27,6 +28,10 @@ def open_site(root, mail_user, smtp_sink):
     """VISI, open to anyone."""
     open_visi = {"address": VISI, "mailbox": mail_user.url(), "unknown_senders": "open"}
     return make_site(root, {"VISI": open_visi}, smtp_url=smtp_sink.url)
+
+
+def mails_to(sink, address: str) -> list:
+    return [m for m in sink.messages if address in m.rcpt_tos]
 
 
 def flood_alerts(stderr: str) -> list[str]:
@@ -45,7 +50,7 @@ def drain(site, most: int = 20) -> None:
 def test_a_sender_past_the_flood_limit_is_folded_into_their_last_ticket(
         tmp_path, dovecot, mail_user, smtp_sink):
     site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
-                     smtp_url=smtp_sink.url, flood_limit="3", ack_limit="0")
+                     smtp_url=smtp_sink.url, flood_limit="3", ack_limit="0", alert_address=ADMIN)
     site.add_account(DANA, "VISI")
     site.add_account(OMAR, "VISI")
     site.add_account(ERIN, "VISI", "engineer")
@@ -68,6 +73,7 @@ def test_a_sender_past_the_flood_limit_is_folded_into_their_last_ticket(
     assert len(smtp_sink.messages) == sum(found.outbox.values())
     assert events_of_kind(site, "flood") == [("VISI-3", DANA)]
     assert len(flood_alerts(first.stderr + second.stderr)) == 1, "one alert line, not one per mail"
+    assert found.to(ADMIN) == 1 and len(mails_to(smtp_sink, ADMIN)) == 1, "and one alert mail"
 
 
 def test_a_looping_robot_sending_a_thousand_mails_is_folded_and_answered_three_times(

@@ -189,7 +189,7 @@ def test_auto_replies_to_our_mail_go_on_the_ticket_and_change_nothing(desk, dove
 
 def test_a_machine_notice_or_list_mail_from_a_customer_opens_a_ticket_without_acknowledgement(
         desk, dovecot, mail_user, smtp_sink):
-    deliver(dovecot, mail_user, write_mail(DANA, VISI, "Nightly licence check failed", "Check failed at 02:00.",
+    deliver(dovecot, mail_user, write_mail(DANA, VISI, "Nightly licence check failed", "Failed at 02:00.",
                                            headers={"Auto-Submitted": "auto-generated"}))
     deliver(dovecot, mail_user, write_mail(DANA, VISI, "Weekly report", "All jobs ran.",
                                            headers={"Precedence": "bulk"}))
@@ -204,6 +204,18 @@ def test_a_machine_notice_or_list_mail_from_a_customer_opens_a_ticket_without_ac
                                                              "Weekly report"]
     assert mails_to(smtp_sink, DANA) == [], "no acknowledgement to a machine or a list"
     assert len(mails_to(smtp_sink, ERIN)) == 3, "the engineers hear of each ticket"
+
+
+def test_a_machine_notice_that_would_be_refused_gets_no_refusal(tmp_path, dovecot, mail_user, smtp_sink):
+    visi = {"address": VISI, "mailbox": mail_user.url(), "contract_required": "true"}
+    site = make_site(tmp_path, {"VISI": visi}, smtp_url=smtp_sink.url)
+    site.add_account(DANA, "VISI")  # no contract
+    deliver(dovecot, mail_user, write_mail(DANA, VISI, "Backup failed", "Job 12 failed.",
+                                           headers={"Auto-Submitted": "auto-generated"}))
+    site.poll()
+    found = counts(site)
+    assert (found.ledger, found.tickets, found.outcomes) == (1, 0, {"ignored": 1})
+    assert smtp_sink.messages == [] and not found.outbox
 
 
 def test_a_bounce_of_our_mail_goes_on_its_ticket_and_stops_automatic_mail(
