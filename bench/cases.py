@@ -16,10 +16,11 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from bench import corpus
-from bench.lab import ChildRun, Lab, Site, ledger_count, make_site, rss_mb, run_child
+from bench.lab import ChildRun, Lab, Site, make_site, rss_mb, run_child
 
 LIVE = "2000-01-01T00:00:00Z"  # a cut-over before the corpus: every mail is answered, as live mail is
 
@@ -44,22 +45,44 @@ def floor_run(lab: Lab, url: str, mode: str) -> tuple[float, dict]:
     return time.perf_counter() - started, json.loads(done.stdout)
 
 
-def ingest_run(lab: Lab, url: str, mails: int, *, pythonpath: str = "", cutover: str = LIVE,
-               sample_every: float = 0.5, **settings: str) -> IngestRun:
+def ingest_run(
+    lab: Lab,
+    url: str,
+    mails: int,
+    *,
+    pythonpath: str = "",
+    cutover: str = LIVE,
+    sample_every: float = 0.5,
+    **settings: str,
+) -> IngestRun:
     """A fresh site, then `mailbot poll --once` over the whole mailbox in a child process."""
     root = lab.workdir / f"site-{time.monotonic_ns()}"
-    site = make_site(root, url, lab.smtp.url, corpus.customer_count(mails), pythonpath=pythonpath,
-                     ack_cutover=cutover, **settings)
+    site = make_site(
+        root,
+        url,
+        lab.smtp.url,
+        corpus.customer_count(mails),
+        pythonpath=pythonpath,
+        ack_cutover=cutover,
+        **settings,
+    )
     spawned = datetime.now(UTC)
-    run = run_child(site.measured_command("poll", "--once"), env=site.process_env(), log=root / "poll.log",
-                    progress=site.database, sample_every=sample_every, cwd=root)
+    run = run_child(
+        site.measured_command("poll", "--once"),
+        env=site.process_env(),
+        log=root / "poll.log",
+        progress=site.database,
+        sample_every=sample_every,
+        cwd=root,
+    )
     _check(run, "poll --once")
     counts = _counts(site.database)
     if counts["seen"] != mails:
         raise RuntimeError(f"poll --once handled {counts['seen']} of {mails} mails; see {root / 'poll.log'}")
     last_commit = (counts["last_seen"] - spawned).total_seconds()
-    return IngestRun(mails, last_commit, run.seconds, run.peak_rss_mb, counts["tickets"], counts["outbox"],
-                     run.samples)
+    return IngestRun(
+        mails, last_commit, run.seconds, run.peak_rss_mb, counts["tickets"], counts["outbox"], run.samples
+    )
 
 
 def _counts(database: Path) -> dict:
@@ -70,8 +93,12 @@ def _counts(database: Path) -> dict:
         outbox = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
     finally:
         db.close()
-    return {"seen": seen, "last_seen": datetime.fromisoformat(last).replace(tzinfo=UTC),
-            "tickets": tickets, "outbox": outbox}
+    return {
+        "seen": seen,
+        "last_seen": datetime.fromisoformat(last).replace(tzinfo=UTC),
+        "tickets": tickets,
+        "outbox": outbox,
+    }
 
 
 def _check(run: ChildRun, what: str) -> None:
@@ -100,12 +127,25 @@ def idle_latency(lab: Lab, count: int, *, pythonpath: str = "") -> Latency:
     the SMTP sink for its acknowledgement."""
     user = lab.new_user()
     root = lab.workdir / f"daemon-{time.monotonic_ns()}"
-    site = make_site(root, lab.dovecot.imap_url(user), lab.smtp.url, 50, pythonpath=pythonpath,
-                     poll_interval="300", outbox_interval="300")
+    site = make_site(
+        root,
+        lab.dovecot.imap_url(user),
+        lab.smtp.url,
+        50,
+        pythonpath=pythonpath,
+        poll_interval="300",
+        outbox_interval="300",
+    )
     log = root / "daemon.log"
     with log.open("ab") as err:
-        daemon = subprocess.Popen(site.command("run"), env=site.process_env(), cwd=root,
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        daemon = subprocess.Popen(
+            site.command("run"),
+            env=site.process_env(),
+            cwd=root,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     try:
         _wait(lambda: "mailbot running" in log.read_text(errors="replace"), 30, "the daemon to start")
         _wait(lambda: "connected" in log.read_text(errors="replace"), 30, "the mailbox worker to connect")
@@ -134,9 +174,13 @@ def _measure(lab: Lab, user: str, site: Site, count: int) -> Latency:
                 already = len(lab.smtp.messages)
                 started = time.perf_counter()
                 imap.append("INBOX", raw)
-                _wait(lambda: _committed(db, message_id), 30, f"mail {index} to be committed")
+                _wait(partial(_committed, db, message_id), 30, f"mail {index} to be committed")
                 to_commit.append(time.perf_counter() - started)
-                _wait(lambda: _acknowledged(lab, message_id, already), 30, f"the acknowledgement of mail {index}")
+                _wait(
+                    partial(_acknowledged, lab, message_id, already),
+                    30,
+                    f"the acknowledgement of mail {index}",
+                )
                 to_ack.append(time.perf_counter() - started)
                 time.sleep(0.3 + (index % 5) * 0.1)  # mail does not come in lockstep
     finally:
@@ -152,7 +196,9 @@ def _committed(db: sqlite3.Connection, message_id: str) -> bool:
 
 
 def _acknowledged(lab: Lab, message_id: str, already: int) -> bool:
-    return any(f"<{message_id}>" in str(m.message.get("In-Reply-To", "")) for m in lab.smtp.messages[already:])
+    return any(
+        f"<{message_id}>" in str(m.message.get("In-Reply-To", "")) for m in lab.smtp.messages[already:]
+    )
 
 
 def _wait(condition, timeout: float, what: str, every: float = 0.002) -> None:  # type: ignore[no-untyped-def]
@@ -185,10 +231,13 @@ def rss_growth(samples: list[tuple[float, float, int]]) -> dict:
         return {}
     total = handled[-1][2]
     early = next((s for s in handled if s[2] >= total * 0.1), handled[0])
-    return {"at_mails": early[2], "rss_mb": round(early[1], 1), "end_mails": total,
-            "end_rss_mb": round(max(s[1] for s in handled[-3:]), 1)}
+    return {
+        "at_mails": early[2],
+        "rss_mb": round(early[1], 1),
+        "end_mails": total,
+        "end_rss_mb": round(max(s[1] for s in handled[-3:]), 1),
+    }
 
 
 def as_dict(value: object) -> dict:
     return asdict(value)  # type: ignore[call-overload, no-any-return]
-

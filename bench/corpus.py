@@ -31,23 +31,42 @@ BOARD = ("bob@produsoft.test",)
 _POLICY = email.policy.SMTP
 
 _TOPICS = [
-    "Licence server does not start", "Crash when exporting to STEP", "Slow rendering of large assemblies",
-    "Question about floating licences", "Toolpath preview shows wrong stock", "Installer fails on Windows 11",
-    "Postprocessor outputs wrong feed rates", "Cannot open file from version 2024", "Network licence timeout",
-    "Feature request: batch export", "Error 0x80040154 at start-up", "Update to 2026.3 broke our macros",
+    "Licence server does not start",
+    "Crash when exporting to STEP",
+    "Slow rendering of large assemblies",
+    "Question about floating licences",
+    "Toolpath preview shows wrong stock",
+    "Installer fails on Windows 11",
+    "Postprocessor outputs wrong feed rates",
+    "Cannot open file from version 2024",
+    "Network licence timeout",
+    "Feature request: batch export",
+    "Error 0x80040154 at start-up",
+    "Update to 2026.3 broke our macros",
 ]
 _NON_ASCII_TOPICS = [
-    "Problème de licence après la mise à jour", "Fehler beim Öffnen der Baugruppe – dringend",
-    "Vraag over de licentieserver (ë, ï)", "ライセンスサーバーが起動しません", "Chyba při exportu – prosím o pomoc",
-    "Crédit de support épuisé ?", "Größenänderung funktioniert nicht", "Ошибка при запуске программы",
+    "Problème de licence après la mise à jour",
+    "Fehler beim Öffnen der Baugruppe – dringend",
+    "Vraag over de licentieserver (ë, ï)",
+    "ライセンスサーバーが起動しません",
+    "Chyba při exportu – prosím o pomoc",
+    "Crédit de support épuisé ?",
+    "Größenänderung funktioniert nicht",
+    "Ошибка при запуске программы",
 ]
-_WORDS = ("the licence server stops after a few minutes and the log shows a timeout while the client "
-          "keeps retrying we restarted the service twice and checked the firewall rules but nothing "
-          "changed our engineers cannot work this afternoon please advise which version fixes this "
-          "issue and whether a patch is available for the current release").split()
+_WORDS = (
+    "the licence server stops after a few minutes and the log shows a timeout while the client "
+    "keeps retrying we restarted the service twice and checked the firewall rules but nothing "
+    "changed our engineers cannot work this afternoon please advise which version fixes this "
+    "issue and whether a patch is available for the current release"
+).split()
 _NON_ASCII_WORDS = "déjà über größe naïve façade ça été prüfen geöffnet français Übersicht".split()
-_ATTACHMENT_TYPES = [("report.pdf", "application/pdf"), ("screenshot.png", "image/png"),
-                     ("logs.zip", "application/zip"), ("licence-server.log", "text/plain")]
+_ATTACHMENT_TYPES = [
+    ("report.pdf", "application/pdf"),
+    ("screenshot.png", "image/png"),
+    ("logs.zip", "application/zip"),
+    ("licence-server.log", "text/plain"),
+]
 
 
 @dataclass(frozen=True)
@@ -76,8 +95,9 @@ def customer_count(mails: int) -> int:
     return max(50, mails // 4)
 
 
-def generate(count: int, *, seed: int = 6, attachments: bool = True, start_number: int = 1,
-             tag: str = "m") -> Iterator[CorpusMail]:
+def generate(
+    count: int, *, seed: int = 6, attachments: bool = True, start_number: int = 1, tag: str = "m"
+) -> Iterator[CorpusMail]:
     """`count` mails in the order they arrive. `start_number` is the ticket number the first new
     mail will get (for a corpus appended to a mailbox that already has tickets)."""
     rng = random.Random(seed)
@@ -94,8 +114,9 @@ def generate(count: int, *, seed: int = 6, attachments: bool = True, start_numbe
             sender = ticket.requester if rng.random() < 0.75 else rng.choice(ENGINEERS)
             subject = f"Re: [{PREFIX}-{ticket.number}] {ticket.subject}"
             body = _paragraphs(rng, 1, 3) + "\n\n" + _quoted(ticket.subject, ticket.requester, rng)
-            raw = _mail(rng, sender, subject, body, message_id, when, parent=ticket.message_id,
-                        with_file=with_file)
+            raw = _mail(
+                rng, sender, subject, body, message_id, when, parent=ticket.message_id, with_file=with_file
+            )
         else:
             sender = rng.choice(people)
             subject = rng.choice(_NON_ASCII_TOPICS if rng.random() < 1 / 3 else _TOPICS)
@@ -110,11 +131,19 @@ def big_mail(attachment_bytes: int, *, seed: int = 25) -> bytes:
     """One customer mail with one attachment of `attachment_bytes` random bytes (base64 makes
     the mail about 1.37 times that)."""
     rng = random.Random(seed)
-    msg = _headers(customers(1)[0], "Full crash dump of the licence server", f"big{seed}@mua.client.test",
-                   datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    msg = _headers(
+        customers(1)[0],
+        "Full crash dump of the licence server",
+        f"big{seed}@mua.client.test",
+        datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+    )
     msg.set_content("The crash dump is attached, as asked.\n\nDana\n")
-    msg.add_attachment(rng.randbytes(attachment_bytes), maintype="application", subtype="octet-stream",
-                       filename="licence-server.dmp")
+    msg.add_attachment(
+        rng.randbytes(attachment_bytes),
+        maintype="application",
+        subtype="octet-stream",
+        filename="licence-server.dmp",
+    )
     return msg.as_bytes(policy=_POLICY)
 
 
@@ -135,8 +164,17 @@ def _headers(sender: str, subject: str, message_id: str, when: datetime) -> Emai
     return msg
 
 
-def _mail(rng: random.Random, sender: str, subject: str, body: str, message_id: str, when: datetime,
-          *, parent: str = "", with_file: bool = False) -> bytes:
+def _mail(
+    rng: random.Random,
+    sender: str,
+    subject: str,
+    body: str,
+    message_id: str,
+    when: datetime,
+    *,
+    parent: str = "",
+    with_file: bool = False,
+) -> bytes:
     msg = _headers(sender, subject, message_id, when)
     if parent:
         msg["In-Reply-To"] = f"<{parent}>"

@@ -37,7 +37,7 @@ def connect(url: str) -> IMAPClient:
 def fetch_batches(client: IMAPClient):  # type: ignore[no-untyped-def]
     uids = sorted(client.search("ALL"))
     for start in range(0, len(uids), BATCH):
-        batch = uids[start:start + BATCH]
+        batch = uids[start : start + BATCH]
         found = client.fetch(batch, [b"BODY.PEEK[]"])
         yield [(uid, found[uid][b"BODY[]"]) for uid in batch if uid in found]
 
@@ -65,8 +65,10 @@ def time_fetch_parse_insert(url: str, db_path: str) -> tuple[int, float]:
     db = sqlite3.connect(db_path, isolation_level=None)
     db.execute("PRAGMA journal_mode=wal")
     db.execute("PRAGMA synchronous=normal")
-    db.execute("CREATE TABLE mail (uid INTEGER PRIMARY KEY, message_id TEXT, sender TEXT, subject TEXT,"
-               " body TEXT, received TEXT)")
+    db.execute(
+        "CREATE TABLE mail (uid INTEGER PRIMARY KEY, message_id TEXT, sender TEXT, subject TEXT,"
+        " body TEXT, received TEXT)"
+    )
     client = connect(url)
     started = time.perf_counter()
     count = 0
@@ -75,9 +77,17 @@ def time_fetch_parse_insert(url: str, db_path: str) -> tuple[int, float]:
             parsed = mailparser.parse_from_bytes(raw)
             sender = parsed.from_[0][1] if parsed.from_ else ""
             db.execute("BEGIN")
-            db.execute("INSERT INTO mail VALUES (?, ?, ?, ?, ?, ?)",
-                       (uid, parsed.message_id, sender, parsed.subject, parsed.body,
-                        parsed.date.isoformat() if parsed.date else None))
+            db.execute(
+                "INSERT INTO mail VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    uid,
+                    parsed.message_id,
+                    sender,
+                    parsed.subject,
+                    parsed.body,
+                    parsed.date.isoformat() if parsed.date else None,
+                ),
+            )
             db.execute("COMMIT")
             count += 1
     seconds = time.perf_counter() - started

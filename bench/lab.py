@@ -102,8 +102,14 @@ class Site:
 
     def measured_command(self, *args: str) -> list[str]:
         """The same, through bench/child.py, which reports the process's own peak RSS."""
-        return [self.python, str(Path(__file__).with_name("child.py")), "mailbot", "--env-file",
-                str(self.env_file), *args]
+        return [
+            self.python,
+            str(Path(__file__).with_name("child.py")),
+            "mailbot",
+            "--env-file",
+            str(self.env_file),
+            *args,
+        ]
 
     def process_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
@@ -112,16 +118,25 @@ class Site:
         return env
 
     def run(self, *args: str, input: bytes | None = None) -> str:
-        done = subprocess.run(self.command(*args), env=self.process_env(), input=input,
-                              capture_output=True, check=False, cwd=self.root)
+        done = subprocess.run(
+            self.command(*args),
+            env=self.process_env(),
+            input=input,
+            capture_output=True,
+            check=False,
+            cwd=self.root,
+        )
         if done.returncode != 0:
-            raise RuntimeError(f"mailbot {' '.join(args)} exited {done.returncode}:\n"
-                               f"{done.stderr.decode(errors='replace')[-3000:]}")
+            raise RuntimeError(
+                f"mailbot {' '.join(args)} exited {done.returncode}:\n"
+                f"{done.stderr.decode(errors='replace')[-3000:]}"
+            )
         return done.stdout.decode()
 
 
-def make_site(root: Path, mailbox_url: str, smtp_url: str, customers: int, *,
-              pythonpath: str = "", **settings: str) -> Site:
+def make_site(
+    root: Path, mailbox_url: str, smtp_url: str, customers: int, *, pythonpath: str = "", **settings: str
+) -> Site:
     """A site for product VISI on `mailbox_url`, with `customers` customer accounts, two
     engineers and a board member, all made through the CLI (db init, account import)."""
     root.mkdir(parents=True, exist_ok=True)
@@ -143,7 +158,9 @@ def make_site(root: Path, mailbox_url: str, smtp_url: str, customers: int, *,
     site = Site(root, env, pythonpath=pythonpath)
     site.run("db", "init")
     rows = ["email,name,organisation,language,role"]
-    rows += [f"{c},{c.split('@')[0].title()},{c.split('@')[1]},en,customer" for c in corpus.customers(customers)]
+    rows += [
+        f"{c},{c.split('@')[0].title()},{c.split('@')[1]},en,customer" for c in corpus.customers(customers)
+    ]
     rows += [f"{e},{e.split('@')[0].title()},Produsoft,en,engineer" for e in corpus.ENGINEERS]
     rows += [f"{b},{b.split('@')[0].title()},Produsoft,en,board" for b in corpus.BOARD]
     csv = root / "accounts.csv"
@@ -164,8 +181,15 @@ class ChildRun:
     stderr_tail: str = ""
 
 
-def run_child(argv: Sequence[str], *, env: dict[str, str] | None = None, log: Path | None = None,
-              progress: Path | None = None, sample_every: float = 0.5, cwd: Path | None = None) -> ChildRun:
+def run_child(
+    argv: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    progress: Path | None = None,
+    sample_every: float = 0.5,
+    cwd: Path | None = None,
+) -> ChildRun:
     """Run `argv`, timing it and taking its peak RSS (see bench/child.py); with `progress` (a
     mailbot SQLite file) also sample its RSS and how many mails the ledger holds, to show
     whether memory grows with the mails handled."""
@@ -173,14 +197,16 @@ def run_child(argv: Sequence[str], *, env: dict[str, str] | None = None, log: Pa
     peak_file = Path(tempfile.mkstemp(prefix="bench-peak-")[1])
     env = {**(env if env is not None else os.environ), "BENCH_PEAK_FILE": str(peak_file)}
     started = time.perf_counter()
-    proc = subprocess.Popen(list(argv), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=log_handle, cwd=cwd)
+    proc = subprocess.Popen(
+        list(argv), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_handle, cwd=cwd
+    )
     samples: list[tuple[float, float, int]] = []
     stop = threading.Event()
     sampler = None
     if progress is not None:
-        sampler = threading.Thread(target=_sample, args=(proc.pid, progress, started, sample_every, samples, stop),
-                                   daemon=True)
+        sampler = threading.Thread(
+            target=_sample, args=(proc.pid, progress, started, sample_every, samples, stop), daemon=True
+        )
         sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started

@@ -1,14 +1,15 @@
-"""`mailbot ticket ...`: listing, showing and searching tickets."""
+"""`mailbot ticket ...`: listing, searching, showing and changing tickets."""
 
 from __future__ import annotations
 
 import click
 from peewee import fn
 
-from mailbot import views
+from mailbot import accounts, changes, tickets, views
 from mailbot.cli import AppState, emit_json
 from mailbot.errors import MailbotError
-from mailbot.models import Account, Message, Ticket
+from mailbot.inmail import customer_recipients
+from mailbot.models import Account, Message, Ticket, database
 
 
 class NotFound(MailbotError):
@@ -72,6 +73,47 @@ def _mentions(word: str):  # type: ignore[no-untyped-def]
             | Ticket.id.in_(in_messages))
 
 
+@ticket.command("set")
+@click.argument("reference")
+@click.option("--status", type=click.Choice(["new", "open", "waiting", "resolved", "closed"]), default=None)
+@click.option("--priority", type=click.Choice(["critical", "high", "medium", "low"]), default=None)
+@click.option("--category", type=click.Choice(["question", "bug", "suggestion"]), default=None)
+@click.option("--assign", "assignee", default=None, metavar="EMAIL", help="An engineer of the product.")
+@click.option("--by", "actor_email", default="admin", show_default=True,
+              help="Who made the change, as the history shows it.")
+@click.pass_obj
+def ticket_set(app: AppState, reference: str, status: str | None, priority: str | None,
+               category: str | None, assignee: str | None, actor_email: str) -> None:
+    """Change a ticket as an engineer's mail command would; the customer is told the same way."""
+    desk = app.open()
+    row = _ticket(reference)
+    product = desk.settings.product(row.product)
+    actor = accounts.find_account(actor_email)
+    now = desk.clock()
+    with database.atomic():
+        if assignee:
+            target = accounts.find_account(assignee)
+            if target is None or not accounts.is_staff(target, product.key):
+                raise NotFound(f"{assignee} is not an engineer of {product.key}")
+            changes.assign(desk, product, row, target, actor, actor_email, now)
+        if category:
+            tickets.set_field(row, "category", category, actor_email, now)
+        if priority:
+            changes.change_priority(desk, product, row, priority, actor, actor_email, now,
+                                    tell=customer_recipients(row, product))
+        if status:
+            changes.change_status(desk, product, row, status, actor, actor_email, now)
+    click.echo(f"{row.reference}: {row.status}, {row.priority}, {row.category}, "
+               f"assigned to {row.assignee.email if row.assignee_id else 'nobody'}")
+
+
+def _ticket(reference: str) -> Ticket:
+    row = Ticket.get_or_none(Ticket.reference == reference.upper())
+    if row is None:
+        raise NotFound(f"no ticket {reference}")
+    return row
+
+
 @ticket.command("show")
 @click.argument("reference")
 @click.option("--json", "as_json", is_flag=True)
@@ -79,10 +121,7 @@ def _mentions(word: str):  # type: ignore[no-untyped-def]
 def ticket_show(app: AppState, reference: str, as_json: bool) -> None:
     """A ticket with its messages and history."""
     app.open()
-    row = Ticket.get_or_none(Ticket.reference == reference.upper())
-    if row is None:
-        raise NotFound(f"no ticket {reference}")
-    data = views.ticket_detail(row)
+    data = views.ticket_detail(_ticket(reference))
     if as_json:
         emit_json(data)
         return

@@ -358,7 +358,8 @@ def _check_unique(products: tuple[ProductSettings, ...]) -> None:
             other = seen.get(f"{what}:{value}")
             if other:
                 raise ConfigError(
-                    f"MAILBOT_PRODUCT_{product.key}_{what} is the same as {other}'s; each product needs its own"
+                    f"MAILBOT_PRODUCT_{product.key}_{what} is the same as {other}'s; "
+                    "each product needs its own"
                 )
             seen[f"{what}:{value}"] = product.key
 

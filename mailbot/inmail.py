@@ -48,11 +48,12 @@ def store_inbound(desk: Desk, mail: Mail, ticket: Ticket, text: str, *, visibili
 
 
 def staff_recipients(product: ProductSettings, ticket: Ticket | None = None) -> list[notify.Recipient]:
-    """The assignee when there is one, else the product's engineers and board."""
+    """The assignee when there is one; else the product's review board, who triage (AimTicket);
+    else, for a product without a board, all its engineers."""
     if ticket is not None and ticket.assignee_id is not None:
         people = [ticket.assignee]
     else:
-        people = accounts.staff_of(product.key)
+        people = accounts.staff_of(product.key, ("board",)) or accounts.staff_of(product.key)
     return [notify.recipient_for(a, accounts.role_of(a, product.key) or "engineer", product.language)
             for a in people]
 

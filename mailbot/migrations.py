@@ -61,7 +61,8 @@ def schema_sql(db: Database) -> str:
                 statements.append(index.query()[0] + ";")
         finally:
             model._meta.database = bound
-    header = f"-- mailbot schema, version {LATEST}. Generated from mailbot/models.py by `mailbot db schema`;\n"
+    header = f"-- mailbot schema, version {LATEST}. Generated from mailbot/models.py by "
+    header += "`mailbot db schema`;\n"
     header += "-- a test fails when the two differ. Change the models and add a migration, then regenerate.\n"
     return header + "\n".join(statements) + "\n"
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from mailbot import accounts, authresults, credit, deadlines, notify, tickets
+from mailbot import accounts, authresults, changes, credit, notify, tickets
 from mailbot.commands import Commands, check_commands, read_commands, time_minutes, valid_commands
 from mailbot.desk import Desk
 from mailbot.inmail import (
@@ -30,7 +30,6 @@ from mailbot.inmail import (
 from mailbot.models import Account, Event, Ticket
 from mailbot.trim import visible_text
 
-STATUS_MAILS = ("open", "waiting", "resolved", "closed")
 # A sender refused more often than this within the window, for writing to tickets that are not
 # theirs, is guessing references: further attempts get no answer at all (reliability S2).
 GUESSES_ALLOWED = 5
@@ -139,9 +138,8 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
     parent = last_public_message_id(ticket)
     store_inbound(desk, mail, ticket, parsed.text, visibility="internal" if internal else "public",
                   kind="note" if internal else "mail")
-    old_priority = ticket.priority
-    _apply_fields(desk, mail, ticket, parsed)
     customers = customer_recipients(ticket, product)
+    _apply_fields(desk, mail, ticket, parsed, customers)
     context = {"text": parsed.text, "attachments": [a.filename for a in mail.msg.attachments]}
     if internal:
         others = [r for r in staff_recipients(product) if r.email != sender.email]
@@ -155,47 +153,37 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
         tickets.mark_first_response(ticket, now)
         notify.queue_mail(desk, "reply", product, ticket, customers, context=context, actor=sender,
                           parent_id=parent)
-    if "status" in parsed:
-        _change_status(desk, mail, ticket, parsed.get("status").argument.strip().lower())  # type: ignore[union-attr]
+    if (command := parsed.get("status")) is not None:
+        status = command.argument.strip().lower()
+        changes.change_status(desk, product, ticket, status, sender, sender.email, now)
     elif parsed.text and not internal and ticket.status == "new":
         _change_status(desk, mail, ticket, "open", mail_customers=False)
-    if ticket.priority != old_priority:
-        notify.queue_mail(desk, "priority_changed", product, ticket, customers,
-                          context={"old": old_priority, "new": ticket.priority}, actor=sender)
     return Outcome("message", "staff reply", ticket)
 
 
-def _apply_fields(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> None:
-    sender, now = mail.sender, mail.now
+def _apply_fields(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands,
+                  customers: list[notify.Recipient]) -> None:
+    sender, product, now = mail.sender, mail.product, mail.now
     assert sender is not None
     if (command := parsed.get("assign")) is not None:
         arg = command.argument.strip().lower()
         target = sender if arg == "me" else accounts.find_account(arg)
-        if target is not None and ticket.assignee_id != target.id:
-            old = ticket.assignee.email if ticket.assignee_id else ""
-            ticket.assignee = target
-            ticket.save()
-            tickets.record_event(ticket, "assignee", sender.email, old=old, new=target.email, at=now)
+        if target is not None:
+            changes.assign(desk, product, ticket, target, sender, sender.email, now)
+    # Category before time: `#category bug` with `#time` in one mail is not charged.
     if (command := parsed.get("category")) is not None:
         tickets.set_field(ticket, "category", command.argument.strip().lower(), sender.email, now)
     if (command := parsed.get("priority")) is not None:
-        if tickets.set_field(ticket, "priority", command.argument.strip().lower(), sender.email, now):
-            deadlines.refresh_deadlines(ticket, mail.product, now)
+        changes.change_priority(desk, product, ticket, command.argument.strip().lower(), sender, sender.email,
+                                now, tell=customers)
     if (command := parsed.get("time")) is not None:
         credit.charge_time(desk, ticket, sender, time_minutes(command.argument), now)
 
 
 def _change_status(desk: Desk, mail: Mail, ticket: Ticket, status: str, mail_customers: bool = True) -> None:
-    old = ticket.status
-    actor = mail.sender
-    assert actor is not None
-    if not tickets.set_status(ticket, status, actor.email, mail.now):
-        return
-    deadlines.refresh_deadlines(ticket, mail.product, mail.now)
-    if mail_customers and status in STATUS_MAILS:
-        notify.queue_mail(desk, "status_changed", mail.product, ticket,
-                          customer_recipients(ticket, mail.product), context={"old": old, "new": status},
-                          actor=actor)
+    assert mail.sender is not None
+    changes.change_status(desk, mail.product, ticket, status, mail.sender, mail.sender.email, mail.now,
+                          tell=None if mail_customers else [])
 
 
 def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Outcome:
@@ -204,22 +192,15 @@ def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> 
     store_inbound(desk, mail, ticket, parsed.text)
     staff = staff_recipients(product, ticket)
     if (command := parsed.get("priority")) is not None:
-        old = ticket.priority
-        if tickets.set_field(ticket, "priority", command.argument.strip().lower(), sender.email, mail.now):
-            deadlines.refresh_deadlines(ticket, product, mail.now)
-            notify.queue_mail(desk, "priority_changed", product, ticket, staff,
-                              context={"old": old, "new": ticket.priority}, actor=sender)
+        changes.change_priority(desk, product, ticket, command.argument.strip().lower(), sender, sender.email,
+                                mail.now, tell=staff)
     if "close" in parsed:
-        old = ticket.status
-        tickets.set_status(ticket, "closed", sender.email, mail.now)
-        deadlines.refresh_deadlines(ticket, product, mail.now)
+        # The customer gets the sign-off confirmation; the team the status change.
+        changes.change_status(desk, product, ticket, "closed", sender, sender.email, mail.now, tell=staff)
         notify.queue_mail(desk, "ticket_closed", product, ticket, customer_recipients(ticket, product),
                           actor=sender, parent_id=mail.msg.message_id)
-        notify.queue_mail(desk, "status_changed", product, ticket, staff,
-                          context={"old": old, "new": "closed"}, actor=sender)
     elif ticket.status in ("waiting", "resolved"):
-        tickets.set_status(ticket, "open", sender.email, mail.now)
-        deadlines.refresh_deadlines(ticket, product, mail.now)
+        changes.change_status(desk, product, ticket, "open", sender, sender.email, mail.now, tell=[])
     if parsed.text:
         context = {"text": parsed.text, "attachments": [a.filename for a in mail.msg.attachments]}
         notify.queue_mail(desk, "customer_reply", product, ticket, staff, context=context,

@@ -75,3 +75,22 @@ def test_accounts_grant_revoke_and_import(tmp_path):
     assert "piet@klant.test" not in {a["email"] for a in site.json("account", "list", "--product", "VISI")}
     site.mailbot("account", "grant", "piet@klant.test", "--product", "VISI", "--role", "board")
     assert {a["email"]: a for a in site.json("account", "list")}["piet@klant.test"]["grants"] == {"VISI": "board"}
+
+
+def test_an_admin_changes_a_ticket_and_the_customer_is_told_as_by_mail(tmp_path):
+    site = site_for(tmp_path)
+    site.add_account("erin@produsoft.test", "VISI", "engineer", name="Erin")
+    site.mailbot("ingest", "VISI", input=write_mail("dana@customer.test", VISI, "Crash", "It crashes."))
+    site.poll()
+    before = len(outbox_files(site))
+    out = site.mailbot("ticket", "set", "visi-1", "--status", "open", "--priority", "high",
+                       "--assign", "erin@produsoft.test", "--by", "erin@produsoft.test").stdout
+    assert "VISI-1: open, high" in out and "erin@produsoft.test" in out
+    ticket = site.ticket("VISI-1")
+    assert (ticket["status"], ticket["priority"], ticket["assignee"]) == ("open", "high", "erin@produsoft.test")
+    assert {e["kind"] for e in ticket["events"] if e["actor"] == "erin@produsoft.test"} == {
+        "status", "priority", "assignee"}
+    site.poll()
+    # To the customer: status and priority changes; to Erin: nothing (she assigned herself).
+    assert len(outbox_files(site)) == before + 2
+    site.mailbot("ticket", "set", "VISI-1", "--assign", "dana@customer.test", expect=2)

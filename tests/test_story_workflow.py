@@ -63,6 +63,7 @@ def open_ticket(desk: Desk, subject="Alarm storm on node 7", body="Node 7 raises
 def test_the_review_board_triages_and_accepts(aim):
     triage = open_ticket(aim)
     assert "[AIM-1]" in triage.message["Subject"] and triage.message["X-Mailbot-Status"] == "new"
+    assert aim.inbox(ENGINEER) == [], "the board triages first; engineers get what is assigned to them"
     aim.sink.clear()
     aim.reply(BOARD, triage, f"#assign {ENGINEER}\n#priority high\n#status open\n#category bug\n\n"
                              "Accepted; Erin takes this one.")
@@ -74,6 +75,9 @@ def test_the_review_board_triages_and_accepts(aim):
     assert "Accepted; Erin takes this one." in bodies
     assert "#assign" not in bodies and "#priority" not in bodies, "command lines never reach the customer"
     assert any("High" in text_of(m) and "Medium" in text_of(m) for m in customer_mails), "priority change: old and new"
+    [handed_over] = aim.inbox(ENGINEER)
+    assert "[AIM-1]" in handed_over.message["Subject"]
+    assert "400 alarms a minute" in text_of(handed_over)
     kinds = [e["kind"] for e in ticket["events"]]
     assert {"assignee", "priority", "status", "category"} <= set(kinds)
     assert all(e["actor"] == BOARD for e in ticket["events"] if e["kind"] != "created")
