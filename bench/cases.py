@@ -119,12 +119,14 @@ class Latency:
     to_commit: list[float]  # APPEND sent -> ticket and acknowledgement committed
     to_ack: list[float]  # APPEND sent -> acknowledgement accepted by the SMTP server
     daemon_peak_rss_mb: float
+    dovecot_idle: list[float] = field(default_factory=list)  # APPEND -> EXISTS, no mailbot
 
 
-def idle_latency(lab: Lab, count: int, *, pythonpath: str = "") -> Latency:
-    """`mailbot run` with a 300 s poll interval, so only IDLE can bring mail in quickly; one new
-    mail at a time is APPENDed, and we watch the database (read-only) for its ledger row and
-    the SMTP sink for its acknowledgement."""
+def idle_latency(lab: Lab, count: int, *, pythonpath: str = "", interval: int = 300) -> Latency:
+    """`mailbot run` with a long poll interval (300 s), so only IDLE can bring mail in quickly;
+    one new mail at a time is APPENDed, and we watch the database (read-only) for its ledger
+    row and the SMTP sink for its acknowledgement. A short `interval` shows what the moments
+    between two runs of a worker cost."""
     user = lab.new_user()
     root = lab.workdir / f"daemon-{time.monotonic_ns()}"
     site = make_site(
@@ -133,8 +135,8 @@ def idle_latency(lab: Lab, count: int, *, pythonpath: str = "") -> Latency:
         lab.smtp.url,
         50,
         pythonpath=pythonpath,
-        poll_interval="300",
-        outbox_interval="300",
+        poll_interval=str(interval),
+        outbox_interval=str(interval),
     )
     log = root / "daemon.log"
     with log.open("ab") as err:
@@ -160,6 +162,28 @@ def idle_latency(lab: Lab, count: int, *, pythonpath: str = "") -> Latency:
         except subprocess.TimeoutExpired:
             daemon.kill()
             daemon.wait()
+
+
+def dovecot_idle_delay(lab: Lab, count: int = 5) -> list[float]:
+    """How long Dovecot itself takes to tell an IDLE client about a new mail (APPEND sent ->
+    EXISTS read), with no mailbot at all: the floor under the IDLE latency."""
+    user = lab.new_user()
+    people = corpus.customers(5)
+    delays = []
+    with lab.dovecot.client(user) as idle, lab.dovecot.client(user) as writer:
+        idle.select_folder("INBOX")
+        for index in range(count):
+            idle.idle()
+            time.sleep(0.2)
+            raw = corpus.live_mail(people[index], f"raw{index}.{time.monotonic_ns()}@mua.client.test", index)
+            started = time.perf_counter()
+            writer.append("INBOX", raw)
+            while not any(len(r) > 1 and r[1] == b"EXISTS" for r in idle.idle_check(timeout=10)):
+                if time.perf_counter() - started > 10:
+                    raise RuntimeError("Dovecot sent no EXISTS within 10 s")
+            delays.append(time.perf_counter() - started)
+            idle.idle_done()
+    return delays
 
 
 def _measure(lab: Lab, user: str, site: Site, count: int) -> Latency:

@@ -106,6 +106,7 @@ class OutboxWorker:
         self.desk, self.context, self.stop = desk, context, stop
         self.wake = threading.Event()
         self.transport: Transport | None = None
+        self.failing = False
 
     def run_once(self, budget: float) -> None:
         deadline = time.monotonic() + budget
@@ -125,11 +126,16 @@ class OutboxWorker:
         try:
             counts = drain_outbox(self.desk, self.transport, should_stop=self.stop.is_set)
         except (MailbotError, DatabaseError) as exc:  # the rows stay pending for the next round
-            log.warning("outbox: %s", exc)
+            if not self.failing:  # once per outage, not once per round
+                log.warning("outbox: %s; mail waits for a later round", exc)
+            self.failing = True
             self.close()
             return
         if counts:
             log.info("outbox: %s", dict(counts))
+        if self.failing and counts["sent"]:
+            log.info("outbox: delivering again")
+            self.failing = False
 
     def interrupt(self) -> None:
         """Wake the worker so that it sees the stop request now."""
