@@ -85,6 +85,15 @@ def _end_process_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    # Killed children vanish a moment later (once reaped); wait for that, so that a restart on
+    # the same ports and a check for leftovers both see a clean slate.
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.01)
 
 
 @dataclass
