@@ -14,9 +14,6 @@ and any time limit on parsing (the worker that calls us).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import codecs
 import email
 import email.utils
 import hashlib
@@ -30,13 +27,13 @@ from email.generator import BytesGenerator
 from email.message import Message
 from email.policy import compat32
 from email.policy import default as default_policy
-from itertools import groupby
 
 import html2text
 import mailparser
 import nh3
 
 from mailbot import automail
+from mailbot.charsets import FOLD, clean_line, decode_bytes, decode_header_value, unescape_8bit
 from mailbot.errors import QuarantineError
 from mailbot.message import Address, Attachment, InboundMessage
 
@@ -66,10 +63,6 @@ _KNOWN_HEADERS = frozenset(
 _MSGID = re.compile(r"<([^<>\s\x00-\x1f\x7f]+)>")
 _MAX_IDS = 100
 # Lenient on purpose: real mailers put spaces and "?" inside words; "?=" still ends one.
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?(.*?)\?=")
-_QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
-_SURROGATES = re.compile("[\udc80-\udcff]")
-_FOLD = re.compile(r"\r?\n(?=[ \t])")
 _ATOM = r"[^\s\"(),:;<>@\[\]\\.\x00-\x1f\x7f]+"  # RFC 5322 atext, and any non-ASCII (RFC 6532)
 _LOCAL_PART = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
 _DOMAIN = re.compile(rf"{_ATOM}(?:\.{_ATOM})*\.?|\[[0-9A-Fa-f:.]+\]")
@@ -87,19 +80,6 @@ _UNNAMED = {
     "text/rfc822-headers": "headers.txt",
 }
 
-# Labels that mail uses for a larger character set than they name; the WHATWG Encoding Standard
-# decodes them the same way, so text from Outlook and Asian webmail reads right.
-_SUPERSETS = dict(
-    pair.split("=")
-    for pair in "iso-8859-1=cp1252 latin1=cp1252 latin-1=cp1252 iso8859-1=cp1252"
-    " iso-8859-9=cp1254 gb2312=gb18030 gbk=gb18030 x-gbk=gb18030 ks_c_5601-1987=cp949"
-    " euc-kr=cp949 shift_jis=cp932 x-sjis=cp932 big5=big5hkscs tis-620=cp874"
-    " unicode-1-1-utf-7=utf-7 x-mac-roman=mac_roman macintosh=mac_roman".split()
-)
-# Japanese mailers often label Shift_JIS or EUC-JP bytes as ISO-2022-JP.
-_SIBLINGS = {"iso2022_jp": ("cp932", "euc_jp"), "euc_jp": ("cp932",), "cp932": ("euc_jp",)}
-# Declared charsets that clients put on UTF-8 text by mistake; valid UTF-8 wins over them.
-_OFTEN_MISLABELLED = frozenset({"ascii", "cp1252", "latin_1", "cp1254"})
 
 
 def parse_mail(raw: bytes, limits: ParseLimits = ParseLimits()) -> InboundMessage:
@@ -175,7 +155,7 @@ def _read_with_mailparser(msg: Message) -> tuple[datetime | None, _Addrs, _Addrs
     except (AttributeError, TypeError, ValueError, IndexError, LookupError):
         date = _stdlib_date(_first(msg, "Date"))
         lists = [
-            email.utils.getaddresses([_unescape(str(v)) for v in msg.get_all(name, [])])
+            email.utils.getaddresses([unescape_8bit(str(v)) for v in msg.get_all(name, [])])
             for name in ("To", "Cc", "Reply-To")
         ]
     to, cc, reply_to = (_addresses(pairs) for pairs in lists)
@@ -239,90 +219,10 @@ def _charset(part: Message) -> str | None:
         return None
 
 
-# --- decoding ----------------------------------------------------------------------------------
-
-
-def _codec(charset: str | None) -> str | None:
-    label = (charset or "").strip().strip("\"'").lower().split("*", 1)[0]
-    try:
-        return codecs.lookup(_SUPERSETS.get(label, label)).name if label else None
-    except (LookupError, ValueError):
-        return None
-
-
-def decode_bytes(data: bytes, charset: str | None) -> str:
-    """Text from bytes whatever the label says: the declared charset (and its usual stand-ins),
-    then UTF-8, then Latin-1, which cannot fail (reliability P3)."""
-    declared = _codec(charset)
-    order = [declared, *_SIBLINGS.get(declared or "", ()), "utf-8"]
-    if declared in _OFTEN_MISLABELLED or declared is None:
-        order = ["utf-8", declared]
-    for name in filter(None, order):
-        try:
-            return data.decode(name)
-        except (UnicodeError, LookupError):
-            continue
-    return data.decode("latin-1")
-
-
-def _unescape(value: str, hint: str | None = None) -> str:
-    """The standard library keeps raw 8-bit header bytes as surrogates; make them text."""
-    if not _SURROGATES.search(value):
-        return value
-    return decode_bytes(value.encode("utf-8", "surrogateescape"), hint)
-
-
-def decode_header_value(value: str, hint: str | None = None) -> str:
-    """RFC 2047 decoding that never fails: unknown charsets and broken words fall back to
-    UTF-8/Latin-1 or stay as written (P4). Raw 8-bit bytes are read in the `hint` charset."""
-    value = _FOLD.sub("", _unescape(str(value), hint))
-    out: list[str] = []
-    run: list[tuple[str | None, bytes]] = []  # adjacent encoded words, not yet decoded
-    pos = 0
-    for match in _ENCODED_WORD.finditer(value):
-        between = value[pos : match.start()]
-        data = _word_bytes(match.group(2), match.group(3))
-        # White space between two encoded words is not text (RFC 2047 section 6.2).
-        if between.strip() or not run or data is None:
-            out += [_decode_words(run), between]
-            run = []
-        if data is None:
-            out.append(match.group(0))
-        else:
-            run.append((_codec(match.group(1)), data))
-        pos = match.end()
-    return "".join([*out, _decode_words(run), value[pos:]])
-
-
-def _word_bytes(encoding: str, text: str) -> bytes | None:
-    try:
-        if encoding in "bB":
-            text = "".join(text.split())
-            return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-        data = text.replace("_", " ").encode("utf-8", "surrogateescape")
-        return _QP_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), data)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _decode_words(run: list[tuple[str | None, bytes]]) -> str:
-    """Decode adjacent words, joining those of one charset as bytes first: mailers split
-    multi-byte characters across words."""
-    groups = groupby(run, key=lambda word: word[0])
-    return "".join(decode_bytes(b"".join(d for _, d in words), cs) for cs, words in groups)
-
-
-def clean_line(text: str) -> str:
-    """One line for display and for our own headers: control characters and line breaks
-    become spaces, runs of white space fold to one (S5: no header injection through CR/LF)."""
-    chars = (" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs") else ch for ch in text)
-    return " ".join("".join(chars).split())
-
-
 def _headers(msg: Message, hint: str | None) -> tuple[tuple[str, str], ...]:
     """Every header of the outer mail in order, decoded and on one line."""
     items = msg.raw_items()
-    return tuple((clean_line(_unescape(k)), clean_line(decode_header_value(v, hint))) for k, v in items)
+    return tuple((clean_line(unescape_8bit(k)), clean_line(decode_header_value(v, hint))) for k, v in items)
 
 
 def _first(msg: Message, name: str) -> str:
@@ -337,14 +237,14 @@ def _strict_sender(msg: Message, hint: str | None) -> Address | None:
     single mailbox: either in the plain `Name <local@domain>` form, or read alike by the modern
     header parser (without defects) and the legacy `getaddresses`; no comment may hold an
     address, and the local part must be a plain dot-atom (no quoted `"a@b x"@evil`)."""
-    found = [_one_mailbox(_unescape(v, hint)) for k, v in msg.raw_items() if k.lower() == "from"]
+    found = [_one_mailbox(unescape_8bit(v, hint)) for k, v in msg.raw_items() if k.lower() == "from"]
     if not found or None in found or len({a.key for a in found if a}) != 1:
         return None
     return found[0]
 
 
 def _one_mailbox(value: str) -> Address | None:
-    value = _FOLD.sub("", value).strip()
+    value = FOLD.sub("", value).strip()
     if not value or len(value) > _MAX_ADDRESS_HEADER or _address_in_comment(value):
         return None
     simple = _NAME_ADDR.fullmatch(value)
@@ -384,7 +284,7 @@ def _addresses(pairs: list[tuple[str, str]]) -> tuple[Address, ...]:
 
 
 def _ids(value: str) -> tuple[str, ...]:
-    value = _unescape(value)
+    value = unescape_8bit(value)
     found = _MSGID.findall(value) or [t.strip("<>") for t in value.split() if "@" in t]
     # Capped, keeping the last ids: References lists the nearest ancestors at its end.
     return tuple(dict.fromkeys(filter(None, map(clean_line, found))))[-_MAX_IDS:]

@@ -12,9 +12,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mailbot"
 EDGES = ("imapclient", "imaplib", "smtplib", "apscheduler", "click", "mailbot.cli", "mailbot.daemon",
          "mailbot.sources.imap", "mailbot.transport", "socket", "ssl")
 CORE = ["accounts", "tickets", "inbound", "inmail", "replies", "commands", "routing", "notify", "render",
-        "compose", "parse", "automail", "trim", "businesshours", "sla", "deadlines", "credit", "ingest",
+        "compose", "parse", "charsets", "automail", "trim", "businesshours", "sla", "deadlines", "credit", "ingest",
         "message", "models", "store", "outbox", "jobs", "report"]
-PURE = ["routing", "commands", "businesshours", "sla", "compose", "parse", "automail", "trim", "message"]
+PURE = ["routing", "commands", "businesshours", "sla", "compose", "parse", "charsets", "automail", "trim", "message",
+        "authresults"]
 
 
 def imports_of(module: str) -> set[str]:

@@ -1,0 +1,110 @@
+"""Text from mail's bytes and headers whatever their labels say: charset fallbacks, RFC 2047
+encoded words that never fail to decode, and single clean lines for display and our own headers.
+
+Pure functions on strings and bytes; `mailbot.parse` uses them to read a mail. They never raise
+on bad input: a mail in a broken or unknown charset is still read (reliability P3, P4).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+import unicodedata
+from itertools import groupby
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?(.*?)\?=")
+_QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+_SURROGATES = re.compile("[\udc80-\udcff]")
+FOLD = re.compile(r"\r?\n(?=[ \t])")  # a folded header line break
+# Labels that mail uses for a larger character set than they name; the WHATWG Encoding Standard
+# decodes them the same way, so text from Outlook and Asian webmail reads right.
+_SUPERSETS = dict(
+    pair.split("=")
+    for pair in "iso-8859-1=cp1252 latin1=cp1252 latin-1=cp1252 iso8859-1=cp1252"
+    " iso-8859-9=cp1254 gb2312=gb18030 gbk=gb18030 x-gbk=gb18030 ks_c_5601-1987=cp949"
+    " euc-kr=cp949 shift_jis=cp932 x-sjis=cp932 big5=big5hkscs tis-620=cp874"
+    " unicode-1-1-utf-7=utf-7 x-mac-roman=mac_roman macintosh=mac_roman".split()
+)
+# Japanese mailers often label Shift_JIS or EUC-JP bytes as ISO-2022-JP.
+_SIBLINGS = {"iso2022_jp": ("cp932", "euc_jp"), "euc_jp": ("cp932",), "cp932": ("euc_jp",)}
+# Declared charsets that clients put on UTF-8 text by mistake; valid UTF-8 wins over them.
+_OFTEN_MISLABELLED = frozenset({"ascii", "cp1252", "latin_1", "cp1254"})
+
+
+def codec_name(charset: str | None) -> str | None:
+    label = (charset or "").strip().strip("\"'").lower().split("*", 1)[0]
+    try:
+        return codecs.lookup(_SUPERSETS.get(label, label)).name if label else None
+    except (LookupError, ValueError):
+        return None
+
+
+def decode_bytes(data: bytes, charset: str | None) -> str:
+    """Text from bytes whatever the label says: the declared charset (and its usual stand-ins),
+    then UTF-8, then Latin-1, which cannot fail (reliability P3)."""
+    declared = codec_name(charset)
+    order = [declared, *_SIBLINGS.get(declared or "", ()), "utf-8"]
+    if declared in _OFTEN_MISLABELLED or declared is None:
+        order = ["utf-8", declared]
+    for name in filter(None, order):
+        try:
+            return data.decode(name)
+        except (UnicodeError, LookupError):
+            continue
+    return data.decode("latin-1")
+
+
+def unescape_8bit(value: str, hint: str | None = None) -> str:
+    """The standard library keeps raw 8-bit header bytes as surrogates; make them text."""
+    if not _SURROGATES.search(value):
+        return value
+    return decode_bytes(value.encode("utf-8", "surrogateescape"), hint)
+
+
+def decode_header_value(value: str, hint: str | None = None) -> str:
+    """RFC 2047 decoding that never fails: unknown charsets and broken words fall back to
+    UTF-8/Latin-1 or stay as written (P4). Raw 8-bit bytes are read in the `hint` charset."""
+    value = FOLD.sub("", unescape_8bit(str(value), hint))
+    out: list[str] = []
+    run: list[tuple[str | None, bytes]] = []  # adjacent encoded words, not yet decoded
+    pos = 0
+    for match in _ENCODED_WORD.finditer(value):
+        between = value[pos : match.start()]
+        data = _word_bytes(match.group(2), match.group(3))
+        # White space between two encoded words is not text (RFC 2047 section 6.2).
+        if between.strip() or not run or data is None:
+            out += [_decode_words(run), between]
+            run = []
+        if data is None:
+            out.append(match.group(0))
+        else:
+            run.append((codec_name(match.group(1)), data))
+        pos = match.end()
+    return "".join([*out, _decode_words(run), value[pos:]])
+
+
+def _word_bytes(encoding: str, text: str) -> bytes | None:
+    try:
+        if encoding in "bB":
+            text = "".join(text.split())
+            return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        data = text.replace("_", " ").encode("utf-8", "surrogateescape")
+        return _QP_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), data)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _decode_words(run: list[tuple[str | None, bytes]]) -> str:
+    """Decode adjacent words, joining those of one charset as bytes first: mailers split
+    multi-byte characters across words."""
+    groups = groupby(run, key=lambda word: word[0])
+    return "".join(decode_bytes(b"".join(d for _, d in words), cs) for cs, words in groups)
+
+
+def clean_line(text: str) -> str:
+    """One line for display and for our own headers: control characters and line breaks
+    become spaces, runs of white space fold to one (S5: no header injection through CR/LF)."""
+    chars = (" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs") else ch for ch in text)
+    return " ".join("".join(chars).split())
