@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -261,7 +261,3 @@ def rss_growth(samples: list[tuple[float, float, int]]) -> dict:
         "end_mails": total,
         "end_rss_mb": round(max(s[1] for s in handled[-3:]), 1),
     }
-
-
-def as_dict(value: object) -> dict:
-    return asdict(value)  # type: ignore[call-overload, no-any-return]

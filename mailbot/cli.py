@@ -4,6 +4,7 @@ Nothing else in mailbot calls `sys.exit`."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import ssl
@@ -135,8 +136,12 @@ def ingest(app: AppState, product: str, files: tuple[Path, ...]) -> None:
     """Take raw mails from FILES, or one from stdin (an MTA pipe). Exits 75 on a temporary
     failure so the MTA tries again."""
     from mailbot.daemon import ingest_files
+    from mailbot.db import require_durable_commits
+    from mailbot.store import Store
 
-    desk = app.open()
+    # The MTA deletes its copy once we exit 0: every commit and file must be on disk by then.
+    desk = dataclasses.replace(app.open(), store=Store(app.settings.data_dir, fsync=True))
+    require_durable_commits()
     for line in ingest_files(desk, desk.settings.product(product), files, sys.stdin.buffer):
         click.echo(line)
 

@@ -274,8 +274,7 @@ class _Field:
 
     def __init__(self, name: str):
         self.lines: list[str] = []
-        self.line = f"{name}:"
-        self.empty = True
+        self.line = f"{name}:"  # "" right after a fold
 
     def add(self, token: str) -> None:
         if self.line and len(self.line) + 1 + len(token) > _MAX_HEADER_LINE:
@@ -283,7 +282,6 @@ class _Field:
             self.lines.append(self.line)
             self.line = ""
         self.line += " " + token
-        self.empty = False
 
     def add_phrase(self, name: str) -> None:
         """A display name: atoms as they are, else one quoted string, else encoded words."""
@@ -312,15 +310,14 @@ class _Field:
         while start < len(data):
             room = _MAX_HEADER_LINE - len(self.line) - 1 - len(_WORD_START) - len(_WORD_END)
             size = min(room // 4 * 3, _MAX_WORD_BYTES)
-            if size < 6 and not self.empty:  # not even one four-byte character: a new line
+            if size < 6 and self.line:  # not even one four-byte character: a new line
                 self.lines.append(self.line)
-                self.line, self.empty = "", True
+                self.line = ""
                 continue
             end = min(start + max(size, 6), len(data))
             while end < len(data) and (data[end] & 0xC0) == 0x80:  # never split a character
                 end -= 1
             self.line += " " + _encoded_word(data[start:end])
-            self.empty = False
             start = end
 
     def text(self) -> str:

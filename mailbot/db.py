@@ -59,3 +59,12 @@ def close_database() -> None:
     db = database.obj
     if db is not None and not db.is_closed():
         db.close()
+
+
+def require_durable_commits() -> None:
+    """From now on every commit is on disk when it returns (SQLite's synchronous=FULL; a server
+    database already is). For `mailbot ingest`: the MTA deletes its copy of a mail as soon as we
+    exit 0, while mail read from a mailbox stays on the server and needs no more than NORMAL."""
+    db = database.obj
+    if isinstance(db, SqliteDatabase):
+        db.execute_sql("PRAGMA synchronous=FULL")
