@@ -284,7 +284,7 @@ class SmtpTransport:
         options = []
         if conn.has_extn("size"):
             options.append(f"SIZE={len(data)}")
-        if conn.has_extn("8bitmime") and any(byte > 127 for byte in data):
+        if conn.has_extn("8bitmime") and not data.isascii():  # a Python loop per byte cost ~1 ms a mail
             options.append("BODY=8BITMIME")
         if not all(address.isascii() for address in [sender, *recipients]):
             if not conn.has_extn("smtputf8"):

@@ -272,7 +272,7 @@ def test_a_parser_crash_is_quarantined(monkeypatch):
     def crash(*args, **kwargs):
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(parse.email, "message_from_bytes", crash)
+    monkeypatch.setattr(parse, "_message_from_slices", crash)
     with pytest.raises(QuarantineError, match="nested too deeply"):
         parse_mail(fixture("plain.eml"))
 
@@ -321,3 +321,22 @@ def test_a_delay_notice_is_a_bounce_without_failed_recipients():
 def test_automatic_and_list_mail_are_marked(name, automatic, list_mail):
     msg = parse_mail(fixture(name))
     assert (msg.automatic, msg.list_mail, msg.bounce) == (automatic, list_mail, False)
+
+
+def test_a_big_attachment_is_decoded_to_exactly_its_bytes():
+    """Attachments over a megabyte take the sliced decoding path (memory); the bytes must be the
+    sender's, and the mail is not quarantined."""
+    import email.policy
+    import os
+    from email.message import EmailMessage
+
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "dana@customer.test", "support@p.test", "Log"
+    mail["Message-ID"] = "<big-log@customer.test>"
+    mail.set_content("The log is attached.")
+    payload = os.urandom(3 * 1024 * 1024 + 17)
+    mail.add_attachment(payload, maintype="application", subtype="zip", filename="log.zip")
+    msg = parse_mail(mail.as_bytes(policy=email.policy.SMTP))
+    [attachment] = msg.attachments
+    assert attachment.filename == "log.zip" and attachment.payload == payload
+    assert msg.text.strip() == "The log is attached."

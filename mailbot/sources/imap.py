@@ -135,6 +135,11 @@ class ImapSource:
         log.info("%s: connected", self.name)
 
     def _log_in(self, client: IMAPClient) -> None:
+        # imapclient sets imaplib's debug level to 5 and sends its messages to a logger. At 5,
+        # imaplib formats the repr of every response's data, fetched mails included (twice),
+        # whether the logger wants it or not: three times the largest mail in memory, and CPU.
+        # Level 4 keeps the protocol log of commands and response lines.
+        client._imap.debug = 4
         if self._target.starttls:
             # Never fall back to plain text: a missing STARTTLS may be an attacker stripping it.
             if not client.has_capability("STARTTLS"):
