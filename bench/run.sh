@@ -13,17 +13,6 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 MAILBOT_EXTRAS='[test]'
 source scripts/setup-venv.sh
 
-dovecot=/usr/sbin/dovecot
-if [ ! -x "$dovecot" ]; then
-  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
-    echo "bench/run.sh: the benchmark needs Dovecot ($dovecot is missing); install the Debian" \
-         "package dovecot-imapd as root: apt-get update && apt-get install -y dovecot-imapd" >&2
-    exit 1
-  fi
-  echo "bench/run.sh: installing dovecot-imapd (the benchmark runs its own private instance)" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq </dev/null
-  apt-get install -y -qq dovecot-imapd </dev/null >/dev/null
-fi
+source scripts/ensure-dovecot.sh
 
 exec .venv/bin/python -m bench "$@"

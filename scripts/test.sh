@@ -10,24 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 MAILBOT_EXTRAS='[test]'
 source scripts/setup-venv.sh
 
-dovecot=/usr/sbin/dovecot
-if [ ! -x "$dovecot" ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "test.sh: the IMAP integration tests need Dovecot, and $dovecot is missing." >&2
-    echo "test.sh: install the Debian package dovecot-imapd as root:" >&2
-    echo "    apt-get update && apt-get install -y dovecot-imapd" >&2
-    exit 1
-  fi
-  if ! command -v apt-get >/dev/null; then
-    echo "test.sh: $dovecot is missing and there is no apt-get: install Dovecot's IMAP" \
-         "server (Debian package dovecot-imapd) by hand." >&2
-    exit 1
-  fi
-  echo "test.sh: installing dovecot-imapd (the tests run their own private instance)" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq </dev/null
-  apt-get install -y -qq dovecot-imapd </dev/null >/dev/null
-fi
+source scripts/ensure-dovecot.sh
 
 status=0
 .venv/bin/python -m pytest "$@" </dev/null || status=$?
