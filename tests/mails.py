@@ -12,9 +12,20 @@ from email.utils import format_datetime, make_msgid
 _counter = itertools.count(1)
 
 
-def write_mail(sender: str, to: str, subject: str, body: str, *, cc: str = "",
-               in_reply_to: str = "", references: str = "", headers: dict[str, str] | None = None,
-               message_id: str = "", html: str = "", attachments: list[tuple[str, bytes, str]] = ()) -> bytes:
+def write_mail(
+    sender: str,
+    to: str,
+    subject: str,
+    body: str,
+    *,
+    cc: str = "",
+    in_reply_to: str = "",
+    references: str = "",
+    headers: dict[str, str] | None = None,
+    message_id: str = "",
+    html: str = "",
+    attachments: list[tuple[str, bytes, str]] = (),
+) -> bytes:
     """A mail as a mail client sends it. Message-IDs are given with or without brackets."""
     msg = EmailMessage()
     msg["From"] = sender
@@ -23,7 +34,9 @@ def write_mail(sender: str, to: str, subject: str, body: str, *, cc: str = "",
         msg["Cc"] = cc
     msg["Subject"] = subject
     msg["Date"] = format_datetime(datetime.now(UTC))
-    msg["Message-ID"] = _bracket(message_id) if message_id else make_msgid(f"t{next(_counter)}", "client.test")
+    msg["Message-ID"] = (
+        _bracket(message_id) if message_id else make_msgid(f"t{next(_counter)}", "client.test")
+    )
     if in_reply_to:
         msg["In-Reply-To"] = _bracket(in_reply_to)
         msg["References"] = " ".join(_bracket(r) for r in (references or in_reply_to).split())

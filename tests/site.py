@@ -4,6 +4,7 @@ the real `mailbot` command line (in-process, through click, the same code path a
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,14 @@ class Site:
                 f"output: {result.output}\nexception: {result.exception!r}"
             ) from result.exception
         return result
+
+    def query(self, sql: str) -> list[tuple]:
+        """Read the site's database from the test, beside whatever mailbot process is running."""
+        db = sqlite3.connect(self.data_dir / "mailbot.db", timeout=30)
+        try:
+            return db.execute(sql).fetchall()
+        finally:
+            db.close()
 
     def json(self, *args: str) -> Any:
         return json.loads(self.mailbot(*args, "--json").stdout)

@@ -9,14 +9,45 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "mailbot"
-EDGES = ("imapclient", "imaplib", "smtplib", "apscheduler", "click", "mailbot.cli", "mailbot.daemon",
-         "mailbot.sources.imap", "mailbot.transport", "socket", "ssl")
+EDGES = (
+    "imapclient",
+    "imaplib",
+    "smtplib",
+    "apscheduler",
+    "click",
+    "mailbot.cli",
+    "mailbot.daemon",
+    "mailbot.sources.imap",
+    "mailbot.transport",
+    "socket",
+    "ssl",
+)
 # The edges: the command line, the daemon's wiring and workers, the transports and sources.
-EDGE_MODULES = {"__init__", "__main__", "cli", "cli_accounts", "cli_tickets", "cli_report", "daemon",
-                "workers", "transport"}
+EDGE_MODULES = {
+    "__init__",
+    "__main__",
+    "cli",
+    "cli_accounts",
+    "cli_tickets",
+    "cli_report",
+    "daemon",
+    "workers",
+    "transport",
+}
 CORE = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in EDGE_MODULES)
-PURE = ["routing", "commands", "businesshours", "sla", "compose", "parse", "charsets", "automail", "trim", "message",
-        "authresults"]
+PURE = [
+    "routing",
+    "commands",
+    "businesshours",
+    "sla",
+    "compose",
+    "parse",
+    "charsets",
+    "automail",
+    "trim",
+    "message",
+    "authresults",
+]
 
 
 def imports_of(module: str) -> set[str]:
@@ -41,5 +72,7 @@ def test_core_imports_nothing_from_the_edges(module):
 
 @pytest.mark.parametrize("module", PURE)
 def test_pure_parts_touch_no_database(module):
-    touched = sorted(n for n in imports_of(module) if n.startswith(("peewee", "mailbot.models", "mailbot.db")))
+    touched = sorted(
+        n for n in imports_of(module) if n.startswith(("peewee", "mailbot.models", "mailbot.db"))
+    )
     assert touched == [], f"mailbot/{module}.py is meant to be pure but imports {touched}"

@@ -57,16 +57,22 @@ def test_unknown_ticket_and_bad_configuration_are_one_clear_line(tmp_path):
 def test_the_console_script_runs_as_an_admin_types_it(tmp_path):
     site = site_for(tmp_path)
     site.write_env()
-    out = subprocess.run([sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), "account", "list"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), "account", "list"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "dana@customer.test" in out.stdout
 
 
 def test_accounts_grant_revoke_and_import(tmp_path):
     site = site_for(tmp_path)
     csv_file = tmp_path / "customers.csv"
-    csv_file.write_text("email,name,organisation,language,contract_until\n"
-                        "Jan@Klant.test,Jan,Klant BV,nl,2027-12-31\npiet@klant.test,Piet,Klant BV,nl,\n")
+    csv_file.write_text(
+        "email,name,organisation,language,contract_until\n"
+        "Jan@Klant.test,Jan,Klant BV,nl,2027-12-31\npiet@klant.test,Piet,Klant BV,nl,\n"
+    )
     assert "2 account(s) imported" in site.mailbot("account", "import", "VISI", str(csv_file)).stdout
     accounts = {a["email"]: a for a in site.json("account", "list")}
     assert accounts["jan@klant.test"]["language"] == "nl"
@@ -74,7 +80,9 @@ def test_accounts_grant_revoke_and_import(tmp_path):
     site.mailbot("account", "revoke", "piet@klant.test", "--product", "VISI")
     assert "piet@klant.test" not in {a["email"] for a in site.json("account", "list", "--product", "VISI")}
     site.mailbot("account", "grant", "piet@klant.test", "--product", "VISI", "--role", "board")
-    assert {a["email"]: a for a in site.json("account", "list")}["piet@klant.test"]["grants"] == {"VISI": "board"}
+    assert {a["email"]: a for a in site.json("account", "list")}["piet@klant.test"]["grants"] == {
+        "VISI": "board"
+    }
 
 
 def test_an_admin_changes_a_ticket_and_the_customer_is_told_as_by_mail(tmp_path):
@@ -83,13 +91,31 @@ def test_an_admin_changes_a_ticket_and_the_customer_is_told_as_by_mail(tmp_path)
     site.mailbot("ingest", "VISI", input=write_mail("dana@customer.test", VISI, "Crash", "It crashes."))
     site.poll()
     before = len(outbox_files(site))
-    out = site.mailbot("ticket", "set", "visi-1", "--status", "open", "--priority", "high",
-                       "--assign", "erin@produsoft.test", "--by", "erin@produsoft.test").stdout
+    out = site.mailbot(
+        "ticket",
+        "set",
+        "visi-1",
+        "--status",
+        "open",
+        "--priority",
+        "high",
+        "--assign",
+        "erin@produsoft.test",
+        "--by",
+        "erin@produsoft.test",
+    ).stdout
     assert "VISI-1: open, high" in out and "erin@produsoft.test" in out
     ticket = site.ticket("VISI-1")
-    assert (ticket["status"], ticket["priority"], ticket["assignee"]) == ("open", "high", "erin@produsoft.test")
+    assert (ticket["status"], ticket["priority"], ticket["assignee"]) == (
+        "open",
+        "high",
+        "erin@produsoft.test",
+    )
     assert {e["kind"] for e in ticket["events"] if e["actor"] == "erin@produsoft.test"} == {
-        "status", "priority", "assignee"}
+        "status",
+        "priority",
+        "assignee",
+    }
     site.poll()
     # To the customer: status and priority changes; to Erin: nothing (she assigned herself).
     assert len(outbox_files(site)) == before + 2

@@ -26,7 +26,9 @@ def documented_keys() -> set[str]:
 def test_every_key_the_code_reads_is_documented():
     documented = documented_keys()
     missing = [k for k in GLOBAL_KEYS if k not in documented]
-    missing += [f"MAILBOT_PRODUCT_VISI_{s}" for s in PRODUCT_KEYS if f"MAILBOT_PRODUCT_VISI_{s}" not in documented]
+    missing += [
+        f"MAILBOT_PRODUCT_VISI_{s}" for s in PRODUCT_KEYS if f"MAILBOT_PRODUCT_VISI_{s}" not in documented
+    ]
     assert missing == [], f"keys missing from config.example.env: {missing}"
 
 
@@ -36,8 +38,13 @@ def test_no_key_is_read_that_is_not_declared():
     used = set()
     for path in (ROOT / "mailbot").rglob("*.py"):
         used |= set(re.findall(r"MAILBOT_[A-Z0-9_]+", path.read_text()))
-    stray = sorted(k for k in used if k not in declared and k != "MAILBOT_PRODUCT_"
-                   and not any(k.endswith(s) for s in declared if s.startswith("_")))
+    stray = sorted(
+        k
+        for k in used
+        if k not in declared
+        and k != "MAILBOT_PRODUCT_"
+        and not any(k.endswith(s) for s in declared if s.startswith("_"))
+    )
     assert stray == [], f"keys used in code but not declared in config.py: {stray}"
 
 
@@ -51,9 +58,12 @@ def test_example_file_loads(tmp_path):
 
 
 def base_env(tmp_path) -> dict[str, str]:
-    return {"MAILBOT_DATA_DIR": str(tmp_path), "MAILBOT_PRODUCTS": "VISI,WORKNC",
-            "MAILBOT_PRODUCT_VISI_ADDRESS": "visi.support@produsoft.test",
-            "MAILBOT_PRODUCT_WORKNC_ADDRESS": "worknc.support@produsoft.test"}
+    return {
+        "MAILBOT_DATA_DIR": str(tmp_path),
+        "MAILBOT_PRODUCTS": "VISI,WORKNC",
+        "MAILBOT_PRODUCT_VISI_ADDRESS": "visi.support@produsoft.test",
+        "MAILBOT_PRODUCT_WORKNC_ADDRESS": "worknc.support@produsoft.test",
+    }
 
 
 @pytest.mark.parametrize(

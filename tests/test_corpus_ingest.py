@@ -24,16 +24,23 @@ def raw_mails(corpus):
     for path in sorted(corpus.rglob("*")):
         if not path.is_file() or any(part in REPLY_BODY_FOLDERS for part in path.parts):
             continue
-        if path.suffix in (".eml", ".box") or path.name.startswith("mail_test_") or (
-                path.suffix == ".txt" and path.name.startswith("msg_")):
+        if (
+            path.suffix in (".eml", ".box")
+            or path.name.startswith("mail_test_")
+            or (path.suffix == ".txt" and path.name.startswith("msg_"))
+        ):
             yield path
 
 
 def test_every_corpus_mail_ends_as_ticket_message_or_recorded_reason(tmp_path, corpus_dir):
-    settings = load_settings({
-        "MAILBOT_DATA_DIR": str(tmp_path), "MAILBOT_PRODUCTS": "CORP",
-        "MAILBOT_PRODUCT_CORP_ADDRESS": "support@corpus.test", "MAILBOT_PRODUCT_CORP_UNKNOWN_SENDERS": "open",
-    })
+    settings = load_settings(
+        {
+            "MAILBOT_DATA_DIR": str(tmp_path),
+            "MAILBOT_PRODUCTS": "CORP",
+            "MAILBOT_PRODUCT_CORP_ADDRESS": "support@corpus.test",
+            "MAILBOT_PRODUCT_CORP_UNKNOWN_SENDERS": "open",
+        }
+    )
     open_database(settings.database_url)
     try:
         migrate(open_database(settings.database_url))
@@ -42,7 +49,9 @@ def test_every_corpus_mail_ends_as_ticket_message_or_recorded_reason(tmp_path, c
         assert len(files) > 700, f"expected the whole corpus, found {len(files)} raw mails"
         lines = ingest_files(desk, settings.product("CORP"), files, stdin=None)  # type: ignore[arg-type]
         outcomes = Counter(row.outcome for row in Seen.select())
-        reasons = Counter(row.reason.split(":")[0] for row in Seen.select() if row.outcome in ("ignored", "quarantined"))
+        reasons = Counter(
+            row.reason.split(":")[0] for row in Seen.select() if row.outcome in ("ignored", "quarantined")
+        )
         print(f"\ncorpus: {len(files)} raw mails -> {dict(outcomes)}")
         print("ignored/quarantined by reason:", dict(reasons.most_common(12)))
         assert len(lines) == len(files)

@@ -35,8 +35,13 @@ def wait_until(condition, timeout: float, what: str):
 @pytest.fixture
 def site(tmp_path, dovecot, mail_user, smtp_sink):
     # A long poll interval: only IDLE can bring the second mail in quickly.
-    site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
-                     smtp_url=smtp_sink.url, poll_interval="300", outbox_interval="300")
+    site = make_site(
+        tmp_path,
+        {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
+        smtp_url=smtp_sink.url,
+        poll_interval="300",
+        outbox_interval="300",
+    )
     site.add_account(DANA, "VISI")
     site.add_account("erin@produsoft.test", "VISI", "engineer")
     site.write_env()
@@ -57,8 +62,12 @@ def start_daemon(site, extra_env=None) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
     env.update(extra_env or {})
     with (site.root / "daemon.log").open("ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), "run"],
-                                env=env, stdout=subprocess.DEVNULL, stderr=log)
+        return subprocess.Popen(
+            [sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), "run"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
 
 
 def datagrams(sock) -> list[str]:
@@ -70,14 +79,17 @@ def datagrams(sock) -> list[str]:
             return seen
 
 
-def test_mail_arrives_through_idle_and_sigterm_stops_the_daemon(site, dovecot, mail_user, smtp_sink,
-                                                                 notify_socket):
+def test_mail_arrives_through_idle_and_sigterm_stops_the_daemon(
+    site, dovecot, mail_user, smtp_sink, notify_socket
+):
     path, sock = notify_socket
     daemon = start_daemon(site, {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"})
     try:
         messages = []
         wait_until(lambda: messages.extend(datagrams(sock)) or "READY=1" in messages, 20, "READY=1")
-        wait_until(lambda: messages.extend(datagrams(sock)) or "WATCHDOG=1" in messages, 10, "a watchdog ping")
+        wait_until(
+            lambda: messages.extend(datagrams(sock)) or "WATCHDOG=1" in messages, 10, "a watchdog ping"
+        )
         time.sleep(1)  # the worker is now in IDLE; no poll is due for 300 s
         dovecot.append(mail_user.name, write_mail(DANA, VISI, "Licence server down", "Nothing starts."))
         mails = smtp_sink.wait_for(2, timeout=30)
@@ -99,8 +111,12 @@ def test_mail_arrives_through_idle_and_sigterm_stops_the_daemon(site, dovecot, m
 def test_a_second_signal_exits_at_once(tmp_path, smtp_sink):
     # A mailbox that accepts connections and never answers keeps a worker busy for a while.
     with SilentServer() as silent:
-        site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": f"imap://u:p@127.0.0.1:{silent.port}/INBOX"}},
-                         smtp_url=smtp_sink.url, io_timeout="120")
+        site = make_site(
+            tmp_path,
+            {"VISI": {"address": VISI, "mailbox": f"imap://u:p@127.0.0.1:{silent.port}/INBOX"}},
+            smtp_url=smtp_sink.url,
+            io_timeout="120",
+        )
         site.write_env()
         daemon = start_daemon(site)
         try:
@@ -121,8 +137,12 @@ def test_a_second_signal_exits_at_once(tmp_path, smtp_sink):
 
 def test_the_unit_runs_mailbot_directly_under_notify_with_a_watchdog():
     unit = (Path(__file__).resolve().parent.parent / "systemd" / "mailbot.service").read_text()
-    settings = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
-    assert settings["ExecStart"].split()[0].endswith("/mailbot"), "no shell wrapper: signals must reach Python"
+    settings = dict(
+        line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#")
+    )
+    assert settings["ExecStart"].split()[0].endswith("/mailbot"), (
+        "no shell wrapper: signals must reach Python"
+    )
     assert settings["Type"] == "notify" and settings["WatchdogSec"]
     assert settings["Restart"] == "on-failure" and settings["User"] == "mailbot"
     assert settings["StateDirectory"] == "mailbot" and settings["EnvironmentFile"]

@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -115,22 +114,13 @@ def start(site: Site, command: str) -> subprocess.Popen:
                                 env=env, stdout=subprocess.DEVNULL, stderr=log)
 
 
-def query(site: Site, sql: str) -> list[tuple]:
-    """Read the site's database from the test, beside whatever mailbot process is running."""
-    db = sqlite3.connect(site.data_dir / "mailbot.db", timeout=30)
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
-
-
 def ledger_rows(site: Site) -> int:
-    return query(site, "SELECT count(*) FROM seen")[0][0]
+    return site.query("SELECT count(*) FROM seen")[0][0]
 
 
 def finished(site: Site, count: int) -> bool:
     """Every mail in the ledger and nothing left to send (what a daemon run is waited for)."""
-    [(pending,)] = query(site, "SELECT count(*) FROM outbox WHERE status = 'pending'")
+    [(pending,)] = site.query("SELECT count(*) FROM outbox WHERE status = 'pending'")
     return ledger_rows(site) == count and pending == 0
 
 
@@ -192,7 +182,7 @@ def next_plan(site: Site, rng: random.Random, count: int, kills: Kills) -> tuple
     in this run, short of what is left so that the kill comes before the run's end. Half the
     kills at most go to ingest, so that some are left for sending on a slow machine too."""
     left_in = count - ledger_rows(site)
-    left_out = query(site, "SELECT count(*) FROM outbox WHERE status = 'pending'")[0][0]
+    left_out = site.query("SELECT count(*) FROM outbox WHERE status = 'pending'")[0][0]
     if rng.random() < 0.4:
         return ("delay", round(rng.uniform(0.2, 2.2), 3))
     if left_in > 1 and kills.total < MAX_KILLS // 2:
@@ -258,7 +248,7 @@ def test_killed_at_random_points_nothing_is_lost_and_nothing_sent_twice(
 
 
 def assert_every_mail_is_one_ticket_or_message(site: Site, mails: list[Delivered]) -> None:
-    ledger = query(site, "SELECT message_id, outcome, ticket_id FROM seen")
+    ledger = site.query("SELECT message_id, outcome, ticket_id FROM seen")
     assert len(ledger) == len(mails), "one ledger row per delivered mail"
     by_id = {mid.strip("<>"): (outcome, ticket) for mid, outcome, ticket in ledger}
     assert set(by_id) == {m.message_id for m in mails}, "no mail without a row, no row twice"
@@ -269,12 +259,12 @@ def assert_every_mail_is_one_ticket_or_message(site: Site, mails: list[Delivered
         else:
             assert (outcome, ticket) == ("message", by_id[mail.first][1]), mail.message_id
     firsts = sum(m.first == m.message_id for m in mails)
-    [(tickets,)] = query(site, "SELECT count(*) FROM ticket")
+    [(tickets,)] = site.query("SELECT count(*) FROM ticket")
     assert tickets == firsts
-    inbound = query(site, "SELECT message_id FROM message WHERE direction = 'in'")
+    inbound = site.query("SELECT message_id FROM message WHERE direction = 'in'")
     assert Counter(mid.strip("<>") for (mid,) in inbound) == Counter(m.message_id for m in mails), (
         "each mail exactly one message")
-    acks = query(site, "SELECT ticket_id, count(*) FROM outbox WHERE template = 'ticket_opened' "
+    acks = site.query("SELECT ticket_id, count(*) FROM outbox WHERE template = 'ticket_opened' "
                        "GROUP BY ticket_id")
     assert len(acks) == firsts and {n for _, n in acks} == {1}, "one acknowledgement per ticket"
 
@@ -288,7 +278,7 @@ def assert_every_mail_is_flagged_handled(dovecot, mail_user, count: int) -> None
 
 
 def assert_every_outbox_mail_went_out_once(site: Site, sink, kills: Kills) -> None:
-    outbox = dict(query(site, "SELECT message_id, status FROM outbox"))
+    outbox = dict(site.query("SELECT message_id, status FROM outbox"))
     assert set(outbox.values()) == {"sent"}
     seen = Counter(str(m.message["Message-ID"]).strip("<>") for m in sink.messages)
     assert set(seen) == set(outbox), "the server got every outbox mail, and nothing else"

@@ -49,16 +49,8 @@ def site(tmp_path, mail_user, smtp_sink) -> Site:
     return site
 
 
-def query(site: Site, sql: str) -> list[tuple]:
-    db = sqlite3.connect(site.data_dir / "mailbot.db", timeout=30)
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
-
-
 def tickets(site: Site) -> int:
-    return query(site, "SELECT count(*) FROM ticket")[0][0]
+    return site.query("SELECT count(*) FROM ticket")[0][0]
 
 
 @contextmanager
@@ -77,8 +69,8 @@ def write_lock(site: Site) -> Iterator[sqlite3.Connection]:
 
 
 def assert_each_outbox_mail_sent_once(site: Site, sink) -> None:
-    outbox = [mid for (mid,) in query(site, "SELECT message_id FROM outbox WHERE status = 'sent'")]
-    assert query(site, "SELECT count(*) FROM outbox WHERE status != 'sent'") == [(0,)]
+    outbox = [mid for (mid,) in site.query("SELECT message_id FROM outbox WHERE status = 'sent'")]
+    assert site.query("SELECT count(*) FROM outbox WHERE status != 'sent'") == [(0,)]
     assert Counter(str(m.message["Message-ID"]).strip("<>") for m in sink.messages) == Counter(outbox)
 
 
@@ -102,7 +94,7 @@ def test_while_the_cli_holds_the_lock_mail_stays_on_the_server_and_the_next_pass
     site.poll()
     site.poll()
     assert tickets(site) == 2
-    assert query(site, "SELECT count(*) FROM seen WHERE mailbox LIKE 'imap:%'") == [(1,)]
+    assert site.query("SELECT count(*) FROM seen WHERE mailbox LIKE 'imap:%'") == [(1,)]
     assert dovecot.flags(mail_user.name, uid) == {"\\Seen", "$MailbotDone"}
     smtp_sink.wait_for(4)  # per ticket: Dana's acknowledgement and Erin's new-ticket mail
     assert_each_outbox_mail_sent_once(site, smtp_sink)
@@ -116,7 +108,7 @@ def test_a_lock_released_within_the_busy_timeout_is_waited_for(site, dovecot, ma
         site.poll()
     assert tickets(site) == 1
     assert dovecot.flags(mail_user.name, uid) == {"\\Seen", "$MailbotDone"}
-    assert query(site, "SELECT count(*) FROM account WHERE email = 'new@customer.test'") == [(1,)]
+    assert site.query("SELECT count(*) FROM account WHERE email = 'new@customer.test'") == [(1,)]
     smtp_sink.wait_for(2)
     assert_each_outbox_mail_sent_once(site, smtp_sink)
 
@@ -148,7 +140,7 @@ def test_a_full_disk_rolls_back_leaves_the_mail_and_the_pass_after_the_cleanup_t
     assert tickets(site) == 2
     assert dovecot.flags(mail_user.name, uid) == {"\\Seen", "$MailbotDone"}
     site.poll()
-    assert query(site, "SELECT count(*) FROM seen") == [(2,)]
+    assert site.query("SELECT count(*) FROM seen") == [(2,)]
     raw = sorted((site.data_dir / "raw").rglob("*.eml"))
     assert len(raw) == 2, "the raw mail written before each failed commit was written once"
     smtp_sink.wait_for(4)
@@ -172,7 +164,7 @@ def test_a_transaction_that_reads_first_is_not_undone_by_a_writer_that_came_in_b
     finally:
         other.close()
         close_database()
-    assert query(site, f"SELECT name FROM account WHERE email = '{DANA}'") == [("Ours",)]
+    assert site.query(f"SELECT name FROM account WHERE email = '{DANA}'") == [("Ours",)]
 
 
 def test_admin_commands_and_the_running_daemon_share_the_database_without_locked_errors(
@@ -190,7 +182,7 @@ def test_admin_commands_and_the_running_daemon_share_the_database_without_locked
         for n in range(15):  # an admin adds accounts while the daemon works through the mail
             site.add_account(f"colleague{n}@company.test", "VISI", organisation="Company")
         end = time.monotonic() + 60
-        while query(site, "SELECT count(*) FROM seen") != [(40,)] or len(smtp_sink.messages) < 80:
+        while site.query("SELECT count(*) FROM seen") != [(40,)] or len(smtp_sink.messages) < 80:
             assert time.monotonic() < end and daemon.poll() is None, "the daemon finishes the mail"
             time.sleep(0.1)
         daemon.send_signal(signal.SIGTERM)
@@ -201,6 +193,6 @@ def test_admin_commands_and_the_running_daemon_share_the_database_without_locked
             daemon.wait()
     log_text = (site.root / "daemon.log").read_text()
     assert "locked" not in log_text and "Traceback" not in log_text
-    assert query(site, "SELECT count(*) FROM account WHERE email LIKE 'colleague%'") == [(15,)]
+    assert site.query("SELECT count(*) FROM account WHERE email LIKE 'colleague%'") == [(15,)]
     assert tickets(site) == 40
     assert_each_outbox_mail_sent_once(site, smtp_sink)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -73,16 +72,8 @@ def open_site(tmp_path, mailbox: str, smtp_sink, **settings: str) -> Site:
     return site
 
 
-def query(site: Site, sql: str) -> list[tuple]:
-    db = sqlite3.connect(site.data_dir / "mailbot.db", timeout=30)
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
-
-
 def count(site: Site, table: str, where: str = "1") -> int:
-    return query(site, f"SELECT count(*) FROM {table} WHERE {where}")[0][0]
+    return site.query(f"SELECT count(*) FROM {table} WHERE {where}")[0][0]
 
 
 def start_mailbot(site: Site, *args: str) -> subprocess.Popen:
@@ -112,9 +103,9 @@ def assert_one_ticket_and_one_ack_each(site: Site, sink, mails: int) -> None:
     acknowledged exactly once, and every outbox mail at the SMTP server exactly once."""
     assert count(site, "seen") == mails
     assert count(site, "ticket") == mails
-    acks = query(site, "SELECT ticket_id FROM outbox WHERE template = 'ticket_opened'")
+    acks = site.query("SELECT ticket_id FROM outbox WHERE template = 'ticket_opened'")
     assert len(acks) == len(set(acks)) == mails
-    outbox = {mid for (mid,) in query(site, "SELECT message_id FROM outbox")}
+    outbox = {mid for (mid,) in site.query("SELECT message_id FROM outbox")}
     assert count(site, "outbox", "status != 'sent'") == 0
     at_server = Counter(str(m.message["Message-ID"]).strip("<>") for m in sink.messages)
     assert at_server == Counter(outbox), "every outbox mail exactly once at the SMTP server"
@@ -302,7 +293,7 @@ def test_another_client_expunging_during_the_fetch_makes_mailbot_skip_nothing(
         close_database()
     assert report.handled == 62
 
-    rows = {int(uid) for (uid,) in query(site, "SELECT uid FROM seen")}
+    rows = {int(uid) for (uid,) in site.query("SELECT uid FROM seen")}
     remaining = set(dovecot.uids(mail_user.name))
     assert remaining == set(uids) - set(fetched_then_gone) - set(never_fetched)
     assert remaining <= rows, "every mail still on the server was handled: nothing skipped"

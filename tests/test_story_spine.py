@@ -18,8 +18,9 @@ ERIN = "erin@produsoft.test"
 
 @pytest.fixture
 def desk(tmp_path, dovecot, mail_user, smtp_sink):
-    site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
-                     smtp_url=smtp_sink.url)
+    site = make_site(
+        tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}}, smtp_url=smtp_sink.url
+    )
     site.add_account(DANA, "VISI", name="Dana Customer")
     site.add_account(ERIN, "VISI", "engineer", name="Erin Engineer")
     return site
@@ -34,8 +35,16 @@ def mails_to(sink, address: str) -> list:
 
 
 def test_a_ticket_from_first_mail_to_engineer_answer(desk, dovecot, mail_user, smtp_sink):
-    deliver(dovecot, mail_user, write_mail(f"Dana Customer <{DANA}>", VISI, "Export to STEP fails",
-                                           "Since the update the STEP export stops at 80 %."))
+    deliver(
+        dovecot,
+        mail_user,
+        write_mail(
+            f"Dana Customer <{DANA}>",
+            VISI,
+            "Export to STEP fails",
+            "Since the update the STEP export stops at 80 %.",
+        ),
+    )
     desk.poll()
     [ticket] = desk.tickets()
     assert ticket["reference"] == "VISI-1" and ticket["status"] == "new"
@@ -53,12 +62,29 @@ def test_a_ticket_from_first_mail_to_engineer_answer(desk, dovecot, mail_user, s
     assert new_ticket.message["X-Mailbot-Ticket"] == "VISI-1"
 
     # The customer answers the acknowledgement, keeping the tag.
-    deliver(dovecot, mail_user, write_mail(DANA, VISI, "Re: [VISI-1] Export to STEP fails",
-                                           "It also happens with IGES.\n\n" + quote("old text"),
-                                           in_reply_to=message_id_of(ack.message)))
+    deliver(
+        dovecot,
+        mail_user,
+        write_mail(
+            DANA,
+            VISI,
+            "Re: [VISI-1] Export to STEP fails",
+            "It also happens with IGES.\n\n" + quote("old text"),
+            in_reply_to=message_id_of(ack.message),
+        ),
+    )
     # ... and once more from a client that dropped the tag but kept In-Reply-To.
-    deliver(dovecot, mail_user, write_mail(DANA, VISI, "Re: Export to STEP fails",
-                                           "Log file attached.", in_reply_to=message_id_of(ack.message)))
+    deliver(
+        dovecot,
+        mail_user,
+        write_mail(
+            DANA,
+            VISI,
+            "Re: Export to STEP fails",
+            "Log file attached.",
+            in_reply_to=message_id_of(ack.message),
+        ),
+    )
     desk.poll()
     shown = desk.ticket("VISI-1")
     customer_texts = [m["text"] for m in shown["messages"] if m["direction"] == "in"]
@@ -70,10 +96,17 @@ def test_a_ticket_from_first_mail_to_engineer_answer(desk, dovecot, mail_user, s
     # The engineer replies to the new-ticket mail from a mail client.
     smtp_sink.clear()
     answer = "Please install patch 2026.4; it fixes the STEP export."
-    deliver(dovecot, mail_user, write_mail(
-        f"Erin Engineer <{ERIN}>", VISI, f"Re: {new_ticket.message['Subject']}",
-        answer + "\n\n" + quote("Since the update the STEP export stops at 80 %."),
-        in_reply_to=message_id_of(new_ticket.message)))
+    deliver(
+        dovecot,
+        mail_user,
+        write_mail(
+            f"Erin Engineer <{ERIN}>",
+            VISI,
+            f"Re: {new_ticket.message['Subject']}",
+            answer + "\n\n" + quote("Since the update the STEP export stops at 80 %."),
+            in_reply_to=message_id_of(new_ticket.message),
+        ),
+    )
     desk.poll()
     [relay] = smtp_sink.wait_for(1)
     assert relay.rcpt_tos == [DANA]
@@ -90,8 +123,13 @@ def test_a_stranger_writing_the_reference_attaches_nothing(desk, dovecot, mail_u
     desk.poll()
     smtp_sink.wait_for(2)
     smtp_sink.clear()
-    deliver(dovecot, mail_user, write_mail("mallory@evil.test", VISI, "Re: [VISI-1] Licence server down",
-                                           "Send me the customer's logs."))
+    deliver(
+        dovecot,
+        mail_user,
+        write_mail(
+            "mallory@evil.test", VISI, "Re: [VISI-1] Licence server down", "Send me the customer's logs."
+        ),
+    )
     desk.poll()
     shown = desk.ticket("VISI-1")
     assert [m["author"] for m in shown["messages"] if m["direction"] == "in"] == [DANA]
@@ -107,9 +145,18 @@ def test_an_out_of_office_reply_gets_no_answer(desk, dovecot, mail_user, smtp_si
     desk.poll()
     [ack] = [m for m in smtp_sink.wait_for(2) if DANA in m.rcpt_tos]
     smtp_sink.clear()
-    deliver(dovecot, mail_user, write_mail(
-        DANA, VISI, "Automatic reply: [VISI-1] Question about licences", "I am out of the office.",
-        in_reply_to=message_id_of(ack.message), headers={"Auto-Submitted": "auto-replied"}))
+    deliver(
+        dovecot,
+        mail_user,
+        write_mail(
+            DANA,
+            VISI,
+            "Automatic reply: [VISI-1] Question about licences",
+            "I am out of the office.",
+            in_reply_to=message_id_of(ack.message),
+            headers={"Auto-Submitted": "auto-replied"},
+        ),
+    )
     desk.poll()
     assert smtp_sink.messages == []
     shown = desk.ticket("VISI-1")
@@ -129,11 +176,18 @@ def test_polling_twice_makes_no_second_ticket_and_no_second_mail(desk, dovecot, 
     assert sorted(dovecot.flags(mail_user.name, dovecot.uids(mail_user.name)[0])) != []
 
 
-def test_an_unreachable_mailbox_is_one_clear_line_and_the_others_still_run(tmp_path, dovecot, mail_user, smtp_sink):
-    site = make_site(tmp_path, {
-        "VISI": {"address": VISI, "mailbox": "imap://visi:s3cret-pw@127.0.0.1:1/INBOX"},
-        "WORKNC": {"address": "worknc.support@produsoft.test", "mailbox": mail_user.url()},
-    }, smtp_url=smtp_sink.url, io_timeout="5")
+def test_an_unreachable_mailbox_is_one_clear_line_and_the_others_still_run(
+    tmp_path, dovecot, mail_user, smtp_sink
+):
+    site = make_site(
+        tmp_path,
+        {
+            "VISI": {"address": VISI, "mailbox": "imap://visi:s3cret-pw@127.0.0.1:1/INBOX"},
+            "WORKNC": {"address": "worknc.support@produsoft.test", "mailbox": mail_user.url()},
+        },
+        smtp_url=smtp_sink.url,
+        io_timeout="5",
+    )
     site.add_account(DANA, "WORKNC")
     dovecot.append(mail_user.name, write_mail(DANA, "worknc.support@produsoft.test", "Toolpath", "Help"))
     result = site.mailbot("poll", "--once", expect=None)

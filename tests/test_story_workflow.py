@@ -31,14 +31,19 @@ class Desk:
 
     def last_to(self, address: str):
         mails = self.inbox(address)
-        assert mails, f"no mail reached {address}; sent: {[(m.rcpt_tos, m.message['Subject']) for m in self.sink.messages]}"
+        sent = [(m.rcpt_tos, m.message["Subject"]) for m in self.sink.messages]
+        assert mails, f"no mail reached {address}; sent: {sent}"
         return mails[-1]
 
     def reply(self, sender: str, to_mail, body: str) -> None:
         """Answer `to_mail` from a mail client: Re: subject, In-Reply-To, the quoted history."""
         original = to_mail.message.get_body(("plain",)).get_content()
-        self.send(sender, f"Re: {to_mail.message['Subject']}", body + "\n\n" + quote(original),
-                  in_reply_to=message_id_of(to_mail.message))
+        self.send(
+            sender,
+            f"Re: {to_mail.message['Subject']}",
+            body + "\n\n" + quote(original),
+            in_reply_to=message_id_of(to_mail.message),
+        )
 
 
 def text_of(mail) -> str:
@@ -47,8 +52,11 @@ def text_of(mail) -> str:
 
 @pytest.fixture
 def aim(tmp_path, dovecot, mail_user, smtp_sink):
-    site = make_site(tmp_path, {"AIM": {"address": AIM, "name": "AimTicket", "mailbox": mail_user.url()}},
-                     smtp_url=smtp_sink.url)
+    site = make_site(
+        tmp_path,
+        {"AIM": {"address": AIM, "name": "AimTicket", "mailbox": mail_user.url()}},
+        smtp_url=smtp_sink.url,
+    )
     site.add_account(CUSTOMER, "AIM", name="Carla Operator", language="en")
     site.add_account(BOARD, "AIM", "board", name="Bob Board")
     site.add_account(ENGINEER, "AIM", "engineer", name="Erin Engineer")
@@ -65,16 +73,25 @@ def test_the_review_board_triages_and_accepts(aim):
     assert "[AIM-1]" in triage.message["Subject"] and triage.message["X-Mailbot-Status"] == "new"
     assert aim.inbox(ENGINEER) == [], "the board triages first; engineers get what is assigned to them"
     aim.sink.clear()
-    aim.reply(BOARD, triage, f"#assign {ENGINEER}\n#priority high\n#status open\n#category bug\n\n"
-                             "Accepted; Erin takes this one.")
+    aim.reply(
+        BOARD,
+        triage,
+        f"#assign {ENGINEER}\n#priority high\n#status open\n#category bug\n\nAccepted; Erin takes this one.",
+    )
     ticket = aim.site.ticket("AIM-1")
-    assert (ticket["status"], ticket["priority"], ticket["category"], ticket["assignee"]) == \
-        ("open", "high", "bug", ENGINEER)
+    assert (ticket["status"], ticket["priority"], ticket["category"], ticket["assignee"]) == (
+        "open",
+        "high",
+        "bug",
+        ENGINEER,
+    )
     customer_mails = aim.inbox(CUSTOMER)
     bodies = "\n".join(text_of(m) for m in customer_mails)
     assert "Accepted; Erin takes this one." in bodies
     assert "#assign" not in bodies and "#priority" not in bodies, "command lines never reach the customer"
-    assert any("High" in text_of(m) and "Medium" in text_of(m) for m in customer_mails), "priority change: old and new"
+    assert any("High" in text_of(m) and "Medium" in text_of(m) for m in customer_mails), (
+        "priority change: old and new"
+    )
     [handed_over] = aim.inbox(ENGINEER)
     assert "[AIM-1]" in handed_over.message["Subject"]
     assert "400 alarms a minute" in text_of(handed_over)
@@ -163,8 +180,12 @@ def test_commands_in_quoted_history_are_never_obeyed(aim):
 def test_cc_with_access_become_watchers_and_are_kept_informed(aim):
     colleague = "chris@operator.test"
     aim.site.add_account(colleague, "AIM", name="Chris Colleague")
-    aim.dovecot.append(aim.user.name, write_mail(CUSTOMER, AIM, "Backup fails", "Nightly backup fails.",
-                                                 cc=f"{colleague}, outsider@elsewhere.test"))
+    aim.dovecot.append(
+        aim.user.name,
+        write_mail(
+            CUSTOMER, AIM, "Backup fails", "Nightly backup fails.", cc=f"{colleague}, outsider@elsewhere.test"
+        ),
+    )
     aim.site.poll()
     ticket = aim.site.ticket("AIM-1")
     assert ticket["watchers"] == [colleague]
@@ -176,19 +197,32 @@ def test_cc_with_access_become_watchers_and_are_kept_informed(aim):
 def test_priority_and_category_from_the_first_mail(aim):
     aim.send(CUSTOMER, "[critical][bug] Node crashes on boot", "Boot loop since 06:00.")
     ticket = aim.site.ticket("AIM-1")
-    assert (ticket["priority"], ticket["category"], ticket["subject"]) == ("critical", "bug", "Node crashes on boot")
+    assert (ticket["priority"], ticket["category"], ticket["subject"]) == (
+        "critical",
+        "bug",
+        "Node crashes on boot",
+    )
     aim.send(CUSTOMER, "Licence question", "Priority: low\nHow many seats do we have?")
     assert aim.site.ticket("AIM-2")["priority"] == "low"
 
 
 @pytest.fixture
 def produsoft(tmp_path, dovecot, mail_user, smtp_sink):
-    site = make_site(tmp_path, {
-        "VISI": {"address": "visi.support@produsoft.test", "mailbox": mail_user.url(), "language": "nl",
-                 "contract_required": "true", "contract_policy": "refuse",
-                 "timezone": "Europe/Brussels",
-                 "hours": "mon-thu 08:30-12:30,13:00-17:00; fri 08:30-12:30,13:00-16:00"},
-    }, smtp_url=smtp_sink.url)
+    site = make_site(
+        tmp_path,
+        {
+            "VISI": {
+                "address": "visi.support@produsoft.test",
+                "mailbox": mail_user.url(),
+                "language": "nl",
+                "contract_required": "true",
+                "contract_policy": "refuse",
+                "timezone": "Europe/Brussels",
+                "hours": "mon-thu 08:30-12:30,13:00-17:00; fri 08:30-12:30,13:00-16:00",
+            },
+        },
+        smtp_url=smtp_sink.url,
+    )
     site.add_account("jan@klant.test", "VISI", name="Jan Klant", language="nl", contract_until="2020-12-31")
     site.add_account("piet@klant.test", "VISI", name="Piet Klant", language="nl", contract_until="2099-12-31")
     site.add_account("eva@produsoft.test", "VISI", "engineer", name="Eva", language="nl")
@@ -214,10 +248,14 @@ def test_with_the_flag_policy_an_expired_contract_opens_a_flagged_ticket(produso
     assert "contract" in text_of(produsoft.last_to("eva@produsoft.test")).lower()
 
 
-def test_a_priority_raised_by_the_engineer_reaches_the_customer_in_their_language(tmp_path, dovecot, mail_user,
-                                                                                   smtp_sink):
-    site = make_site(tmp_path, {"ALIAS": {"address": "support@alias.test", "mailbox": mail_user.url()}},
-                     smtp_url=smtp_sink.url)
+def test_a_priority_raised_by_the_engineer_reaches_the_customer_in_their_language(
+    tmp_path, dovecot, mail_user, smtp_sink
+):
+    site = make_site(
+        tmp_path,
+        {"ALIAS": {"address": "support@alias.test", "mailbox": mail_user.url()}},
+        smtp_url=smtp_sink.url,
+    )
     site.add_account("luc@client.test", "ALIAS", name="Luc Client", language="fr")
     site.add_account("sam@alias.test", "ALIAS", "engineer", name="Sam", language="en")
     desk = Desk(site, dovecot, mail_user, smtp_sink, "support@alias.test")
