@@ -42,6 +42,18 @@ def is_staff(account: Account | None, product: str) -> bool:
     return role_of(account, product) in STAFF_ROLES
 
 
+def staff_with_roles(product: str, roles: Iterable[str] = STAFF_ROLES) -> list[tuple[Account, str]]:
+    """`staff_of` with each person's role, in the same one query."""
+    query = (
+        Account.select(Account, Grant.role)
+        .join(Grant)
+        .where((Grant.product == product) & (Grant.role.in_(tuple(roles))))
+        .order_by(Account.email)
+        .objects()
+    )
+    return [(account, account.role) for account in query]
+
+
 def staff_of(product: str, roles: Iterable[str] = STAFF_ROLES) -> list[Account]:
     query = (
         Account.select()

@@ -51,11 +51,10 @@ def staff_recipients(product: ProductSettings, ticket: Ticket | None = None) -> 
     """The assignee when there is one; else the product's review board, who triage (AimTicket);
     else, for a product without a board, all its engineers."""
     if ticket is not None and ticket.assignee_id is not None:
-        people = [ticket.assignee]
-    else:
-        people = accounts.staff_of(product.key, ("board",)) or accounts.staff_of(product.key)
-    return [notify.recipient_for(a, accounts.role_of(a, product.key) or "engineer", product.language)
-            for a in people]
+        people = [(ticket.assignee, accounts.role_of(ticket.assignee, product.key))]
+    else:  # with their roles in the same query: not one more query per person
+        people = accounts.staff_with_roles(product.key, ("board",)) or accounts.staff_with_roles(product.key)
+    return [notify.recipient_for(a, role or "engineer", product.language) for a, role in people]
 
 
 def customer_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.Recipient]:

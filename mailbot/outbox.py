@@ -66,7 +66,7 @@ def _deliver(desk: Desk, transport: Transport, row: Outbox) -> str:
     now = desk.clock()
     with _recording(row, "record the attempt"):
         row.attempts += 1
-        row.save()
+        row.save(only=[Outbox.attempts])  # only what changed: not the mail itself, again
     try:
         delivery = transport.send(row.envelope_from, [row.recipient], bytes(row.data))
     except PermanentError as exc:
@@ -80,7 +80,7 @@ def _deliver(desk: Desk, transport: Transport, row: Outbox) -> str:
         return _give_up(desk, row, "; ".join(delivery.refused.values()), now)
     with _recording(row, "mark it sent (it may go out once more)"):
         row.status, row.sent_at, row.last_error = "sent", now, ""
-        row.save()
+        row.save(only=[Outbox.status, Outbox.sent_at, Outbox.last_error])
     log.info("mail %s (%s) sent to %s", row.message_id, row.template, row.recipient)
     return "sent"
 
@@ -93,7 +93,7 @@ def _defer(desk: Desk, row: Outbox, exc: Exception, now: datetime) -> str:
     with _recording(row, "record the failed attempt"):
         row.next_attempt_at = now + retry_delay(row.attempts)
         row.last_error = str(exc)[:1000] or type(exc).__name__
-        row.save()
+        row.save(only=[Outbox.next_attempt_at, Outbox.last_error])
     log.warning("mail %s to %s not sent yet (attempt %d, next in %s): %s", row.message_id,
                 row.recipient, row.attempts, retry_delay(row.attempts), exc)
     if isinstance(exc, SmtpUnavailable):
@@ -105,7 +105,7 @@ def _give_up(desk: Desk, row: Outbox, error: str, now: datetime) -> str:
     """Dead: recorded on the row and its ticket, and an alert, in one transaction."""
     with _recording(row, "record it undeliverable"), database.atomic():
         row.status, row.last_error = "dead", error[:1000]
-        row.save()
+        row.save(only=[Outbox.status, Outbox.last_error])
         log.error("mail %s (%s) to %s could not be delivered: %s", row.message_id, row.template,
                   row.recipient, error)
         if row.ticket_id is not None:

@@ -3,8 +3,10 @@ ingest each mail, acknowledge it on the server after its commit, and move the cu
 
 The same function serves `mailbot poll --once` (every pending mail), the daemon's mailbox worker
 (at most `PASS_LIMIT` mails a pass, so that it returns regularly and the outbox gets its turn) and
-the IDLE worker. The cursor moves after every mail, so a pass that is killed or stopped resumes at
-the next mail; one that is not yet acknowledged is recognised by the ledger and only acknowledged.
+the IDLE worker. Each mail commits on its own; the mails of a fetched batch are acknowledged together
+and the cursor moves past them once the batch is done (or the pass stops within it). A pass that is
+killed resumes after the last acknowledged batch: the mails it had committed but not acknowledged
+are recognised by the ledger and only acknowledged.
 A big backlog (a first start) logs its progress every `PROGRESS_EVERY` mails, and a pass that met
 mail older than the cut-over says so in one summary line. A transient failure ends the pass and
 leaves the rest on the server for the next one.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mailbot.caps import BEFORE_CUTOVER, cutover
 from mailbot.config import ProductSettings
@@ -68,12 +70,17 @@ def _work_through(desk: Desk, product: ProductSettings, source: MailSource, keys
     (handled, or vanished before they were fetched)."""
     for start in range(0, len(keys), BATCH_SIZE):
         batch = keys[start:start + BATCH_SIZE]
-        for mail in source.fetch(batch):
-            _take(desk, product, source, mail, state, report)
-            if report.handled % PROGRESS_EVERY == 0 and report.handled < len(keys):  # the end: _summarise
-                log.info("%s: %d/%d mails", product.key, report.handled, report.pending)
-            if should_stop():
-                return start + batch.index(mail.key) + 1
+        taken: list[FetchedMail] = []
+        try:
+            for mail in source.fetch(batch):
+                _take(desk, product, mail, report)
+                taken.append(replace(mail, raw=b""))  # to acknowledge: the bytes may go
+                if report.handled % PROGRESS_EVERY == 0 and report.handled < len(keys):  # the end: _summarise
+                    log.info("%s: %d/%d mails", product.key, report.handled, report.pending)
+                if should_stop():
+                    return start + batch.index(mail.key) + 1
+        finally:
+            _acknowledge(source, taken, state)
     return len(keys)
 
 
@@ -82,16 +89,24 @@ def _cursor(source: MailSource) -> MailboxState:
     return state  # type: ignore[no-any-return]
 
 
-def _take(desk: Desk, product: ProductSettings, source: MailSource, mail: FetchedMail,
-          state: MailboxState, report: PassReport) -> None:
-    """Ingest one mail, acknowledge it on the server, then move the cursor past it."""
+def _take(desk: Desk, product: ProductSettings, mail: FetchedMail, report: PassReport) -> None:
+    """Ingest one mail (its own transaction)."""
     result: IngestResult = ingest_mail(desk, product, mail)
-    source.acknowledge(mail)
     report.outcomes["already seen" if result.already_seen else result.outcome] += 1
     if not result.already_seen and result.reason.endswith(BEFORE_CUTOVER):
         report.before_cutover += 1
-    if mail.uid > state.last_uid:
-        state.last_uid = mail.uid
+
+
+def _acknowledge(source: MailSource, mails: list[FetchedMail], state: MailboxState) -> None:
+    """After their commits: the mails of a batch acknowledged on the server in one go, then the
+    cursor moved past them. A crash before this leaves them unflagged and behind the cursor:
+    the next pass fetches them again, the ledger knows them, and they are only acknowledged."""
+    if not mails:
+        return
+    source.acknowledge_all(mails)
+    last = max(mail.uid for mail in mails)
+    if last > state.last_uid:
+        state.last_uid = last
         state.save()
 
 

@@ -6,7 +6,7 @@ committed it (flag or move on the server). It knows nothing of tickets or the da
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -66,6 +66,10 @@ class MailSource(Protocol):
 
     def acknowledge(self, mail: FetchedMail) -> None:
         """Mark `mail` handled on the server. Called only after the database commit."""
+        ...
+
+    def acknowledge_all(self, mails: Sequence[FetchedMail]) -> None:
+        """`acknowledge` for several mails, in one round trip where the server allows."""
         ...
 
     def wait_for_news(self, timeout: float, should_stop: Callable[[], bool] = ...) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -67,6 +67,10 @@ class MaildirSource:
                 mailbox=self.name, uidvalidity=0, key=key, raw=raw,
                 internal_date=datetime.fromtimestamp(mtime, UTC),
             )
+
+    def acknowledge_all(self, mails: Sequence[FetchedMail]) -> None:
+        for mail in mails:
+            self.acknowledge(mail)
 
     def acknowledge(self, mail: FetchedMail) -> None:
         key = _checked(mail.key)

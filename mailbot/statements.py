@@ -1,0 +1,94 @@
+"""The statements every mail runs, with their SQL built once per shape instead of once per call.
+
+Peewee builds a statement's SQL from its expression tree on every call; for the short, fixed
+statements ingest runs some twenty times a mail (a row by key, a new row, a row saved) that cost
+several times what SQLite spends running them. The SQL here is the same peewee would write: the
+model's columns, `?` parameters, the values converted by the fields' own `db_value` and read back
+with their `python_value`. Anything else (joins, ordering, NULL tests, other operators) is left to
+peewee: `key_filter` returns None and the caller takes peewee's own path.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from peewee import OP, Expression, Field, Model, Node
+
+
+def key_filter(model: type[Model], query: tuple[Any, ...]) -> tuple[tuple[Field, ...], list[Any]] | None:
+    """The fields and values of `query` when it is a primary key or `field == value` terms joined
+    by AND, all on `model`'s own columns; None for anything else."""
+    meta = model._meta
+    if len(query) == 1 and isinstance(query[0], int) and meta.auto_increment:
+        return (meta.primary_key,), [query[0]]
+    terms: list[tuple[Field, Any]] = []
+    if not all(_collect(term, model, terms) for term in query) or not terms:
+        return None
+    return tuple(field for field, _ in terms), [field.db_value(value) for field, value in terms]
+
+
+def _collect(node: Any, model: type[Model], terms: list[tuple[Field, Any]]) -> bool:
+    if not isinstance(node, Expression):
+        return False
+    if node.op == OP.AND:
+        return _collect(node.lhs, model, terms) and _collect(node.rhs, model, terms)
+    field = node.lhs
+    if node.op != OP.EQ or not isinstance(field, Field) or isinstance(node.rhs, Node) or node.rhs is None:
+        return False
+    if field.model is not model or model._meta.fields.get(field.name) is not field:
+        return False  # an alias, or a field of another model
+    terms.append((field, node.rhs))
+    return True
+
+
+def first_row(model: type[Model], fields: tuple[Field, ...], values: list[Any]) -> Model | None:
+    """The first row whose `fields` equal `values` (already converted), as a clean instance."""
+    columns = model._meta.sorted_fields
+    row = model._meta.database.execute_sql(_select_sql(model, fields), [*values, 1]).fetchone()
+    if row is None:
+        return None
+    data = {field.name: field.python_value(value) for field, value in zip(columns, row, strict=True)}
+    instance = model(__no_default__=1, **data)
+    instance._dirty.clear()
+    return instance
+
+
+def insert_row(model: type[Model], data: dict[str, Any]) -> int:
+    """Insert `data` (field name to Python value); returns SQLite's rowid of the new row."""
+    fields = tuple(model._meta.fields[name] for name in data)
+    params = [field.db_value(data[field.name]) for field in fields]
+    return model._meta.database.execute_sql(_insert_sql(model, fields), params).lastrowid  # type: ignore[no-any-return]
+
+
+def update_row(model: type[Model], data: dict[str, Any], key: Any) -> int:
+    """Set `data` on the row whose primary key is `key`; returns the number of rows changed."""
+    fields = tuple(model._meta.fields[name] for name in data)
+    params = [field.db_value(data[field.name]) for field in fields]
+    params.append(model._meta.primary_key.db_value(key))
+    return model._meta.database.execute_sql(_update_sql(model, fields), params).rowcount  # type: ignore[no-any-return]
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@lru_cache(maxsize=256)
+def _select_sql(model: type[Model], fields: tuple[Field, ...]) -> str:
+    columns = ", ".join(_quoted(f.column_name) for f in model._meta.sorted_fields)
+    where = " AND ".join(f"{_quoted(f.column_name)} = ?" for f in fields)
+    return f"SELECT {columns} FROM {_quoted(model._meta.table_name)} WHERE {where} LIMIT ?"
+
+
+@lru_cache(maxsize=256)
+def _insert_sql(model: type[Model], fields: tuple[Field, ...]) -> str:
+    columns = ", ".join(_quoted(f.column_name) for f in fields)
+    marks = ", ".join("?" for _ in fields)
+    return f"INSERT INTO {_quoted(model._meta.table_name)} ({columns}) VALUES ({marks})"
+
+
+@lru_cache(maxsize=256)
+def _update_sql(model: type[Model], fields: tuple[Field, ...]) -> str:
+    assignments = ", ".join(f"{_quoted(f.column_name)} = ?" for f in fields)
+    key = _quoted(model._meta.primary_key.column_name)
+    return f"UPDATE {_quoted(model._meta.table_name)} SET {assignments} WHERE {key} = ?"
