@@ -43,15 +43,17 @@ def is_staff(account: Account | None, product: str) -> bool:
 
 
 def staff_with_roles(product: str, roles: Iterable[str] = STAFF_ROLES) -> list[tuple[Account, str]]:
-    """`staff_of` with each person's role, in the same one query."""
-    query = (
-        Account.select(Account, Grant.role)
-        .join(Grant)
-        .where((Grant.product == product) & (Grant.role.in_(tuple(roles))))
-        .order_by(Account.email)
-        .objects()
-    )
-    return [(account, account.role) for account in query]
+    """`staff_of` with each person's role, in the same one query (SQL written once: it runs
+    for every new ticket)."""
+    wanted = set(roles)
+    people = Account.raw(_STAFF_SQL, product, *STAFF_ROLES)
+    return [(account, account.role) for account in people if account.role in wanted]
+
+
+_STAFF_SQL = (
+    'SELECT "account".*, "grant"."role" FROM "account" JOIN "grant" ON "grant"."account_id" = "account"."id"'
+    ' WHERE "grant"."product" = ? AND "grant"."role" IN (?, ?) ORDER BY "account"."email"'
+)
 
 
 def staff_of(product: str, roles: Iterable[str] = STAFF_ROLES) -> list[Account]:

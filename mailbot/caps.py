@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from mailbot import statements
 from mailbot.desk import Desk
 from mailbot.models import Account, Outbox, SchemaVersion, Ticket
 
@@ -38,11 +39,8 @@ def may_acknowledge(desk: Desk, product: str, email: str, now: datetime) -> bool
     limit = desk.settings.limits.ack_limit
     if not limit:
         return True
-    sent = (Outbox.select(Outbox.recipient)
-            .where((Outbox.recipient == email.lower()) & (Outbox.product == product)
-                   & (Outbox.template == ACKNOWLEDGEMENT) & (Outbox.created_at > now - DAY))
-            .count())
-    return sent < limit
+    equal = {Outbox.recipient: email.lower(), Outbox.product: product, Outbox.template: ACKNOWLEDGEMENT}
+    return statements.count_rows(Outbox, equal, (Outbox.created_at, now - DAY)) < limit
 
 
 def over_automatic_limit(desk: Desk, email: str, now: datetime) -> bool:
@@ -50,10 +48,8 @@ def over_automatic_limit(desk: Desk, email: str, now: datetime) -> bool:
     limit = desk.settings.limits.automatic_limit
     if not limit:
         return False
-    sent = (Outbox.select(Outbox.recipient)
-            .where((Outbox.recipient == email.lower()) & Outbox.automatic & (Outbox.created_at > now - DAY))
-            .count())
-    return sent >= limit
+    equal = {Outbox.recipient: email.lower(), Outbox.automatic: True}
+    return statements.count_rows(Outbox, equal, (Outbox.created_at, now - DAY)) >= limit
 
 
 def flood_ticket(desk: Desk, product: str, requester: Account, now: datetime) -> Ticket | None:
@@ -62,9 +58,13 @@ def flood_ticket(desk: Desk, product: str, requester: Account, now: datetime) ->
     limits = desk.settings.limits
     if not limits.flood_limit:
         return None
+    since = now - limits.flood_window
+    equal = {Ticket.requester: requester, Ticket.product: product}
+    if statements.count_rows(Ticket, equal, (Ticket.created_at, since)) < limits.flood_limit:
+        return None  # the common case, in one cheap statement; below, the exact count
     # A first start's backlog is history, not a flood: its tickets do not count.
     recent = ((Ticket.requester == requester) & (Ticket.product == product)
-              & (Ticket.created_at > now - limits.flood_window) & ~Ticket.flags.contains(BEFORE_CUTOVER_FLAG))
+              & (Ticket.created_at > since) & ~Ticket.flags.contains(BEFORE_CUTOVER_FLAG))
     if Ticket.select(Ticket.number).where(recent).count() < limits.flood_limit:
         return None
     return Ticket.select().where(recent).order_by(Ticket.number.desc()).first()  # type: ignore[no-any-return]

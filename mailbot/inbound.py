@@ -125,7 +125,7 @@ def _is_our_own(desk: Desk, email: str, msg: InboundMessage) -> bool:
     """Mail from a product address, with our loop header, or one we sent (its Message-ID)."""
     if email in desk.settings.own_addresses or msg.automatic == "own-loop":
         return True
-    return Outbox.select(Outbox.message_id).where(Outbox.message_id == msg.message_id).exists()  # type: ignore[no-any-return]
+    return Outbox.get_or_none(Outbox.message_id == msg.message_id) is not None
 
 
 def handle_new(desk: Desk, mail: Mail, linked_to: Ticket | None = None) -> Outcome:
@@ -147,7 +147,7 @@ def handle_new(desk: Desk, mail: Mail, linked_to: Ticket | None = None) -> Outco
         category=requested_category(msg.subject) or "question",
         flags=flags, linked_to=linked_to,
     )
-    deadlines.refresh_deadlines(ticket, product, mail.now)
+    deadlines.refresh_deadlines(ticket, product, mail.now, pauses=[])  # new: it never stood still
     # The first mail is kept whole: it may carry a forwarded history the team needs.
     store_inbound(desk, mail, ticket, msg.text)
     add_cc_watchers(mail, ticket)

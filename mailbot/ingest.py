@@ -41,7 +41,7 @@ def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail) -> Inge
     if known is not None:
         return IngestResult(known.outcome, known.reason, _reference(known), already_seen=True)
     digest = sha256_hex(mail.raw)
-    raw_path = str(desk.store.save_raw(mail.raw))
+    raw_path = str(desk.store.save_raw(mail.raw, digest))
     try:
         msg = parse_mail(mail.raw, ParseLimits(max_bytes=desk.settings.max_message_size))
     except QuarantineError as exc:

@@ -258,11 +258,17 @@ def _read_with_mailparser(msg: Message) -> tuple[datetime | None, _Addrs, _Addrs
     return date or None, to, cc, reply_to
 
 
+# What mail-parser is asked for; it parses every field it is given (Received chains included).
+_READ_BY_MAILPARSER = frozenset({"date", "to", "cc", "reply-to"})
+
+
 def _header_fields(msg: Message) -> Message:
-    """A message with the header fields of `msg`, exactly as parsed, and no body."""
+    """A message with the header fields of `msg` that mail-parser reads for us, exactly as
+    parsed, and no body."""
     fields = Message()
     for name, value in msg.raw_items():
-        fields[name] = value
+        if name.lower() in _READ_BY_MAILPARSER:
+            fields[name] = value
     fields.set_payload("")
     return fields
 

@@ -10,6 +10,7 @@ peewee: `key_filter` returns None and the caller takes peewee's own path.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -34,11 +35,13 @@ def _collect(node: Any, model: type[Model], terms: list[tuple[Field, Any]]) -> b
     if node.op == OP.AND:
         return _collect(node.lhs, model, terms) and _collect(node.rhs, model, terms)
     field = node.lhs
-    if node.op != OP.EQ or not isinstance(field, Field) or isinstance(node.rhs, Node) or node.rhs is None:
+    value = node.rhs  # a plain value, or a row of the model a foreign key points to
+    if node.op != OP.EQ or not isinstance(field, Field) or value is None \
+            or (isinstance(value, Node) and not isinstance(value, Model)):
         return False
     if field.model is not model or model._meta.fields.get(field.name) is not field:
         return False  # an alias, or a field of another model
-    terms.append((field, node.rhs))
+    terms.append((field, value))
     return True
 
 
@@ -52,6 +55,16 @@ def first_row(model: type[Model], fields: tuple[Field, ...], values: list[Any]) 
     instance = model(__no_default__=1, **data)
     instance._dirty.clear()
     return instance
+
+
+def count_rows(model: type[Model], equal: Mapping[Field, Any], later: tuple[Field, Any]) -> int:
+    """How many rows have the values of `equal` and a value of `later`'s field after its value
+    (the limits' "how many in the last day")."""
+    fields = tuple(equal)
+    params = [field.db_value(value) for field, value in equal.items()]
+    params.append(later[0].db_value(later[1]))
+    row = model._meta.database.execute_sql(_count_sql(model, fields, later[0]), params).fetchone()
+    return row[0]  # type: ignore[no-any-return]
 
 
 def insert_row(model: type[Model], data: dict[str, Any]) -> int:
@@ -78,6 +91,12 @@ def _select_sql(model: type[Model], fields: tuple[Field, ...]) -> str:
     columns = ", ".join(_quoted(f.column_name) for f in model._meta.sorted_fields)
     where = " AND ".join(f"{_quoted(f.column_name)} = ?" for f in fields)
     return f"SELECT {columns} FROM {_quoted(model._meta.table_name)} WHERE {where} LIMIT ?"
+
+
+@lru_cache(maxsize=256)
+def _count_sql(model: type[Model], fields: tuple[Field, ...], later: Field) -> str:
+    terms = [f"{_quoted(f.column_name)} = ?" for f in fields] + [f"{_quoted(later.column_name)} > ?"]
+    return f"SELECT COUNT(*) FROM {_quoted(model._meta.table_name)} WHERE {' AND '.join(terms)}"
 
 
 @lru_cache(maxsize=256)

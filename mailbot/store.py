@@ -35,9 +35,10 @@ class Store:
         self.quarantine_dir = data_dir / "quarantine"
         self.outbox_dir = data_dir / "outbox"
 
-    def save_raw(self, raw: bytes) -> Path:
-        """Keep the original mail, content-addressed: the same bytes are stored once."""
-        digest = sha256_hex(raw)
+    def save_raw(self, raw: bytes, digest: str = "") -> Path:
+        """Keep the original mail, content-addressed: the same bytes are stored once. `digest`:
+        its SHA-256 where the caller has it already."""
+        digest = digest or sha256_hex(raw)
         return self._write_once(self.raw_dir / digest[:2] / f"{digest}.eml", raw)
 
     def save_attachment(self, payload: bytes) -> tuple[str, Path]:

@@ -39,11 +39,14 @@ class NewMessage:
 
 def next_number(product: str) -> int:
     """Take the next ticket number of `product` (inside the caller's transaction)."""
-    counter, _ = ProductCounter.get_or_create(product=product)
-    ProductCounter.update(last_number=ProductCounter.last_number + 1).where(
-        ProductCounter.product == product
-    ).execute()
-    return counter.last_number + 1
+    # The caller's transaction is IMMEDIATE: nobody else writes between this read and the save.
+    counter = ProductCounter.get_or_none(ProductCounter.product == product)
+    if counter is None:
+        counter = ProductCounter.create(product=product, last_number=1)
+    else:
+        counter.last_number += 1
+        counter.save()
+    return counter.last_number  # type: ignore[no-any-return]
 
 
 def open_ticket(
