@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from peewee import Database, SqliteDatabase
+from peewee import Database, SqliteDatabase, _savepoint
 from playhouse.db_url import connect
 
 from mailbot.errors import ConfigError
@@ -33,6 +33,19 @@ class _SqliteDatabase(SqliteDatabase):
             # errors: a ROLLBACK now would fail ("no transaction is active") and hide the cause.
             return
         super().rollback()
+
+    def savepoint(self) -> _Savepoint:
+        return _Savepoint(self)
+
+
+class _Savepoint(_savepoint):
+    """A savepoint (a mail within the poller's batch transaction) whose rollback, like the
+    database's above, does not hide the cause when SQLite already rolled everything back."""
+
+    def rollback(self, begin: bool = True) -> None:
+        if not self.db.connection().in_transaction:
+            return
+        super().rollback(begin)
 
 
 def open_database(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Database:

@@ -3,7 +3,8 @@ the ledger, all or nothing.
 
 The order is the guarantee: raw bytes are on disk before anything else; the ticket change, its
 outbox rows and the ledger row commit in one transaction; the caller acknowledges the mail on
-the server only after `ingest_mail` returned. A mail that cannot be parsed or handled is
+the server only after that transaction committed (the poller's transaction for a batch, of
+which each mail's is a savepoint). A mail that cannot be parsed or handled is
 quarantined with its reason and the ledger says so: it is never dropped and never stops a pass.
 """
 

@@ -26,7 +26,15 @@ from peewee import (
 
 from mailbot import statements
 
-database = DatabaseProxy()
+
+class _DatabaseProxy(DatabaseProxy):  # type: ignore[misc]
+    def savepoint(self):  # type: ignore[no-untyped-def]
+        """The connected database's own savepoints (peewee's proxy makes plain ones), so that
+        `mailbot.db` decides how a savepoint rolls back."""
+        return self.obj.savepoint()
+
+
+database = _DatabaseProxy()
 
 
 def utcnow() -> datetime:

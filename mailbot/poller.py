@@ -3,10 +3,11 @@ ingest each mail, acknowledge it on the server after its commit, and move the cu
 
 The same function serves `mailbot poll --once` (every pending mail), the daemon's mailbox worker
 (at most `PASS_LIMIT` mails a pass, so that it returns regularly and the outbox gets its turn) and
-the IDLE worker. Each mail commits on its own; the mails of a fetched batch are acknowledged together
-and the cursor moves past them once the batch is done (or the pass stops within it). A pass that is
-killed resumes after the last acknowledged batch: the mails it had committed but not acknowledged
-are recognised by the ledger and only acknowledged.
+the IDLE worker. The mails of a fetched batch commit together (each in its own savepoint, so one bad
+mail is rolled back alone), then are acknowledged on the server in one go, then the cursor moves
+past them. A pass that is killed resumes after the last acknowledged batch: mails of a batch that
+had not committed are handled again from the start, those committed but not acknowledged are
+recognised by the ledger and only acknowledged.
 A big backlog (a first start) logs its progress every `PROGRESS_EVERY` mails, and a pass that met
 mail older than the cut-over says so in one summary line. A transient failure ends the pass and
 leaves the rest on the server for the next one.
@@ -16,18 +17,19 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from mailbot.caps import BEFORE_CUTOVER, cutover
 from mailbot.config import ProductSettings
 from mailbot.desk import Desk
 from mailbot.ingest import IngestResult, ingest_mail
-from mailbot.models import MailboxState
+from mailbot.models import MailboxState, database
 from mailbot.sources.base import Cursor, FetchedMail, MailSource
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 50  # mails fetched at once
+CHUNK_BYTES = 16 * 1024 * 1024  # at most this much mail in one transaction (one bigger mail alone)
 PASS_LIMIT = 500  # mails a daemon pass takes before it returns
 PROGRESS_EVERY = 500  # a progress line every so many mails, for a backlog bigger than that
 
@@ -70,18 +72,52 @@ def _work_through(desk: Desk, product: ProductSettings, source: MailSource, keys
     (handled, or vanished before they were fetched)."""
     for start in range(0, len(keys), BATCH_SIZE):
         batch = keys[start:start + BATCH_SIZE]
-        taken: list[FetchedMail] = []
-        try:
-            for mail in source.fetch(batch):
+        before = report.handled
+        for mails in _chunks(source.fetch(batch)):  # fetched before the transaction: no write lock
+            taken = _take_batch(desk, product, mails, report, should_stop)  # held over the network
+            _acknowledge(source, taken, state)
+            if should_stop():
+                return start + batch.index(taken[-1].key) + 1
+        if report.handled < len(keys) and report.handled // PROGRESS_EVERY > before // PROGRESS_EVERY:
+            log.info("%s: %d/%d mails", product.key, report.handled, report.pending)  # the end: _summarise
+    return len(keys)
+
+
+def _chunks(mails: Iterator[FetchedMail]) -> Iterator[list[FetchedMail]]:
+    """The fetched mails in runs of at most CHUNK_BYTES (a bigger mail alone), so that a batch of
+    big mails is never held in memory all together."""
+    chunk: list[FetchedMail] = []
+    size = 0
+    for mail in mails:
+        if chunk and size + len(mail.raw) > CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(mail)
+        size += len(mail.raw)
+    if chunk:
+        yield chunk
+
+
+def _take_batch(desk: Desk, product: ProductSettings, mails: list[FetchedMail], report: PassReport,
+                should_stop: Callable[[], bool]) -> list[FetchedMail]:
+    """Ingest `mails` in one transaction, each mail in its own savepoint (a mail that fails is
+    rolled back alone and quarantined); returns those taken, committed. One commit per batch
+    instead of one per mail; a failure of the database itself rolls back the whole batch, and
+    none of it is acknowledged."""
+    taken: list[FetchedMail] = []
+    try:
+        with database.atomic():
+            for mail in mails:
                 _take(desk, product, mail, report)
                 taken.append(replace(mail, raw=b""))  # to acknowledge: the bytes may go
-                if report.handled % PROGRESS_EVERY == 0 and report.handled < len(keys):  # the end: _summarise
-                    log.info("%s: %d/%d mails", product.key, report.handled, report.pending)
                 if should_stop():
-                    return start + batch.index(mail.key) + 1
-        finally:
-            _acknowledge(source, taken, state)
-    return len(keys)
+                    break
+    except BaseException:
+        if taken:  # the lines logged for them above did not last: say so
+            log.warning("%s: the %d mails handled before this failure were rolled back; they stay on "
+                        "the server for the next pass", product.key, len(taken))
+        raise
+    return taken
 
 
 def _cursor(source: MailSource) -> MailboxState:

@@ -23,7 +23,7 @@ import pytest
 from mailbot.config import load_settings, read_environment
 from mailbot.db import close_database, open_database
 from mailbot.desk import make_desk
-from mailbot.poller import poll_mailbox
+from mailbot.poller import BATCH_SIZE, poll_mailbox
 from mailbot.sources.base import FetchedMail
 from mailbot.sources.imap import ImapSource
 from tests.mails import write_mail
@@ -116,16 +116,17 @@ def assert_one_ticket_and_one_ack_each(site: Site, sink, mails: int) -> None:
 
 def test_dovecot_restarted_mid_fetch_the_next_pass_takes_the_rest_exactly_once(
         tmp_path, own_dovecot, smtp_sink):
+    mails = 4 * BATCH_SIZE  # the pass commits a batch at a time: several of them
     server = own_dovecot()
     server.add_user("support", "secret")
     site = open_site(tmp_path, server.imap_url("support"), smtp_sink)
     with server.client("support") as imap:
-        for n in range(1, 61):
+        for n in range(1, mails + 1):
             imap.append("INBOX", customer_mail(n))
 
     proc = start_mailbot(site, "poll", "--once")
     try:
-        wait_until(lambda: count(site, "seen") >= 10, 60, "the pass to be under way")
+        wait_until(lambda: count(site, "seen") >= BATCH_SIZE, 60, "the first batch committed")
         server.restart()  # the pass's connection is cut in the middle of its batches
         assert proc.wait(60) == 75, "the cut mailbox is reported with the temporary-failure code"
     finally:
@@ -135,12 +136,12 @@ def test_dovecot_restarted_mid_fetch_the_next_pass_takes_the_rest_exactly_once(
     log = (site.root / "mailbot.log").read_text()
     assert "mailbot: mailbox of VISI (imap://support@127.0.0.1" in log and "Traceback" not in log
     handled_before = count(site, "seen")
-    assert 10 <= handled_before < 60, "the restart cut the pass short"
+    assert BATCH_SIZE <= handled_before < mails, "the restart cut the pass short"
 
     site.poll()
-    assert_one_ticket_and_one_ack_each(site, smtp_sink, 60)
+    assert_one_ticket_and_one_ack_each(site, smtp_sink, mails)
     flags = flags_of_all(server, "support")
-    assert len(flags) == 60 and all(b"$MailbotDone" in f for f in flags.values())
+    assert len(flags) == mails and all(b"$MailbotDone" in f for f in flags.values())
 
 
 def test_the_daemon_reconnects_after_a_restart_and_finishes_without_help(tmp_path, own_dovecot, smtp_sink):

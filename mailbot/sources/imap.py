@@ -30,6 +30,7 @@ from mailbot.sources.base import Cursor, FetchedMail, Pending
 log = logging.getLogger(__name__)
 
 FETCH_BATCH = 50
+FETCH_BYTES = 16 * 1024 * 1024  # and at most this much mail in one FETCH answer
 # RFC 2177: servers may drop an IDLE after 30 minutes, NAT boxes much sooner; re-issue it well
 # before that even when the caller asks for a longer wait.
 STOP_CHECK_SECONDS = 1.0
@@ -240,22 +241,42 @@ class ImapSource:
     def fetch(self, keys: Iterable[str]) -> Iterator[FetchedMail]:
         uids = [int(key) for key in keys]
         for start in range(0, len(uids), FETCH_BATCH):
-            batch = uids[start:start + FETCH_BATCH]
-            with self._errors("cannot fetch mail"):
-                # PEEK: reading must not set \Seen; only acknowledge() marks a mail handled.
-                found = self._connected().fetch(batch, [b"BODY.PEEK[]", b"INTERNALDATE"])
-            for uid in batch:
-                data = found.get(uid, {})
-                # Expunged by another client: either left out of the answer, or (Dovecot,
-                # before this session heard of the EXPUNGE) answered with a NIL body.
-                body = data.get(b"BODY[]")
-                if body is None:
-                    log.info("%s: UID %d vanished before it was fetched", self.name, uid)
-                    continue
-                yield FetchedMail(
-                    mailbox=self.name, uidvalidity=self._uidvalidity, key=str(uid),
-                    raw=bytes(body), internal_date=data.get(b"INTERNALDATE"),
-                )
+            for batch in self._by_size(uids[start:start + FETCH_BATCH]):
+                yield from self._fetch_batch(batch)
+
+    def _by_size(self, uids: list[int]) -> Iterator[list[int]]:
+        """`uids` in runs of at most FETCH_BYTES together (a bigger mail alone): a batch of
+        big mails, fetched at once, would be held in memory all together."""
+        with self._errors("cannot fetch mail sizes"):
+            sizes = self._connected().fetch(uids, [b"RFC822.SIZE"])
+        batch: list[int] = []
+        total = 0
+        for uid in uids:
+            size = sizes.get(uid, {}).get(b"RFC822.SIZE", 0)
+            if batch and total + size > FETCH_BYTES:
+                yield batch
+                batch, total = [], 0
+            batch.append(uid)
+            total += size
+        if batch:
+            yield batch
+
+    def _fetch_batch(self, batch: list[int]) -> Iterator[FetchedMail]:
+        with self._errors("cannot fetch mail"):
+            # PEEK: reading must not set \Seen; only acknowledge() marks a mail handled.
+            found = self._connected().fetch(batch, [b"BODY.PEEK[]", b"INTERNALDATE"])
+        for uid in batch:
+            data = found.pop(uid, {})  # popped: the bytes go once the caller is done with them
+            # Expunged by another client: either left out of the answer, or (Dovecot,
+            # before this session heard of the EXPUNGE) answered with a NIL body.
+            body = data.get(b"BODY[]")
+            if body is None:
+                log.info("%s: UID %d vanished before it was fetched", self.name, uid)
+                continue
+            yield FetchedMail(
+                mailbox=self.name, uidvalidity=self._uidvalidity, key=str(uid),
+                raw=bytes(body), internal_date=data.get(b"INTERNALDATE"),
+            )
 
     def acknowledge(self, mail: FetchedMail) -> None:
         self.acknowledge_all([mail])
