@@ -46,7 +46,7 @@ def staff_with_roles(product: str, roles: Iterable[str] = STAFF_ROLES) -> list[t
     """`staff_of` with each person's role, in the same one query (SQL written once: it runs
     for every new ticket)."""
     wanted = set(roles)
-    people = Account.raw(_STAFF_SQL, product, *STAFF_ROLES)
+    people = Account.raw(_STAFF_SQL.replace("?", Account._meta.database.param), product, *STAFF_ROLES)
     return [(account, account.role) for account in people if account.role in wanted]
 
 

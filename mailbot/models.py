@@ -87,12 +87,14 @@ class BaseModel(Model):
     def _by_key(cls, query, filters):  # type: ignore[no-untyped-def]
         """The row for a simple `field == value` lookup, None when there is none, False when the
         lookup is not that simple."""
-        shape = None if filters else statements.key_filter(cls, query)
+        shape = None if filters or not statements.prepared(cls) else statements.key_filter(cls, query)
         if shape is None:
             return False
         return statements.first_row(cls, *shape)
 
     def save(self, force_insert: bool = False, only=None) -> int:  # type: ignore[no-untyped-def]
+        if not statements.prepared(type(self)):
+            return super().save(force_insert, only)  # type: ignore[no-any-return]
         meta = self._meta
         data = self.__data__.copy()
         if only is not None:

@@ -5,16 +5,23 @@ statements ingest runs some twenty times a mail (a row by key, a new row, a row 
 several times what SQLite spends running them. The SQL here is the same peewee would write: the
 model's columns, `?` parameters, the values converted by the fields' own `db_value` and read back
 with their `python_value`. Anything else (joins, ordering, NULL tests, other operators) is left to
-peewee: `key_filter` returns None and the caller takes peewee's own path.
+peewee: `key_filter` returns None and the caller takes peewee's own path. So does every statement
+on a database other than SQLite (`prepared` is False): the SQL here is SQLite's.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import lru_cache, reduce
 from typing import Any
 
-from peewee import OP, Expression, Field, Model, Node
+from peewee import OP, Expression, Field, Model, Node, SqliteDatabase
+
+
+def prepared(model: type[Model]) -> bool:
+    """Whether `model`'s statements may run here: its database is SQLite."""
+    return isinstance(model._meta.database.obj, SqliteDatabase)
 
 
 def key_filter(model: type[Model], query: tuple[Any, ...]) -> tuple[tuple[Field, ...], list[Any]] | None:
@@ -60,6 +67,9 @@ def first_row(model: type[Model], fields: tuple[Field, ...], values: list[Any]) 
 def count_rows(model: type[Model], equal: Mapping[Field, Any], later: tuple[Field, Any]) -> int:
     """How many rows have the values of `equal` and a value of `later`'s field after its value
     (the limits' "how many in the last day")."""
+    if not prepared(model):
+        terms = [field == value for field, value in equal.items()]
+        return model.select().where(reduce(operator.and_, terms, later[0] > later[1])).count()  # type: ignore[no-any-return]
     fields = tuple(equal)
     params = [field.db_value(value) for field, value in equal.items()]
     params.append(later[0].db_value(later[1]))

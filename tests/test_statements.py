@@ -1,5 +1,6 @@
-"""The prepared statements behind lookups by key and row saves store and read exactly what
-peewee's own statements would: aware datetimes, dates, booleans, foreign keys, NULLs, quotes."""
+"""The prepared statements behind lookups by key, row saves and the limits' counts store and read
+exactly what peewee's own statements would: aware datetimes, dates, booleans, foreign keys, NULLs,
+quotes."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from mailbot import migrations
+from mailbot import migrations, statements
 from mailbot.db import close_database, open_database
 from mailbot.models import Account, Grant, MailboxState, Outbox, Ticket
 
 
-@pytest.fixture
-def db(tmp_path):
+@pytest.fixture(params=["prepared", "peewee"])
+def db(request, tmp_path, monkeypatch):
+    """Both paths: the prepared statements, and peewee's own (other databases than SQLite)."""
+    if request.param == "peewee":
+        monkeypatch.setattr(statements, "prepared", lambda model: False)
     database = open_database(f"sqlite:///{tmp_path}/state.db")
     migrations.migrate(database)
     yield database
@@ -70,3 +74,14 @@ def test_boolean_text_keys_and_misses(db):
         Outbox.get(Outbox.message_id == "<b@x>")
     # Not a simple key: peewee's own path answers.
     assert Outbox.get_or_none(Outbox.message_id != "<b@x>").id == row.id
+
+
+def test_the_limits_count_rows_after_a_moment(db):
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    for hours, recipient in ((30, "ann@x"), (20, "ann@x"), (2, "ann@x"), (1, "bob@x")):
+        Outbox.create(message_id=f"<{hours}@x>", product="ACME", template="t", recipient=recipient,
+                      envelope_from="p@x", data=b"", created_at=now - timedelta(hours=hours))
+    day = (Outbox.created_at, now - timedelta(days=1))
+    assert statements.count_rows(Outbox, {Outbox.recipient: "ann@x", Outbox.product: "ACME"}, day) == 2
+    assert statements.count_rows(Outbox, {Outbox.recipient: "ann@x", Outbox.automatic: True}, day) == 2
+    assert statements.count_rows(Outbox, {Outbox.recipient: "eve@x"}, day) == 0
