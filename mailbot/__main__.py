@@ -1,3 +1,4 @@
 from mailbot.cli import main
 
-main()
+if __name__ == "__main__":  # not when a helper process imports the main module (parse_ahead)
+    main()

@@ -11,6 +11,7 @@ quarantined with its reason and the ledger says so: it is never dropped and neve
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from peewee import IntegrityError, OperationalError
@@ -19,6 +20,7 @@ from mailbot import inbound
 from mailbot.config import ProductSettings
 from mailbot.desk import Desk
 from mailbot.errors import QuarantineError, TransientError
+from mailbot.message import InboundMessage
 from mailbot.models import Seen, database
 from mailbot.parse import ParseLimits, parse_mail
 from mailbot.sources.base import FetchedMail
@@ -35,16 +37,22 @@ class IngestResult:
     already_seen: bool = False
 
 
-def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail) -> IngestResult:
+def parse_limits(desk: Desk) -> ParseLimits:
+    return ParseLimits(max_bytes=desk.settings.max_message_size)
+
+
+def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail,
+                parse: Callable[[FetchedMail], InboundMessage] | None = None) -> IngestResult:
     """Handle one fetched mail exactly once. Raises TransientError when the database cannot
-    take it now: the mail then stays on the server for the next pass."""
+    take it now: the mail then stays on the server for the next pass. `parse`: where the mail
+    may already be parsed (`mailbot.parse_ahead`); by default it is parsed here."""
     known = _ledger_row(mail)
     if known is not None:
         return IngestResult(known.outcome, known.reason, _reference(known), already_seen=True)
     digest = sha256_hex(mail.raw)
     raw_path = str(desk.store.save_raw(mail.raw, digest))
     try:
-        msg = parse_mail(mail.raw, ParseLimits(max_bytes=desk.settings.max_message_size))
+        msg = parse(mail) if parse is not None else parse_mail(mail.raw, parse_limits(desk))
     except QuarantineError as exc:
         return quarantine(desk, product, mail, digest, exc.reason)
     twin = Seen.get_or_none((Seen.product == product.key) & (Seen.sha256 == digest)

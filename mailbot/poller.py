@@ -20,11 +20,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
+from mailbot import parse_ahead
 from mailbot.caps import BEFORE_CUTOVER, cutover
 from mailbot.config import ProductSettings
 from mailbot.desk import Desk
-from mailbot.ingest import IngestResult, ingest_mail
+from mailbot.ingest import IngestResult, ingest_mail, parse_limits
 from mailbot.models import MailboxState, database
+from mailbot.parse_ahead import ParseAhead
 from mailbot.sources.base import Cursor, FetchedMail, MailSource
 
 log = logging.getLogger(__name__)
@@ -69,18 +71,25 @@ def poll_mailbox(desk: Desk, product: ProductSettings, source: MailSource,
 def _work_through(desk: Desk, product: ProductSettings, source: MailSource, keys: tuple[str, ...],
                   state: MailboxState, report: PassReport, should_stop: Callable[[], bool]) -> int:
     """Take `keys` in batches until done or stopped; returns how many keys were looked at
-    (handled, or vanished before they were fetched)."""
-    for start in range(0, len(keys), BATCH_SIZE):
-        batch = keys[start:start + BATCH_SIZE]
-        before = report.handled
-        for mails in _chunks(source.fetch(batch)):  # fetched before the transaction: no write lock
-            taken = _take_batch(desk, product, mails, report, should_stop)  # held over the network
-            _acknowledge(source, taken, state)
-            if should_stop():
-                return start + batch.index(taken[-1].key) + 1
-        if report.handled < len(keys) and report.handled // PROGRESS_EVERY > before // PROGRESS_EVERY:
-            log.info("%s: %d/%d mails", product.key, report.handled, report.pending)  # the end: _summarise
-    return len(keys)
+    (handled, or vanished before they were fetched). A backlog is parsed ahead in a helper."""
+    ahead = ParseAhead(parse_limits(desk)) if len(keys) >= parse_ahead.MIN_MAILS else None
+    try:
+        for start in range(0, len(keys), BATCH_SIZE):
+            batch = keys[start:start + BATCH_SIZE]
+            before = report.handled
+            for mails in _chunks(source.fetch(batch)):  # fetched before the transaction: no write
+                if ahead is not None:                  # lock held over the network
+                    ahead.submit(mails)
+                taken = _take_batch(desk, product, mails, report, should_stop, ahead)
+                _acknowledge(source, taken, state)
+                if should_stop():
+                    return start + batch.index(taken[-1].key) + 1
+            if report.handled < len(keys) and report.handled // PROGRESS_EVERY > before // PROGRESS_EVERY:
+                log.info("%s: %d/%d mails", product.key, report.handled, report.pending)  # end: _summarise
+        return len(keys)
+    finally:
+        if ahead is not None:
+            ahead.close()
 
 
 def _chunks(mails: Iterator[FetchedMail]) -> Iterator[list[FetchedMail]]:
@@ -99,7 +108,7 @@ def _chunks(mails: Iterator[FetchedMail]) -> Iterator[list[FetchedMail]]:
 
 
 def _take_batch(desk: Desk, product: ProductSettings, mails: list[FetchedMail], report: PassReport,
-                should_stop: Callable[[], bool]) -> list[FetchedMail]:
+                should_stop: Callable[[], bool], ahead: ParseAhead | None) -> list[FetchedMail]:
     """Ingest `mails` in one transaction, each mail in its own savepoint (a mail that fails is
     rolled back alone and quarantined); returns those taken, committed. One commit per batch
     instead of one per mail; a failure of the database itself rolls back the whole batch, and
@@ -108,7 +117,7 @@ def _take_batch(desk: Desk, product: ProductSettings, mails: list[FetchedMail], 
     try:
         with database.atomic():
             for mail in mails:
-                _take(desk, product, mail, report)
+                _take(desk, product, mail, report, ahead)
                 taken.append(replace(mail, raw=b""))  # to acknowledge: the bytes may go
                 if should_stop():
                     break
@@ -125,9 +134,10 @@ def _cursor(source: MailSource) -> MailboxState:
     return state  # type: ignore[no-any-return]
 
 
-def _take(desk: Desk, product: ProductSettings, mail: FetchedMail, report: PassReport) -> None:
-    """Ingest one mail (its own transaction)."""
-    result: IngestResult = ingest_mail(desk, product, mail)
+def _take(desk: Desk, product: ProductSettings, mail: FetchedMail, report: PassReport,
+          ahead: ParseAhead | None) -> None:
+    """Ingest one mail (its own savepoint)."""
+    result: IngestResult = ingest_mail(desk, product, mail, ahead.parse if ahead is not None else None)
     report.outcomes["already seen" if result.already_seen else result.outcome] += 1
     if not result.already_seen and result.reason.endswith(BEFORE_CUTOVER):
         report.before_cutover += 1
