@@ -30,7 +30,6 @@ from mailbot.routing import (
     requested_priority,
     strip_references,
 )
-from mailbot.trim import visible_text
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +232,7 @@ def handle_automatic(desk: Desk, mail: Mail, ticket: Ticket | None) -> Outcome:
         return handle_new(desk, mail)
     if ticket is None or not may_reply(ticket, mail.sender, mail.product.key):
         return Outcome("ignored", reason)
-    store_inbound(desk, mail, ticket, visible_text(mail.msg.text), visibility="internal", kind="auto")
+    store_inbound(desk, mail, ticket, mail.msg.reply_text, visibility="internal", kind="auto")
     return Outcome("message", reason, ticket)
 
 

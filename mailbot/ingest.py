@@ -24,7 +24,7 @@ from mailbot.message import InboundMessage
 from mailbot.models import Seen, database
 from mailbot.parse import ParseLimits, parse_mail
 from mailbot.sources.base import FetchedMail
-from mailbot.store import sha256_hex
+from mailbot.store import Store, sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +37,44 @@ class IngestResult:
     already_seen: bool = False
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What a mail's raw bytes alone give: their hash, the file they are kept in, and the parsed
+    message, or the reason the mail must be quarantined (then `message` is None)."""
+
+    digest: str
+    raw_path: str
+    message: InboundMessage | None
+    reason: str = ""
+
+
 def parse_limits(desk: Desk) -> ParseLimits:
     return ParseLimits(max_bytes=desk.settings.max_message_size)
 
 
+def prepare_mail(store: Store, raw: bytes, limits: ParseLimits) -> Prepared:
+    """Keep the raw bytes (content-addressed: the same bytes once), then parse them. Needs no
+    database, so a helper process can do it ahead (`mailbot.parse_ahead`)."""
+    digest = sha256_hex(raw)
+    raw_path = str(store.save_raw(raw, digest))
+    try:
+        return Prepared(digest, raw_path, parse_mail(raw, limits))
+    except QuarantineError as exc:
+        return Prepared(digest, raw_path, None, exc.reason)
+
+
 def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail,
-                parse: Callable[[FetchedMail], InboundMessage] | None = None) -> IngestResult:
+                prepare: Callable[[FetchedMail], Prepared] | None = None) -> IngestResult:
     """Handle one fetched mail exactly once. Raises TransientError when the database cannot
-    take it now: the mail then stays on the server for the next pass. `parse`: where the mail
-    may already be parsed (`mailbot.parse_ahead`); by default it is parsed here."""
+    take it now: the mail then stays on the server for the next pass. `prepare`: where the mail
+    may already be kept and parsed (`mailbot.parse_ahead`); by default that is done here."""
     known = _ledger_row(mail)
     if known is not None:
         return IngestResult(known.outcome, known.reason, _reference(known), already_seen=True)
-    digest = sha256_hex(mail.raw)
-    raw_path = str(desk.store.save_raw(mail.raw, digest))
-    try:
-        msg = parse(mail) if parse is not None else parse_mail(mail.raw, parse_limits(desk))
-    except QuarantineError as exc:
-        return quarantine(desk, product, mail, digest, exc.reason)
+    ready = prepare(mail) if prepare is not None else prepare_mail(desk.store, mail.raw, parse_limits(desk))
+    msg, digest, raw_path = ready.message, ready.digest, ready.raw_path
+    if msg is None:
+        return quarantine(desk, product, mail, digest, ready.reason)
     twin = Seen.get_or_none((Seen.product == product.key) & (Seen.sha256 == digest)
                             & (Seen.message_id == msg.message_id))
     try:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
+
+from mailbot.trim import visible_text
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,13 @@ class InboundMessage:
     bounced_recipients: tuple[str, ...] = ()
     list_mail: bool = False
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    @cached_property
+    def reply_text(self) -> str:
+        """The newest part of `text`, quoted history and signature cut (`mailbot.trim`). Worked
+        out once; a helper process that parsed the mail works it out there, and the value
+        travels back with the message (a cached property is pickled with the instance)."""
+        return visible_text(self.text)
 
     def header(self, name: str) -> str:
         """The first value of header `name` (case-insensitive), or ""."""

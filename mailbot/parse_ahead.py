@@ -1,12 +1,16 @@
-"""Parsing the next mails of a batch in a second process while this one commits the first.
+"""Preparing the next mails of a batch in a second process while this one commits the first.
 
-A pass over a backlog (a first start, a mailbox that was unreachable for a while) spends about a
-third of its time parsing. Parsing is a function of the raw bytes alone, so a helper process can
-parse the mails after the one being committed, and a machine with two cores takes the backlog in
-less time. Only worth it for a batch of several mails (IDLE brings them one at a time) and for
-mails small enough to copy cheaply (a big one would be held twice); anything that goes wrong with
-the helper (it died, it cannot be started) falls back to parsing here, with the same result: the
-helper runs the same `parse_mail` and hands back its message or its quarantine reason.
+A pass over a backlog (a first start, a mailbox that was unreachable for a while) spends about half
+of its time on what the raw bytes alone decide: hashing and keeping them on disk, parsing, and
+cutting a reply's quoted history. So a helper process prepares the mails after the one being
+committed (`mailbot.ingest.prepare_mail`), and a machine with two cores takes the backlog in less
+time. The raw file is still on disk before the mail's transaction begins: this process waits for
+the helper's answer before it handles the mail.
+
+Only worth it for a batch of several mails (IDLE brings them one at a time) and for mails small
+enough to copy cheaply (a big one would be held twice); anything that goes wrong with the helper
+(it died, it cannot be started) falls back to preparing here, with the same result: the helper
+runs the same `prepare_mail` and hands back its result.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ import multiprocessing
 from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 
-from mailbot.errors import QuarantineError
-from mailbot.message import InboundMessage
-from mailbot.parse import ParseLimits, parse_mail
+from mailbot.ingest import Prepared, prepare_mail
+from mailbot.parse import ParseLimits
 from mailbot.sources.base import FetchedMail
+from mailbot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -28,45 +32,47 @@ MAX_BYTES = 1024 * 1024  # bigger mails are parsed here: copying them across wou
 WAIT_SECONDS = 300.0  # longer than any mail takes to parse; past it the helper is given up
 
 
-def _parse(raw: bytes, limits: ParseLimits) -> InboundMessage | str:
-    """In the helper: the message, or the quarantine reason (a string: it crosses back as is)."""
-    try:
-        return parse_mail(raw, limits)
-    except QuarantineError as exc:
-        return exc.reason
+def _prepare(store: Store, raw: bytes, limits: ParseLimits) -> Prepared:
+    """In the helper: `prepare_mail`, and for a mail that answers another, its visible text too
+    (it travels back with the message). A new mail's first text is kept whole, and trimming
+    one costs most (with no quote header the header patterns scan the whole text): should it be
+    a reply after all, the message works its visible text out when asked, with the same result."""
+    ready = prepare_mail(store, raw, limits)
+    msg = ready.message
+    if msg is not None and (msg.in_reply_to or msg.references or "[" in msg.subject):
+        _ = msg.reply_text
+    return ready
 
 
 class ParseAhead:
     """One helper process for one pass. `submit` the mails of a batch before committing them,
-    then `parse` each in turn; `close` at the end of the pass."""
+    then `prepare` each in turn; `close` at the end of the pass."""
 
-    def __init__(self, limits: ParseLimits):
+    def __init__(self, store: Store, limits: ParseLimits):
+        self._store = store
         self._limits = limits
         self._pool: ProcessPoolExecutor | None = None
-        self._futures: dict[str, Future[InboundMessage | str]] = {}
+        self._futures: dict[str, Future[Prepared]] = {}
         self._broken = False
 
     def submit(self, mails: Iterable[FetchedMail]) -> None:
         for mail in mails:
             if len(mail.raw) <= MAX_BYTES and not self._broken:
                 try:
-                    self._futures[mail.key] = self._helper().submit(_parse, mail.raw, self._limits)
+                    self._futures[mail.key] = self._helper().submit(_prepare, self._store, mail.raw,
+                                                                    self._limits)
                 except Exception as exc:  # cannot start or reach the helper: parse here
                     self._give_up(exc)
 
-    def parse(self, mail: FetchedMail) -> InboundMessage:
-        """`parse_mail` of this mail: the helper's result when it has one, else parsed here."""
+    def prepare(self, mail: FetchedMail) -> Prepared:
+        """`prepare_mail` of this mail: the helper's result when it has one, else done here."""
         future = self._futures.pop(mail.key, None)
         if future is not None and not self._broken:
             try:
-                result = future.result(timeout=WAIT_SECONDS)
+                return future.result(timeout=WAIT_SECONDS)
             except Exception as exc:  # the helper died or hangs
                 self._give_up(exc)
-            else:
-                if isinstance(result, str):
-                    raise QuarantineError(result)
-                return result
-        return parse_mail(mail.raw, self._limits)
+        return prepare_mail(self._store, mail.raw, self._limits)
 
     def close(self) -> None:
         self._futures.clear()
@@ -85,7 +91,7 @@ class ParseAhead:
 
     def _give_up(self, exc: BaseException) -> None:
         if not self._broken:
-            log.warning("parsing in a helper process failed (%s: %s); parsing here for the rest of "
-                        "the pass", type(exc).__name__, exc)
+            log.warning("preparing mail in a helper process failed (%s: %s); preparing it here for "
+                        "the rest of the pass", type(exc).__name__, exc)
         self._broken = True
         self._futures.clear()

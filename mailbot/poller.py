@@ -71,8 +71,8 @@ def poll_mailbox(desk: Desk, product: ProductSettings, source: MailSource,
 def _work_through(desk: Desk, product: ProductSettings, source: MailSource, keys: tuple[str, ...],
                   state: MailboxState, report: PassReport, should_stop: Callable[[], bool]) -> int:
     """Take `keys` in batches until done or stopped; returns how many keys were looked at
-    (handled, or vanished before they were fetched). A backlog is parsed ahead in a helper."""
-    ahead = ParseAhead(parse_limits(desk)) if len(keys) >= parse_ahead.MIN_MAILS else None
+    (handled, or vanished before they were fetched). A backlog is prepared ahead in a helper."""
+    ahead = ParseAhead(desk.store, parse_limits(desk)) if len(keys) >= parse_ahead.MIN_MAILS else None
     try:
         for start in range(0, len(keys), BATCH_SIZE):
             batch = keys[start:start + BATCH_SIZE]
@@ -137,7 +137,7 @@ def _cursor(source: MailSource) -> MailboxState:
 def _take(desk: Desk, product: ProductSettings, mail: FetchedMail, report: PassReport,
           ahead: ParseAhead | None) -> None:
     """Ingest one mail (its own savepoint)."""
-    result: IngestResult = ingest_mail(desk, product, mail, ahead.parse if ahead is not None else None)
+    result: IngestResult = ingest_mail(desk, product, mail, ahead.prepare if ahead is not None else None)
     report.outcomes["already seen" if result.already_seen else result.outcome] += 1
     if not result.already_seen and result.reason.endswith(BEFORE_CUTOVER):
         report.before_cutover += 1

@@ -214,6 +214,9 @@ def _make_environment(search_path: list[Path]) -> ImmutableSandboxedEnvironment:
         undefined=StrictUndefined,
         autoescape=select_autoescape(enabled_extensions=("html",), default=False),
         keep_trailing_newline=True,
+        # Templates are read once per process: checking every file's mtime on every render cost
+        # more than rendering. An edited template takes effect when the service restarts.
+        auto_reload=False,
         trim_blocks=True,
         lstrip_blocks=True,
     )

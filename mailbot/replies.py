@@ -28,7 +28,6 @@ from mailbot.inmail import (
     store_inbound,
 )
 from mailbot.models import Account, Event, Ticket
-from mailbot.trim import visible_text
 
 # A sender refused more often than this within the window, for writing to tickets that are not
 # theirs, is guessing references: further attempts get no answer at all (reliability S2).
@@ -43,7 +42,7 @@ def handle_reply(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
     staff = accounts.is_staff(sender, mail.product.key)
     if staff and not staff_mail_verified(desk, mail):
         return unverified_staff_mail(desk, mail, ticket)
-    parsed = read_commands(visible_text(mail.msg.text))
+    parsed = read_commands(mail.msg.reply_text)
     errors = check_commands(parsed, staff) + _check_assignee(parsed, mail, sender)
     if errors:
         return command_error(desk, mail, ticket, errors, staff)
@@ -100,7 +99,7 @@ def unverified_staff_mail(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
     command applies, nothing reaches the customer, and the engineer hears why."""
     sender, product = mail.sender, mail.product
     assert sender is not None
-    store_inbound(desk, mail, ticket, visible_text(mail.msg.text), visibility="internal", kind="unverified")
+    store_inbound(desk, mail, ticket, mail.msg.reply_text, visibility="internal", kind="unverified")
     role = accounts.role_of(sender, product.key) or "engineer"
     notify.queue_mail(desk, "command_not_trusted", product, ticket,
                       [notify.recipient_for(sender, role, product.language)], parent_id=mail.msg.message_id)

@@ -16,8 +16,8 @@ answers; `Store(fsync=True)` brings it back where the caller is the only copy (a
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,8 +62,10 @@ class Store:
     def _write_once(self, path: Path, data: bytes) -> Path:
         if path.exists():
             return path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        # A temporary name of this process's own: O_EXCL still refuses a leftover, and unlike
+        # mkstemp no random name is drawn; the folder is made only when it is missing.
+        tmp = path.parent / f".tmp-{os.getpid()}-{next(_TEMP_NUMBERS)}"
+        fd = _open_new(tmp)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -72,6 +74,21 @@ class Store:
                     os.fsync(handle.fileno())
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         return path
+
+
+def _open_new(tmp: Path) -> int:
+    for _ in range(2):
+        try:
+            return os.open(tmp, _CREATE, 0o600)
+        except FileNotFoundError:
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # left by a killed process that had this process's id
+            tmp.unlink(missing_ok=True)
+    return os.open(tmp, _CREATE, 0o600)
+
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_TEMP_NUMBERS = itertools.count()

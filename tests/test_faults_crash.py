@@ -153,7 +153,7 @@ def run_until_killed(site: Site, sink, command: str, plan: tuple[str, float], ki
         wait_for_kill_point(site, proc, sink, plan, (sent_before, ledger_before), done)
         if proc.poll() is not None:
             assert proc.returncode == 0, f"mailbot exited {proc.returncode}: {log_tail(site)}"
-            print("ended on its own under", plan); return True
+            return True
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:

@@ -1,83 +1,89 @@
-"""Parsing ahead in a helper process gives what parsing here gives, mail for mail, quarantine
-reasons included; and a helper that dies costs nothing but its speed."""
+"""Preparing ahead in a helper process gives what preparing here gives, mail for mail: the same
+raw file on disk, the same message (its reply text already worked out), the same quarantine
+reasons; and a helper that dies costs nothing but its speed."""
 
 from __future__ import annotations
 
 import logging
 import os
 import signal
+from pathlib import Path
 
-from mailbot.errors import QuarantineError
-from mailbot.parse import ParseLimits, parse_mail
+import pytest
+
+from mailbot.ingest import Prepared, prepare_mail
+from mailbot.parse import ParseLimits
 from mailbot.parse_ahead import ParseAhead
 from mailbot.sources.base import FetchedMail
+from mailbot.store import Store
 from tests.mails import write_mail
 
 LIMITS = ParseLimits(max_bytes=25 * 1024 * 1024)
 
 
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "data")
+
+
 def _mails() -> list[FetchedMail]:
-    raws = [write_mail(f"customer{n}@example.com", "support@example.com", f"Printer {n} jams — ça bloque",
-                       f"Tray {n} is stuck.\n\n-- \nCustomer {n}\n") for n in range(24)]
+    raws = [write_mail(f"customer{n}@example.com", "support@example.com",
+                       f"Re: [VISI-{n}] Printer jams — ça bloque",
+                       f"Tray {n} is stuck.\n\nOn Mon, 2 Mar 2026, Support wrote:\n> Which tray?\n")
+            for n in range(24)]
     raws[5] = b"\x00\x01\x02 not a mail at all"
     raws[9] = b""
     return [FetchedMail("test", 1, str(n + 1), raw) for n, raw in enumerate(raws)]
 
 
-def _here(mail: FetchedMail) -> object:
-    try:
-        return parse_mail(mail.raw, LIMITS)
-    except QuarantineError as exc:
-        return ("quarantined", exc.reason)
-
-
-def _ahead(ahead: ParseAhead, mail: FetchedMail) -> object:
-    try:
-        return ahead.parse(mail)
-    except QuarantineError as exc:
-        return ("quarantined", exc.reason)
-
-
-def test_the_helper_parses_each_mail_as_it_would_be_parsed_here():
-    mails = _mails()
-    ahead = ParseAhead(LIMITS)
+def _prepared_ahead(ahead: ParseAhead, mails: list[FetchedMail]) -> list[Prepared]:
     try:
         ahead.submit(mails)
-        results = [_ahead(ahead, mail) for mail in mails]
+        return [ahead.prepare(mail) for mail in mails]
     finally:
         ahead.close()
-    assert results == [_here(mail) for mail in mails]
-    assert results[5] == ("quarantined", "not a mail: no header")
-    assert results[9] == ("quarantined", "empty mail")
-    assert results[0].subject == "Printer 0 jams — ça bloque"
 
 
-def test_a_helper_that_dies_leaves_the_parsing_here(caplog):
+def test_the_helper_prepares_each_mail_as_it_would_be_prepared_here(store):
     mails = _mails()
-    ahead = ParseAhead(LIMITS)
+    results = _prepared_ahead(ParseAhead(store, LIMITS), mails)
+    here = [prepare_mail(store, mail.raw, LIMITS) for mail in mails]  # same store: same files
+    assert results == here
+    assert (results[5].message, results[5].reason) == (None, "not a mail: no header")
+    assert (results[9].message, results[9].reason) == (None, "empty mail")
+    first = results[0]
+    assert first.message.subject == "Re: [VISI-0] Printer jams — ça bloque"
+    assert Path(first.raw_path).read_bytes() == mails[0].raw  # kept before the mail is handled
+    assert "reply_text" in vars(first.message), "the reply text came back worked out"
+    assert first.message.reply_text == "Tray 0 is stuck."
+
+
+def test_a_helper_that_dies_leaves_the_work_here(store, caplog):
+    mails = _mails()
+    ahead = ParseAhead(store, LIMITS)
     try:
         ahead.submit(mails[:1])
-        assert ahead.parse(mails[0]).subject == "Printer 0 jams — ça bloque"  # the helper is up
+        assert ahead.prepare(mails[0]).message.subject.startswith("Re: [VISI-0]")  # the helper is up
         helpers = list(ahead._pool._processes)  # noqa: SLF001 - killing it is the point
         assert helpers
         for pid in helpers:
             os.kill(pid, signal.SIGKILL)
         with caplog.at_level(logging.WARNING, logger="mailbot.parse_ahead"):
             ahead.submit(mails[1:])
-            results = [_ahead(ahead, mail) for mail in mails[1:]]
+            results = [ahead.prepare(mail) for mail in mails[1:]]
     finally:
         ahead.close()
-    assert results == [_here(mail) for mail in mails[1:]]
-    assert "parsing here for the rest of the pass" in caplog.text
+    assert results == [prepare_mail(store, mail.raw, LIMITS) for mail in mails[1:]]
+    assert "preparing it here for the rest of the pass" in caplog.text
 
 
-def test_a_big_mail_is_parsed_here():
+def test_a_big_mail_is_prepared_here(store):
     log = "2026-03-02 10:00:01 ERROR export aborted\n" * 60_000  # 2.4 MB
     big = FetchedMail("test", 1, "1", write_mail("a@example.com", "support@example.com", "Log", log))
-    ahead = ParseAhead(LIMITS)
+    ahead = ParseAhead(store, LIMITS)
     try:
         ahead.submit([big])
         assert ahead._pool is None, "no helper started for a mail bigger than MAX_BYTES"  # noqa: SLF001
-        assert ahead.parse(big) == parse_mail(big.raw, LIMITS)
+        assert ahead.prepare(big) == prepare_mail(store, big.raw, LIMITS)
     finally:
         ahead.close()
