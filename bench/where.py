@@ -66,6 +66,8 @@ STEPS = [
     ("  IMAP FETCH", "imapclient", "IMAPClient.fetch"),
     ("  IMAP STORE (acknowledge)", "imapclient", "IMAPClient.add_flags"),
     ("  ingest_mail", "mailbot.poller", "ingest_mail"),
+    ("    the helper's result (waiting for it, or preparing here)", "mailbot.parse_ahead",
+     "ParseAhead.prepare"),
     ("    raw mail to disk", "mailbot.store", "Store.save_raw"),
     ("    raw mail kept and parsed (here, not ahead)", "mailbot.ingest", "prepare_mail"),
     ("    parse_mail", "mailbot.ingest", "parse_mail"),
@@ -153,10 +155,10 @@ def main(argv: list[str]) -> int:
     pass_time = _spent["poll pass over the mailbox"] or total
     print(f"poll --once over {args.mails} mails: {total:.1f} s; inclusive times, share of the mailbox pass")
     print("(the SMTP sink runs in this process, so sending is slower here than in python -m bench)\n")
-    print(f"{'step':44s} {'s':>7s} {'ms/mail':>8s} {'share':>6s} {'calls':>7s}")
+    print(f"{'step':60s} {'s':>7s} {'ms/mail':>8s} {'share':>6s} {'calls':>7s}")
     for label, seconds, calls in rows:
         print(
-            f"{label:44s} {seconds:7.2f} {seconds / args.mails * 1000:8.2f} "
+            f"{label:60s} {seconds:7.2f} {seconds / args.mails * 1000:8.2f} "
             f"{seconds / pass_time:6.0%} {calls:7d}"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mailbot import trim
 from mailbot.errors import QuarantineError
 from mailbot.parse import parse_mail
 from mailbot.trim import visible_text
@@ -220,3 +221,20 @@ def test_trimming_keeps_the_reply_and_drops_the_quote(corpus_dir):
     print(f"trimming: {good} of {len(bodies)} bodies trimmed well")
     assert len(bodies) > 80
     assert good >= TRIM_RATE * len(bodies)
+
+
+def test_the_gated_header_pattern_matches_as_the_librarys_own_on_every_reply_body(corpus_dir):
+    """mailbot.trim puts a gate before mail-parser-reply's patterns for speed: on every real
+    reply body, whole and line by line from each line on, both find the same header."""
+    library = trim.library_header_regex()
+    bodies = [path for folder in REPLY_BODY_FOLDERS
+              for path in sorted((corpus_dir / folder / "test" / "emails").glob("*.txt"))]
+    compared = 0
+    for path in bodies:
+        text = path.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n")
+        starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+        for start in starts[:40]:
+            ours, theirs = trim._header_regex().search(text, start), library.search(text, start)
+            assert (ours and ours.span()) == (theirs and theirs.span()), f"{path.name} from {start}"
+            compared += 1
+    assert len(bodies) > 80 and compared > 1000

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mailbot import trim
 from mailbot.parse import parse_mail
 from mailbot.trim import REPLY_MARKERS, strip_reply_marker, visible_text
 
@@ -139,3 +140,29 @@ def test_long_lines_cannot_stall_the_trimmer():
     started = time.monotonic()
     visible_text(text)
     assert time.monotonic() - started < 5
+
+
+GATE_CASES = [
+    "Thanks, that works.\n\nOn Mon, 2 Mar 2026 at 10:00, Support <s@example.com> wrote:\n> Try again",
+    "Danke!\n\nAm 02.03.2026 um 10:00 schrieb Support <s@example.com>:\n> Bitte",
+    "Merci.\n\nLe lun. 2 mars 2026 à 10:00, Support <s@example.com> a écrit :\n> Essayez",
+    "Bedankt.\n\nOp ma 2 mrt. 2026 om 10:00 schreef Support <s@example.com>:\n> Probeer",
+    "Done.\n\n________________________________\nFrom: Support <s@example.com>\nSent: Monday\nTo: A\n"
+    "Subject: Re",
+    "Done.\n\n> **From:** Support\n> **Sent:** Monday\n> **To:** A",
+    "Tak.\nfoo -----Oprindelig meddelelse-----\nFra: Support\nSendt: mandag\nTil: A\nEmne: Re",
+    "Tak.\n-----Oprindelig meddelelse-----\nFra: Support\nSendt: mandag\nTil: A\nEmne: Re",
+    "See the log at 10:30:\n- step one -- two\nFrom: me\nno header here",
+    "2026年3月2日(月) 10:00 Support <s@example.com>:\n> テスト",
+    "-----Original Message-----\nFrom: Support\nSent: Monday",
+    "",
+    "just one line",
+]
+
+
+@pytest.mark.parametrize("text", GATE_CASES)
+def test_the_gated_header_pattern_finds_what_the_librarys_own_finds(text):
+    library = trim.library_header_regex()
+    for candidate in (text, text.upper(), "\n" + text, text.replace("\n", "\n> ")):
+        ours, theirs = trim._header_regex().search(candidate), library.search(candidate)
+        assert (ours and ours.span()) == (theirs and theirs.span()), candidate
