@@ -70,7 +70,7 @@ STEPS = [
      "ParseAhead.prepare"),
     ("    raw mail to disk", "mailbot.store", "Store.save_raw"),
     ("    raw mail kept and parsed (here, not ahead)", "mailbot.ingest", "prepare_mail"),
-    ("    parse_mail", "mailbot.ingest", "parse_mail"),
+    ("    parse_mail", "mailbot.prepare", "parse_mail"),
     ("      email.message_from_bytes", "email", "message_from_bytes"),
     ("      mail-parser (MailParser)", "mailparser", "MailParser.__init__"),
     ("      html2text", "mailbot.parse", "html_to_text"),

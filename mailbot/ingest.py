@@ -19,12 +19,11 @@ from peewee import IntegrityError, OperationalError
 from mailbot import inbound
 from mailbot.config import ProductSettings
 from mailbot.desk import Desk
-from mailbot.errors import QuarantineError, TransientError
-from mailbot.message import InboundMessage
+from mailbot.errors import TransientError
 from mailbot.models import Seen, database
-from mailbot.parse import ParseLimits, parse_mail
+from mailbot.parse import ParseLimits
+from mailbot.prepare import Prepared, prepare_mail
 from mailbot.sources.base import FetchedMail
-from mailbot.store import Store, sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -37,37 +36,16 @@ class IngestResult:
     already_seen: bool = False
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """What a mail's raw bytes alone give: their hash, the file they are kept in, and the parsed
-    message, or the reason the mail must be quarantined (then `message` is None)."""
-
-    digest: str
-    raw_path: str
-    message: InboundMessage | None
-    reason: str = ""
-
-
 def parse_limits(desk: Desk) -> ParseLimits:
     return ParseLimits(max_bytes=desk.settings.max_message_size)
-
-
-def prepare_mail(store: Store, raw: bytes, limits: ParseLimits) -> Prepared:
-    """Keep the raw bytes (content-addressed: the same bytes once), then parse them. Needs no
-    database, so a helper process can do it ahead (`mailbot.parse_ahead`)."""
-    digest = sha256_hex(raw)
-    raw_path = str(store.save_raw(raw, digest))
-    try:
-        return Prepared(digest, raw_path, parse_mail(raw, limits))
-    except QuarantineError as exc:
-        return Prepared(digest, raw_path, None, exc.reason)
 
 
 def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail,
                 prepare: Callable[[FetchedMail], Prepared] | None = None) -> IngestResult:
     """Handle one fetched mail exactly once. Raises TransientError when the database cannot
     take it now: the mail then stays on the server for the next pass. `prepare`: where the mail
-    may already be kept and parsed (`mailbot.parse_ahead`); by default that is done here."""
+    may already be kept and parsed (`mailbot.parse_ahead`); by default that is done here
+    (`mailbot.prepare`)."""
     known = _ledger_row(mail)
     if known is not None:
         return IngestResult(known.outcome, known.reason, _reference(known), already_seen=True)

@@ -47,6 +47,8 @@ PURE = [
     "trim",
     "message",
     "authresults",
+    "prepare",
+    "parse_ahead",
 ]
 
 

@@ -7,13 +7,15 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from mailbot.ingest import Prepared, prepare_mail
 from mailbot.parse import ParseLimits
 from mailbot.parse_ahead import ParseAhead
+from mailbot.prepare import Prepared, prepare_mail
 from mailbot.sources.base import FetchedMail
 from mailbot.store import Store
 from tests.mails import write_mail
@@ -87,3 +89,13 @@ def test_a_big_mail_is_prepared_here(store):
         assert ahead.prepare(big) == prepare_mail(store, big.raw, LIMITS)
     finally:
         ahead.close()
+
+
+def test_the_helper_loads_the_parser_and_the_store_but_not_the_ticket_domain():
+    """The helper and the forkserver that starts it import `mailbot.parse_ahead`: what it pulls in
+    is held twice more in memory during a backlog pass."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, mailbot.parse_ahead; print(sorted(sys.modules))"],
+        capture_output=True, text=True, check=True).stdout
+    for heavy in ("peewee", "jinja2", "mailbot.models", "mailbot.inbound", "mailbot.ingest"):
+        assert f"'{heavy}'" not in loaded, f"{heavy} is loaded by the helper"
