@@ -1,7 +1,7 @@
 """`python -m bench`: mailbot's ingest against the raw floor, IDLE latency and peak memory, in one
 run on this machine. Prints a table and writes the same figures as JSON (bench/results/latest.json).
 
-    python -m bench            # the full run (about 10 minutes on 2 cores)
+    python -m bench            # the full run (about 7 minutes on 2 cores)
     python -m bench --quick    # a smoke run: fewer mails, one round
 
 Every figure comes from child processes over a private Dovecot on loopback (tests/servers.py);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark in one command, from a fresh clone on Debian with Python 3.11+:
-#     bash bench/run.sh            # the full run (about 10 minutes on 2 cores)
+#     bash bench/run.sh            # the full run (about 7 minutes on 2 cores)
 #     bash bench/run.sh --quick    # a smoke run (about 2 minutes)
 # Makes .venv with mailbot and its test extra (the benchmark starts its Dovecot and SMTP server
 # with the test harness, tests/servers.py), installs Dovecot when it is missing and we are root,
