@@ -15,6 +15,7 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from functools import cached_property
 from urllib.parse import quote
 
 import trustme
@@ -31,9 +32,14 @@ class ReceivedMail:
     mail_from: str
     rcpt_tos: list[str]
     raw: bytes
-    message: EmailMessage
     login: str | None  # the AUTH identity, None when the client did not authenticate
     tls: bool
+
+    @cached_property
+    def message(self) -> EmailMessage:
+        """The mail parsed, when a test first reads it: parsing before the 250 reply made every
+        client wait for the email package (a real MTA answers without that)."""
+        return email.message_from_bytes(self.raw, policy=email.policy.default)  # type: ignore[return-value]
 
 
 @dataclass
@@ -101,7 +107,6 @@ class _SinkHandler:
             mail_from=envelope.mail_from,
             rcpt_tos=list(envelope.rcpt_tos),
             raw=raw,
-            message=email.message_from_bytes(raw, policy=email.policy.default),
             login=login,
             tls=session.ssl is not None or self.sink.tls == "implicit",
         )
