@@ -1,5 +1,6 @@
-"""One raw mail in: keep the bytes, parse, hand to `mailbot.inbound`, and record the outcome in
-the ledger, all or nothing.
+"""One raw mail in: keep the bytes and parse them (`mailbot.prepare`, here or ahead in a helper
+process), hand the message to `mailbot.inbound`, and record the outcome in the ledger, all or
+nothing.
 
 The order is the guarantee: raw bytes are on disk before anything else; the ticket change, its
 outbox rows and the ledger row commit in one transaction; the caller acknowledges the mail on
