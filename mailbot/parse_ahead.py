@@ -39,7 +39,7 @@ def _prepare(store: Store, raw: bytes, limits: ParseLimits) -> Prepared:
     a reply after all, the message works its visible text out when asked, with the same result."""
     ready = prepare_mail(store, raw, limits)
     msg = ready.message
-    if msg is not None and (msg.in_reply_to or msg.references or "[" in msg.subject):
+    if msg is not None and (msg.thread_ids or "[" in msg.subject):
         _ = msg.reply_text
     return ready
 

@@ -80,13 +80,12 @@ class Store:
 
 
 def _open_new(tmp: Path) -> int:
-    for _ in range(2):
-        try:
-            return os.open(tmp, _CREATE, 0o600)
-        except FileNotFoundError:
-            tmp.parent.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:  # left by a killed process that had this process's id
-            tmp.unlink(missing_ok=True)
+    try:
+        return os.open(tmp, _CREATE, 0o600)
+    except FileNotFoundError:  # the folder's first file
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # left by a killed process that had this process's id
+        tmp.unlink(missing_ok=True)
     return os.open(tmp, _CREATE, 0o600)
 
 

@@ -118,20 +118,17 @@ def _separator(normalized: str) -> re.Match[str] | None:
 def _header_regex() -> re.Pattern[str]:
     """mail-parser-reply's quote-header patterns for every language it knows (a customer's client
     language is not ours to choose), behind a gate that finds the same matches sooner."""
-    return _gated(library_header_regex())
-
-
-def library_header_regex() -> re.Pattern[str]:
-    return EmailMessage(text="", languages=list(MAIL_LANGUAGES)).HEADER_REGEX
-
-
-def _gated(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    library = library_header_regex()
     # Each of the library's patterns starts at a line start or a newline (one at a dash line),
     # but half of them are not anchored, so the engine tried every pattern at every character:
     # 0.7 ms a reply. Asking first for a line start, or a newline or dash ahead, passes over the
     # middle of a line at once; a match can start nowhere else, so the matches are the same
     # (tests/test_trim.py and the corpus test check it against the library's own pattern).
-    return re.compile(r"(?:^|(?=[\n-]))(?:" + pattern.pattern + ")", pattern.flags)
+    return re.compile(r"(?:^|(?=[\n-]))(?:" + library.pattern + ")", library.flags)
+
+
+def library_header_regex() -> re.Pattern[str]:
+    return EmailMessage(text="", languages=list(MAIL_LANGUAGES)).HEADER_REGEX
 
 
 def _trailing_quote(lines: list[str]) -> int:
