@@ -13,7 +13,7 @@ from mailbot.models import utcnow
 from mailbot.render import Renderer
 from mailbot.store import Store
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"  # package data: in every install
 
 
 @dataclass(frozen=True)

@@ -298,7 +298,7 @@ def test_references_have_no_duplicates_and_the_parent_last():
 
 
 def test_a_rendered_acknowledgement_arrives_as_the_customer_reads_it():
-    templates = Path(__file__).resolve().parent.parent / "templates"
+    templates = Path(__file__).resolve().parent.parent / "mailbot" / "templates"
     context = {
         "product": {"key": "VISI", "name": "VISI", "address": "visi.support@produsoft.test"},
         "ticket": {

@@ -10,7 +10,7 @@ from jinja2 import UndefinedError
 
 from mailbot.render import REPLY_MARKERS, Renderer, names
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "mailbot" / "templates"
 LANGUAGES = ("en", "nl", "fr")
 
 # The context keys each template needs (top level); the report's table is this dict.

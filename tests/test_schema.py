@@ -10,6 +10,7 @@ from mailbot import migrations
 from mailbot.db import close_database, open_database
 
 ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT / "mailbot" / "schema.sql"
 
 
 def table_shapes(db) -> dict[str, object]:
@@ -22,15 +23,15 @@ def table_shapes(db) -> dict[str, object]:
 
 
 def test_schema_sql_is_generated_from_the_models():
-    assert (ROOT / "schema.sql").read_text() == migrations.schema_sql(SqliteDatabase(":memory:")), (
-        "schema.sql differs from the models: run `mailbot db schema > schema.sql` and add a migration"
+    assert SCHEMA.read_text() == migrations.schema_sql(SqliteDatabase(":memory:")), (
+        "schema.sql differs from the models: run `mailbot db schema > mailbot/schema.sql` and add a migration"
     )
 
 
 def test_migrated_database_matches_schema_sql(tmp_path):
     from_sql = SqliteDatabase(str(tmp_path / "from_sql.db"))
     from_sql.connect()
-    for statement in (ROOT / "schema.sql").read_text().split(";\n"):
+    for statement in SCHEMA.read_text().split(";\n"):
         if statement.strip() and not statement.strip().startswith("--"):
             from_sql.execute_sql(statement)
         elif "CREATE" in statement:
