@@ -60,9 +60,8 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
         try:
             return data.decode(name)
         except (UnicodeError, LookupError):
-            continue
-    if declared in _ESCAPED:
-        return data.decode(declared, "ignore")
+            if name == declared in _ESCAPED and data.isascii():  # cut short: read up to the cut
+                return data.decode(declared, "ignore")
     return data.decode("latin-1")
 
 
