@@ -78,7 +78,9 @@ class AccountSpec:
 def upsert_account(spec: AccountSpec) -> Account:
     """Create the account, or update the fields given for an existing one."""
     email = normalise(spec.email)
-    if "@" not in email or email.count("@") != 1 or any(c.isspace() for c in email):
+    local, _, domain = email.rpartition("@")
+    quoted = len(local) > 2 and local[0] == local[-1] == '"'  # a fax gateway's `"fax 42"@gw`
+    if email.count("@") != 1 or any(c.isspace() for c in (domain if quoted else email)):
         raise AccountError(f"{spec.email!r} is not a single mail address")
     if spec.language and spec.language not in ("en", "nl", "fr"):
         raise AccountError(f"language {spec.language!r}: expected en, nl or fr")

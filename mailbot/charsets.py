@@ -1,5 +1,6 @@
 """Text from mail's bytes and headers whatever their labels say: charset fallbacks, RFC 2047
-encoded words that never fail to decode, and single clean lines for display and our own headers.
+encoded words that never fail to decode, the charset of raw 8-bit header text that no label
+names (charset-normalizer), and single clean lines for display and our own headers.
 
 Pure functions on strings and bytes; `mailbot.parse` uses them to read a mail. They never raise
 on bad input: a mail in a broken or unknown charset is still read (reliability P3, P4).
@@ -13,6 +14,8 @@ import codecs
 import re
 import unicodedata
 from itertools import groupby
+
+import charset_normalizer
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?(.*?)\?=")
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
@@ -31,6 +34,11 @@ _SUPERSETS = dict(
 _SIBLINGS = {"iso2022_jp": ("cp932", "euc_jp"), "euc_jp": ("cp932",), "cp932": ("euc_jp",)}
 # Declared charsets that clients put on UTF-8 text by mistake; valid UTF-8 wins over them.
 _OFTEN_MISLABELLED = frozenset({"ascii", "cp1252", "latin_1", "cp1254"})
+# Stateful 7-bit charsets: a word cut short still decodes up to the cut, never as Latin-1.
+_ESCAPED = frozenset({"iso2022_jp", "iso2022_jp_2", "iso2022_kr"})
+# The legacy charsets raw 8-bit headers come in, for charset-normalizer to choose from.
+_LEGACY = ["gb18030", "big5", "cp932", "euc_jp", "euc_kr", "koi8_r", "cp1251", "cp1252", "cp1250"]
+_WORD = re.compile(r"\w+")
 
 
 def codec_name(charset: str | None) -> str | None:
@@ -52,8 +60,39 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
         try:
             return data.decode(name)
         except (UnicodeError, LookupError):
-            continue
+            if name == declared in _ESCAPED and data.isascii():  # cut short: read up to the cut
+                return data.decode(declared, "ignore")
     return data.decode("latin-1")
+
+
+def guess_charset(data: bytes) -> str | None:
+    """The legacy charset that reads `data` (raw 8-bit header text without a label) best, or
+    None when it is UTF-8 or ASCII. charset-normalizer ranks the readings; one that mixes
+    scripts inside a word (`Tr鑣 bien` for `Très bien`) is taken only when nothing else reads."""
+    try:
+        data.decode("utf-8")
+        return None
+    except UnicodeDecodeError:
+        pass
+    best: tuple[tuple[int, float], str] | None = None
+    for match in charset_normalizer.from_bytes(data, cp_isolation=_LEGACY):
+        key = (_mixed_words(str(match)), match.chaos)
+        if best is None or key < best[0]:
+            best = (key, match.encoding)
+    return best[1] if best else None
+
+
+def _mixed_words(text: str) -> int:
+    return sum(len({_script(ch) for ch in word if ch.isalpha()}) > 1 for word in _WORD.findall(text))
+
+
+def _script(ch: str) -> str:
+    if ch.isascii():
+        return "LATIN"
+    name = unicodedata.name(ch, "")
+    if name.startswith(("HIRAGANA", "KATAKANA", "CJK")):
+        return "CJK"
+    return name.split(" ", 1)[0]
 
 
 def unescape_8bit(value: str, hint: str | None = None) -> str:
@@ -88,7 +127,9 @@ def decode_header_value(value: str, hint: str | None = None) -> str:
 def _word_bytes(encoding: str, text: str) -> bytes | None:
     try:
         if encoding in "bB":
-            text = "".join(text.split())
+            text = "".join(text.split()).rstrip("=")
+            # A word cut short (a mailer truncated the header) decodes up to the cut.
+            text = text[: len(text) - len(text) % 4] if len(text) % 4 == 1 else text
             return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
         data = text.replace("_", " ").encode("utf-8", "surrogateescape")
         return _QP_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), data)

@@ -182,9 +182,10 @@ def product_list(app: AppState, as_json: bool) -> None:
 
 def _register_subcommands() -> None:
     # Imported here: those modules import AppState and emit_json from this one.
-    from mailbot import cli_accounts, cli_report, cli_tickets
+    from mailbot import cli_accounts, cli_quarantine, cli_report, cli_tickets
 
     main.add_command(cli_accounts.account)
+    main.add_command(cli_quarantine.quarantine)
     main.add_command(cli_tickets.ticket)
     main.add_command(cli_report.report)
     cli_accounts.account.add_command(cli_report.credit)

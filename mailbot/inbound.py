@@ -45,11 +45,39 @@ def handle_mail(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_p
                 arrived: datetime | None = None) -> Outcome:
     """What `msg` does to the tickets of `product`. `arrived` is when it reached the mailbox
     (IMAP INTERNALDATE; None: its Date header): mail older than the cut-over sends nothing."""
+    msg = likeliest_sender(msg)
     if caps.arrived_before_cutover(desk, arrived or msg.date):
         outcome = _handle(replace(desk, quiet=True), product, msg, raw_path)
         reason = f"{outcome.reason}; {caps.BEFORE_CUTOVER}" if outcome.reason else caps.BEFORE_CUTOVER
-        return replace(outcome, reason=reason)
-    return _handle(desk, product, msg, raw_path)
+        outcome = replace(outcome, reason=reason)
+    else:
+        outcome = _handle(desk, product, msg, raw_path)
+    note_reading(outcome.ticket, msg, desk.clock())
+    return outcome
+
+
+def likeliest_sender(msg: InboundMessage) -> InboundMessage:
+    """Where the mail may be from several mailboxes, the first that has an account wins (else
+    the first as read); the reading keeps its note, so it never carries engineer commands."""
+    if msg.sender is None or not msg.sender_alternatives:
+        return msg
+    readings = (msg.sender, *msg.sender_alternatives)
+    known = next((a for a in readings if accounts.find_account(a.key) is not None), msg.sender)
+    note = msg.sender_note if known is msg.sender else f"{msg.sender_note}; {known.email} has an account"
+    return replace(msg, sender=known, sender_note=note,
+                   sender_alternatives=tuple(a for a in readings if a is not known))
+
+
+def note_reading(ticket: Ticket | None, msg: InboundMessage, now: datetime) -> None:
+    """Put on the ticket how an uncertain sender was read, and what was mended to read the mail."""
+    if ticket is None:
+        return
+    actor = msg.sender.key if msg.sender is not None else ""
+    if msg.sender_note:
+        tickets.record_event(ticket, "sender_uncertain", actor, new=msg.sender.email if msg.sender else "",
+                             detail=msg.sender_note, at=now)
+    if msg.repairs:
+        tickets.record_event(ticket, "mail_repaired", actor, detail="; ".join(msg.repairs), at=now)
 
 
 def _handle(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path: str) -> Outcome:
@@ -61,8 +89,8 @@ def _handle(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path:
     mail = Mail(msg, product, sender, raw_path, desk.clock())
     if msg.bounce:  # before the sender check: MAILER-DAEMON often has no valid address
         return handle_bounce(desk, mail)
-    if msg.sender is None:
-        return Outcome("ignored", "no single valid sender address")
+    if msg.sender is None:  # a person's mail without one was quarantined before (mailbot.ingest)
+        return Outcome("ignored", "automatic mail without a valid sender address")
     ticket = route(desk, mail)
     if msg.automatic and not (msg.automatic == "precedence:list" and msg.list_mail):
         return handle_automatic(desk, mail, ticket)

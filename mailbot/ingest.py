@@ -5,8 +5,10 @@ nothing.
 The order is the guarantee: raw bytes are on disk before anything else; the ticket change, its
 outbox rows and the ledger row commit in one transaction; the caller acknowledges the mail on
 the server only after that transaction committed (the poller's transaction for a batch, of
-which each mail's is a savepoint). A mail that cannot be parsed or handled is
-quarantined with its reason and the ledger says so: it is never dropped and never stops a pass.
+which each mail's is a savepoint). A mail that cannot be parsed or handled, or a person's mail
+whose sender cannot be made out, is quarantined with its reason, the admin is alerted and the
+ledger says so: it is never dropped and never stops a pass. `reprocess` runs a quarantined mail
+through again, exactly once.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from peewee import IntegrityError, OperationalError
 
-from mailbot import inbound
+from mailbot import alerts, inbound
 from mailbot.config import ProductSettings
 from mailbot.desk import Desk
 from mailbot.errors import TransientError
@@ -54,6 +57,8 @@ def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail,
     msg, digest, raw_path = ready.message, ready.digest, ready.raw_path
     if msg is None:
         return quarantine(desk, product, mail, digest, ready.reason)
+    if msg.sender is None and not msg.automatic:  # a person's mail is kept for a person to read
+        return quarantine(desk, product, mail, digest, msg.sender_note or "no sender can be made out")
     twin = Seen.get_or_none((Seen.product == product.key) & (Seen.sha256 == digest)
                             & (Seen.message_id == msg.message_id))
     try:
@@ -89,6 +94,8 @@ def quarantine(desk: Desk, product: ProductSettings, mail: FetchedMail, digest: 
     try:
         with database.atomic():
             _record(mail, product, "", digest, "quarantined", reason, None, str(path))
+            alerts.raise_alert(desk, "quarantine", f"a mail to {product.key} was quarantined: {reason}",
+                               f"See `mailbot quarantine show {path.stem}`; `reprocess` or `drop` it.")
     except OperationalError as exc:
         raise TransientError(f"database unavailable: {exc}") from exc
     return IngestResult("quarantined", reason)
@@ -110,3 +117,58 @@ def _ledger_row(mail: FetchedMail) -> Seen | None:
 
 def _reference(row: Seen) -> str:
     return row.ticket.reference if row.ticket_id is not None else ""
+
+
+def reprocess(desk: Desk, path: Path) -> IngestResult:
+    """Run the quarantined mail at `path` through ingest again, exactly once. Its ledger row
+    takes the new outcome in the transaction of what the mail does; the files leave the
+    quarantine only after that commit. Quarantined again, it stays, with the new reason. A mail
+    whose row no longer says quarantined (reprocessed already) changes nothing."""
+    row = _quarantine_row(path)
+    if row is None or row.outcome != "quarantined":
+        desk.store.release(path)  # a reprocess committed, then stopped before this
+        return IngestResult(row.outcome if row else "ignored", "reprocessed already", already_seen=True)
+    product = desk.settings.product(row.product)
+    ready = prepare_mail(desk.store, path.read_bytes(), parse_limits(desk))
+    msg = ready.message
+    still = ready.reason if msg is None else (
+        msg.sender_note or "no sender can be made out" if msg.sender is None and not msg.automatic else "")
+    try:
+        with database.atomic():
+            twin = None if msg is None or still else Seen.get_or_none(
+                (Seen.product == product.key) & (Seen.sha256 == ready.digest)
+                & (Seen.message_id == msg.message_id))
+            if still:
+                outcome = inbound.Outcome("quarantined", still)
+            elif twin is not None:
+                outcome = inbound.Outcome("ignored", f"duplicate of {twin.mailbox} uid {twin.uid}")
+            else:
+                assert msg is not None
+                outcome = inbound.handle_mail(desk, product, msg, ready.raw_path)
+            changed = Seen.update(
+                outcome=outcome.outcome, reason=outcome.reason[:500], ticket=outcome.ticket,
+                message_id=msg.message_id if msg and not still else "",
+                raw_path=str(path) if still else ready.raw_path,
+            ).where((Seen.id == row.id) & (Seen.outcome == "quarantined")).execute()
+            if changed != 1:  # another reprocess of the same mail committed first
+                raise _AlreadyDone
+    except _AlreadyDone:
+        return IngestResult("ignored", "reprocessed already", already_seen=True)
+    except OperationalError as exc:
+        raise TransientError(f"database unavailable: {exc}") from exc
+    if not still:
+        desk.store.release(path)
+    ref = outcome.ticket.reference if outcome.ticket is not None else ""
+    log.info("%s: quarantined mail %s reprocessed: %s %s %s", product.key, path.name, outcome.outcome, ref,
+             outcome.reason)
+    return IngestResult(outcome.outcome, outcome.reason, ref)
+
+
+class _AlreadyDone(Exception):
+    """Rolls back a reprocess that another one beat to the ledger row."""
+
+
+def _quarantine_row(path: Path) -> Seen | None:
+    """The ledger row of a quarantined mail: the one whose raw file it is."""
+    rows = Seen.select().where(Seen.raw_path.endswith("/" + path.name)).order_by(Seen.id)
+    return next((r for r in rows if Path(r.raw_path).name == path.name), None)

@@ -45,8 +45,12 @@ class Attachment:
 class InboundMessage:
     """A parsed mail.
 
-    `sender` is None when the From header was missing or ambiguous (for example
-    `a@evil.org@customer.com`): such a mail is never granted anything.
+    `sender` is None when no sender can be made out (for example `a@evil.org@customer.com`):
+    such a mail is never granted anything. `sender_note` says how the sender was read when not
+    from one plain From mailbox (two From headers, a list, a repaired address, Reply-To...), and
+    `sender_alternatives` are the other mailboxes it may be from: such a reading never carries
+    an engineer's commands (`mailbot.senders`). `repairs` notes what the parser mended in the
+    raw mail to read it (junk before the header, unindented header lines, a guessed charset).
     `automatic` holds the reason this mail must never get an automatic answer (an auto-reply,
     a bounce, a list, our own loop), or "" for mail written by a person.
     `bounce` is True for delivery status notifications; `bounced_message_id` names the mail of
@@ -54,6 +58,9 @@ class InboundMessage:
     """
 
     sender: Address | None
+    sender_alternatives: tuple[Address, ...] = ()
+    sender_note: str = ""
+    repairs: tuple[str, ...] = ()
     to: tuple[Address, ...] = ()
     cc: tuple[Address, ...] = ()
     reply_to: tuple[Address, ...] = ()

@@ -18,7 +18,7 @@ from typing import Any
 
 from mailbot import caps
 from mailbot.automail import is_noreply_address
-from mailbot.compose import OutgoingMail, build_references, compose, make_message_id
+from mailbot.compose import OutgoingMail, build_references, check_address, compose, make_message_id
 from mailbot.config import ProductSettings
 from mailbot.desk import Desk
 from mailbot.message import Address
@@ -81,6 +81,15 @@ def queue_mail(
     return rows
 
 
+def _sendable(email: str) -> bool:
+    """A sender read from a fax gateway (`"fax 42"@gw`) has a ticket, but no mail goes back."""
+    try:
+        check_address(email)
+    except ValueError:
+        return False
+    return True
+
+
 def _may_send(desk: Desk, template: str, recipient: Recipient, now: datetime) -> bool:
     email = recipient.email.lower()
     if email in desk.settings.own_addresses:
@@ -88,6 +97,9 @@ def _may_send(desk: Desk, template: str, recipient: Recipient, now: datetime) ->
         return False
     account = recipient.account
     if account is not None and template in OPTIONAL and not _wants(account, template):
+        return False
+    if not _sendable(email):
+        log.warning("not mailing %s to %s: not an address mail can be sent to", template, email)
         return False
     if template in HUMAN:
         return True

@@ -23,21 +23,28 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.errors import HeaderParseError
 from email.feedparser import BytesFeedParser
 from email.generator import BytesGenerator
 from email.message import Message
 from email.policy import compat32
-from email.policy import default as default_policy
 
 import html2text
 import mailparser
 import nh3
 
 from mailbot import automail
-from mailbot.charsets import FOLD, clean_line, decode_bytes, decode_header_value, unescape_8bit
+from mailbot.charsets import (
+    clean_line,
+    codec_name,
+    decode_bytes,
+    decode_header_value,
+    guess_charset,
+    unescape_8bit,
+)
 from mailbot.errors import QuarantineError
+from mailbot.headblock import repair_head
 from mailbot.message import Address, Attachment, InboundMessage
+from mailbot.senders import read_sender
 
 MiB = 1024 * 1024
 _Addrs = tuple[Address, ...]
@@ -64,14 +71,6 @@ _KNOWN_HEADERS = frozenset(
 )
 _MSGID = re.compile(r"<([^<>\s\x00-\x1f\x7f]+)>")
 _MAX_IDS = 100
-# Lenient on purpose: real mailers put spaces and "?" inside words; "?=" still ends one.
-_ATOM = r"[^\s\"(),:;<>@\[\]\\.\x00-\x1f\x7f]+"  # RFC 5322 atext, and any non-ASCII (RFC 6532)
-_LOCAL_PART = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
-_DOMAIN = re.compile(rf"{_ATOM}(?:\.{_ATOM})*\.?|\[[0-9A-Fa-f:.]+\]")
-_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
-# `Name <a@b>` with nothing to mistake in the name; Outlook even writes `Last, First <a@b>`.
-_NAME_ADDR = re.compile(r"([^<>@\"()\\]*?)\s*<([^<>@\s]+@[^<>@\s]+)>")
-_MAX_ADDRESS_HEADER = 4096
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 _MAX_FILENAME = 150
 _MAX_HTML_TO_TEXT = 1 * MiB  # html2text reads about 1 MB/s: the rest stays in the HTML only
@@ -93,9 +92,12 @@ _UNNAMED = {
 def parse_mail(raw: bytes, limits: ParseLimits = ParseLimits()) -> InboundMessage:
     """Parse one raw mail. Raises QuarantineError (with a short reason) for anything that is not
     a mail, breaks a limit, or makes a parser fail; never any other exception."""
+    if len(raw) > limits.max_bytes:  # before any repair looks at it
+        raise QuarantineError("mail too large")
+    raw, repairs = repair_head(raw)
     _check_raw(raw, limits)
     try:
-        return _parse_checked(raw, limits)
+        return _parse_checked(raw, limits, repairs)
     except QuarantineError:
         raise
     except RecursionError:
@@ -120,20 +122,27 @@ def _check_raw(raw: bytes, limits: ParseLimits) -> None:
         raise QuarantineError("not a mail: binary header")
 
 
-def _parse_checked(raw: bytes, limits: ParseLimits) -> InboundMessage:
+def _parse_checked(raw: bytes, limits: ParseLimits, repairs: tuple[str, ...] = ()) -> InboundMessage:
     end = _HEADER_END.search(raw)
     cut = end.start() if end else len(raw)
     msg, spliced = _parse_tree(_OBSOLETE_FIELD.sub(rb"\1:", raw[:cut]), raw, cut)
     if not any(name.lower() in _KNOWN_HEADERS for name in msg.keys()):
         raise QuarantineError("not a mail: no known header")
     parts = _sort_parts(msg, limits)
-    hint = next(filter(None, map(_charset, [msg, *parts.plain, *parts.html])), None)
+    declared = next(filter(None, map(_charset, [msg, *parts.plain, *parts.html])), None)
+    hint, guessed = _header_charset(msg, declared)
+    if guessed:
+        repairs = (*repairs, f"8-bit header text read as {hint}")
+    reading = read_sender(msg, hint)
     date, to, cc, reply_to = _read_with_mailparser(msg)
     reason = automail.classify(msg)
     bounce = automail.read_bounce(msg) if automail.is_bounce_reason(reason) else automail.Bounce()
     text, html = _bodies(parts)
     return InboundMessage(
-        sender=_strict_sender(msg, hint),
+        sender=reading.sender,
+        sender_alternatives=reading.alternatives,
+        sender_note=reading.note,
+        repairs=repairs,
         to=to,
         cc=cc,
         reply_to=reply_to,
@@ -330,6 +339,18 @@ def _charset(part: Message) -> str | None:
         return None
 
 
+def _header_charset(msg: Message, declared: str | None) -> tuple[str | None, bool]:
+    """The charset to read raw 8-bit header bytes in, and whether it was guessed: the body's
+    declared one, else the one charset-normalizer finds for all of them together, else None
+    (UTF-8, then Latin-1). ASCII declares nothing about 8-bit bytes."""
+    if codec_name(declared) not in (None, "ascii"):
+        return declared, False
+    sample = b" ".join(v.encode("utf-8", "surrogateescape") for _, v in msg.raw_items()
+                       if isinstance(v, str) and not v.isascii())
+    guessed = guess_charset(sample) if sample else None
+    return (guessed, True) if guessed else (declared, False)
+
+
 def _headers(msg: Message, hint: str | None) -> tuple[tuple[str, str], ...]:
     """Every header of the outer mail in order, decoded and on one line."""
     items = msg.raw_items()
@@ -341,51 +362,6 @@ def _first(msg: Message, name: str) -> str:
 
 
 # --- addresses and ids -------------------------------------------------------------------------
-
-
-def _strict_sender(msg: Message, hint: str | None) -> Address | None:
-    """The one unambiguous From mailbox, or None (S9). Every From header must name the same
-    single mailbox: either in the plain `Name <local@domain>` form, or read alike by the modern
-    header parser (without defects) and the legacy `getaddresses`; no comment may hold an
-    address, and the local part must be a plain dot-atom (no quoted `"a@b x"@evil`)."""
-    found = [_one_mailbox(unescape_8bit(v, hint)) for k, v in msg.raw_items() if k.lower() == "from"]
-    if not found or None in found or len({a.key for a in found if a}) != 1:
-        return None
-    return found[0]
-
-
-def _one_mailbox(value: str) -> Address | None:
-    value = FOLD.sub("", value).strip()
-    if not value or len(value) > _MAX_ADDRESS_HEADER or _address_in_comment(value):
-        return None
-    simple = _NAME_ADDR.fullmatch(value)
-    if simple:  # one angle-addr and no other "@", "<", quote or comment: nothing to mistake
-        name, addr = decode_header_value(simple.group(1)), simple.group(2)
-    else:
-        try:
-            header = default_policy.header_factory("From", value)
-            legacy = [a.lower() for _, a in email.utils.getaddresses([value])]
-        except (ValueError, IndexError, TypeError, AttributeError, HeaderParseError):
-            return None
-        if header.defects or len(header.addresses) != 1:
-            return None
-        name, addr = header.addresses[0].display_name, header.addresses[0].addr_spec
-        if legacy != [addr.lower()]:
-            return None
-    local, _, domain = addr.rpartition("@")
-    if not (_LOCAL_PART.fullmatch(local) and _DOMAIN.fullmatch(domain)):
-        return None
-    return Address(email=addr, name=clean_line(name))
-
-
-def _address_in_comment(value: str) -> bool:
-    """`alice@cust.com(<x@evil>)`: a reader may take the comment for the address."""
-    depth = 0
-    for ch in _QUOTED.sub('""', value):
-        depth += (ch == "(") - (ch == ")" and depth > 0)
-        if depth and ch in "@<>":
-            return True
-    return False
 
 
 def _addresses(pairs: list[tuple[str, str]]) -> tuple[Address, ...]:

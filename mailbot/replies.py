@@ -84,8 +84,11 @@ def _refused_replies(email: str, now: datetime) -> int:
 
 
 def staff_mail_verified(desk: Desk, mail: Mail) -> bool:
-    """True where the site checks nothing, else what our own server's Authentication-Results
-    say about the From domain."""
+    """False for a sender read with a note (several mailboxes, a repaired or borrowed address:
+    `mailbot.senders`); else True where the site checks nothing, else what our own server's
+    Authentication-Results say about the From domain."""
+    if mail.msg.sender_note:
+        return False
     trusted = desk.settings.trusted_authserv_id
     if not trusted:
         return True

@@ -59,6 +59,29 @@ class Store:
             return []
         return sorted(self.quarantine_dir.glob("*.eml"))
 
+    def quarantined_mail(self, name: str) -> Path | None:
+        """The quarantined mail called `name` (its file name, with or without `.eml`), or None.
+        Only a name of a file in the quarantine folder: never a path elsewhere."""
+        stem = name.removesuffix(".eml")
+        path = self.quarantine_dir / f"{stem}.eml"
+        if "/" in stem or "\\" in stem or stem.startswith(".") or not path.is_file():
+            return None
+        return path
+
+    @staticmethod
+    def quarantine_note(path: Path) -> dict[str, str]:
+        """What the `.reason` file beside a quarantined mail says (reason, origin, sha256)."""
+        note = path.with_suffix(".reason")
+        text = note.read_text(encoding="utf-8", errors="replace") if note.is_file() else ""
+        pairs = (line.partition(": ") for line in text.splitlines())
+        return {key: value for key, _, value in pairs if key}
+
+    @staticmethod
+    def release(path: Path) -> None:
+        """Take a mail out of the quarantine: its file and its `.reason`."""
+        path.unlink(missing_ok=True)
+        path.with_suffix(".reason").unlink(missing_ok=True)
+
     def _write_once(self, path: Path, data: bytes) -> Path:
         if path.exists():
             return path

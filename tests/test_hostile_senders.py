@@ -49,27 +49,32 @@ def ledger(site) -> list[tuple[str, str]]:
         return db.execute("SELECT outcome, reason FROM seen ORDER BY CAST(uid AS INTEGER)").fetchall()
 
 
+# (From lines, outcome): a sender nobody can make out is quarantined for the admin; a sender
+# read as someone else's address is refused like any stranger.
 AMBIGUOUS_FROM = [
-    ["a@evil.test@customer.test"],
-    ['"dana@customer.test x"@evil.test'],
-    ["dana@customer.test(<x@evil.test>)"],
-    ["dana@customer.test <mallory@evil.test>"],
-    ["=?utf-8?q?dana=40customer.test?= <mallory@evil.test>"],
+    (["a@evil.test@customer.test"], "quarantined"),
+    (['"dana@customer.test x"@evil.test'], "quarantined"),
+    (["dana@customer.test(<x@evil.test>)"], "quarantined"),
+    (["dana@customer.test <mallory@evil.test>"], "quarantined"),
+    (["=?utf-8?q?dana=40customer.test?= <mallory@evil.test>"], "ignored"),
+    (["=?utf-8?b?ZGFuYUBjdXN0b21lci50ZXN0?="], "quarantined"),  # the whole address RFC 2047-encoded
+    (["dana@customer.test.evil.test"], "ignored"),
+    (["d\u0430na@customer.test"], "quarantined"),                # a Cyrillic "a"
+    (["dana%customer.test@evil.test"], "ignored"),
+    (["<dana@customer.test"], "quarantined"),
+    ([""], "quarantined"),
+]
+# Readings that may be dana's: hers, since she has an account, but only ever as a customer.
+UNCERTAIN_DANA = [
     [f"Dana <{DANA}>, Mallory <mallory@evil.test>"],
     [DANA, "mallory@evil.test"],                      # two From headers
-    ["=?utf-8?b?ZGFuYUBjdXN0b21lci50ZXN0?="],         # the whole address RFC 2047-encoded
-    ["dana@customer.test.evil.test"],
     ["dana@customer.test."],
-    ["d\u0430na@customer.test"],                       # a Cyrillic "a"
-    ["dana%customer.test@evil.test"],
-    ["<dana@customer.test"],
-    [""],
 ]
 
 
 def test_ambiguous_senders_get_nothing_and_the_exact_address_matches_in_any_case(desk, dovecot, mail_user,
                                                                                   smtp_sink):
-    for from_lines in AMBIGUOUS_FROM:
+    for from_lines, _ in AMBIGUOUS_FROM:
         dovecot.append(mail_user.name, raw_mail(from_lines, "Need the licence file"))
     dovecot.append(mail_user.name, raw_mail(["Dana <DANA@Customer.TEST>"], "Licence file, please"))
     desk.poll()
@@ -80,7 +85,9 @@ def test_ambiguous_senders_get_nothing_and_the_exact_address_matches_in_any_case
     assert sorted(a["email"] for a in desk.json("account", "list")) == [DANA, ERIN], "no account was created"
     rows = ledger(desk)
     assert len(rows) == len(AMBIGUOUS_FROM) + 1, "every mail has its one ledger row"
-    assert [outcome for outcome, _ in rows] == ["ignored"] * len(AMBIGUOUS_FROM) + ["ticket"]
+    assert [outcome for outcome, _ in rows] == [outcome for _, outcome in AMBIGUOUS_FROM] + ["ticket"]
+    quarantined = [outcome for outcome, _ in rows].count("quarantined")
+    assert len(list((desk.data_dir / "quarantine").glob("*.eml"))) == quarantined, "each kept for the admin"
 
     sent = smtp_sink.wait_for(2)
     to_customer = [m for m in sent if any(r.endswith("customer.test") for r in m.rcpt_tos)]
@@ -169,3 +176,27 @@ def test_guessed_references_attach_nothing_reveal_nothing_and_guessing_is_thrott
     [relay] = smtp_sink.wait_for(1)
     assert relay.rcpt_tos == [DANA] and "Restart the licence service." in relay.message.get_body(
         ("plain",)).get_content()
+
+
+def test_a_reading_among_several_is_dana_s_as_a_customer_and_never_an_engineer_s(desk, dovecot, mail_user,
+                                                                                  smtp_sink):
+    for from_lines in UNCERTAIN_DANA:
+        dovecot.append(mail_user.name, raw_mail(from_lines, "Need the licence file"))
+    desk.poll()
+
+    tickets = desk.tickets()
+    assert sorted(t["requester"] for t in tickets) == [DANA] * len(UNCERTAIN_DANA)
+    for ticket in tickets:
+        kinds = [e["kind"] for e in desk.ticket(ticket["reference"])["events"]]
+        assert "sender_uncertain" in kinds, "the ticket says how its sender was read"
+    assert sorted(a["email"] for a in desk.json("account", "list")) == [DANA, ERIN], "no account was created"
+
+    # An engineer's commands from a list that names erin and mallory apply nothing.
+    for from_lines in ([f"Erin <{ERIN}>, Mallory <mallory@evil.test>"], [ERIN, "mallory@evil.test"]):
+        dovecot.append(mail_user.name, raw_mail(from_lines, "Re: [VISI-1] Need the licence file",
+                                                "#status closed\n#priority urgent\n\nDone."))
+    desk.poll()
+    shown = desk.ticket("VISI-1")
+    assert (shown["status"], shown["priority"]) == ("new", "medium")
+    notes = [m for m in shown["messages"] if m["direction"] == "in" and "Done." in m["text"]]
+    assert [m["visibility"] for m in notes] == ["internal", "internal"]

@@ -135,8 +135,23 @@ def test_an_ambiguous_from_gives_no_sender(name):
     "from_lines",
     [
         ["From: a@customer.example, b@customer.example"],
-        ["From: a@customer.example", "From: mallory@evil.example"],
+        ["From: a@customer.example", "From: b@customer.example"],
+        ["From: Al <a@customer.example>, =?utf-8?q?B?= <b@customer.example>"],
+    ],
+)
+def test_several_senders_give_the_first_with_the_others_and_a_note(from_lines):
+    msg = parse_mail(mail(*from_lines, "To: support@visi.test"))
+
+    assert msg.sender is not None and msg.sender.email == "a@customer.example"
+    assert [a.email for a in msg.sender_alternatives] == ["b@customer.example"]
+    assert msg.sender_note, "a reading among several is never a plain one"
+
+
+@pytest.mark.parametrize(
+    "from_lines",
+    [
         ["Subject: no from at all"],
+        ["From: a@evil.example@customer.example", "Reply-To: x@evil.example, y@evil.example"],
         ["From: Bob <a@evil.example@customer.example>"],
         ["From: alice@customer.example <mallory@evil.example>"],
         ["From: =?utf-8?q?alice@customer.example=3E?= <mallory@evil.example"],
@@ -153,12 +168,14 @@ def test_zero_or_several_or_broken_senders_give_no_sender(from_lines):
         ("From: Alice <Alice@Customer.example>", ("Alice@Customer.example", "Alice")),
         ('From: "Martin, Alice" <alice@cust.example>', ("alice@cust.example", "Martin, Alice")),
         ("From: =?utf-8?q?Ren=C3=A9e?= <renee@cust.example>", ("renee@cust.example", "Renée")),
-        ("From: alice@customer.example (Alice Martin)", ("alice@customer.example", "")),
+        ("From: alice@customer.example (Alice Martin)", ("alice@customer.example", "Alice Martin")),
+        ('From: "fax #42*" <"fax #42*"@gw.customer.example>', ('"fax #42*"@gw.customer.example', "fax #42*")),
     ],
 )
 def test_ordinary_senders_are_read(header, expected):
-    sender = parse_mail(mail(header)).sender
-    assert sender is not None and (sender.email, sender.name) == expected
+    msg = parse_mail(mail(header))
+    assert msg.sender is not None and (msg.sender.email, msg.sender.name) == expected
+    assert msg.sender_note == "" and msg.sender_alternatives == ()
 
 
 def test_attachment_names_are_made_safe_and_payloads_kept():
