@@ -27,7 +27,7 @@ from mailbot.inmail import (
     staff_recipients,
     store_inbound,
 )
-from mailbot.models import Account, Event, Ticket
+from mailbot.models import Event, Ticket
 
 # A sender refused more often than this within the window, for writing to tickets that are not
 # theirs, is guessing references: further attempts get no answer at all (reliability S2).
@@ -39,11 +39,11 @@ log = logging.getLogger(__name__)
 def handle_reply(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
     sender = mail.sender
     assert sender is not None  # the permission check came first
-    staff = accounts.is_staff(sender, mail.product.key)
+    staff = accounts.is_staff(sender, ticket.product)  # the ticket's own product decides
     if staff and not staff_mail_verified(desk, mail):
         return unverified_staff_mail(desk, mail, ticket)
     parsed = read_commands(mail.msg.reply_text)
-    errors = check_commands(parsed, staff) + _check_assignee(parsed, mail, sender)
+    errors = check_commands(parsed, staff) + _check_assignee(parsed, ticket)
     if errors:
         return command_error(desk, mail, ticket, errors, staff)
     if staff:
@@ -108,13 +108,13 @@ def unverified_staff_mail(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
     return Outcome("message", "sender not verified: internal note, nothing applied", ticket)
 
 
-def _check_assignee(parsed: Commands, mail: Mail, sender: Account) -> list[str]:
+def _check_assignee(parsed: Commands, ticket: Ticket) -> list[str]:
     command = parsed.get("assign")
     if command is None or command.argument.strip().lower() == "me":
         return []
     target = accounts.find_account(command.argument)
-    if target is None or not accounts.is_staff(target, mail.product.key):
-        return [f"{command.line}: {command.argument} is not an engineer of {mail.product.key}"]
+    if target is None or not accounts.is_staff(target, ticket.product):
+        return [f"{command.line}: {command.argument} is not an engineer of {ticket.product}"]
     return []
 
 
