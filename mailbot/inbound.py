@@ -43,9 +43,11 @@ _NOTICES = frozenset({"precedence:bulk", "precedence:list", "x-auto-response-sup
 
 def handle_mail(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path: str,
                 arrived: datetime | None = None) -> Outcome:
-    """What `msg` does to the tickets of `product`. `arrived` is when it reached the mailbox
-    (IMAP INTERNALDATE; None: its Date header): mail older than the cut-over sends nothing."""
-    if caps.arrived_before_cutover(desk, arrived or msg.date):
+    """What `msg` does to the tickets of `product`. `arrived` is when it reached the mailbox as
+    the mailbox tells it (IMAP INTERNALDATE, the delivery time in a Maildir name; None: it
+    arrives now): mail older than the cut-over sends nothing. Never the sender's Date header:
+    a live mail dated 1970 is still a live mail."""
+    if caps.arrived_before_cutover(desk, arrived or desk.clock()):
         outcome = _handle(replace(desk, quiet=True), product, msg, raw_path)
         reason = f"{outcome.reason}; {caps.BEFORE_CUTOVER}" if outcome.reason else caps.BEFORE_CUTOVER
         return replace(outcome, reason=reason)
