@@ -8,10 +8,15 @@ that the mail really comes from the domain in its From?
 
 Headers with any other authserv-id are ignored: anyone can write an `Authentication-Results`
 line into the mail they send, and only our own server's verdict counts (RFC 8601 section 5).
-The topmost header with the trusted id is the one our server added last; a copy with our id
-further down was already in the mail when it arrived. A server that adds these headers should
-also remove such copies (RFC 8601 section 5); taking the topmost is what keeps us safe when it
-does not.
+Where our server writes, and only there, is looked at: the block at the top of the header,
+above the first `Received` line. Everything below that line came with the mail from outside,
+so a header with our id down there was written by the sender, whatever it says. `Received`
+lines of the final delivery into the mailbox (`with LMTP`, LMTPA, LMTPS, LMTPSA: RFC 3848), added
+inside our site after the border server, do not end the block. Within it the topmost header
+with our id counts (the one added last). RFC 8601 section 2.1 has these headers prepended, as
+trace fields; a server that inserts them below its own `Received` line (OpenDKIM and OpenDMARC
+under Postfix do) is not seen: its mail counts as carrying none, which fails safe.
+`sender_verdict` tells that case ("missing") from a header that shows a failure ("fail").
 
 The verdict: where the trusted header has a `dmarc` result, it decides (`pass` or nothing). Where
 it has none, a `dkim=pass` whose `header.d` is the From domain or a parent of it, or an
@@ -25,10 +30,14 @@ What it leaves to others: which mails need the answer, and what happens then (`m
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 HEADER = "authentication-results"
+PASS, FAIL, MISSING = "pass", "fail", "missing"
+# A Received line of the final delivery into the mail store (RFC 3848 protocol names).
+_DELIVERY_HOP = re.compile(r"\swith\s+LMTP(S|A|SA)?\b", re.IGNORECASE)
 _SPECIALS = frozenset(';="(')
 
 
@@ -79,27 +88,44 @@ def parse_authentication_results(value: str) -> AuthResults | None:
 
 
 def sender_verified(headers: Iterable[tuple[str, str]], trusted_authserv_id: str, from_domain: str) -> bool:
-    """Whether the topmost `Authentication-Results` of `trusted_authserv_id` among `headers`
-    (name, value pairs in the mail's order, top first) shows that the mail comes from
-    `from_domain`: dmarc=pass, or without a dmarc result an aligned dkim=pass or spf=pass."""
+    """Whether `sender_verdict` is PASS."""
+    return sender_verdict(headers, trusted_authserv_id, from_domain) == PASS
+
+
+def sender_verdict(headers: Iterable[tuple[str, str]], trusted_authserv_id: str, from_domain: str) -> str:
+    """What the trusted server's own `Authentication-Results` among `headers` (name, value pairs
+    in the mail's order, top first) say about the mail coming from `from_domain`: PASS (dmarc=pass,
+    or without a dmarc result an aligned dkim=pass or spf=pass), FAIL, or MISSING when that
+    server wrote no header where it writes them (`server_results`)."""
     trusted = trusted_authserv_id.strip().lower()
     domain = _domain(from_domain)
-    if not trusted or not domain:
-        return False
-    ours = _topmost(headers, trusted)
+    ours = server_results(headers, trusted) if trusted else None
     if ours is None:
-        return False
+        return MISSING
+    if not domain:
+        return FAIL
     dmarc = ours.of("dmarc")
     if dmarc:
-        return all(r.result == "pass" and _from_matches(r, domain) for r in dmarc)
-    dkim = any(r.result == "pass" and _aligned(r.prop("header.d"), domain) for r in ours.of("dkim"))
-    spf = any(r.result == "pass" and _aligned(r.prop("smtp.mailfrom"), domain) for r in ours.of("spf"))
-    return dkim or spf
+        passed = all(r.result == "pass" and _from_matches(r, domain) for r in dmarc)
+    else:
+        dkim = any(r.result == "pass" and _aligned(r.prop("header.d"), domain) for r in ours.of("dkim"))
+        spf = any(r.result == "pass" and _aligned(r.prop("smtp.mailfrom"), domain) for r in ours.of("spf"))
+        passed = dkim or spf
+    return PASS if passed else FAIL
 
 
-def _topmost(headers: Iterable[tuple[str, str]], trusted: str) -> AuthResults | None:
+def server_results(headers: Iterable[tuple[str, str]], trusted_authserv_id: str) -> AuthResults | None:
+    """The topmost header of `trusted_authserv_id` in the block our servers write: above the first
+    `Received` line that is not a final delivery hop (see the module docstring); None when there
+    is none there."""
+    trusted = trusted_authserv_id.strip().lower()
     for name, value in headers:
-        if name.strip().lower() != HEADER:
+        key = name.strip().lower()
+        if key == "received":
+            if _DELIVERY_HOP.search(" " + value):
+                continue
+            return None  # below here, the mail came from outside
+        if key != HEADER:
             continue
         parsed = parse_authentication_results(value)
         if parsed is not None and parsed.authserv_id == trusted:

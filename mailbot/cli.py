@@ -150,14 +150,17 @@ def ingest(app: AppState, product: str, files: tuple[Path, ...]) -> None:
 @click.pass_obj
 def check(app: AppState) -> None:
     """Validate the configuration and connect to every mailbox and mail server it names."""
-    from mailbot.daemon import check_connections
+    from mailbot.daemon import check_authentication, check_connections
 
     settings = app.settings
     click.echo(f"configuration ok: {len(settings.products)} product(s), data in {settings.data_dir}")
     problems = check_connections(settings, ssl_context(settings))
+    if settings.trusted_authserv_id:
+        app.open()
+        problems += check_authentication(settings)
     for line in problems:
         click.echo(line, err=not line.startswith("ok"))
-    if any(not line.startswith("ok") for line in problems):
+    if any(line.startswith("FAIL") for line in problems):
         sys.exit(EX_TEMPFAIL)
 
 

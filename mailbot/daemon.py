@@ -21,7 +21,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from peewee import DatabaseError
 
-from mailbot import jobs
+from mailbot import jobs, replies
 from mailbot.config import ProductSettings, Settings
 from mailbot.desk import Desk
 from mailbot.errors import EX_SOFTWARE, MailbotError
@@ -117,6 +117,21 @@ def check_connections(settings: Settings, context: ssl.SSLContext) -> list[str]:
     except MailbotError as exc:
         lines.append(f"FAIL outgoing mail ({_describe_smtp(settings)}): {exc}")
     return lines
+
+
+def check_authentication(settings: Settings, last: int = 50) -> list[str]:
+    """With MAILBOT_TRUSTED_AUTHSERV_ID set: a WARN line when some of the last `last` engineers'
+    mails came without that server's Authentication-Results where it writes them (the database
+    must be open). A server that stopped adding it, or another id, silences every engineer."""
+    trusted = settings.trusted_authserv_id
+    if not trusted:
+        return []
+    without, seen = replies.unauthenticated_share(last)
+    if not without:
+        return [f"ok   Authentication-Results of {trusted}: on all of the last {seen} engineers' mails"]
+    return [f"WARN {without} of the last {seen} engineers' mails carried no Authentication-Results of"
+            f" {trusted} at the top of their header, so their commands were not applied: does that server"
+            " add the header above its Received line, and is MAILBOT_TRUSTED_AUTHSERV_ID its authserv-id?"]
 
 
 def _describe_smtp(settings: Settings) -> str:

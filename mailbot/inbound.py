@@ -43,10 +43,12 @@ _NOTICES = frozenset({"precedence:bulk", "precedence:list", "x-auto-response-sup
 
 def handle_mail(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path: str,
                 arrived: datetime | None = None) -> Outcome:
-    """What `msg` does to the tickets of `product`. `arrived` is when it reached the mailbox
-    (IMAP INTERNALDATE; None: its Date header): mail older than the cut-over sends nothing."""
+    """What `msg` does to the tickets of `product`. `arrived` is when it reached the mailbox as
+    the mailbox tells it (IMAP INTERNALDATE, the delivery time in a Maildir name; None: it
+    arrives now): mail older than the cut-over sends nothing. Never the sender's Date header:
+    a live mail dated 1970 is still a live mail."""
     msg = likeliest_sender(msg)
-    if caps.arrived_before_cutover(desk, arrived or msg.date):
+    if caps.arrived_before_cutover(desk, arrived or desk.clock()):
         outcome = _handle(replace(desk, quiet=True), product, msg, raw_path)
         reason = f"{outcome.reason}; {caps.BEFORE_CUTOVER}" if outcome.reason else caps.BEFORE_CUTOVER
         outcome = replace(outcome, reason=reason)
@@ -100,7 +102,7 @@ def _handle(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path:
         sender.undeliverable_since = None
         sender.save()
     if ticket is not None:
-        if not may_reply(ticket, mail.sender, product.key):
+        if not may_reply(ticket, mail.sender):
             if replies.note_refused_reply(mail, ticket):
                 return Outcome("ignored", "throttled: keeps writing to tickets not theirs")
             return refuse(desk, mail, replies.refusal_reason(mail))
@@ -109,7 +111,10 @@ def _handle(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path:
 
 
 def route(desk: Desk, mail: Mail) -> Ticket | None:
-    """The subject's reference first, then the mails this one answers."""
+    """The subject's reference first, then the mails this one answers; only tickets of the
+    product whose mailbox received the mail. Our Message-IDs (`ticket-VISI-42@...`) travel in
+    every mail we send, so anyone who got one can name another product's ticket: from this
+    mailbox such a mail threads nowhere and becomes a new mail of this product."""
     product = mail.product
     number = find_reference(mail.msg.subject, product.prefix)
     if number is not None:
@@ -133,12 +138,15 @@ def _ticket_of_message_id(mid: str, product: ProductSettings, domain: str) -> Ti
         return known.ticket
     local, _, host = mid.partition("@")
     if host.lower() == domain and local.lower().startswith("ticket-"):
-        return Ticket.get_or_none(Ticket.reference == local[len("ticket-"):].upper())
+        reference = local[len("ticket-"):].upper()
+        return Ticket.get_or_none((Ticket.reference == reference) & (Ticket.product == product.key))
     return None
 
 
-def may_reply(ticket: Ticket, sender: Account | None, product: str) -> bool:
-    """Requester, watchers who still have access, and the product's engineers."""
+def may_reply(ticket: Ticket, sender: Account | None) -> bool:
+    """Requester, watchers who still have access, and the engineers of the ticket's own
+    product (a role on another product grants nothing here)."""
+    product = ticket.product
     if sender is None:
         return False
     if accounts.is_staff(sender, product):
@@ -246,7 +254,7 @@ def contract_flags(sender: Account, product: ProductSettings, now: datetime) -> 
 def handle_reply(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
     """A reply to a closed ticket from its customer opens a new ticket linked to it; any other
     reply goes to the ticket with its commands."""
-    if ticket.status == "closed" and not accounts.is_staff(mail.sender, mail.product.key):
+    if ticket.status == "closed" and not accounts.is_staff(mail.sender, ticket.product):
         return handle_new(desk, mail, linked_to=ticket)
     return replies.handle_reply(desk, mail, ticket)
 
@@ -258,7 +266,7 @@ def handle_automatic(desk: Desk, mail: Mail, ticket: Ticket | None) -> Outcome:
     if ticket is None and _is_notice(mail.msg.automatic) and mail.sender is not None \
             and accounts.role_of(mail.sender, mail.product.key) is not None:
         return handle_new(desk, mail)
-    if ticket is None or not may_reply(ticket, mail.sender, mail.product.key):
+    if ticket is None or not may_reply(ticket, mail.sender):
         return Outcome("ignored", reason)
     store_inbound(desk, mail, ticket, mail.msg.reply_text, visibility="internal", kind="auto")
     return Outcome("message", reason, ticket)
@@ -272,36 +280,50 @@ def _is_notice(reason: str) -> bool:
 def handle_bounce(desk: Desk, mail: Mail) -> Outcome:
     """A bounce goes on the ticket whose mail bounced and stops automatic mail to the address;
     the ticket's engineers are told once per address that went dead. Only a failure report
-    stops mail, and only to an address we mailed: a forged bounce cannot silence anyone else."""
+    that names a mail of ours (its Message-ID, in this product's outbox) changes anything, and
+    only for the address that mail went to: anyone can write a report, so one that names no
+    such mail, or another address, is recorded as ignored with the reason and silences nobody.
+    (We send with the product address as return path, not VERP, so the Message-ID is the only
+    proof that a report answers a mail of ours.)"""
     msg = mail.msg
-    original = Outbox.get_or_none(Outbox.message_id == msg.bounced_message_id) \
-        if msg.bounced_message_id else None
-    failed = _failed_addresses(mail, original)
-    newly_dead = [address for address in failed if _mark_undeliverable(address, mail.now)]
-    if original is None or original.ticket_id is None:
-        return Outcome("ignored", "bounce: original mail unknown")
+    original = _bounced_mail(mail)
+    if original is None:
+        return Outcome("ignored", "bounce: original mail unknown")  # names no mail we sent: nothing changes
+    failed = _failed_address(mail, original)
+    if msg.automatic == "bounce:failed" and failed is None:
+        return Outcome("ignored", f"bounce: names addresses <{original.message_id}> was not sent to;"
+                                  " delivery state unchanged")
+    newly_dead = failed is not None and _mark_undeliverable(failed, mail.now)
+    if original.ticket_id is None:
+        return Outcome("ignored", "bounce: of a mail that belongs to no ticket")
     ticket = original.ticket
     store_inbound(desk, mail, ticket, msg.text, visibility="internal", kind="bounce")
-    if failed:
-        tickets.record_event(ticket, "delivery_failed", "", new=", ".join(failed), at=mail.now)
+    if failed is not None:
+        tickets.record_event(ticket, "delivery_failed", "", new=failed, at=mail.now)
     if newly_dead:
         notify.queue_mail(desk, "delivery_failed", mail.product, ticket,
                           staff_recipients(mail.product, ticket),
-                          context={"failed_address": ", ".join(newly_dead)})
+                          context={"failed_address": failed})
     return Outcome("message", "bounce", ticket)
 
 
-def _failed_addresses(mail: Mail, original: Outbox | None) -> list[str]:
-    """The addresses a failure report shows dead: the recipient of our mail that bounced, else
-    the failed recipients it names that this product mailed within the last week."""
+def _bounced_mail(mail: Mail) -> Outbox | None:
+    """The mail of this product the report names by its Message-ID, if we sent one."""
+    mid = mail.msg.bounced_message_id
+    if not mid:
+        return None
+    return Outbox.get_or_none((Outbox.message_id == mid) & (Outbox.product == mail.product.key))
+
+
+def _failed_address(mail: Mail, original: Outbox) -> str | None:
+    """The address a failure report shows dead: the recipient of our mail that bounced, when
+    the report names it among its failed recipients or names none; else None (a delay notice,
+    or a report about addresses we did not send that mail to)."""
     if mail.msg.automatic != "bounce:failed":
-        return []
-    if original is not None:
-        return [original.recipient]
-    week = mail.now - timedelta(days=7)
-    mailed = Outbox.select().where((Outbox.product == mail.product.key) & (Outbox.created_at > week))
-    return [address.lower() for address in mail.msg.bounced_recipients
-            if mailed.where(Outbox.recipient == address.lower()).exists()]
+        return None
+    named = {address.lower() for address in mail.msg.bounced_recipients}
+    recipient = original.recipient.lower()
+    return recipient if not named or recipient in named else None
 
 
 def _mark_undeliverable(address: str, now: datetime) -> bool:

@@ -104,7 +104,7 @@ def quarantine(desk: Desk, product: ProductSettings, mail: FetchedMail, digest: 
 def _record(mail: FetchedMail, product: ProductSettings, message_id: str, digest: str, outcome: str,
             reason: str, ticket: object, raw_path: str) -> None:
     Seen.create(
-        mailbox=mail.mailbox, uidvalidity=mail.uidvalidity, uid=mail.key, product=product.key,
+        mailbox=mail.mailbox, uidvalidity=mail.uidvalidity, uid=mail.seen_key, product=product.key,
         message_id=message_id, sha256=digest, outcome=outcome, reason=reason[:500], ticket=ticket,
         raw_path=raw_path,
     )
@@ -112,7 +112,7 @@ def _record(mail: FetchedMail, product: ProductSettings, message_id: str, digest
 
 def _ledger_row(mail: FetchedMail) -> Seen | None:
     return Seen.get_or_none((Seen.mailbox == mail.mailbox) & (Seen.uidvalidity == mail.uidvalidity)
-                            & (Seen.uid == mail.key))
+                            & (Seen.uid == mail.seen_key))
 
 
 def _reference(row: Seen) -> str:

@@ -27,23 +27,26 @@ from mailbot.inmail import (
     staff_recipients,
     store_inbound,
 )
-from mailbot.models import Account, Event, Ticket
+from mailbot.models import Event, Grant, Message, Ticket
 
 # A sender refused more often than this within the window, for writing to tickets that are not
 # theirs, is guessing references: further attempts get no answer at all (reliability S2).
 GUESSES_ALLOWED = 5
 GUESS_WINDOW = timedelta(hours=1)
 log = logging.getLogger(__name__)
+UNAUTHENTICATED = "unauthenticated"
+"""The kind of an engineer's mail kept without our server's Authentication-Results."""
 
 
 def handle_reply(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
     sender = mail.sender
     assert sender is not None  # the permission check came first
-    staff = accounts.is_staff(sender, mail.product.key)
-    if staff and not staff_mail_verified(desk, mail):
-        return unverified_staff_mail(desk, mail, ticket)
+    staff = accounts.is_staff(sender, ticket.product)  # the ticket's own product decides
+    verdict = staff_mail_verdict(desk, mail) if staff else authresults.PASS
+    if verdict != authresults.PASS:
+        return unverified_staff_mail(desk, mail, ticket, verdict)
     parsed = read_commands(mail.msg.reply_text)
-    errors = check_commands(parsed, staff) + _check_assignee(parsed, mail, sender)
+    errors = check_commands(parsed, staff) + _check_assignee(parsed, ticket)
     if errors:
         return command_error(desk, mail, ticket, errors, staff)
     if staff:
@@ -83,41 +86,60 @@ def _refused_replies(email: str, now: datetime) -> int:
     return Event.select().where(recent).count()
 
 
-def staff_mail_verified(desk: Desk, mail: Mail) -> bool:
-    """False for a sender read with a note (several mailboxes, a repaired or borrowed address:
-    `mailbot.senders`); else True where the site checks nothing, else what our own server's
-    Authentication-Results say about the From domain."""
+def staff_mail_verdict(desk: Desk, mail: Mail) -> str:
+    """FAIL for a sender read with a note (several mailboxes, a repaired or borrowed address:
+    `mailbot.senders`); else PASS where the site checks nothing, else what our own server's
+    Authentication-Results say about the From domain: PASS, FAIL, or MISSING (our server's
+    header is not there)."""
     if mail.msg.sender_note:
-        return False
+        return authresults.FAIL
     trusted = desk.settings.trusted_authserv_id
     if not trusted:
-        return True
+        return authresults.PASS
     domain = mail.msg.sender.email.rpartition("@")[2] if mail.msg.sender else ""
-    return authresults.sender_verified(mail.msg.headers, trusted, domain)
+    return authresults.sender_verdict(mail.msg.headers, trusted, domain)
 
 
-def unverified_staff_mail(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
+def unverified_staff_mail(desk: Desk, mail: Mail, ticket: Ticket, verdict: str) -> Outcome:
     """An engineer's address that our server did not see pass: anyone may have written it. The
     whole visible text, command lines included, goes on the ticket as an internal note; no
-    command applies, nothing reaches the customer, and the engineer hears why."""
+    command applies, nothing reaches the customer, and the engineer hears why. A mail without
+    our server's header at all is kept as kind `unauthenticated` (`mailbot check` counts them:
+    a server that stopped writing the header silences every engineer), one that failed as
+    `unverified`."""
     sender, product = mail.sender, mail.product
     assert sender is not None
-    store_inbound(desk, mail, ticket, mail.msg.reply_text, visibility="internal", kind="unverified")
-    role = accounts.role_of(sender, product.key) or "engineer"
+    missing = verdict == authresults.MISSING
+    store_inbound(desk, mail, ticket, mail.msg.reply_text, visibility="internal",
+                  kind=UNAUTHENTICATED if missing else "unverified")
+    role = accounts.role_of(sender, ticket.product) or "engineer"
     notify.queue_mail(desk, "command_not_trusted", product, ticket,
-                      [notify.recipient_for(sender, role, product.language)], parent_id=mail.msg.message_id)
-    log.warning("%s: mail %s from %s failed sender authentication: kept as an internal note, nothing applied",
-                ticket.reference, mail.msg.message_id, sender.email)
-    return Outcome("message", "sender not verified: internal note, nothing applied", ticket)
+                      [notify.recipient_for(sender, role, product.language)],
+                      context={"authentication": verdict}, parent_id=mail.msg.message_id)
+    why = "carries no Authentication-Results of our server" if missing else "failed sender authentication"
+    log.warning("%s: mail %s from %s %s: kept as an internal note, nothing applied", ticket.reference,
+                mail.msg.message_id, sender.email, why)
+    return Outcome("message", f"sender not verified ({verdict}): internal note, nothing applied", ticket)
 
 
-def _check_assignee(parsed: Commands, mail: Mail, sender: Account) -> list[str]:
+def unauthenticated_share(last: int = 50) -> tuple[int, int]:
+    """Of the last `last` mails engineers sent to tickets, how many carried no Authentication-
+    Results of our server: (without, looked at). For `mailbot check`."""
+    by_staff = (Grant.account == Message.author) & (Grant.product == Ticket.product)
+    recent = (Message.select(Message.kind).join(Ticket).join(Grant, on=by_staff)
+              .where((Message.direction == "in") & Grant.role.in_(accounts.STAFF_ROLES))
+              .order_by(Message.id.desc()).limit(last))
+    kinds = [row.kind for row in recent]
+    return sum(kind == UNAUTHENTICATED for kind in kinds), len(kinds)
+
+
+def _check_assignee(parsed: Commands, ticket: Ticket) -> list[str]:
     command = parsed.get("assign")
     if command is None or command.argument.strip().lower() == "me":
         return []
     target = accounts.find_account(command.argument)
-    if target is None or not accounts.is_staff(target, mail.product.key):
-        return [f"{command.line}: {command.argument} is not an engineer of {mail.product.key}"]
+    if target is None or not accounts.is_staff(target, ticket.product):
+        return [f"{command.line}: {command.argument} is not an engineer of {ticket.product}"]
     return []
 
 

@@ -198,7 +198,9 @@ def test_the_daemon_worker_goes_straight_on_to_the_next_pass_while_a_backlog_is_
     assert len(passes) == 3, "passes of at most 50 mails: 50, 50, 20"
 
 
-def test_the_cut_over_is_configurable_and_falls_back_to_the_date_header(tmp_path, smtp_sink):
+def test_the_cut_over_is_configurable_and_ingest_never_reads_the_date_header(tmp_path, smtp_sink):
+    """`mailbot ingest` takes a mail as arriving now, whatever its Date header says (a sender
+    writes that); MAILBOT_ACK_CUTOVER moves the cut-over, here past now."""
     old = write_mail("dana@customer.test", VISI, "From the archive", "An old request.")
     old = re.sub(rb"(?m)^Date:.*$", b"Date: Mon, 02 Jun 2025 09:30:00 +0000", old, count=1)
     archive = tmp_path / "old.eml"
@@ -208,9 +210,8 @@ def test_the_cut_over_is_configurable_and_falls_back_to_the_date_header(tmp_path
 
     default = make_site(tmp_path / "default", {"VISI": {"address": VISI, "unknown_senders": "open"}},
                         smtp_url=smtp_sink.url)
-    line = default.mailbot("ingest", "VISI", str(archive)).stdout
-    assert BEFORE_CUTOVER in line
+    assert BEFORE_CUTOVER not in default.mailbot("ingest", "VISI", str(archive)).stdout
     moved = make_site(tmp_path / "moved", {"VISI": {"address": VISI, "unknown_senders": "open"}},
-                      smtp_url=smtp_sink.url, ack_cutover="2025-01-01")
-    assert BEFORE_CUTOVER not in moved.mailbot("ingest", "VISI", str(archive)).stdout
-    assert (counts(default).outbox, counts(moved).outbox) == ({}, {"ticket_opened": 1})
+                      smtp_url=smtp_sink.url, ack_cutover="2999-01-01")
+    assert BEFORE_CUTOVER in moved.mailbot("ingest", "VISI", str(archive)).stdout
+    assert (counts(default).outbox, counts(moved).outbox) == ({"ticket_opened": 1}, {})

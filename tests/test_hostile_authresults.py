@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from mailbot.authresults import parse_authentication_results, sender_verified
+from mailbot.authresults import (
+    FAIL,
+    MISSING,
+    PASS,
+    parse_authentication_results,
+    sender_verdict,
+    sender_verified,
+)
 
 OURS = "mx.produsoft.test"
 AR = "Authentication-Results"
@@ -40,8 +47,13 @@ def test_none_and_odd_clauses_give_no_results_and_never_a_guess():
     assert (only.method, only.result, only.reason, only.prop("header.d")) == ("dkim", "pass", "ok", "x.test")
 
 
+BORDER = ("Received", "from mail.evil.test ([203.0.113.9]) by mx.produsoft.test with ESMTPS id 1")
+DELIVERY = ("Received", "from mx.produsoft.test by imap.produsoft.test (Dovecot) with LMTP id 2")
+
+
 def headers(*values: str) -> list[tuple[str, str]]:
-    return [("Received", "from somewhere"), *((AR, v) for v in values), ("From", "erin@produsoft.test")]
+    """Our server's headers on top, above its own Received line."""
+    return [*((AR, v) for v in values), BORDER, ("From", "erin@produsoft.test")]
 
 
 @pytest.mark.parametrize(("values", "verified"), [
@@ -82,3 +94,23 @@ def test_nothing_is_verified_without_a_trusted_id_or_a_from_domain():
     assert not sender_verified(found, "", "produsoft.test")
     assert not sender_verified(found, OURS, "")
     assert not sender_verified(found, "mx.other.test", "produsoft.test")
+
+
+PASSING = f"{OURS}; dmarc=pass header.from=produsoft.test"
+
+
+@pytest.mark.parametrize(("found", "verdict"), [
+    ([(AR, PASSING), BORDER], PASS),
+    # The final delivery's Received line (LMTP) is ours, added after the border: it ends nothing.
+    ([DELIVERY, (AR, PASSING), BORDER], PASS),
+    # Below the border's Received line everything came from outside: the sender wrote it.
+    ([BORDER, (AR, PASSING)], MISSING),
+    ([DELIVERY, BORDER, ("Received", "from pc by mail.evil.test with ESMTP"), (AR, PASSING)], MISSING),
+    # A Received line above ours that is no delivery hop (a relay after us we do not know).
+    ([("Received", "from x by relay.test with ESMTP"), (AR, PASSING), BORDER], MISSING),
+    ([(AR, f"{OURS}; dmarc=fail header.from=produsoft.test"), BORDER, (AR, PASSING)], FAIL),
+    ([(AR, "mx.evil.test; dmarc=pass header.from=produsoft.test"), BORDER], MISSING),
+    ([BORDER], MISSING),
+])
+def test_only_the_block_above_the_border_received_line_is_our_servers(found, verdict):
+    assert sender_verdict(found, OURS, "produsoft.test") == verdict

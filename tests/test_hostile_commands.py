@@ -76,7 +76,11 @@ def test_unverified_engineer_mail_changes_nothing_and_the_engineer_is_told(desk,
         assert after[field] == before[field], f"{field} changed"
     notes = [m for m in after["messages"] if m["direction"] == "in" and m["author"] == ERIN]
     assert len(notes) == len(attempts)
-    assert all(m["visibility"] == "internal" and m["kind"] == "unverified" for m in notes)
+    assert all(m["visibility"] == "internal" for m in notes)
+    # Without our server's header at all (the first, and the one with only another server's)
+    # the note says so: `mailbot check` counts those.
+    kinds = ["unauthenticated", "unverified", "unauthenticated", "unverified", "unverified", "unverified"]
+    assert [m["kind"] for m in notes] == kinds
     assert all("#status closed" in m["text"] and "key@evil.test" in m["text"] for m in notes)
     sent = smtp_sink.wait_for(len(attempts))
     assert len(sent) == len(attempts) and all(m.rcpt_tos == [ERIN] for m in sent), "nothing to the customer"
@@ -111,6 +115,54 @@ def test_verified_engineer_mail_acts_and_customers_need_no_header(desk, dovecot,
                                               in_reply_to=message_id_of(relay.message)))
     desk.poll()
     assert desk.ticket("VISI-1")["status"] == "closed"
+
+
+BORDER = ("Received: from mail.evil.test (mail.evil.test [203.0.113.9]) by mx.produsoft.test (Postfix)"
+          " with ESMTPS id 4Xy; Mon, 23 Nov 2026 10:00:01 +0000")
+DELIVERY = ("Received: from mx.produsoft.test by imap.produsoft.test (Dovecot) with LMTP id Zq1;"
+            " Mon, 23 Nov 2026 10:00:02 +0000")
+
+
+def delivered(raw: bytes, *headers: str) -> bytes:
+    """The mail as our servers hand it to the mailbox: `headers` on top, in this order."""
+    return b"".join(f"{h}\r\n".encode() for h in headers) + raw
+
+
+def test_only_our_servers_header_above_the_border_counts_and_check_warns(desk, dovecot, mail_user,
+                                                                          smtp_sink):
+    new_ticket = team_mail(smtp_sink)
+    smtp_sink.clear()
+    reply = write_mail(f"Erin Engineer <{ERIN}>", VISI, f"Re: {new_ticket.message['Subject']}", COMMANDS,
+                       in_reply_to=message_id_of(new_ticket.message))
+    forged = f"Authentication-Results: {OURS}; dmarc=pass header.from=produsoft.test"
+    attempts = [
+        # Our border wrote none; the sender's copy with our id sits right under its Received line.
+        delivered(reply, BORDER, forged),
+        # ... or further down, under the sender's own relays.
+        delivered(reply, DELIVERY, BORDER, "Received: from pc by mail.evil.test with ESMTP id 1", forged),
+    ]
+    for raw in attempts:
+        dovecot.append(mail_user.name, raw)
+    desk.poll()
+    shown = desk.ticket("VISI-1")
+    assert (shown["status"], shown["priority"], shown["assignee"]) == ("new", "medium", None)
+    sent = smtp_sink.wait_for(len(attempts))
+    assert [m.rcpt_tos for m in sent] == [[ERIN]] * len(attempts), "nothing to the customer"
+    for mail in sent:
+        assert "recorded no sender authentication" in mail.message.get_body(("plain",)).get_content()
+    checked = desk.mailbot("check")
+    warning = f"WARN 2 of the last 2 engineers' mails carried no Authentication-Results of {OURS}"
+    assert warning in checked.output
+
+    # Our server's header on top of the border's Received line, under the delivery hop's: it counts.
+    smtp_sink.clear()
+    good = f"Authentication-Results: {OURS}; dmarc=pass header.from=produsoft.test"
+    dovecot.append(mail_user.name, delivered(write_mail(
+        ERIN, VISI, f"Re: {new_ticket.message['Subject']}", "#priority high\n\nOn it.",
+        in_reply_to=message_id_of(new_ticket.message)), DELIVERY, good, BORDER))
+    desk.poll()
+    assert desk.ticket("VISI-1")["priority"] == "high"
+    assert any(m.rcpt_tos == [DANA] for m in smtp_sink.messages)
 
 
 def test_without_a_trusted_server_named_the_from_address_is_enough(tmp_path, dovecot, mail_user, smtp_sink):

@@ -97,3 +97,21 @@ def test_open_source_chooses_by_scheme(tmp_path):
         with pytest.raises(ConfigError) as caught:
             open_source(bad, **kwargs)
         assert "secret" not in str(caught.value)
+
+
+def test_a_move_cut_short_after_the_link_is_finished_without_a_second_copy(maildir):
+    deliver(maildir.path, "1.mail", b"Subject: x\r\n\r\n")
+    [mail] = maildir.fetch(maildir.pending(Cursor()).keys)
+    os.link(maildir.path / "new" / "1.mail", maildir.path / "cur" / "1.mail:2,S")  # then the crash
+    maildir.acknowledge(mail)
+    assert maildir.pending(Cursor()).keys == ()
+    assert [p.name for p in (maildir.path / "cur").iterdir()] == ["1.mail:2,S"]
+
+
+def test_the_arrival_is_the_time_in_a_maildir_name_else_the_moment_of_reading(maildir):
+    deliver(maildir.path, "1500000000.M1P2.host", b"x", age=10**9)
+    deliver(maildir.path, "copied.eml", b"y", age=10**9)  # an mtime from 1986, as cp -p keeps it
+    before = time.time()
+    named, copied = sorted(maildir.fetch(maildir.pending(Cursor()).keys), key=lambda m: m.key)
+    assert named.internal_date.timestamp() == 1500000000
+    assert copied.internal_date.timestamp() >= before - 1

@@ -26,7 +26,7 @@ KEYS = {
     "ticket_closed": {"product", "ticket", "recipient", "actor"},
     "refused": {"product", "recipient", "reason", "original_subject", "limit"},
     "command_error": {"product", "ticket", "recipient", "errors", "valid_commands"},
-    "command_not_trusted": {"product", "ticket", "recipient"},
+    "command_not_trusted": {"product", "ticket", "recipient", "authentication"},
     "sla_warning": {"product", "ticket", "sla"},
     "sla_breach": {"product", "ticket", "sla"},
     "reminder": {"product", "ticket", "recipient", "days"},
@@ -51,6 +51,7 @@ CUSTOMER_TEMPLATES = [
 PER_TEMPLATE = {
     "priority_changed": {"old": "medium", "new": "critical"},
     "refused": {"reason": "not_authorised"},
+    "command_not_trusted": {"authentication": "missing"},
 }
 
 

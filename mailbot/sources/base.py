@@ -32,13 +32,21 @@ class Pending:
 
 @dataclass(frozen=True)
 class FetchedMail:
-    """One mail as the source holds it. `mailbox` names the mailbox without any secret."""
+    """One mail as the source holds it. `mailbox` names the mailbox without any secret;
+    `internal_date` is when the mailbox received it, as the mailbox says (never the sender's
+    Date header), None when it cannot say."""
 
     mailbox: str
     uidvalidity: int
     key: str
     raw: bytes
     internal_date: datetime | None = None
+    ledger_key: str = ""  # where `key` may name another mail later (a reused file name)
+
+    @property
+    def seen_key(self) -> str:
+        """This mail's key in the ledger: `ledger_key` where the source gives one, else `key`."""
+        return self.ledger_key or self.key
 
     @property
     def uid(self) -> int:
