@@ -49,6 +49,7 @@ class InboundMessage:
     `a@evil.org@customer.com`): such a mail is never granted anything.
     `automatic` holds the reason this mail must never get an automatic answer (an auto-reply,
     a bounce, a list, our own loop), or "" for mail written by a person.
+    `automatic_by` names the detector that said so (`flufl.bounce: Postfix`, `mailbot: text rule`).
     `bounce` is True for delivery status notifications; `bounced_message_id` names the mail of
     ours that bounced, where the report says so.
     """
@@ -66,6 +67,7 @@ class InboundMessage:
     html: str = ""
     attachments: tuple[Attachment, ...] = ()
     automatic: str = ""
+    automatic_by: str = ""
     bounce: bool = False
     bounced_message_id: str = ""
     bounced_recipients: tuple[str, ...] = ()

@@ -121,7 +121,7 @@ def ses_notification(text: str) -> Finding | None:
     if start < 0 or '"notificationType"' not in text:
         return None
     try:  # SNS puts an unsubscribe footer after the JSON
-        data, _ = json.JSONDecoder().raw_decode(text, start)
+        data, _ = json.JSONDecoder(strict=False).raw_decode(text, start)
     except ValueError:
         return None
     if not isinstance(data, dict) or data.get("notificationType") != "Bounce":

@@ -129,7 +129,8 @@ def _parse_checked(raw: bytes, limits: ParseLimits) -> InboundMessage:
     parts = _sort_parts(msg, limits)
     hint = next(filter(None, map(_charset, [msg, *parts.plain, *parts.html])), None)
     date, to, cc, reply_to = _read_with_mailparser(msg)
-    reason = automail.classify(msg)
+    verdict = automail.detect(msg)
+    reason = verdict.reason
     bounce = automail.read_bounce(msg) if automail.is_bounce_reason(reason) else automail.Bounce()
     text, html = _bodies(parts)
     return InboundMessage(
@@ -146,6 +147,7 @@ def _parse_checked(raw: bytes, limits: ParseLimits) -> InboundMessage:
         html=html,
         attachments=tuple(_attachment(part, limits, raw, spliced.get(id(part))) for part in parts.files),
         automatic=reason,
+        automatic_by=verdict.detector,
         bounce=automail.is_bounce_reason(reason),
         bounced_message_id=bounce.message_id,
         bounced_recipients=bounce.failed_recipients,
