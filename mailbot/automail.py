@@ -168,15 +168,16 @@ def find_bounce(msg: Message) -> ndr.Finding | None:
     to mailbot's rules. Other mail is a report only when its text opens like one, and never
     when a person forwards or answers it ("Fwd: Returned mail" with their own words)."""
     own = _report_marks(msg)
-    if not own:
-        if _written_by_person(msg) or _auto_reply(msg):
-            return None
-        text = _opening_text(msg)
-        by_text = ndr.text_reports_failure(text)
-        if by_text is None and not noreply_sender(msg):
-            return None
-        return ndr.scan_with_library(msg) or ndr.ses_notification(text) or by_text
-    return ndr.scan_with_library(msg) or ndr.Finding(f"mailbot: {own}")
+    if not own and (_written_by_person(msg) or _auto_reply(msg)):
+        return None
+    text = _opening_text(msg)
+    by_text = ndr.text_reports_failure(text)
+    if own:
+        recipients = by_text.recipients if by_text else ()
+        return ndr.scan_with_library(msg) or ndr.Finding(f"mailbot: {own}", recipients=recipients)
+    if by_text is None and not noreply_sender(msg):
+        return None
+    return ndr.scan_with_library(msg) or ndr.ses_notification(text) or by_text
 
 
 def _report_marks(msg: Message) -> str:

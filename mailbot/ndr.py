@@ -54,6 +54,8 @@ _UNDELIVERED = re.compile(
 _MSGID = re.compile(r"<([^<>\s\x00-\x1f]+)>")
 _MSGID_LINE = re.compile(r"^\s*Message-ID:\s*<([^<>\s]+)>", re.IGNORECASE | re.MULTILINE)
 _QMAIL_RECIPIENT = re.compile(r"^<([^<>\s@]+@[^<>\s]+)>:\s*$", re.MULTILINE)
+# Where the returned mail's headers start in a report: a dashed line, or its From/To lines.
+_RETURNED_PART = re.compile(r"^\s*(?:-{3,}|_{3,}|(?:from|to|de|von|van|à|an|aan)\s?:)", re.IGNORECASE)
 _REPORT_LINES = 15  # the statement opens a report: it is among its first non-blank lines
 _ADDRESS_WITHIN = 4  # ... and the failed address follows within a few lines
 
@@ -104,11 +106,16 @@ def scan_with_library(msg: Message) -> Finding | None:
 def text_reports_failure(text: str) -> Finding | None:
     """mailbot's rule for a gateway's plain-text report: among the first lines of `text`, one
     opens with "... message could not be delivered" (or its French, German, Dutch or Spanish),
-    and an address follows on that line or within the next few."""
+    and an address follows on that line or within the next few, before the returned headers."""
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith(">")]
     for index, line in enumerate(lines[:_REPORT_LINES]):
         if _UNDELIVERED.match(line):
-            found = _ADDRESS.findall("\n".join(lines[index:index + 1 + _ADDRESS_WITHIN]))
+            window = [line]
+            for below in lines[index + 1:index + 1 + _ADDRESS_WITHIN]:
+                if _RETURNED_PART.match(below):
+                    break
+                window.append(below)
+            found = _ADDRESS.findall("\n".join(window))
             if found:
                 return Finding("mailbot: text rule", recipients=tuple(dict.fromkeys(found)))
     return None
