@@ -10,7 +10,15 @@ Reasons, most specific first: `own-loop`; `bounce:failed` and `bounce:delayed` (
 that make `InboundMessage.bounce` true); `auto-submitted:<value>`; `precedence:<value>`; the
 auto-reply header's name (`x-autoreply`, `x-apple-action`, ...); `x-auto-response-suppress`;
 `report:<type>` (read receipts, abuse reports); `list-server`; `auto-reply-subject`; and
-`noreply-sender` for mailer-daemon, no-reply and role addresses.
+`moderation-notice` (a list holding a post for its moderator); and `noreply-sender` for
+mailer-daemon, no-reply and role addresses. `detect` also names which detector fired: flufl.bounce
+(GNU Mailman's bounce detectors, e.g. `flufl.bounce: Postfix`) for the bounces it knows, else the
+mailbot rule (`mailbot: subject rule`), so the ledger can say why a mail was taken for a machine's.
+
+flufl.bounce is asked only about mail whose envelope or sender is a machine's, or whose text opens
+like a delivery report: Mailman runs it only on mail to a bounce address, and some of its
+heuristics would take a person's mail that quotes a bounce, or lists addresses, for one. A mail
+forwarded or answered by a person ("Fwd: Returned mail" with their own text) is never a bounce.
 
 What it leaves to others: this module only describes the mail. Whether an automatic mail opens a
 ticket, is attached to one, or is only logged, and which acknowledgement a list mail suppresses,
@@ -22,12 +30,20 @@ from __future__ import annotations
 
 import email.utils
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from email.errors import HeaderParseError
-from email.header import decode_header, make_header
 from email.message import Message
-from email.parser import BytesHeaderParser, HeaderParser
+
+from mailbot import ndr
+from mailbot.mimeview import first as _first
+from mailbot.mimeview import part_text as _part_text
+from mailbot.mimeview import report_type as _report_type
+from mailbot.mimeview import sender_local_part as _sender_local_part
+from mailbot.mimeview import subject as _subject
+from mailbot.mimeview import token as _token
+from mailbot.mimeview import top_parts as _top_parts
+from mailbot.mimeview import values as _values
+from mailbot.ndr import Bounce
 
 LOOP_HEADER = "X-Mailbot-Loop"
 """The header mailbot puts on every mail it sends; seeing it on inbound mail means a loop."""
@@ -68,78 +84,26 @@ _BOUNCE_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 
+# A person's answer or forward, in the languages mail clients write it: never a report itself.
+_PERSON_PREFIX = re.compile(r"^\s*(?:re|aw|sv|vs|antw|wg|fwd?|tr|rv|doorst|enc|i)\s*(?:\[\d+\])?\s*:",
+                            re.IGNORECASE)
+_OPENING = 65536  # how much of the first text part the text rules read (SES's JSON can be long)
+
+# A list server holding a post for its moderator (Mailman 2 and 3, Sympa, Google Groups).
+_MODERATION = re.compile(
+    r"awaits\s+moderator\s+approval|(?:is\s+)?(?:being\s+)?held\s+(?:for|until\s+the\s+list)\s+moderat"
+    r"|awaiting\s+moderat(?:or|ion)|wartet\s+auf\s+(?:die\s+)?(?:Freigabe|Genehmigung|Moderation)"
+    r"|en\s+attente\s+(?:de\s+)?(?:mod[ée]ration|validation|l'approbation\s+du\s+mod[ée]rateur)",
+    re.IGNORECASE,
+)
+_LIST_ROBOT = re.compile(r"(?:.+-(?:owner|request|bounces|admin)|mailman|sympa|listserv|majordomo)(?:\+.*)?",
+                         re.IGNORECASE)
+
 _DELAY_SUBJECT = re.compile(
     r"\bdelay(?:ed)?\b|still\s+being\s+retried|will\s+(?:be\s+)?retr(?:y|ied)"
     r"|warning:\s+could\s+not\s+send|verz[öo]gert",
     re.IGNORECASE,
 )
-_SUBJECT_PREFIX = 400
-_MSGID = re.compile(r"<([^<>\s\x00-\x1f]+)>")
-_MSGID_LINE = re.compile(r"^\s*Message-ID:\s*<([^<>\s]+)>", re.IGNORECASE | re.MULTILINE)
-_QMAIL_RECIPIENT = re.compile(r"^<([^<>\s@]+@[^<>\s]+)>:\s*$", re.MULTILINE)
-
-
-@dataclass(frozen=True)
-class Bounce:
-    """What a bounce tells: the Message-ID of the mail that bounced (brackets stripped, "" when
-    the report does not say) and the recipients that failed for good (empty for a delay)."""
-
-    message_id: str = ""
-    failed_recipients: tuple[str, ...] = ()
-
-
-def _values(msg: Message, name: str) -> list[str]:
-    """Every raw value of header `name`, as text (8-bit bytes become replacement characters)."""
-    lname = name.lower()
-    return [str(value) for key, value in msg.raw_items() if key.lower() == lname]
-
-
-def _first(msg: Message, name: str) -> str:
-    values = _values(msg, name)
-    return values[0].strip() if values else ""
-
-
-def _token(value: str) -> str:
-    """The first word of a header value, lower-cased and safe to put into a log line."""
-    word = re.split(r"[;,(\s]", value.strip(), maxsplit=1)[0].lower()
-    return re.sub(r"[^a-z0-9_.-]", "", word)[:40]
-
-
-def _sender_local_part(msg: Message) -> str:
-    _, addr = email.utils.parseaddr(_first(msg, "From"))
-    return addr.rpartition("@")[0].lower() if "@" in addr else addr.lower()
-
-
-def _subject(msg: Message) -> str:
-    """The start of the decoded subject: enough for the prefix rules, and the standard library's
-    decoder is quadratic in the number of encoded words."""
-    raw = _first(msg, "Subject")[:_SUBJECT_PREFIX]
-    try:
-        return str(make_header(decode_header(raw)))
-    except (HeaderParseError, LookupError, UnicodeError, ValueError):
-        return raw
-
-
-def _report_type(msg: Message) -> str:
-    if msg.get_content_type() != "multipart/report":
-        return ""
-    return str(msg.get_param("report-type", "") or "").strip().lower()
-
-
-def _top_parts(msg: Message) -> Iterator[Message]:
-    """The mail and its MIME parts, never looking inside an enclosed message (message/*)."""
-    stack = [msg]
-    while stack:
-        part = stack.pop()
-        yield part
-        if part.get_content_maintype() != "message":
-            stack.extend(reversed(_children(part)))
-
-
-def _children(part: Message) -> list[Message]:
-    payload = part.get_payload() if part.is_multipart() else None
-    return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
-
 
 # --- rules -------------------------------------------------------------------------------------
 
@@ -190,30 +154,77 @@ def auto_response_suppress(msg: Message) -> str:
 
 def bounce(msg: Message) -> str:
     """A delivery report: `bounce:failed`, or `bounce:delayed` for a delay notice (RFC 3464).
-    Seen from a DSN, X-Failed-Recipients, a mailer-daemon sender, or an empty return path that
-    is not an RFC 3834 auto-reply (those use one too)."""
-    return f"bounce:{_bounce_kind(msg)}" if _looks_like_bounce(msg) else ""
+    `find_bounce` says which detector recognised it."""
+    found = find_bounce(msg)
+    return f"bounce:{_kind_of(msg, found)}" if found else ""
+
+
+def find_bounce(msg: Message) -> ndr.Finding | None:
+    """Which detector takes `msg` for a delivery report, or None.
+
+    Mail with a report's own marks (a DSN, X-Failed-Recipients, a mailer-daemon sender or
+    return path, an empty return path on anything but an auto-reply), or from an address no
+    person reads, is shown to flufl.bounce, whose detector is named when one recognises it; then
+    to mailbot's rules. Other mail is a report only when its text opens like one, and never
+    when a person forwards or answers it ("Fwd: Returned mail" with their own words)."""
+    own = _report_marks(msg)
+    if not own and (_written_by_person(msg) or _auto_reply(msg)):
+        return None
+    text = _opening_text(msg)
+    by_text = ndr.text_reports_failure(text)
+    if own:
+        recipients = by_text.recipients if by_text else ()
+        return ndr.scan_with_library(msg) or ndr.Finding(f"mailbot: {own}", recipients=recipients)
+    if by_text is None and not noreply_sender(msg):
+        return None
+    return ndr.scan_with_library(msg) or ndr.ses_notification(text) or by_text
+
+
+def _report_marks(msg: Message) -> str:
+    """The name of mailbot's rule that sees a delivery report's own marks, or ""."""
+    if _report_type(msg) == "delivery-status" or _values(msg, "X-Failed-Recipients"):
+        return "DSN rule"
+    if _sender_local_part(msg) in _BOUNCE_SENDERS:
+        return "sender rule"
+    if any(p.get_content_type() == "message/delivery-status" for p in _top_parts(msg)):
+        return "DSN rule"
+    if _values(msg, "Return-Path"):
+        path = _first(msg, "Return-Path").replace(" ", "")
+        _, addr = email.utils.parseaddr(path)
+        machine = path in ("<>", "") or addr.rpartition("@")[0].lower() in _BOUNCE_SENDERS
+        if machine and not _auto_reply(msg):  # RFC 3834 auto-replies use an empty one too
+            return "return-path rule"
+    return ""
 
 
 def _looks_like_bounce(msg: Message) -> bool:
-    if _report_type(msg) == "delivery-status" or _values(msg, "X-Failed-Recipients"):
-        return True
-    if _sender_local_part(msg) in _BOUNCE_SENDERS:
-        return True
-    if any(p.get_content_type() == "message/delivery-status" for p in _top_parts(msg)):
-        return True
-    if _values(msg, "Return-Path") and _first(msg, "Return-Path").replace(" ", "") in ("<>", ""):
-        return not (auto_submitted(msg) or autoreply_headers(msg) or vacation_subject(msg))
-    return False
+    return bool(_report_marks(msg))
+
+
+def _auto_reply(msg: Message) -> bool:
+    return bool(auto_submitted(msg) or autoreply_headers(msg) or vacation_subject(msg))
+
+
+def _written_by_person(msg: Message) -> bool:
+    """A person's forward or answer ("Fwd: Returned mail", "Re: ..."), by its subject."""
+    return _PERSON_PREFIX.match(_subject(msg)) is not None
+
+
+def _opening_text(msg: Message) -> str:
+    """The start of the first text part outside any enclosed message: where a report says
+    what happened."""
+    for part in _top_parts(msg):
+        if part.get_content_type() == "text/plain" and part.get_content_disposition() != "attachment":
+            return _part_text(part)[:_OPENING]
+    return ""
+
+
+def _kind_of(msg: Message, found: ndr.Finding) -> str:
+    return "delayed" if found.delayed and not _values(msg, "X-Failed-Recipients") else _bounce_kind(msg)
 
 
 def _bounce_kind(msg: Message) -> str:
-    actions = [
-        _first(block, "Action").lower()
-        for part in _top_parts(msg)
-        if part.get_content_type() == "message/delivery-status"
-        for block in _status_blocks(part)
-    ]
+    actions = ndr.status_actions(msg)
     if any(a.startswith("failed") for a in actions) or _values(msg, "X-Failed-Recipients"):
         return "failed"
     if any(a.startswith("delayed") for a in actions) or _DELAY_SUBJECT.search(_subject(msg)):
@@ -230,6 +241,17 @@ def other_report(msg: Message) -> str:
 def vacation_subject(msg: Message) -> str:
     """Last resort for responders that set no header: a vacation prefix on the subject."""
     return "auto-reply-subject" if _VACATION_SUBJECT.match(_subject(msg)) else ""
+
+
+def moderation_notice(msg: Message) -> str:
+    """A list server holding a post for its moderator ("Your message to X awaits moderator
+    approval"): by its subject, or by its text when a list robot sent it."""
+    if _written_by_person(msg):
+        return ""
+    robot = _LIST_ROBOT.fullmatch(_sender_local_part(msg)) is not None
+    if _MODERATION.search(_subject(msg)) or (robot and _MODERATION.search(_opening_text(msg)[:2000])):
+        return "moderation-notice"
+    return ""
 
 
 def bounce_subject(msg: Message) -> str:
@@ -252,6 +274,7 @@ RULES: tuple[Rule, ...] = (
     auto_response_suppress,
     other_report,
     list_server_notice,
+    moderation_notice,
     vacation_subject,
     bounce_subject,
     noreply_sender,
@@ -259,13 +282,37 @@ RULES: tuple[Rule, ...] = (
 """In order: the most specific reason first, subject guesses last."""
 
 
-def classify(msg: Message, rules: tuple[Rule, ...] = RULES) -> str:
-    """The first reason why `msg` is automatic, or "" for mail written by a person."""
+_RULE_NAMES = {bounce_subject: "subject rule", vacation_subject: "subject rule",
+               noreply_sender: "sender rule"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Why a mail is automatic (`reason`, "" for a person's mail) and which detector said so:
+    `flufl.bounce: <its detector>` or `mailbot: <rule>`."""
+
+    reason: str = ""
+    detector: str = ""
+
+
+def detect(msg: Message, rules: tuple[Rule, ...] = RULES) -> Verdict:
+    """The first rule that finds `msg` automatic, and the detector behind it."""
     for rule in rules:
+        if rule is bounce:
+            found = find_bounce(msg)
+            if found is not None:
+                return Verdict(f"bounce:{_kind_of(msg, found)}", found.detector)
+            continue
         reason = rule(msg)
         if reason:
-            return reason
-    return ""
+            name = _RULE_NAMES.get(rule) or rule.__name__.replace("_", " ") + " rule"
+            return Verdict(reason, f"mailbot: {name}")
+    return Verdict()
+
+
+def classify(msg: Message, rules: tuple[Rule, ...] = RULES) -> str:
+    """The first reason why `msg` is automatic, or "" for mail written by a person."""
+    return detect(msg, rules).reason
 
 
 def is_bounce_reason(reason: str) -> bool:
@@ -286,91 +333,6 @@ def is_noreply_address(address: str) -> bool:
     return bool(local) and _NOREPLY_LOCAL.fullmatch(local) is not None
 
 
-# --- bounces -----------------------------------------------------------------------------------
-
-
 def read_bounce(msg: Message) -> Bounce:
-    """The original Message-ID and the failed recipients of a bounce.
-
-    The Message-ID comes from the returned message or its headers, else In-Reply-To/References,
-    else a `Message-ID:` line quoted in the text (qmail, Exim). Recipients are those whose
-    Action is `failed`, plus X-Failed-Recipients; a delay notice has none.
-    """
-    return Bounce(message_id=_bounced_message_id(msg), failed_recipients=_failed_recipients(msg))
-
-
-def _bounced_message_id(msg: Message) -> str:
-    texts: list[str] = []
-    for part in _top_parts(msg):
-        ctype = part.get_content_type()
-        if ctype in ("message/rfc822", "message/global") and _children(part):
-            found = _ids(_first(_children(part)[0], "Message-ID"))
-        elif ctype in ("text/rfc822-headers", "message/rfc822-headers"):
-            found = _ids(_first(_parse_headers(part), "Message-ID"))
-        else:
-            if part.get_content_maintype() == "text":
-                texts.append(_part_text(part))
-            continue
-        if found:
-            return found[0]
-    for name in ("In-Reply-To", "References"):
-        found = _ids(_first(msg, name))
-        if found:
-            return found[0] if name == "In-Reply-To" else found[-1]
-    quoted = _MSGID_LINE.search("\n".join(texts))
-    return quoted.group(1) if quoted else ""
-
-
-def _failed_recipients(msg: Message) -> tuple[str, ...]:
-    found: list[str] = []
-    for value in _values(msg, "X-Failed-Recipients"):
-        found.extend(addr for _, addr in email.utils.getaddresses([value]) if "@" in addr)
-    for part in _top_parts(msg):
-        if part.get_content_type() == "message/delivery-status":
-            found.extend(_failed_in_status(part))
-    if not found and _looks_like_bounce(msg):
-        # qmail writes no DSN, only "<user@host>:" lines before each failure.
-        for part in _top_parts(msg):
-            if part.get_content_type() == "text/plain":
-                found.extend(_QMAIL_RECIPIENT.findall(_part_text(part)))
-                break
-    return tuple(dict.fromkeys(addr.strip() for addr in found))
-
-
-def _failed_in_status(part: Message) -> list[str]:
-    failed = []
-    for block in _status_blocks(part):
-        if not _first(block, "Action").lower().startswith("failed"):
-            continue
-        field = _first(block, "Final-Recipient") or _first(block, "Original-Recipient")
-        addr = field.partition(";")[2].strip().strip("<>") if ";" in field else field.strip("<> ")
-        if "@" in addr:
-            failed.append(addr)
-    return failed
-
-
-def _status_blocks(part: Message) -> list[Message]:
-    """The per-message and per-recipient field groups of a message/delivery-status part."""
-    payload = part.get_payload()
-    if isinstance(payload, list):
-        return [p for p in payload if isinstance(p, Message)]
-    text = _part_text(part)
-    return [HeaderParser().parsestr(block.strip() + "\n") for block in re.split(r"\n\s*\n", text)]
-
-
-def _parse_headers(part: Message) -> Message:
-    inner = _children(part)
-    return inner[0] if inner else BytesHeaderParser().parsebytes(_part_bytes(part))
-
-
-def _part_bytes(part: Message) -> bytes:
-    data = part.get_payload(decode=True)
-    return data if isinstance(data, bytes) else b""
-
-
-def _part_text(part: Message) -> str:
-    return _part_bytes(part).decode("utf-8", "replace")
-
-
-def _ids(value: str) -> list[str]:
-    return _MSGID.findall(value)
+    """The original Message-ID and the failed recipients of a bounce (`ndr.read_report`)."""
+    return ndr.read_report(msg, find_bounce(msg))

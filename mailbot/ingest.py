@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from peewee import IntegrityError, OperationalError
@@ -24,6 +24,7 @@ from mailbot import alerts, inbound
 from mailbot.config import ProductSettings
 from mailbot.desk import Desk
 from mailbot.errors import TransientError
+from mailbot.message import InboundMessage
 from mailbot.models import Seen, database
 from mailbot.parse import ParseLimits
 from mailbot.prepare import Prepared, prepare_mail
@@ -67,6 +68,7 @@ def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail,
                 outcome = inbound.Outcome("ignored", f"duplicate of {twin.mailbox} uid {twin.uid}")
             else:
                 outcome = inbound.handle_mail(desk, product, msg, raw_path, mail.internal_date)
+                outcome = replace(outcome, reason=_with_detector(outcome.reason, msg))
             _record(mail, product, msg.message_id, digest, outcome.outcome, outcome.reason,
                     outcome.ticket, raw_path)
     except IntegrityError:
@@ -108,6 +110,14 @@ def _record(mail: FetchedMail, product: ProductSettings, message_id: str, digest
         message_id=message_id, sha256=digest, outcome=outcome, reason=reason[:500], ticket=ticket,
         raw_path=raw_path,
     )
+
+
+def _with_detector(reason: str, msg: InboundMessage) -> str:
+    """A bounce's ledger reason names the detector that recognised it ("bounce: original mail
+    unknown (flufl.bounce: Postfix)"), so a mail taken for a machine's can be traced to a rule."""
+    if msg.bounce and msg.automatic_by and reason.startswith("bounce"):
+        return f"{reason} ({msg.automatic_by})"
+    return reason
 
 
 def _ledger_row(mail: FetchedMail) -> Seen | None:

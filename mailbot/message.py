@@ -53,6 +53,7 @@ class InboundMessage:
     raw mail to read it (junk before the header, unindented header lines, a guessed charset).
     `automatic` holds the reason this mail must never get an automatic answer (an auto-reply,
     a bounce, a list, our own loop), or "" for mail written by a person.
+    `automatic_by` names the detector that said so (`flufl.bounce: Postfix`, `mailbot: text rule`).
     `bounce` is True for delivery status notifications; `bounced_message_id` names the mail of
     ours that bounced, where the report says so.
     """
@@ -73,6 +74,7 @@ class InboundMessage:
     html: str = ""
     attachments: tuple[Attachment, ...] = ()
     automatic: str = ""
+    automatic_by: str = ""
     bounce: bool = False
     bounced_message_id: str = ""
     bounced_recipients: tuple[str, ...] = ()

@@ -135,7 +135,8 @@ def _parse_checked(raw: bytes, limits: ParseLimits, repairs: tuple[str, ...] = (
         repairs = (*repairs, f"8-bit header text read as {hint}")
     reading = read_sender(msg, hint)
     date, to, cc, reply_to = _read_with_mailparser(msg)
-    reason = automail.classify(msg)
+    verdict = automail.detect(msg)
+    reason = verdict.reason
     bounce = automail.read_bounce(msg) if automail.is_bounce_reason(reason) else automail.Bounce()
     text, html = _bodies(parts)
     return InboundMessage(
@@ -155,6 +156,7 @@ def _parse_checked(raw: bytes, limits: ParseLimits, repairs: tuple[str, ...] = (
         html=html,
         attachments=tuple(_attachment(part, limits, raw, spliced.get(id(part))) for part in parts.files),
         automatic=reason,
+        automatic_by=verdict.detector,
         bounce=automail.is_bounce_reason(reason),
         bounced_message_id=bounce.message_id,
         bounced_recipients=bounce.failed_recipients,

@@ -8,8 +8,9 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
+from flufl.bounce import all_failures
 
-from mailbot import automail
+from mailbot import automail, ndr
 from mailbot.automail import classify, is_list_mail, is_noreply_address, read_bounce
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mail"
@@ -177,3 +178,27 @@ def test_people_are_not_noreply_addresses(address):
 
 def test_a_noreply_sender_is_never_answered():
     assert classify(mail(sender="Service <noreply@service.example>")) == "noreply-sender"
+
+
+MACHINE_FIXTURES = Path(__file__).parent / "fixtures" / "machines"
+
+
+def test_asking_flufl_bounces_detectors_one_by_one_agrees_with_the_library():
+    """mailbot asks flufl.bounce's detectors itself to name the one that fired: it must find
+    what the library's own `all_failures` finds (LLNL aside, which mailbot skips)."""
+    assert [d.__name__ for d in ndr.library_detectors()][:2] == ["DSN", "Exim"]
+    for path in [FIXTURES / "bounce_dsn.eml", FIXTURES / "delayed_dsn.eml", *MACHINE_FIXTURES.glob("*.eml")]:
+        msg = email.message_from_bytes(path.read_bytes())
+        ours, (temporary, permanent) = ndr.scan_with_library(msg), all_failures(msg)
+        assert (ours is not None) == bool(temporary or permanent), path.name
+        if ours is not None:
+            assert set(ours.recipients) == {a.decode() for a in permanent}, path.name
+
+
+@pytest.mark.parametrize("text", [
+    "Hello,\nthe parcel could not be delivered to our office at 12 rue Haute.\nDana",
+    "Hi,\nmy mail to you could not be delivered, says Outlook.\nPlease write to dana@customer.test\nDana",
+    "> Your message could not be delivered to:\n> x@y.test\nThat was yesterday.",
+])
+def test_a_person_mentioning_a_failed_delivery_is_no_report(text):
+    assert ndr.text_reports_failure(text) is None

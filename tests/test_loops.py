@@ -114,9 +114,10 @@ MACHINE_MAILS = [
     ("junk", STRANGER, {"Precedence": "junk"}, "automatic: precedence:junk"),
     ("auto_reply", STRANGER, {"Precedence": "auto_reply"}, "automatic: precedence:auto_reply"),
     ("empty return path", "mail-system@mx.other.test", {"Return-Path": "<>"},
-     "bounce: original mail unknown"),
-    ("mailer-daemon", "MAILER-DAEMON@mx.other.test", {}, "bounce: original mail unknown"),
-    ("postmaster", "postmaster@other.test", {}, "bounce: original mail unknown"),
+     "bounce: original mail unknown (mailbot: return-path rule)"),
+    ("mailer-daemon", "MAILER-DAEMON@mx.other.test", {},
+     "bounce: original mail unknown (mailbot: sender rule)"),
+    ("postmaster", "postmaster@other.test", {}, "bounce: original mail unknown (mailbot: sender rule)"),
     ("noreply", "noreply@shop.test", {}, "automatic: noreply-sender"),
     ("no-reply", "no-reply@shop.test", {}, "automatic: noreply-sender"),
     ("do-not-reply", "do-not-reply@shop.test", {}, "automatic: noreply-sender"),
@@ -135,7 +136,8 @@ def test_machine_mail_is_recorded_and_answered_by_nothing(desk, dovecot, mail_us
         expected[mid] = (label, reason)
     someone_elses = "From: x@elsewhere.test\nMessage-ID: <unknown@elsewhere.test>\nSubject: hi"
     dsn = write_dsn(someone_elses, "gone@other.test", sender="mta@other.test")
-    expected[deliver(dovecot, mail_user, dsn)] = ("multipart/report", "bounce: original mail unknown")
+    expected[deliver(dovecot, mail_user, dsn)] = ("multipart/report",
+                                                 "bounce: original mail unknown (flufl.bounce: DSN)")
     # "Auto-Submitted: no" is a person: the one mail here that is answered.
     human = deliver(dovecot, mail_user, write_mail(DANA, VISI, "Licence question", "How many seats?",
                                                    headers={"Auto-Submitted": "no"}))

@@ -166,3 +166,38 @@ def test_the_gated_header_pattern_finds_what_the_librarys_own_finds(text):
     for candidate in (text, text.upper(), "\n" + text, text.replace("\n", "\n> ")):
         ours, theirs = trim._header_regex().search(candidate), library.search(candidate)
         assert (ours and ours.span()) == (theirs and theirs.span()), candidate
+
+
+REPLIES = Path(__file__).parent / "fixtures" / "replies"
+SHAPES = {
+    # body written for these tests: the reply the person wrote above the history
+    "android_wrapped_en.txt": "The licence server starts again, thank you.\n\nJean",
+    "android_wrapped_ru.txt": "Сервер лицензий снова работает, спасибо.\n\nИван",
+    "yahoo_dashes.txt": "Yes, build 7.2.1 works on all our machines.\n\nMaria",
+    "outlook_ru.txt": "Обновление установлено, ошибка больше не появляется.\n\nС уважением,\nИван",
+    "outlook_pl.txt": "Aktualizacja działa, dziękuję.\n\nAnna",
+    "outlook_ja.txt": "アップデートで解決しました。ありがとうございます。\n\n山田",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_quoted_history_of_every_shape_is_cut_below_the_reply(name):
+    assert visible_text((REPLIES / name).read_text(encoding="utf-8")) == SHAPES[name]
+
+
+@pytest.mark.parametrize("language", sorted(trim.OUTLOOK_FIELDS))
+def test_an_outlook_header_block_in_each_language_outlook_writes_starts_the_history(language):
+    words = trim.OUTLOOK_FIELDS[language]
+    block = "\n".join(f"{word.capitalize()}: value {n}" for n, word in enumerate(words[:4]))
+    assert visible_text(f"Done, thanks.\n\n{block}\n\nThe old mail.") == "Done, thanks."
+
+
+def test_an_html_reply_shows_no_rule_where_its_hr_stood():
+    msg = parse_mail((REPLIES / "html_reply_hr.eml").read_bytes())
+    assert "* * *" in msg.text, "html2text writes an <hr> so; the trimmer must take it as a separator"
+    assert visible_text(msg.text) == "The licence server is back, thank you.\n\nJean"
+
+
+def test_a_sent_from_my_phone_line_inside_the_text_is_what_the_person_wrote():
+    text = (REPLIES / "sent_from_phone_middle.txt").read_text(encoding="utf-8")
+    assert visible_text(text) == text.strip()
