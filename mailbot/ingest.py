@@ -7,6 +7,8 @@ outbox rows and the ledger row commit in one transaction; the caller acknowledge
 the server only after that transaction committed (the poller's transaction for a batch, of
 which each mail's is a savepoint). A mail that cannot be parsed or handled is
 quarantined with its reason and the ledger says so: it is never dropped and never stops a pass.
+When the reason is an error in mailbot itself rather than in the mail, the result says so
+(`internal`) and the admin is alerted in the quarantine's transaction.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from dataclasses import dataclass
 from peewee import IntegrityError, OperationalError
 
 from mailbot import inbound
+from mailbot.alerts import raise_alert
 from mailbot.config import ProductSettings
+from mailbot.db import explain
 from mailbot.desk import Desk
 from mailbot.errors import TransientError
 from mailbot.models import Seen, database
@@ -35,6 +39,7 @@ class IngestResult:
     reason: str = ""
     reference: str = ""
     already_seen: bool = False
+    internal: bool = False  # quarantined after an error in mailbot, not in the mail
 
 
 def parse_limits(desk: Desk) -> ParseLimits:
@@ -67,14 +72,15 @@ def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail,
     except IntegrityError:
         if _ledger_row(mail) is not None:  # another worker took the same mail first
             return IngestResult("ignored", "handled concurrently", already_seen=True)
-        return quarantine(desk, product, mail, digest, "database integrity error")
+        return quarantine(desk, product, mail, digest, "database integrity error", internal=True)
     except OperationalError as exc:
-        raise TransientError(f"database unavailable: {exc}") from exc
+        raise explain(exc, desk.settings.database_url) from exc
     except TransientError:
         raise
     except Exception as exc:  # the per-message boundary: one bad mail must not stop the pass
         log.exception("mail %s in %s could not be handled", msg.message_id, mail.mailbox)
-        return quarantine(desk, product, mail, digest, f"could not be handled: {type(exc).__name__}: {exc}")
+        return quarantine(desk, product, mail, digest, f"could not be handled: {type(exc).__name__}: {exc}",
+                          internal=True)
     ref = outcome.ticket.reference if outcome.ticket is not None else ""
     log.info("%s %s uid %s <%s>: %s %s %s", product.key, mail.mailbox, mail.key, msg.message_id,
              outcome.outcome, ref, outcome.reason)
@@ -82,16 +88,21 @@ def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail,
 
 
 def quarantine(desk: Desk, product: ProductSettings, mail: FetchedMail, digest: str,
-               reason: str) -> IngestResult:
+               reason: str, internal: bool = False) -> IngestResult:
+    """Keep the mail under quarantine/ with its reason and record that in the ledger. `internal`:
+    the reason is an error in mailbot, so the admin is alerted too."""
     origin = f"{mail.mailbox} uidvalidity {mail.uidvalidity} uid {mail.key}"
     path = desk.store.quarantine(mail.raw, reason, origin)
     log.warning("%s: mail %s quarantined as %s: %s", product.key, origin, path.name, reason)
     try:
         with database.atomic():
             _record(mail, product, "", digest, "quarantined", reason, None, str(path))
+            if internal:
+                raise_alert(desk, "internal-error", f"{product.key}: a mail was quarantined after an "
+                            "error in mailbot", f"{reason}\nkept as {path}\nfrom {origin}")
     except OperationalError as exc:
-        raise TransientError(f"database unavailable: {exc}") from exc
-    return IngestResult("quarantined", reason)
+        raise explain(exc, desk.settings.database_url) from exc
+    return IngestResult("quarantined", reason, internal=internal)
 
 
 def _record(mail: FetchedMail, product: ProductSettings, message_id: str, digest: str, outcome: str,
