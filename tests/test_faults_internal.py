@@ -38,6 +38,8 @@ def with_log_file() -> bytes:
 
 
 def alerts_mailed(site: Site) -> list[str]:
+    if not (site.data_dir / "outbox").is_dir():  # nothing was ever sent
+        return []
     box = mailbox.Maildir(site.data_dir / "outbox", create=False)
     return [" ".join(str(m["Subject"]).split()) for m in box if str(m["To"]) == ADMIN]
 
