@@ -65,7 +65,8 @@ class MailbotGroup(click.Group):
             try:
                 return super().invoke(ctx)
             except (DatabaseError, sqlite3.DatabaseError) as exc:
-                raise explain(exc, ctx.find_object(AppState).settings.database_url) from exc
+                app = ctx.find_object(AppState)
+                raise explain(exc, app.settings.database_url if app else "") from exc
             except OSError as exc:
                 if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                     raise

@@ -142,13 +142,22 @@ def explain(exc: Exception, url: str) -> DatabaseUnavailable:
     if "not a database" in lowered or "malformed" in lowered:
         return DatabaseUnavailable(f"database unavailable: {path} is damaged ({text}); restore it from a "
                                    "backup (mailbot has not written to it)")
-    if "full" in lowered:
-        return DatabaseUnavailable(f"database unavailable: {text} ({path}); make room and try again")
+    if "full" in lowered or ("disk i/o error" in lowered and _no_room_beside(path)):
+        # A full disk shows as an I/O error where SQLite could not grow its -shm file.
+        return DatabaseUnavailable(f"database unavailable: no space left on the disk for {path} ({text}); "
+                                   "make room and try again")
     if "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
         stuck = read_only_files(path)
         what = f"; {', '.join(map(str, stuck))} cannot be written" if stuck else ""
         return DatabaseUnavailable(f"database unavailable: {text} ({path}){what}")
     return DatabaseUnavailable(f"database unavailable: {text} ({path})")
+
+
+def _no_room_beside(path: Path) -> bool:
+    try:
+        return os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        return False
 
 
 def read_only_files(path: Path) -> list[Path]:

@@ -81,7 +81,7 @@ class Store:
         except BaseException as exc:
             tmp.unlink(missing_ok=True)
             if isinstance(exc, OSError) and exc.errno in _NO_ROOM:
-                raise DiskFull(f"no space left to write {path}: {exc.strerror}") from exc
+                raise DiskFull(f"no space left on the disk to write {path} ({exc.strerror})") from exc
             raise
         return path
 
