@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -85,6 +86,9 @@ def main(argv: list[str]) -> int:
         "machine": _machine(),
         "settings": {k: (sorted(v) if isinstance(v, set) else str(v)) for k, v in vars(args).items()},
     }
+    # SIGTERM (a timeout, a CI job cancelled) leaves through `with Lab` too, which stops Dovecot and
+    # the SMTP sink; by default it would end Python without running any cleanup.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     with Lab(keep=args.keep) as lab:
         results["workdir"] = str(lab.workdir)
         if "throughput" not in args.skip:

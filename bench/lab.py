@@ -208,7 +208,13 @@ def run_child(
             target=_sample, args=(proc.pid, progress, started, sample_every, samples, stop), daemon=True
         )
         sampler.start()
-    _, status, usage = os.wait4(proc.pid, 0)
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM): the child must not outlive the benchmark
+        proc.kill()
+        proc.wait()
+        stop.set()
+        raise
     seconds = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     stop.set()

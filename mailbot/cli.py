@@ -5,8 +5,10 @@ Nothing else in mailbot calls `sys.exit`."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
+import sqlite3
 import ssl
 import sys
 from dataclasses import dataclass
@@ -14,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+from peewee import DatabaseError
 
 from mailbot import migrations
 from mailbot.config import Settings, load_settings, read_environment
-from mailbot.db import open_database
+from mailbot.db import explain, open_database
 from mailbot.desk import Desk, make_desk
-from mailbot.errors import EX_TEMPFAIL, MailbotError
+from mailbot.errors import EX_SOFTWARE, EX_TEMPFAIL, DiskFull, MailbotError
 
 log = logging.getLogger("mailbot")
 
@@ -54,11 +57,20 @@ def emit_json(data: Any) -> None:
 
 
 class MailbotGroup(click.Group):
-    """Turns mailbot's errors into one line on stderr and the error's exit code."""
+    """Turns mailbot's errors into one line on stderr and the error's exit code; so too a database
+    that cannot be used (damaged, read-only, full) and a disk without room, wherever they met us."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except (DatabaseError, sqlite3.DatabaseError) as exc:
+                app = ctx.find_object(AppState)
+                raise explain(exc, app.settings.database_url if app else "") from exc
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                raise DiskFull(f"no space left on the disk: {exc}") from exc
         except MailbotError as exc:
             click.echo(f"mailbot: {exc}", err=True)
             sys.exit(exc.exit_code)
@@ -111,21 +123,28 @@ def poll(app: AppState, once: bool) -> None:
     from mailbot.daemon import poll_everything
 
     desk = app.open()
-    failures = poll_everything(desk, ssl_context(desk.settings))
+    failures, exit_code = poll_everything(desk, ssl_context(desk.settings))
     for failure in failures:
         click.echo(f"mailbot: {failure}", err=True)
-    if failures:
-        sys.exit(EX_TEMPFAIL)
+    if exit_code:
+        sys.exit(exit_code)
 
 
 @main.command()
 @click.pass_obj
 def run(app: AppState) -> None:
-    """Run the daemon: every mailbox, the outbox and the SLA clock, until SIGTERM."""
+    """Run the daemon: every mailbox, the outbox and the SLA clock, until SIGTERM. A second daemon
+    on the same SQLite database refuses to start (exit 75)."""
     from mailbot.daemon import run_daemon
+    from mailbot.db import hold_daemon_lock
 
     desk = app.open()
-    run_daemon(desk, ssl_context(desk.settings))
+    lock = hold_daemon_lock(desk.settings.database_url)
+    try:
+        run_daemon(desk, ssl_context(desk.settings))
+    finally:
+        if lock is not None:
+            lock.close()
 
 
 @main.command()
@@ -134,16 +153,22 @@ def run(app: AppState) -> None:
 @click.pass_obj
 def ingest(app: AppState, product: str, files: tuple[Path, ...]) -> None:
     """Take raw mails from FILES, or one from stdin (an MTA pipe). Exits 75 on a temporary
-    failure so the MTA tries again."""
-    from mailbot.daemon import ingest_files
+    failure so the MTA tries again, 70 when a mail was quarantined after an error in mailbot."""
+    from mailbot.daemon import ingest_each
     from mailbot.db import require_durable_commits
     from mailbot.store import Store
 
     # The MTA deletes its copy once we exit 0: every commit and file must be on disk by then.
     desk = dataclasses.replace(app.open(), store=Store(app.settings.data_dir, fsync=True))
     require_durable_commits()
-    for line in ingest_files(desk, desk.settings.product(product), files, sys.stdin.buffer):
+    internal = 0
+    for line, result in ingest_each(desk, desk.settings.product(product), files, sys.stdin.buffer):
         click.echo(line)
+        internal += result.internal
+    if internal:
+        click.echo(f"mailbot: {internal} mail(s) quarantined after an internal error; see the log and "
+                   f"{desk.store.quarantine_dir}", err=True)
+        sys.exit(EX_SOFTWARE)
 
 
 @main.command()

@@ -211,10 +211,14 @@ def parse_size(value: str) -> int:
     return int(match.group(1)) * factor
 
 
+MAX_SECONDS = 7 * 24 * 3600  # a week: past it a timer or socket timeout overflows, or means a typo
+
+
 def parse_seconds(value: str) -> float:
     seconds = float(value)
-    if seconds <= 0:
-        raise ValueError("expected a positive number of seconds")
+    # Written this way round so that nan, which compares false with everything, fails it too.
+    if not 0 < seconds <= MAX_SECONDS:
+        raise ValueError(f"expected a number of seconds above 0 and at most {MAX_SECONDS} (a week)")
     return seconds
 
 

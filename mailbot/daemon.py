@@ -12,7 +12,7 @@ import signal
 import socket
 import ssl
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -23,9 +23,10 @@ from peewee import DatabaseError
 
 from mailbot import jobs, replies
 from mailbot.config import ProductSettings, Settings
+from mailbot.db import explain
 from mailbot.desk import Desk
-from mailbot.errors import EX_SOFTWARE, MailbotError
-from mailbot.ingest import ingest_mail
+from mailbot.errors import EX_SOFTWARE, EX_TEMPFAIL, MailbotError
+from mailbot.ingest import IngestResult, ingest_mail
 from mailbot.outbox import drain_outbox
 from mailbot.poller import poll_mailbox
 from mailbot.sources import open_source
@@ -41,6 +42,12 @@ STOP_GRACE_SECONDS = 30
 def poll_product(desk: Desk, product: ProductSettings, context: ssl.SSLContext,
                  stop: threading.Event | None = None) -> str | None:
     """One pass over one product's mailbox; returns an error line instead of raising."""
+    return _pass_over(desk, product, context, stop)[0]
+
+
+def _pass_over(desk: Desk, product: ProductSettings, context: ssl.SSLContext,
+               stop: threading.Event | None = None) -> tuple[str | None, int]:
+    """`poll_product`, and how many mails it quarantined after an error in mailbot itself."""
     settings = desk.settings
     source = open_source(product.mailbox, ssl_context=context, timeout=settings.io_timeout,
                          processed_folder=product.processed_folder or None)
@@ -49,15 +56,18 @@ def poll_product(desk: Desk, product: ProductSettings, context: ssl.SSLContext,
         report = poll_mailbox(desk, product, source, stop.is_set if stop else lambda: False)
         if report.handled:
             log.info("%s: %s", source.name, dict(report.outcomes))
-        return None
-    except MailbotError as exc:
-        log.warning("%s: mailbox %s: %s", product.key, source.name, exc)
-        return f"mailbox of {product.key} ({source.name}) failed: {exc}"
+        return None, report.internal_errors
     except DatabaseError as exc:  # the cursor could not be saved: the mail stays on the server
-        log.warning("%s: mailbox %s: database unavailable: %s", product.key, source.name, exc)
-        return f"mailbox of {product.key} ({source.name}) failed: database unavailable: {exc}"
+        return _pass_over_failed(product, source.name, explain(exc, settings.database_url))
+    except MailbotError as exc:
+        return _pass_over_failed(product, source.name, exc)
     finally:
         source.close()
+
+
+def _pass_over_failed(product: ProductSettings, mailbox: str, exc: MailbotError) -> tuple[str, int]:
+    log.warning("%s: mailbox %s: %s", product.key, mailbox, exc)
+    return f"mailbox of {product.key} ({mailbox}) failed: {exc}", 0
 
 
 def send_outbox(desk: Desk, context: ssl.SSLContext, stop: threading.Event | None = None) -> None:
@@ -72,29 +82,44 @@ def send_outbox(desk: Desk, context: ssl.SSLContext, stop: threading.Event | Non
         transport.close()
 
 
-def poll_everything(desk: Desk, context: ssl.SSLContext) -> list[str]:
-    """`poll --once`: every mailbox, then the outbox. Returns one line per failed mailbox, and
-    one when the outbox could not be delivered (SMTP server unreachable, database unavailable)."""
-    failures = [f for f in (poll_product(desk, p, context) for p in desk.settings.products) if f]
+def poll_everything(desk: Desk, context: ssl.SSLContext) -> tuple[list[str], int]:
+    """`poll --once`: every mailbox, then the outbox. Returns one line per failed mailbox, one
+    when the outbox could not be delivered (SMTP server unreachable, database unavailable), and
+    one per mailbox where mail was quarantined after an error in mailbot; and the exit code:
+    EX_SOFTWARE for such an error (it needs a person, not a retry), else EX_TEMPFAIL for a
+    failure, else 0."""
+    failures: list[str] = []
+    internal = 0
+    for product in desk.settings.products:
+        failure, errors = _pass_over(desk, product, context)
+        failures += [failure] if failure else []
+        internal += errors
+        if errors:
+            failures.append(f"mailbox of {product.key}: {errors} mail(s) quarantined after an internal "
+                            f"error; see the log and {desk.store.quarantine_dir}")
     jobs.run_due_jobs(desk)
     try:
         send_outbox(desk, context)
     except MailbotError as exc:
         log.warning("outbox: %s", exc)
         failures.append(f"outbox not delivered: {exc}")
-    return failures
+    return failures, EX_SOFTWARE if internal else EX_TEMPFAIL if failures else 0
 
 
 def ingest_files(desk: Desk, product: ProductSettings, files: Iterable[Path], stdin: BinaryIO) -> list[str]:
-    """`mailbot ingest`: raw mails from files, or one from stdin. The key is the content hash,
-    so a mail an MTA delivers twice is handled once."""
+    """`mailbot ingest`: raw mails from files, or one from stdin; a line per mail."""
+    return [line for line, _ in ingest_each(desk, product, files, stdin)]
+
+
+def ingest_each(desk: Desk, product: ProductSettings, files: Iterable[Path],
+                stdin: BinaryIO) -> Iterator[tuple[str, IngestResult]]:
+    """Each mail's line and result. The key is the content hash, so a mail an MTA delivers twice
+    is handled once."""
     raws = [(str(path), path.read_bytes()) for path in files] or [("stdin", stdin.read())]
-    lines = []
     for origin, raw in raws:
         mail = FetchedMail(mailbox=f"ingest:{product.key}", uidvalidity=0, key=sha256_hex(raw), raw=raw)
         result = ingest_mail(desk, product, mail)
-        lines.append(f"{origin}: {result.outcome} {result.reference} {result.reason}".rstrip())
-    return lines
+        yield f"{origin}: {result.outcome} {result.reference} {result.reason}".rstrip(), result
 
 
 def check_connections(settings: Settings, context: ssl.SSLContext) -> list[str]:

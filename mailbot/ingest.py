@@ -7,8 +7,9 @@ outbox rows and the ledger row commit in one transaction; the caller acknowledge
 the server only after that transaction committed (the poller's transaction for a batch, of
 which each mail's is a savepoint). A mail that cannot be parsed or handled, or a person's mail
 whose sender cannot be made out, is quarantined with its reason, the admin is alerted and the
-ledger says so: it is never dropped and never stops a pass. `reprocess` runs a quarantined mail
-through again, exactly once.
+ledger says so: it is never dropped and never stops a pass. When the reason is an error in
+mailbot itself rather than in the mail, the result says so (`internal`) and the alert is of its
+own kind. `reprocess` runs a quarantined mail through again, exactly once.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from peewee import IntegrityError, OperationalError
 
 from mailbot import alerts, inbound
 from mailbot.config import ProductSettings
+from mailbot.db import explain
 from mailbot.desk import Desk
 from mailbot.errors import TransientError
 from mailbot.message import InboundMessage
@@ -39,6 +41,7 @@ class IngestResult:
     reason: str = ""
     reference: str = ""
     already_seen: bool = False
+    internal: bool = False  # quarantined after an error in mailbot, not in the mail
 
 
 def parse_limits(desk: Desk) -> ParseLimits:
@@ -74,14 +77,15 @@ def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail,
     except IntegrityError:
         if _ledger_row(mail) is not None:  # another worker took the same mail first
             return IngestResult("ignored", "handled concurrently", already_seen=True)
-        return quarantine(desk, product, mail, digest, "database integrity error")
+        return quarantine(desk, product, mail, digest, "database integrity error", internal=True)
     except OperationalError as exc:
-        raise TransientError(f"database unavailable: {exc}") from exc
+        raise explain(exc, desk.settings.database_url) from exc
     except TransientError:
         raise
     except Exception as exc:  # the per-message boundary: one bad mail must not stop the pass
         log.exception("mail %s in %s could not be handled", msg.message_id, mail.mailbox)
-        return quarantine(desk, product, mail, digest, f"could not be handled: {type(exc).__name__}: {exc}")
+        return quarantine(desk, product, mail, digest, f"could not be handled: {type(exc).__name__}: {exc}",
+                          internal=True)
     ref = outcome.ticket.reference if outcome.ticket is not None else ""
     log.info("%s %s uid %s <%s>: %s %s %s", product.key, mail.mailbox, mail.key, msg.message_id,
              outcome.outcome, ref, outcome.reason)
@@ -89,18 +93,25 @@ def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail,
 
 
 def quarantine(desk: Desk, product: ProductSettings, mail: FetchedMail, digest: str,
-               reason: str) -> IngestResult:
+               reason: str, internal: bool = False) -> IngestResult:
+    """Keep the mail under quarantine/ with its reason and record that in the ledger. `internal`:
+    the reason is an error in mailbot, so the admin is alerted too."""
     origin = f"{mail.mailbox} uidvalidity {mail.uidvalidity} uid {mail.key}"
     path = desk.store.quarantine(mail.raw, reason, origin)
     log.warning("%s: mail %s quarantined as %s: %s", product.key, origin, path.name, reason)
     try:
         with database.atomic():
             _record(mail, product, "", digest, "quarantined", reason, None, str(path))
-            alerts.raise_alert(desk, "quarantine", f"a mail to {product.key} was quarantined: {reason}",
-                               f"See `mailbot quarantine show {path.stem}`; `reprocess` or `drop` it.")
+            if internal:
+                alerts.raise_alert(desk, "internal-error", f"{product.key}: a mail was quarantined after an "
+                                   "error in mailbot", f"{reason}\nkept as {path}\nfrom {origin}\n"
+                                   f"Once fixed: `mailbot quarantine reprocess {path.stem}`.")
+            else:
+                alerts.raise_alert(desk, "quarantine", f"a mail to {product.key} was quarantined: {reason}",
+                                   f"See `mailbot quarantine show {path.stem}`; `reprocess` or `drop` it.")
     except OperationalError as exc:
-        raise TransientError(f"database unavailable: {exc}") from exc
-    return IngestResult("quarantined", reason)
+        raise explain(exc, desk.settings.database_url) from exc
+    return IngestResult("quarantined", reason, internal=internal)
 
 
 def _record(mail: FetchedMail, product: ProductSettings, message_id: str, digest: str, outcome: str,

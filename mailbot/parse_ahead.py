@@ -11,12 +11,22 @@ Only worth it for a batch of several mails (IDLE brings them one at a time) and 
 enough to copy cheaply (a big one would be held twice); anything that goes wrong with the helper
 (it died, it cannot be started) falls back to preparing here, with the same result: the helper
 runs the same `prepare_mail` and hands back its result.
+
+The helper ends with the process that started it, however that one ends: a `kill -9` of the
+daemon must not leave it (nor, through it, the forkserver) running for ever (`_end_with`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import os
+import select
+import signal
+import sys
+import threading
+import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 
@@ -86,7 +96,8 @@ class ParseAhead:
             # threads can inherit a lock another thread held. The server imports the parser once.
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["mailbot.parse_ahead"])
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_end_with,
+                                             initargs=(os.getpid(),))
         return self._pool
 
     def _give_up(self, exc: BaseException) -> None:
@@ -95,3 +106,44 @@ class ParseAhead:
                         "the rest of the pass", type(exc).__name__, exc)
         self._broken = True
         self._futures.clear()
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2), <linux/prctl.h>
+
+
+def _end_with(starter: int) -> None:
+    """In the helper, first: end when `starter` (the process that wants mail prepared) ends.
+
+    Nothing else would end it: it waits for work on a queue whose both ends it holds, so the
+    starter's death is no end of file; and as long as it runs, the forkserver that made it (and
+    waits for every holder of its "alive" pipe to go) and the resource tracker run too. The helper
+    is the forkserver's child, not the starter's: PR_SET_PDEATHSIG ends it with the forkserver,
+    and a thread waiting on a pidfd of the starter ends it with the starter; then the forkserver
+    and the tracker see their pipes close and end by themselves."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    threading.Thread(target=_exit_after, args=(starter,), name="end-with-starter", daemon=True).start()
+
+
+def _exit_after(starter: int) -> None:
+    try:
+        pidfd = os.pidfd_open(starter)
+    except ProcessLookupError:  # already gone
+        os._exit(0)
+    except (AttributeError, OSError):  # no pidfd here (not Linux, or before 5.3): look every second
+        while _alive(starter):
+            time.sleep(1.0)
+        os._exit(0)
+    select.select([pidfd], [], [])  # a pidfd turns readable when its process has ended
+    os._exit(0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True

@@ -43,6 +43,7 @@ class PassReport:
     pending: int = 0  # mails waiting when the pass began
     remaining: int = 0  # mails left for the next pass (limit reached, or stopped)
     before_cutover: int = 0  # mails older than the cut-over: recorded, nothing sent
+    internal_errors: int = 0  # mails quarantined after an error in mailbot, not in the mail
 
     @property
     def handled(self) -> int:
@@ -141,6 +142,7 @@ def _take(desk: Desk, product: ProductSettings, mail: FetchedMail, report: PassR
     report.outcomes["already seen" if result.already_seen else result.outcome] += 1
     if not result.already_seen and result.reason.endswith(BEFORE_CUTOVER):
         report.before_cutover += 1
+    report.internal_errors += result.internal
 
 
 def _acknowledge(source: MailSource, mails: list[FetchedMail], state: MailboxState) -> None:

@@ -11,15 +11,21 @@ needs to be for mail read from a mailbox: it stays on the server (flagged, or mo
 processed folder), and the UID cursor that would skip it is in the same database. A fsync per
 mail cost about 3 ms, as much as everything else mailbot does with a mail but rendering its
 answers; `Store(fsync=True)` brings it back where the caller is the only copy (an MTA pipe).
+
+A disk without room (ENOSPC, or a quota: EDQUOT) raises `DiskFull`, a transient error: the mail is
+left where it came from, to be taken once there is room.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+
+from mailbot.errors import DiskFull
 
 
 def sha256_hex(data: bytes) -> str:
@@ -88,18 +94,22 @@ class Store:
         # A temporary name of this process's own: O_EXCL still refuses a leftover, and unlike
         # mkstemp no random name is drawn; the folder is made only when it is missing.
         tmp = path.parent / f".tmp-{os.getpid()}-{next(_TEMP_NUMBERS)}"
-        fd = _open_new(tmp)
         try:
-            with os.fdopen(fd, "wb") as handle:
+            with os.fdopen(_open_new(tmp), "wb") as handle:
                 handle.write(data)
                 if self.fsync:
                     handle.flush()
                     os.fsync(handle.fileno())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.errno in _NO_ROOM:
+                raise DiskFull(f"no space left on the disk to write {path} ({exc.strerror})") from exc
             raise
         return path
+
+
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _open_new(tmp: Path) -> int:

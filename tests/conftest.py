@@ -6,16 +6,60 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.processes import SESSION_MARK, command_line, marked, wait_gone
 from tests.servers import DOVECOT_BINARY, INSTALL_HINT, Dovecot, make_workdir, remove_workdir
 from tests.smtp_sink import SmtpSink
 
 REPO = Path(__file__).resolve().parents[1]
+
+# -- no process left behind -------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Mark every process this session starts (mailbot, its helpers, Dovecot) through the
+    environment they inherit, so that the end of the session finds those it left, and only
+    those: other sessions run on the same machine."""
+    os.environ.setdefault(SESSION_MARK, f"{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a process this session started still runs after every fixture stopped
+    its own (a daemon's helper that outlived a kill -9, a Dovecot not stopped); they are named
+    and ended, so that one leak does not pile up run after run."""
+    _stop_own_multiprocessing_helpers()
+    left = wait_gone(marked(os.environ[SESSION_MARK]), timeout=10)
+    if not left:
+        return
+    lines = [f"  pid {pid}: {command_line(pid)}" for pid in sorted(left)]
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("processes left running by this test session (now killed):\n" + "\n".join(lines),
+                            red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _stop_own_multiprocessing_helpers() -> None:
+    """The forkserver and resource tracker that tests running mailbot in this process started:
+    they end with this process anyway (their pipes close), so they are no leak; stopped here
+    (multiprocessing's own test suite does the same) so that the check sees only real ones."""
+    from multiprocessing import forkserver, resource_tracker
+
+    for helper in (forkserver._forkserver, resource_tracker._resource_tracker):  # noqa: SLF001
+        stop = getattr(helper, "_stop", None)
+        if stop is not None:
+            stop()
 
 # -- servers ----------------------------------------------------------------------------------
 
