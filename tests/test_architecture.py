@@ -30,6 +30,7 @@ EDGE_MODULES = {
     "cli_accounts",
     "cli_tickets",
     "cli_report",
+    "cli_outbox",
     "daemon",
     "workers",
     "transport",
