@@ -73,7 +73,8 @@ def assert_each_row_delivered_once(site: Site, sink) -> None:
 
 def test_two_poll_once_started_together_send_each_mail_once(site, smtp_sink):
     first, second = start(site, "poll", "--once"), start(site, "poll", "--once")
-    assert (first.wait(timeout=300), second.wait(timeout=300)) == (0, 0), (site.root / "mailbot.log").read_text()
+    codes = (first.wait(timeout=300), second.wait(timeout=300))
+    assert codes == (0, 0), (site.root / "mailbot.log").read_text()
     assert_each_row_delivered_once(site, smtp_sink)
 
 
