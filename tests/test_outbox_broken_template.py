@@ -10,8 +10,10 @@ mail out through the real SMTP sink."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -159,3 +161,35 @@ def test_check_finds_a_broken_default_layout_and_a_broken_dutch_override(site, t
     result = site.mailbot("check", expect=78)
     assert f"{site.root}/visi-templates/nl/_layout.html:3" in result.output, result.output
     assert "(nl, VISI)" in result.output and "(en, VISI)" not in result.output
+
+
+def test_the_running_daemon_sends_the_mail_once_the_template_is_fixed(site, smtp_sink):
+    """No restart needed: the daemon reads the fixed file when it renders the mail again."""
+    override(site, BROKEN["missing block"][0])  # compiles, so it would stay cached if kept
+    site.env.update(MAILBOT_POLL_INTERVAL="1", MAILBOT_OUTBOX_INTERVAL="1")
+    site.write_env()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
+    with (site.root / "mailbot.log").open("ab") as log:
+        daemon = subprocess.Popen([sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), "run"],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        deliver(site, write_mail(DANA, VISI, "Export stops halfway", "It stops."), "1.dana")
+        smtp_sink.wait_for(2, timeout=60)  # the engineer's mail and the alert
+        wait_until(lambda: site.query("SELECT count(*) FROM outbox WHERE status = 'failed'") == [(1,)])
+        override(site, FIXED)
+        site.mailbot("outbox", "retry", "--all")
+        smtp_sink.wait_for(3, timeout=60)
+        wait_until(lambda: site.query("SELECT count(*) FROM outbox WHERE status != 'sent'") == [(0,)])
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+    [ack] = mails_to(smtp_sink, DANA)
+    assert ack.message["Subject"] == "[VISI-1] We have your mail"
+    assert len(mails_to(smtp_sink, ADMIN)) == 1 and len(smtp_sink.messages) == 3
+
+
+def wait_until(condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "gave up waiting"
+        time.sleep(0.2)
