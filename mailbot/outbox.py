@@ -33,7 +33,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import socket
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -77,7 +76,7 @@ def drain_outbox(desk: Desk, transport: Transport, limit: int = 200,
     dead and failed. Raises SmtpUnavailable when the server cannot be reached (the rows not
     tried stay due), and TransientError when the database cannot record an attempt."""
     counts: Counter[str] = Counter()
-    token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    token = f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(4)}"
     _release_dead_claims()
     while rows := due_rows(desk, limit):
         # Every row leaves "due" when it is tried (sent, dead, failed, or its next try set
@@ -115,7 +114,7 @@ def _claim(desk: Desk, row: Outbox, token: str) -> Outbox | None:
 def _release_dead_claims() -> None:
     """Take over at once the claims of processes of this host that no longer run (killed,
     crashed): their rows need not wait for the claims to lapse."""
-    host = socket.gethostname()
+    host = os.uname().nodename
     holders = (Outbox.select(Outbox.claimed_by).distinct()
                .where((Outbox.status == Status.PENDING) & Outbox.claimed_until.is_null(False)))
     dead = [row.claimed_by for row in holders if _gone(row.claimed_by, host)]
