@@ -131,11 +131,11 @@ def _gone(token: str, host: str) -> bool:
     if holder != host or not pid.isdigit() or int(pid) == os.getpid():
         return False
     try:
-        os.kill(int(pid), 0)
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return True
-    except PermissionError:  # runs, as another user
-        return False
+    except PermissionError:  # it runs, as another user
+        pass
     return False
 
 
