@@ -23,7 +23,8 @@ process that was killed are taken over; a claim by a process of this host that n
 is taken over at once.
 
 Most rows hold a draft (`mailbot.drafts`) and are rendered here, right after the claim; the
-bytes are kept in the row before they are sent, so a resend is the same mail. A row that cannot
+bytes are kept in the row, and the text on the ticket's message, when the row is marked sent (a
+resend after a crash renders the same draft again, with the same Message-ID). A row that cannot
 be rendered (a broken template) becomes `failed`, with the file and line in `last_error`, and
 raises one alert; it is not tried again until `mailbot outbox retry` puts it back.
 """
@@ -40,11 +41,12 @@ from datetime import datetime, timedelta
 
 from peewee import DatabaseError
 
-from mailbot import alerts, drafts, tickets
+from mailbot import alerts, drafts, statements, tickets
 from mailbot.desk import Desk
 from mailbot.errors import NotRetryable, PermanentError, SmtpUnavailable, TransientError
 from mailbot.models import Message, Outbox, database
 from mailbot.models import OutboxStatus as Status
+from mailbot.render import Rendered
 from mailbot.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -99,16 +101,17 @@ def _claim(desk: Desk, row: Outbox, token: str) -> Outbox | None:
     """Claim the row for this process and count the attempt, in one conditional UPDATE; the
     row as it is now, or None when another process has it (or sent it) already."""
     now = desk.clock()
+    until = now + claim_period(desk)
     with _recording(row, "claim it and record the attempt"), database.atomic():
-        changed = (Outbox.update(claimed_by=token, claimed_until=now + claim_period(desk),
-                                 attempts=Outbox.attempts + 1)
-                   .where((Outbox.id == row.id) & (Outbox.status == Status.PENDING)
-                          & (Outbox.next_attempt_at <= now) & _unclaimed(now))
-                   .execute())
+        changed = statements.claim_row(Outbox, row.id, token, until, now)
     if not changed:
         log.debug("mail %s is being sent by another process", row.message_id)
         return None
-    return Outbox.get_by_id(row.id)  # what the other processes may have done: rendered it
+    # Claimed, so nobody touched the row since it was read (a try would have made it sent, or
+    # due later): the row read is the row, one attempt more.
+    row.attempts += 1
+    row.claimed_by, row.claimed_until = token, until
+    return row
 
 
 def _release_dead_claims() -> None:
@@ -141,10 +144,16 @@ def _gone(token: str, host: str) -> bool:
 
 def _deliver(desk: Desk, transport: Transport, row: Outbox) -> str:
     now = desk.clock()
-    if drafts.is_draft(row) and not _render(desk, row, now):
-        return "failed"
+    rendered = None
+    if drafts.is_draft(row):
+        try:
+            rendered, data = drafts.write_mail(desk.renderer, row)
+        except Exception as exc:  # the per-mail boundary: a broken template, an unusable address
+            return _fail(desk, row, str(exc) or type(exc).__name__, now)
+    else:
+        data = bytes(row.data)
     try:
-        delivery = transport.send(row.envelope_from, [row.recipient], bytes(row.data))
+        delivery = transport.send(row.envelope_from, [row.recipient], data)
     except PermanentError as exc:
         return _give_up(desk, row, str(exc), now)
     except TransientError as exc:
@@ -154,30 +163,25 @@ def _deliver(desk: Desk, transport: Transport, row: Outbox) -> str:
         return _defer(desk, row, exc, now)
     if delivery.refused:
         return _give_up(desk, row, "; ".join(delivery.refused.values()), now)
-    with _recording(row, "mark it sent (it may go out once more)"):
+    with _recording(row, "mark it sent (it may go out once more)"), database.atomic():
         row.status, row.sent_at, row.last_error, row.claimed_until = Status.SENT, now, "", None
-        row.save(only=[Outbox.status, Outbox.sent_at, Outbox.last_error, Outbox.claimed_until])
+        row.data = data
+        row.save(only=[Outbox.status, Outbox.sent_at, Outbox.last_error, Outbox.claimed_until, Outbox.data])
+        if rendered is not None:
+            _fill_message(row, rendered)
     log.info("mail %s (%s) sent to %s", row.message_id, row.template, row.recipient)
     return "sent"
 
 
-def _render(desk: Desk, row: Outbox, now: datetime) -> bool:
-    """Render the row's draft and keep the bytes in the row, and the text on the ticket's
-    message; False when it cannot be rendered (the row is then `failed`)."""
-    try:
-        rendered, data = drafts.write_mail(desk.renderer, row)
-    except Exception as exc:  # the per-mail boundary: a broken template, an unusable address
-        _fail(desk, row, str(exc) or type(exc).__name__, now)
-        return False
-    with _recording(row, "keep the rendered mail"), database.atomic():
-        row.data = data
-        row.save(only=[Outbox.data])
-        Message.update(subject=rendered.subject, text=rendered.text).where(
-            (Message.message_id == row.message_id) & (Message.direction == "out")).execute()
-    return True
+def _fill_message(row: Outbox, rendered: Rendered) -> None:
+    """The outgoing message kept on the ticket (customer mail only) gets the text as sent."""
+    message = Message.get_or_none((Message.message_id == row.message_id) & (Message.direction == "out"))
+    if message is not None:
+        message.subject, message.text = rendered.subject, rendered.text
+        message.save(only=[Message.subject, Message.text])
 
 
-def _fail(desk: Desk, row: Outbox, error: str, now: datetime) -> None:
+def _fail(desk: Desk, row: Outbox, error: str, now: datetime) -> str:
     """Failed: recorded on the row and its ticket, and one alert, in one transaction. The row
     waits for `mailbot outbox retry`: trying it every round would only raise the alert again."""
     with _recording(row, "record it as failed"), database.atomic():
@@ -193,6 +197,7 @@ def _fail(desk: Desk, row: Outbox, error: str, now: datetime) -> None:
             desk, "template", f"mail {row.template} to {row.recipient}{about} could not be rendered",
             f"Outbox row {row.id}, Message-ID <{row.message_id}>: {error}\n\n"
             f"Fix the template, then send it with: mailbot outbox retry {row.id}")
+    return "failed"
 
 
 def _defer(desk: Desk, row: Outbox, exc: Exception, now: datetime) -> str:
