@@ -1,13 +1,16 @@
 """Alerts for the admin: something needs a person's attention (mail given up as undeliverable,
-a sender flooding a mailbox). Every alert is a log line at ERROR; where MAILBOT_ALERT_ADDRESS is
-set it is also a plain mail, queued in the outbox in the caller's transaction, at most one per
-kind an hour (`ALERT_INTERVAL`) so that a dead SMTP relay or a hundred bounced addresses make
-one mail, not a flood.
+mail that cannot be rendered, a sender flooding a mailbox). Every alert is a log line at ERROR;
+where MAILBOT_ALERT_ADDRESS is set it is also a plain mail, queued in the outbox in the caller's
+transaction, at most one per kind an hour (`ALERT_INTERVAL`) so that a dead SMTP relay or a
+hundred bounced addresses make one mail, not a flood.
 
 Alert mail can never start a loop: it never goes to a product's own address (the configuration
 refuses that, and this module checks again), it goes out with a null envelope sender so that a
 bounce of it is thrown away rather than mailed into a polled mailbox, it is marked
 `Auto-Submitted: auto-generated`, and an alert mail that itself cannot be delivered is only logged.
+
+Unlike the mails about tickets, an alert is composed here and queued as finished bytes, in plain
+text from no template: an alert about a broken template (`mailbot.outbox`) always goes out.
 
 It leaves delivering the mail to `mailbot.outbox`, and deciding what deserves an alert to the
 callers.

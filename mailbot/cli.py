@@ -21,8 +21,8 @@ from peewee import DatabaseError
 from mailbot import migrations
 from mailbot.config import Settings, load_settings, read_environment
 from mailbot.db import explain, open_database
-from mailbot.desk import Desk, make_desk
-from mailbot.errors import EX_SOFTWARE, EX_TEMPFAIL, DiskFull, MailbotError
+from mailbot.desk import Desk, make_desk, make_renderer
+from mailbot.errors import EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL, DiskFull, MailbotError
 
 log = logging.getLogger("mailbot")
 
@@ -174,17 +174,28 @@ def ingest(app: AppState, product: str, files: tuple[Path, ...]) -> None:
 @main.command()
 @click.pass_obj
 def check(app: AppState) -> None:
-    """Validate the configuration and connect to every mailbox and mail server it names."""
+    """Validate the configuration, render every template (the defaults and each product's
+    overrides, in every language) and connect to every mailbox and mail server it names. Exits
+    78 when a template cannot be rendered, 75 when a server cannot be reached."""
     from mailbot.daemon import check_authentication, check_connections
+    from mailbot.template_check import check_templates
 
     settings = app.settings
     click.echo(f"configuration ok: {len(settings.products)} product(s), data in {settings.data_dir}")
+    broken = check_templates(make_renderer(settings),
+                             [(p.key, p.name, p.address) for p in settings.products if p.templates])
+    for line in broken:
+        click.echo(f"FAIL template {line}", err=True)
+    if not broken:
+        click.echo("ok   templates: every template renders in every language")
     problems = check_connections(settings, ssl_context(settings))
     if settings.trusted_authserv_id:
         app.open()
         problems += check_authentication(settings)
     for line in problems:
         click.echo(line, err=not line.startswith("ok"))
+    if broken:
+        sys.exit(EX_CONFIG)
     if any(line.startswith("FAIL") for line in problems):
         sys.exit(EX_TEMPFAIL)
 
@@ -210,9 +221,10 @@ def product_list(app: AppState, as_json: bool) -> None:
 
 def _register_subcommands() -> None:
     # Imported here: those modules import AppState and emit_json from this one.
-    from mailbot import cli_accounts, cli_quarantine, cli_report, cli_tickets
+    from mailbot import cli_accounts, cli_outbox, cli_quarantine, cli_report, cli_tickets
 
     main.add_command(cli_accounts.account)
+    main.add_command(cli_outbox.outbox)
     main.add_command(cli_quarantine.quarantine)
     main.add_command(cli_tickets.ticket)
     main.add_command(cli_report.report)

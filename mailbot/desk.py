@@ -27,5 +27,10 @@ class Desk:
 
 
 def make_desk(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Desk:
+    return Desk(settings, Store(settings.data_dir), make_renderer(settings), clock)
+
+
+def make_renderer(settings: Settings) -> Renderer:
+    """The default templates, with each product's overrides (MAILBOT_PRODUCT_<KEY>_TEMPLATES)."""
     overrides = {p.key: p.templates for p in settings.products if p.templates is not None}
-    return Desk(settings, Store(settings.data_dir), Renderer(TEMPLATE_DIR, overrides), clock)
+    return Renderer(TEMPLATE_DIR, overrides)

@@ -2,6 +2,7 @@
 
     MailbotError
      +-- ConfigError          the configuration is wrong; names the key and what is wrong
+     |    +-- TemplateError       a mail template cannot be rendered; names the file and line
      +-- TransientError       I/O that may work later (server down, 4xx, database busy): retry
      |    +-- SourceUnavailable   a mailbox could not be reached
      |    +-- SmtpUnavailable     the SMTP server could not be reached or refused our login
@@ -9,7 +10,8 @@
      |    +-- DiskFull            a file under MAILBOT_DATA_DIR could not be written: no space left
      |    +-- AlreadyRunning      another daemon holds this SQLite installation
      +-- PermanentError       will never work as it is (5xx, malformed input): do not retry
-          +-- QuarantineError     a mail that cannot be handled; carries the reason
+     |    +-- QuarantineError     a mail that cannot be handled; carries the reason
+     +-- NotRetryable         `outbox retry` of a row that is missing or was not failed or dead
 
 Each error carries the exit code the CLI uses when it ends a command (sysexits). What an admin must
 repair before it works again (a corrupt or read-only database, a full disk) is still 75: a mail
@@ -20,6 +22,7 @@ A mail quarantined after an error in mailbot itself (not in the mail) ends `poll
 
 from __future__ import annotations
 
+EX_DATAERR = 65
 EX_SOFTWARE = 70
 EX_TEMPFAIL = 75
 EX_CONFIG = 78
@@ -31,6 +34,11 @@ class MailbotError(Exception):
 
 class ConfigError(MailbotError):
     exit_code = EX_CONFIG
+
+
+class TemplateError(ConfigError):
+    """A template that cannot be rendered: a syntax error, a missing block, an unknown value.
+    The message starts with the file and line (`path/to/reply.txt:12: ...`)."""
 
 
 class TransientError(MailbotError):
@@ -70,3 +78,9 @@ class QuarantineError(PermanentError):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class NotRetryable(MailbotError):
+    """`mailbot outbox retry ID` of a row that does not exist or is not failed or dead."""
+
+    exit_code = EX_DATAERR

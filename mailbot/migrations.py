@@ -8,8 +8,10 @@ import logging
 from collections.abc import Callable
 
 from peewee import Database
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as apply_operations
 
-from mailbot.models import MODELS, CreditEntry, Notice, Organisation, SchemaVersion
+from mailbot.models import MODELS, CreditEntry, Notice, Organisation, Outbox, SchemaVersion
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +27,21 @@ def _add_credit_and_notices(db: Database) -> None:
     db.create_tables([Organisation, CreditEntry, Notice], safe=True)
 
 
+def _add_outbox_drafts_and_claims(db: Database) -> None:
+    """Version 3: an outbox row keeps what to say (language, context, headers) and is rendered
+    when sent; `claimed_by`/`claimed_until` let one process at a time send it. Existing rows
+    keep their rendered `data` and are sent as they are. Columns a fresh database already has
+    from step 1 are left alone."""
+    have = {column.name for column in db.get_columns(Outbox._meta.table_name)}
+    migrator = SchemaMigrator.from_database(db)
+    fields = (Outbox.language, Outbox.context, Outbox.headers, Outbox.claimed_by, Outbox.claimed_until)
+    apply_operations(*(migrator.add_column(Outbox._meta.table_name, field.column_name, field)
+                       for field in fields if field.column_name not in have))
+
+
 # version -> step that brings the database from version-1 to version.
-STEPS: dict[int, Callable[[Database], None]] = {1: _create_initial, 2: _add_credit_and_notices}
+STEPS: dict[int, Callable[[Database], None]] = {
+    1: _create_initial, 2: _add_credit_and_notices, 3: _add_outbox_drafts_and_claims}
 LATEST = max(STEPS)
 
 

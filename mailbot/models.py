@@ -8,6 +8,7 @@ live in the domain modules (`accounts`, `tickets`, `inbound`).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from peewee import (
     BlobField,
@@ -240,8 +241,22 @@ class Event(BaseModel):
     at = DateTimeField(default=utcnow)
 
 
+class OutboxStatus(StrEnum):
+    """Where an outbox row is. Only `pending` rows are sent; `failed` waits for `outbox retry`."""
+
+    PENDING = "pending"  # to be sent at next_attempt_at
+    SENT = "sent"  # the server accepted it
+    DEAD = "dead"  # undeliverable (refused, or past the give-up age)
+    FAILED = "failed"  # could not be rendered (a broken template); last_error says where
+
+
 class Outbox(BaseModel):
-    """One mail to one recipient, written in the transaction of the change that causes it."""
+    """One mail to one recipient, written in the transaction of the change that causes it.
+
+    What to say is kept as a draft (`template`, `language`, `context` and `headers` as JSON) and
+    rendered when the row is sent; `data` holds the mail's bytes from then on (and from the start
+    for alerts, and rows queued before drafts existed). `claimed_by`/`claimed_until`: the process
+    sending the row right now, so that no other one sends it too."""
 
     message_id = CharField(unique=True)
     ticket = ForeignKeyField(Ticket, null=True, backref="outbox")
@@ -249,14 +264,19 @@ class Outbox(BaseModel):
     template = CharField()
     recipient = CharField(index=True)
     envelope_from = CharField()
-    data = BlobField()
+    data = BlobField(default=b"")
     automatic = BooleanField(default=True)
-    status = CharField(default="pending", index=True)  # pending, sent, dead
+    status = CharField(default=OutboxStatus.PENDING, index=True)
     attempts = IntegerField(default=0)
     next_attempt_at = DateTimeField(default=utcnow)
     last_error = TextField(default="")
     created_at = DateTimeField(default=utcnow)
     sent_at = DateTimeField(null=True)
+    language = CharField(default="")
+    context = TextField(default="")
+    headers = TextField(default="")
+    claimed_by = CharField(default="")
+    claimed_until = DateTimeField(null=True)
 
 
 class MailboxState(BaseModel):

@@ -1,6 +1,7 @@
 """Turning a ticket change into outgoing mail: who gets which template, in which language, with
 which headers. Each mail becomes one outbox row per recipient, written in the caller's
-transaction; `mailbot.outbox` delivers them later.
+transaction, holding what to say (`mailbot.drafts`); `mailbot.outbox` renders and delivers them
+later, so a broken template never undoes the change that caused the mail.
 
 Rules that keep mailbot from ever starting a loop live here too: no automatic mail to our own
 addresses, to no-reply style senders, to addresses that bounced, or past the daily limit of
@@ -18,9 +19,10 @@ from typing import Any
 
 from mailbot import caps
 from mailbot.automail import is_noreply_address
-from mailbot.compose import OutgoingMail, build_references, check_address, compose, make_message_id
+from mailbot.compose import build_references, check_address, make_message_id
 from mailbot.config import ProductSettings
 from mailbot.desk import Desk
+from mailbot.drafts import Headers, context_json
 from mailbot.message import Address
 from mailbot.models import Account, Message, Outbox, Ticket
 
@@ -64,7 +66,7 @@ def queue_mail(
     actor: Account | None = None,
     parent_id: str = "",
 ) -> list[Outbox]:
-    """Render `template` for each recipient and add it to the outbox; returns the rows."""
+    """Add `template` for each recipient to the outbox (rendered when sent); returns the rows."""
     if desk.quiet:
         log.debug("quiet: %s about %s not queued", template, ticket.reference if ticket else product.key)
         return []
@@ -128,41 +130,38 @@ def _wants(account: Account, template: str) -> bool:
 def _queue_one(desk: Desk, template: str, product: ProductSettings, ticket: Ticket | None,
                recipient: Recipient, context: Mapping[str, Any], actor: Account | None,
                parent_id: str, now: datetime) -> Outbox:
+    """One outbox row holding what to say; it is rendered when it is sent (`mailbot.drafts`)."""
     settings = desk.settings
     full = dict(context)
     full.update(product=product_context(product), recipient=_recipient_context(recipient),
                 actor=_actor_context(actor))
     if ticket is not None:
         full["ticket"] = ticket_context(ticket, product)
-    rendered = desk.renderer.render(template, recipient.language, product.key, full)
     reference = ticket.reference if ticket is not None else product.prefix
     message_id = make_message_id(reference, settings.mail_domain)
     automatic = "" if template in HUMAN else (
         "auto-replied" if template == "ticket_opened" else "auto-generated")
-    mail = OutgoingMail(
+    headers = Headers(
         sender=Address(product.address, product.name),
-        to=(Address(recipient.email, recipient.name),),
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
-        message_id=message_id,
+        to=Address(recipient.email, recipient.name),
+        loop_marker=settings.mail_domain,
+        reply_to=Address(product.address, product.name),
         in_reply_to=parent_id,
         references=_references(ticket, parent_id, settings.mail_domain),
         automatic=automatic,
-        loop_marker=settings.mail_domain,
-        reply_to=Address(product.address, product.name),
-        extra_headers=_staff_headers(ticket, product) if recipient.role not in CUSTOMER_ROLES else (),
-        date=now,
+        extra=_staff_headers(ticket, product) if recipient.role not in CUSTOMER_ROLES else (),
     )
     row = Outbox.create(
         message_id=message_id, ticket=ticket, product=product.key, template=template,
-        recipient=recipient.email.lower(), envelope_from=product.address, data=compose(mail),
+        recipient=recipient.email.lower(), envelope_from=product.address, data=b"",
+        language=recipient.language, context=context_json(full), headers=headers.to_json(),
         automatic=bool(automatic), created_at=now, next_attempt_at=now,
     )
     if ticket is not None and recipient.role in CUSTOMER_ROLES and template not in OFF_THE_RECORD:
+        # Its place in the conversation is now; subject and text are filled in when the mail is
+        # rendered (`mailbot.outbox`).
         Message.create(ticket=ticket, direction="out", message_id=message_id, author=actor,
-                       author_email=product.address, kind=template, subject=rendered.subject,
-                       text=rendered.text, created_at=now)
+                       author_email=product.address, kind=template, created_at=now)
     return row
 
 

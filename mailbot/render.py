@@ -18,6 +18,7 @@ the language, and turning a `Rendered` into RFC 5322 bytes (`mailbot.compose`).
 from __future__ import annotations
 
 import re
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +31,14 @@ from jinja2 import (
     StrictUndefined,
     Template,
     TemplateNotFound,
+    TemplateSyntaxError,
     select_autoescape,
 )
+from jinja2 import TemplateError as JinjaError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
+
+from mailbot.errors import TemplateError
 
 LANGUAGES = ("en", "nl", "fr")
 DEFAULT_LANGUAGE = "en"
@@ -172,11 +177,29 @@ class Renderer:
         self._environments: dict[tuple[str, str], ImmutableSandboxedEnvironment] = {}
 
     def render(self, name: str, language: str, product_key: str, context: Mapping[str, Any]) -> Rendered:
-        """Render mail `name` for one recipient. Raises `jinja2.UndefinedError` when the context
-        lacks a value the template uses, `TemplateNotFound` when there is no `NAME.txt`."""
+        """Render mail `name` for one recipient. Raises `TemplateError`, naming the file and line,
+        when a template cannot be read or rendered (a syntax error, no such file, a missing block,
+        a value the context lacks). After an error the files are read again at the next render,
+        so a template fixed on disk is used without a restart."""
         if not _TEMPLATE_NAME.match(name):
             raise ValueError(f"not a mail template name: {name!r}")
         lang = normalise_language(language)
+        try:
+            return self._render(name, lang, product_key, context)
+        except TemplateError:
+            self._environments.pop((product_key.upper(), lang), None)
+            raise
+        except (JinjaError, ValueError, TypeError) as exc:
+            self._environments.pop((product_key.upper(), lang), None)
+            raise TemplateError(f"{_where(exc, name)}: {exc}") from exc
+
+    def template_names(self) -> list[str]:
+        """Every mail template there is: the defaults' and the overrides' `NAME.txt` files."""
+        roots = [self._template_dir, *self._overrides.values()]
+        return sorted({path.stem for root in roots for lang in LANGUAGES
+                       for path in (root / lang).glob("*.txt") if _TEMPLATE_NAME.match(path.stem)})
+
+    def _render(self, name: str, lang: str, product_key: str, context: Mapping[str, Any]) -> Rendered:
         env = self._environment(product_key, lang)
         values = {
             **context,
@@ -226,8 +249,25 @@ def _make_environment(search_path: list[Path]) -> ImmutableSandboxedEnvironment:
 
 def _render_block(template: Template, block: str, values: Mapping[str, Any]) -> str:
     if block not in template.blocks:
-        raise ValueError(f"template {template.name} has no {{% block {block} %}}")
-    return "".join(template.blocks[block](template.new_context(dict(values))))
+        raise TemplateError(f"{template.filename}: has no {{% block {block} %}}")
+    try:
+        return "".join(template.blocks[block](template.new_context(dict(values))))
+    except Exception:
+        # Point the traceback at the template's own lines (what Template.render does itself),
+        # so the error can name the file and line.
+        template.environment.handle_exception()
+
+
+def _where(exc: BaseException, name: str) -> str:
+    """`file:line` of a template error: where the syntax is wrong, or the innermost template
+    line that was running."""
+    if isinstance(exc, TemplateSyntaxError):
+        return f"{exc.filename or exc.name}:{exc.lineno}"
+    if isinstance(exc, TemplateNotFound):
+        return f"{exc.name or name}"
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__)
+              if frame.filename.endswith((".txt", ".html"))]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else name
 
 
 def _render_html(env: ImmutableSandboxedEnvironment, name: str, values: Mapping[str, Any]) -> str:

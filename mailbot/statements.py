@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
+from datetime import datetime
 from functools import lru_cache, reduce
 from typing import Any
 
@@ -77,6 +78,25 @@ def count_rows(model: type[Model], equal: Mapping[Field, Any], later: tuple[Fiel
     return row[0]  # type: ignore[no-any-return]
 
 
+def claim_row(model: type[Model], key: int, holder: str, until: datetime, now: datetime) -> bool:
+    """The outbox's claim, run before every mail is sent: on row `key` of `model` (the outbox,
+    with its columns claimed_by, claimed_until, attempts, status, next_attempt_at) set the
+    holder and the claim's end and count one attempt, only while the row is pending, due by
+    `now` and not claimed by anyone else (claimed_until empty or before `now`). True when this
+    call changed the row: the caller, and no other process, sends it."""
+    meta = model._meta
+    f = meta.fields
+    if not prepared(model):
+        query = model.update({f["claimed_by"]: holder, f["claimed_until"]: until,
+                              f["attempts"]: f["attempts"] + 1}).where(
+            (meta.primary_key == key) & (f["status"] == "pending") & (f["next_attempt_at"] <= now)
+            & (f["claimed_until"].is_null() | (f["claimed_until"] < now)))
+        return bool(query.execute())
+    params = [holder, f["claimed_until"].db_value(until), meta.primary_key.db_value(key),
+              f["next_attempt_at"].db_value(now), f["claimed_until"].db_value(now)]
+    return bool(meta.database.execute_sql(_claim_sql(model), params).rowcount)
+
+
 def insert_row(model: type[Model], data: dict[str, Any]) -> int:
     """Insert `data` (field name to Python value); returns SQLite's rowid of the new row."""
     fields = tuple(model._meta.fields[name] for name in data)
@@ -107,6 +127,14 @@ def _select_sql(model: type[Model], fields: tuple[Field, ...]) -> str:
 def _count_sql(model: type[Model], fields: tuple[Field, ...], later: Field) -> str:
     terms = [f"{_quoted(f.column_name)} = ?" for f in fields] + [f"{_quoted(later.column_name)} > ?"]
     return f"SELECT COUNT(*) FROM {_quoted(model._meta.table_name)} WHERE {' AND '.join(terms)}"
+
+
+@lru_cache(maxsize=16)
+def _claim_sql(model: type[Model]) -> str:
+    table, key = _quoted(model._meta.table_name), _quoted(model._meta.primary_key.column_name)
+    return (f'UPDATE {table} SET "claimed_by" = ?, "claimed_until" = ?, "attempts" = "attempts" + 1 '
+            f"""WHERE {key} = ? AND "status" = 'pending' AND "next_attempt_at" <= ? """
+            'AND ("claimed_until" IS NULL OR "claimed_until" < ?)')
 
 
 @lru_cache(maxsize=256)

@@ -14,13 +14,14 @@ from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from mailbot import accounts, tickets
+from mailbot import accounts, drafts, tickets
 from mailbot.config import Settings, load_settings
 from mailbot.db import close_database, open_database
 from mailbot.deadlines import refresh_deadlines
-from mailbot.desk import Desk, make_desk
+from mailbot.desk import TEMPLATE_DIR, Desk, make_desk
 from mailbot.migrations import migrate
 from mailbot.models import Account, Outbox, Ticket
+from mailbot.render import Renderer
 
 PRODUCTS = {
     # The generic support service: 9:00-18:00 on weekdays, 4/24/48/72 h, answer within an hour.
@@ -131,10 +132,13 @@ class Sent:
 
 
 def outbox(template: str | None = None) -> list[Sent]:
-    """The mails queued so far (oldest first), optionally of one template."""
+    """The mails queued so far (oldest first), optionally of one template, as they will be sent:
+    a row still holding its draft is rendered from the default templates, as the outbox will."""
     query = Outbox.select().order_by(Outbox.id)
     if template is not None:
         query = query.where(Outbox.template == template)
+    renderer = Renderer(TEMPLATE_DIR)
     return [Sent(row.template, row.recipient,
-                 email.message_from_bytes(bytes(row.data), policy=email.policy.default))
+                 email.message_from_bytes(drafts.write_mail(renderer, row)[1] if drafts.is_draft(row)
+                                          else bytes(row.data), policy=email.policy.default))
             for row in query]

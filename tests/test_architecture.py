@@ -31,6 +31,7 @@ EDGE_MODULES = {
     "cli_tickets",
     "cli_report",
     "cli_quarantine",
+    "cli_outbox",
     "daemon",
     "workers",
     "transport",

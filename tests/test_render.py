@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from jinja2 import UndefinedError
 
+from mailbot.errors import TemplateError
 from mailbot.render import REPLY_MARKERS, Renderer, names
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "mailbot" / "templates"
@@ -125,12 +126,13 @@ def test_each_template_needs_only_its_documented_keys(renderer, name, language):
     assert mail.text.strip()
 
 
-def test_a_missing_value_fails_loudly(renderer):
+def test_a_missing_value_fails_loudly_naming_the_file_and_line(renderer):
     context = sample_context()
     del context["ticket"]["reference"]
-    with pytest.raises(UndefinedError):
+    with pytest.raises(TemplateError, match=r"en/ticket_opened\.txt:\d+: .*'reference'") as caught:
         renderer.render("ticket_opened", "en", "VISI", context)
-    with pytest.raises(UndefinedError):
+    assert isinstance(caught.value.__cause__, UndefinedError)
+    with pytest.raises(TemplateError, match=r"en/reply\.txt:\d+: 'text' is undefined"):
         renderer.render("reply", "en", "VISI", {k: v for k, v in sample_context().items() if k != "text"})
 
 

@@ -85,3 +85,22 @@ def test_the_limits_count_rows_after_a_moment(db):
     assert statements.count_rows(Outbox, {Outbox.recipient: "ann@x", Outbox.product: "ACME"}, day) == 2
     assert statements.count_rows(Outbox, {Outbox.recipient: "ann@x", Outbox.automatic: True}, day) == 2
     assert statements.count_rows(Outbox, {Outbox.recipient: "eve@x"}, day) == 0
+
+
+def test_an_outbox_row_is_claimed_once_until_its_claim_lapses(db):
+    now = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    row = Outbox.create(message_id="m@x", product="ACME", template="t", recipient="r@x", envelope_from="",
+                        created_at=now, next_attempt_at=now)
+    later = Outbox.create(message_id="n@x", product="ACME", template="t", recipient="r@x", envelope_from="",
+                          created_at=now, next_attempt_at=now + timedelta(minutes=5))
+    until = now + timedelta(minutes=5)
+    assert statements.claim_row(Outbox, row.id, "host:1:a", until, now) is True
+    assert statements.claim_row(Outbox, row.id, "host:2:b", until, now) is False  # held
+    assert statements.claim_row(Outbox, later.id, "host:2:b", until, now) is False  # not due
+    claimed = Outbox.get_by_id(row.id)
+    assert (claimed.claimed_by, claimed.claimed_until, claimed.attempts) == ("host:1:a", until, 1)
+    lapsed = until + timedelta(seconds=1)
+    assert statements.claim_row(Outbox, row.id, "host:2:b", lapsed + timedelta(minutes=5), lapsed) is True
+    assert Outbox.get_by_id(row.id).claimed_by == "host:2:b" and Outbox.get_by_id(row.id).attempts == 2
+    Outbox.update(status="sent", claimed_until=None).where(Outbox.id == row.id).execute()
+    assert statements.claim_row(Outbox, row.id, "host:3:c", lapsed + timedelta(minutes=5), lapsed) is False
