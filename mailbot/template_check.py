@@ -42,6 +42,7 @@ def sample_context(product: dict[str, str]) -> dict[str, Any]:
         "days": 5,
         "credit": {"remaining_minutes": 30, "expires": "2026-12-31"},
         "failed_address": _PERSON["email"],
+        "authentication": "missing",
     }
 
 
