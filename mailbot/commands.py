@@ -1,7 +1,8 @@
 """Commands in mail: the `#word argument` lines at the top of a reply.
 
 Pure: `read_commands` splits the visible text of a reply into the command lines at its top and
-the text below them; `check_commands` says what is wrong with them for the sender's role. Only
+the text below them; `check_commands` says what is wrong with them for the sender's role, as
+data that the `command_error` template words in the sender's language. Only
 the visible text is read (quoted history and forwarded mail are trimmed away before), and only
 the lines before the first line of ordinary text, so a `#` further down is never a command.
 """
@@ -10,24 +11,30 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from mailbot.businesshours import parse_duration
 from mailbot.routing import CATEGORIES, PRIORITIES
 
 STATUS_ARGS = ("open", "waiting", "resolved", "closed")
+# Each command the sender may use, with its syntax; what it does is worded by the templates.
 ENGINEER_COMMANDS = {
     "status": "#status open|waiting|resolved|closed",
     "priority": "#priority critical|high|medium|low",
-    "info": "#info (your question follows below; the ticket waits for the customer)",
+    "info": "#info",
     "assign": "#assign me|ADDRESS",
-    "internal": "#internal (the text below is a note the customer never sees)",
-    "time": "#time 45m (time spent, in started 15-minute blocks)",
-    "category": "#category bug|question|suggestion",
+    "internal": "#internal",
+    "time": "#time 45m",
+    "category": "#category question|bug|suggestion",
 }
 CUSTOMER_COMMANDS = {
-    "close": "#close (you sign off: the ticket is closed)",
+    "close": "#close",
     "priority": "#priority critical|high|medium|low",
 }
+CommandError = dict[str, Any]
+"""What is wrong with a command: `code` (twice, unknown, staff_only, choices, assign_target,
+duration, no_argument, info_with_status, info_with_internal, not_engineer), the `line` and
+`command` it is about, and the values its wording needs (`choices`, `address`)."""
 _COMMAND_LINE = re.compile(r"^\s*#([A-Za-z][A-Za-z_-]*)\b[ \t:]*(.*?)\s*$")
 
 
@@ -66,49 +73,59 @@ def read_commands(visible: str) -> Commands:
 
 
 def valid_commands(staff: bool) -> list[str]:
-    return list((ENGINEER_COMMANDS if staff else CUSTOMER_COMMANDS).values())
+    """The names of the commands the sender may use; the template says what each does, in the
+    recipient's language."""
+    return list(ENGINEER_COMMANDS if staff else CUSTOMER_COMMANDS)
 
 
-def check_commands(commands: Commands, staff: bool) -> list[str]:
-    """What is wrong, one line each; [] when every command may be applied."""
+def check_commands(commands: Commands, staff: bool) -> list[CommandError]:
+    """What is wrong, one error each; [] when every command may be applied. Errors are data
+    (a code and its values): the mail to the sender words them in the sender's language."""
     allowed = ENGINEER_COMMANDS if staff else CUSTOMER_COMMANDS
-    errors = []
+    errors: list[CommandError] = []
     seen: set[str] = set()
     for command in commands.commands:
         if command.name in seen:
-            errors.append(f"{command.line}: #{command.name} is given twice")
+            errors.append(error_for("twice", command))
             continue
         seen.add(command.name)
         if command.name not in ENGINEER_COMMANDS and command.name not in CUSTOMER_COMMANDS:
-            errors.append(f"{command.line}: unknown command")
+            errors.append(error_for("unknown", command))
         elif command.name not in allowed:
-            errors.append(f"{command.line}: only the support team may use #{command.name}")
+            errors.append(error_for("staff_only", command))
         else:
             problem = _argument_problem(command)
-            if problem:
-                errors.append(f"{command.line}: {problem}")
+            if problem is not None:
+                errors.append(problem)
     if "info" in seen and "status" in seen:
-        errors.append("#info already sets the status to waiting; leave out #status")
+        errors.append({"code": "info_with_status"})
     if "info" in seen and "internal" in seen:
-        errors.append("#info asks the customer, #internal hides the text from them: use one")
+        errors.append({"code": "info_with_internal"})
     return errors
 
 
-def _argument_problem(command: Command) -> str:
+def error_for(code: str, command: Command, **values: Any) -> CommandError:
+    return {"code": code, "line": command.line, "command": command.name, **values}
+
+
+def describe_error(error: CommandError) -> str:
+    """One error in English, for the log and the outcome line (never for mail)."""
+    values = ", ".join(f"{key}={value}" for key, value in error.items() if key not in ("code", "line"))
+    return f"{error.get('line', '')}: {error['code']}" + (f" ({values})" if values else "")
+
+
+def _argument_problem(command: Command) -> CommandError | None:
     arg = command.argument.strip().lower()
-    if command.name == "status" and arg not in STATUS_ARGS:
-        return "expected one of " + ", ".join(STATUS_ARGS)
-    if command.name == "priority" and arg not in PRIORITIES:
-        return "expected one of " + ", ".join(PRIORITIES)
-    if command.name == "category" and arg not in CATEGORIES:
-        return "expected one of " + ", ".join(CATEGORIES)
+    choices = {"status": STATUS_ARGS, "priority": PRIORITIES, "category": CATEGORIES}.get(command.name)
+    if choices is not None and arg not in choices:
+        return error_for("choices", command, choices=list(choices))
     if command.name == "assign" and not (arg == "me" or re.fullmatch(r"[^@\s]+@[^@\s]+", arg)):
-        return "expected 'me' or an engineer's address"
-    if command.name == "time":
-        return "" if time_minutes(arg) else "expected a duration such as 45m, 1h or 1h30m"
+        return error_for("assign_target", command)
+    if command.name == "time" and not time_minutes(arg):
+        return error_for("duration", command)
     if command.name in ("info", "internal", "close") and arg:
-        return "takes no argument; write your text below the command lines"
-    return ""
+        return error_for("no_argument", command)
+    return None
 
 
 def time_minutes(argument: str) -> int:

@@ -28,6 +28,7 @@ from mailbot import accounts, caps, notify, tickets
 from mailbot.config import ProductSettings
 from mailbot.deadlines import ClockState, pauses_of, refresh_deadlines, sla_state
 from mailbot.desk import Desk
+from mailbot.formats import machine_moment
 from mailbot.models import Notice, Ticket, database
 
 log = logging.getLogger(__name__)
@@ -149,12 +150,16 @@ def _send_sla_mail(desk: Desk, template: str, ticket: Ticket, product: ProductSe
                    clock: ClockState, now: datetime) -> None:
     recipients = _board_recipients(ticket, product)
     if template == "sla_breach" and product.escalation_address:
-        address = product.escalation_address
-        recipients.append(notify.Recipient(address, "", "engineer", product.language,
-                                           accounts.find_account(address)))
+        recipients.append(_escalation_recipient(product))
     percent = math.floor(clock.share * 100 + 1e-9)  # 0.29 * 100 is 28.999...
     due = _local(clock.due, product)
-    context = {"sla": {"kind": clock.kind, "used_percent": percent, "due": due}}
+    sla = {"kind": clock.kind, "used_percent": percent,
+           "due": machine_moment(clock.due, product.calendar.zone)}
+    if template == "sla_breach":
+        # How late, in business time: a share of the target ("1100% used") says nothing when the
+        # clock caught up after the daemon was down.
+        sla["late_minutes"] = max(int((clock.used - clock.target).total_seconds() // 60), 0)
+    context = {"sla": sla}
     rows = notify.queue_mail(desk, template, product, ticket, recipients, context=context)
     tickets.record_event(ticket, template, "", new=clock.kind,
                          detail=f"{percent}% of the {clock.kind.replace('_', ' ')} time used; "
@@ -245,6 +250,16 @@ def _since(ticket: Ticket, status: str) -> datetime:
     """When the ticket entered its current `status` (waiting or resolved)."""
     moment = ticket.waiting_since if status == "waiting" else ticket.resolved_at
     return moment or ticket.updated_at
+
+
+def _escalation_recipient(product: ProductSettings) -> notify.Recipient:
+    """The escalation address: in its account's own language when it has an account (like
+    every other recipient), else in the product's language (it has no other)."""
+    address = product.escalation_address
+    account = accounts.find_account(address)
+    if account is not None:
+        return notify.recipient_for(account, "engineer", product.language)
+    return notify.Recipient(address, "", "engineer", product.language, None)
 
 
 def _board_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.Recipient]:

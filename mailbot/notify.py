@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mailbot import caps
+from mailbot import accounts, caps
 from mailbot.automail import is_noreply_address
 from mailbot.compose import build_references, check_address, make_message_id
 from mailbot.config import ProductSettings
 from mailbot.desk import Desk
 from mailbot.drafts import Headers, context_json
+from mailbot.formats import desk_name, machine_moment
 from mailbot.message import Address
 from mailbot.models import Account, Message, Outbox, Ticket
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 # Templates a person may opt out of (Account.notify); the rest always go out.
 OPTIONAL = frozenset(
     {"ticket_opened", "new_ticket", "customer_reply", "internal_note", "status_changed",
-     "priority_changed", "ticket_closed"}
+     "priority_changed", "ticket_closed", "ticket_updated"}
 )
 # Mails written by a person, relayed by us: not marked Auto-Submitted.
 HUMAN = frozenset({"reply", "customer_reply", "internal_note", "info_requested"})
@@ -134,18 +135,20 @@ def _queue_one(desk: Desk, template: str, product: ProductSettings, ticket: Tick
     settings = desk.settings
     full = dict(context)
     full.update(product=product_context(product), recipient=_recipient_context(recipient),
-                actor=_actor_context(actor))
+                actor=_actor_context(actor, product))
     if ticket is not None:
         full["ticket"] = ticket_context(ticket, product)
     reference = ticket.reference if ticket is not None else product.prefix
     message_id = make_message_id(reference, settings.mail_domain)
     automatic = "" if template in HUMAN else (
         "auto-replied" if template == "ticket_opened" else "auto-generated")
+    # The From name is the name the mail signs with, in the recipient's language.
+    desk = desk_name(product.name, recipient.language)
     headers = Headers(
-        sender=Address(product.address, product.name),
+        sender=Address(product.address, desk),
         to=Address(recipient.email, recipient.name),
         loop_marker=settings.mail_domain,
-        reply_to=Address(product.address, product.name),
+        reply_to=Address(product.address, desk),
         in_reply_to=parent_id,
         references=_references(ticket, parent_id, settings.mail_domain),
         automatic=automatic,
@@ -190,7 +193,8 @@ def ticket_context(ticket: Ticket, product: ProductSettings) -> dict[str, Any]:
     assignee = ticket.assignee
 
     def when(moment: datetime | None) -> str:
-        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if moment else ""
+        # The machine form; the template writes it in the recipient's language (`|datetime`).
+        return machine_moment(moment, zone)
 
     return {
         "reference": ticket.reference,
@@ -213,5 +217,9 @@ def _recipient_context(recipient: Recipient) -> dict[str, str]:
             "language": recipient.language}
 
 
-def _actor_context(actor: Account | None) -> dict[str, str] | None:
-    return {"name": actor.name, "email": actor.email, "role": ""} if actor is not None else None
+def _actor_context(actor: Account | None, product: ProductSettings) -> dict[str, str] | None:
+    """Who acted, with their role on the product ("" for none): mails to the team say whether a
+    customer, a watcher or a colleague wrote."""
+    if actor is None:
+        return None
+    return {"name": actor.name, "email": actor.email, "role": accounts.role_of(actor, product.key) or ""}

@@ -32,6 +32,7 @@ from jinja2 import (
     Template,
     TemplateNotFound,
     TemplateSyntaxError,
+    pass_context,
     select_autoescape,
 )
 from jinja2 import TemplateError as JinjaError
@@ -39,6 +40,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 
 from mailbot.errors import TemplateError
+from mailbot.formats import desk_name, format_day, format_moment
 
 LANGUAGES = ("en", "nl", "fr")
 DEFAULT_LANGUAGE = "en"
@@ -216,7 +218,10 @@ class Renderer:
     def _environment(self, product_key: str, language: str) -> ImmutableSandboxedEnvironment:
         key = (product_key.upper(), language)
         if key not in self._environments:
-            self._environments[key] = _make_environment(self._search_path(*key))
+            env = _make_environment(self._search_path(*key))
+            # A global too, so that macros imported without context write in the same language.
+            env.globals["language"] = language
+            self._environments[key] = env
         return self._environments[key]
 
     def _search_path(self, product_key: str, language: str) -> list[Path]:
@@ -244,7 +249,27 @@ def _make_environment(search_path: list[Path]) -> ImmutableSandboxedEnvironment:
         lstrip_blocks=True,
     )
     env.filters["nl2br"] = nl2br
+    env.filters["datetime"] = _datetime_filter
+    env.filters["date"] = _date_filter
+    env.filters["desk"] = _desk_filter
     return env
+
+
+# Filters that write a value in the recipient's language (`language`: a global of the
+# language's environment, so imported macros see it too). See mailbot.formats.
+@pass_context
+def _datetime_filter(context: Any, value: str) -> str:
+    return format_moment(value, context["language"])
+
+
+@pass_context
+def _date_filter(context: Any, value: str) -> str:
+    return format_day(value, context["language"])
+
+
+@pass_context
+def _desk_filter(context: Any, product_name: str) -> str:
+    return desk_name(product_name, context["language"])
 
 
 def _render_block(template: Template, block: str, values: Mapping[str, Any]) -> str:

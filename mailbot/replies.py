@@ -17,7 +17,16 @@ import logging
 from datetime import datetime, timedelta
 
 from mailbot import accounts, authresults, changes, credit, notify, tickets
-from mailbot.commands import Commands, check_commands, read_commands, time_minutes, valid_commands
+from mailbot.commands import (
+    CommandError,
+    Commands,
+    check_commands,
+    describe_error,
+    error_for,
+    read_commands,
+    time_minutes,
+    valid_commands,
+)
 from mailbot.desk import Desk
 from mailbot.inmail import (
     Mail,
@@ -28,6 +37,7 @@ from mailbot.inmail import (
     store_inbound,
 )
 from mailbot.models import Event, Grant, Message, Ticket
+from mailbot.summary import Made, tell_changes
 
 # A sender refused more often than this within the window, for writing to tickets that are not
 # theirs, is guessing references: further attempts get no answer at all (reliability S2).
@@ -133,60 +143,74 @@ def unauthenticated_share(last: int = 50) -> tuple[int, int]:
     return sum(kind == UNAUTHENTICATED for kind in kinds), len(kinds)
 
 
-def _check_assignee(parsed: Commands, ticket: Ticket) -> list[str]:
+def _check_assignee(parsed: Commands, ticket: Ticket) -> list[CommandError]:
     command = parsed.get("assign")
     if command is None or command.argument.strip().lower() == "me":
         return []
     target = accounts.find_account(command.argument)
     if target is None or not accounts.is_staff(target, ticket.product):
-        return [f"{command.line}: {command.argument} is not an engineer of {ticket.product}"]
+        return [error_for("not_engineer", command, address=command.argument.strip(), product=ticket.product)]
     return []
 
 
-def command_error(desk: Desk, mail: Mail, ticket: Ticket, errors: list[str], staff: bool) -> Outcome:
-    """Nothing changes; the sender learns what was wrong and what is valid."""
+def command_error(desk: Desk, mail: Mail, ticket: Ticket, errors: list[CommandError], staff: bool) -> Outcome:
+    """No command applies; the sender learns what was wrong and what is valid, in their own
+    language. A customer's text is kept on the ticket all the same (for the engineers to read):
+    only the commands were wrong, and what they wrote must not be lost. An engineer's is not:
+    they resend it, and a public message the customer never received would mislead."""
     sender = mail.sender
     assert sender is not None
+    kept = ""
+    text = read_commands(mail.msg.reply_text).text
+    if not staff and text:
+        store_inbound(desk, mail, ticket, text)
+        kept = "; text kept on the ticket"
     role = accounts.role_of(sender, mail.product.key) or "customer"
     notify.queue_mail(desk, "command_error", mail.product, ticket,
                       [notify.recipient_for(sender, role, mail.product.language)],
-                      context={"errors": errors, "valid_commands": valid_commands(staff)},
+                      context={"errors": errors, "valid_commands": valid_commands(staff),
+                               "text_kept": bool(kept)},
                       parent_id=mail.msg.message_id)
-    return Outcome("ignored", "command error: " + "; ".join(errors), ticket)
+    return Outcome("ignored", "command error: " + "; ".join(map(describe_error, errors)) + kept, ticket)
 
 
 def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Outcome:
+    """Apply every command, then send one mail: the customers get the text (a reply, or a
+    request for information) listing every change it made, with the ticket as it is after
+    them; commands without text get one mail of the changes (`mailbot.summary`)."""
     sender, product, now = mail.sender, mail.product, mail.now
     assert sender is not None
     internal = "internal" in parsed
+    answers = not internal and ("info" in parsed or bool(parsed.text))
     parent = last_public_message_id(ticket)
     store_inbound(desk, mail, ticket, parsed.text, visibility="internal" if internal else "public",
                   kind="note" if internal else "mail")
     customers = customer_recipients(ticket, product)
-    _apply_fields(desk, mail, ticket, parsed, customers)
-    context = {"text": parsed.text, "attachments": [a.filename for a in mail.msg.attachments]}
+    if answers:
+        tickets.mark_first_response(ticket, now)
+    made = Made()
+    _apply_fields(desk, mail, ticket, parsed, made)
+    if "info" in parsed:
+        made.status(desk, product, ticket, "waiting", sender, now)
+    elif (command := parsed.get("status")) is not None:
+        made.status(desk, product, ticket, command.argument.strip().lower(), sender, now)
+    elif answers and ticket.status == "new":
+        made.status(desk, product, ticket, "open", sender, now)
+    context = {"text": parsed.text, "attachments": [a.filename for a in mail.msg.attachments],
+               "changes": list(made)}
     if internal:
         others = [r for r in staff_recipients(product) if r.email != sender.email]
         notify.queue_mail(desk, "internal_note", product, ticket, others, context=context, actor=sender)
-    elif "info" in parsed:
-        tickets.mark_first_response(ticket, now)
-        _change_status(desk, mail, ticket, "waiting", mail_customers=False)
-        notify.queue_mail(desk, "info_requested", product, ticket, customers, context=context,
-                          actor=sender, parent_id=parent)
-    elif parsed.text:
-        tickets.mark_first_response(ticket, now)
-        notify.queue_mail(desk, "reply", product, ticket, customers, context=context, actor=sender,
+    if answers:
+        template = "info_requested" if "info" in parsed else "reply"
+        notify.queue_mail(desk, template, product, ticket, customers, context=context, actor=sender,
                           parent_id=parent)
-    if (command := parsed.get("status")) is not None:
-        status = command.argument.strip().lower()
-        changes.change_status(desk, product, ticket, status, sender, sender.email, now)
-    elif parsed.text and not internal and ticket.status == "new":
-        _change_status(desk, mail, ticket, "open", mail_customers=False)
+    else:
+        tell_changes(desk, product, ticket, customers, made, sender)
     return Outcome("message", "staff reply", ticket)
 
 
-def _apply_fields(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands,
-                  customers: list[notify.Recipient]) -> None:
+def _apply_fields(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands, made: Made) -> None:
     sender, product, now = mail.sender, mail.product, mail.now
     assert sender is not None
     if (command := parsed.get("assign")) is not None:
@@ -198,35 +222,34 @@ def _apply_fields(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands,
     if (command := parsed.get("category")) is not None:
         tickets.set_field(ticket, "category", command.argument.strip().lower(), sender.email, now)
     if (command := parsed.get("priority")) is not None:
-        changes.change_priority(desk, product, ticket, command.argument.strip().lower(), sender, sender.email,
-                                now, tell=customers)
+        made.priority(desk, product, ticket, command.argument.strip().lower(), sender, now)
     if (command := parsed.get("time")) is not None:
         credit.charge_time(desk, ticket, sender, time_minutes(command.argument), now)
 
 
-def _change_status(desk: Desk, mail: Mail, ticket: Ticket, status: str, mail_customers: bool = True) -> None:
-    assert mail.sender is not None
-    changes.change_status(desk, mail.product, ticket, status, mail.sender, mail.sender.email, mail.now,
-                          tell=None if mail_customers else [])
-
-
 def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Outcome:
-    sender, product = mail.sender, mail.product
+    """The team gets one mail: the customer's text listing what their commands changed (or,
+    without text, the changes alone); a customer who signs off with #close gets the
+    confirmation."""
+    sender, product, now = mail.sender, mail.product, mail.now
     assert sender is not None
     store_inbound(desk, mail, ticket, parsed.text)
     staff = staff_recipients(product, ticket)
+    made = Made()
     if (command := parsed.get("priority")) is not None:
-        changes.change_priority(desk, product, ticket, command.argument.strip().lower(), sender, sender.email,
-                                mail.now, tell=staff)
+        made.priority(desk, product, ticket, command.argument.strip().lower(), sender, now)
     if "close" in parsed:
-        # The customer gets the sign-off confirmation; the team the status change.
-        changes.change_status(desk, product, ticket, "closed", sender, sender.email, mail.now, tell=staff)
+        made.status(desk, product, ticket, "closed", sender, now)
         notify.queue_mail(desk, "ticket_closed", product, ticket, customer_recipients(ticket, product),
                           actor=sender, parent_id=mail.msg.message_id)
     elif ticket.status in ("waiting", "resolved"):
-        changes.change_status(desk, product, ticket, "open", sender, sender.email, mail.now, tell=[])
+        # Reopened by the answer itself: the team reads it in the relayed text.
+        changes.change_status(desk, product, ticket, "open", sender, sender.email, now, tell=[])
     if parsed.text:
-        context = {"text": parsed.text, "attachments": [a.filename for a in mail.msg.attachments]}
+        context = {"text": parsed.text, "attachments": [a.filename for a in mail.msg.attachments],
+                   "changes": list(made)}
         notify.queue_mail(desk, "customer_reply", product, ticket, staff, context=context,
                           actor=sender, parent_id=mail.msg.message_id)
+    else:
+        tell_changes(desk, product, ticket, staff, made, sender)
     return Outcome("message", "", ticket)

@@ -106,7 +106,7 @@ def test_customer_is_told_once_when_credit_runs_low(desk, claire):
     [mail] = outbox("credit_low")
     assert mail.recipient == "claire@atelier.test"
     assert "[ALIAS-1] Licence réseau" in mail.subject
-    assert "45" in mail.text and "2028-06-30" in mail.text
+    assert "45" in mail.text and "30 juin 2028" in mail.text, "the date as French writes it"
 
 
 def test_customers_without_prepaid_credit_get_no_credit_mail_or_flag(desk):

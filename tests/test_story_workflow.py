@@ -161,7 +161,9 @@ def test_a_customer_using_an_engineers_command_is_refused_and_nothing_changes(ai
     aim.reply(CUSTOMER, ack, "#status resolved\n#priority critical\n\nPlease hurry.")
     after = aim.site.ticket("AIM-1")
     assert (after["status"], after["priority"]) == (before["status"], before["priority"])
-    assert len(after["messages"]) == len(before["messages"]) and after["events"] == before["events"]
+    assert after["events"] == before["events"]
+    [kept] = after["messages"][len(before["messages"]):]
+    assert "Please hurry." in kept["text"], "the commands are refused, the text is kept"
     error = aim.last_to(CUSTOMER)
     body = text_of(error)
     assert "#status" in body and "#close" in body, "says what is wrong and lists what is valid"
