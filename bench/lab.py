@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import corpus
-from tests.servers import Dovecot, make_workdir, remove_workdir
-from tests.smtp_sink import SmtpSink
+from tests.helpers.servers import Dovecot, make_workdir, remove_workdir
+from tests.helpers.smtp_sink import SmtpSink
 
 APPEND_CHUNK_BYTES = 8 * 1024 * 1024
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from mailbot import businesshours
 from mailbot.errors import ConfigError
+from mailbot.sla import calendar as businesshours
 
 # key -> default ("" = unset). Product keys are MAILBOT_PRODUCT_<KEY>_<SUFFIX>.
 GLOBAL_KEYS: dict[str, str] = {

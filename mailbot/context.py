@@ -9,9 +9,9 @@ from datetime import datetime
 from pathlib import Path
 
 from mailbot.config import Settings
-from mailbot.models import utcnow
-from mailbot.render import Renderer
-from mailbot.store import Store
+from mailbot.outgoing.render import Renderer
+from mailbot.store.files import Store
+from mailbot.store.models import utcnow
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"  # package data: in every install
 

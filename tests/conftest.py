@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import SESSION_MARK, command_line, marked, wait_gone
-from tests.servers import DOVECOT_BINARY, INSTALL_HINT, Dovecot, make_workdir, remove_workdir
-from tests.smtp_sink import SmtpSink
+from tests.helpers.processes import SESSION_MARK, command_line, marked, wait_gone
+from tests.helpers.servers import DOVECOT_BINARY, INSTALL_HINT, Dovecot, make_workdir, remove_workdir
+from tests.helpers.smtp_sink import SmtpSink
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailbot import businesshours
-from mailbot.businesshours import (
+from mailbot.sla import calendar
+from mailbot.sla.calendar import (
     ALWAYS,
     DEFAULT_SLA,
     FULL_DAY,
@@ -492,7 +492,7 @@ def test_between_agrees_with_a_minute_by_minute_count():
 
 
 def test_business_hours_module_is_pure():
-    tree = ast.parse(Path(businesshours.__file__).read_text())
+    tree = ast.parse(Path(calendar.__file__).read_text())
     imported = {
         node.module if isinstance(node, ast.ImportFrom) else alias.name
         for node in ast.walk(tree)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.compose import (
+from mailbot.inbound.message import Address
+from mailbot.outgoing.compose import (
     LOOP_HEADER,
     OutgoingMail,
     build_references,
@@ -23,8 +24,7 @@ from mailbot.compose import (
     reference_from_thread_ref,
     thread_ref,
 )
-from mailbot.message import Address
-from mailbot.render import REPLY_MARKERS, Renderer
+from mailbot.outgoing.render import REPLY_MARKERS, Renderer
 
 DOMAIN = "mail.produsoft.test"
 SUPPORT = Address("visi.support@produsoft.test", "VISI Support")

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.lockdown import fill, immutable, small_disk, writable_again
-from tests.mails import write_mail
-from tests.site import Site, make_site
+from tests.helpers.lockdown import fill, immutable, small_disk, writable_again
+from tests.helpers.mails import write_mail
+from tests.helpers.site import Site, make_site
 
 VISI = "visi.support@produsoft.test"
 DANA = "dana@customer.test"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bulk import ledger_by_message_id, undeliverable
-from tests.mails import write_mail
-from tests.site import make_site
+from tests.helpers.bulk import ledger_by_message_id, undeliverable
+from tests.helpers.mails import write_mail
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 

@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from tests.mails import message_id_of, parse, write_mail
-from tests.site import make_site
+from tests.helpers.mails import message_id_of, parse, write_mail
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 

@@ -12,8 +12,8 @@ from contextlib import closing
 
 import pytest
 
-from tests.mails import message_id_of, write_mail
-from tests.site import make_site
+from tests.helpers.mails import message_id_of, write_mail
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 

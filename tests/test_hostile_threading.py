@@ -11,9 +11,9 @@ import secrets
 
 import pytest
 
-from tests.bulk import messages_on
-from tests.mails import message_id_of, write_mail
-from tests.site import make_site
+from tests.helpers.bulk import messages_on
+from tests.helpers.mails import message_id_of, write_mail
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 

@@ -12,15 +12,15 @@ from email.utils import format_datetime, make_msgid
 
 import pytest
 
-from tests.bulk import (
+from tests.helpers.bulk import (
     counts,
     events_of_kind,
     ledger_by_message_id,
     messages_on,
     undeliverable,
 )
-from tests.mails import message_id_of, write_mail
-from tests.site import make_site
+from tests.helpers.mails import message_id_of, write_mail
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.bulk import counts, ledger_by_message_id
-from tests.site import make_site
+from tests.helpers.bulk import counts, ledger_by_message_id
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 

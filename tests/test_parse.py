@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mailbot import parse
 from mailbot.errors import QuarantineError
-from mailbot.parse import ParseLimits, parse_mail, safe_filename
+from mailbot.inbound import parse
+from mailbot.inbound.parse import ParseLimits, parse_mail, safe_filename
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mail"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from mailbot import accounts, views
-from mailbot.cli import AppState, emit_json
-from mailbot.models import Account, Grant
+from mailbot.cli.app import AppState, emit_json
+from mailbot.desk import accounts, views
+from mailbot.store.models import Account, Grant
 
 
 @click.group()

@@ -6,54 +6,23 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import json
 import logging
 import sqlite3
-import ssl
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 from peewee import DatabaseError
 
-from mailbot import migrations
-from mailbot.config import Settings, load_settings, read_environment
-from mailbot.db import explain, open_database
-from mailbot.desk import Desk, make_desk, make_renderer
+from mailbot.cli import accounts, outbox, quarantine, report, tickets
+from mailbot.cli.app import AppState, emit_json, ssl_context
+from mailbot.context import make_renderer
 from mailbot.errors import EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL, DiskFull, MailbotError
+from mailbot.store import migrations
+from mailbot.store.db import explain, open_database
 
 log = logging.getLogger("mailbot")
-
-
-@dataclass
-class AppState:
-    env_file: Path | None
-    _settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings(read_environment(self.env_file))
-            logging.getLogger().setLevel(self._settings.log_level)
-        return self._settings
-
-    def open(self) -> Desk:
-        """Settings, database (migrated to the latest schema) and the desk."""
-        settings = self.settings
-        db = open_database(settings.database_url, settings.db_busy_timeout)
-        migrations.migrate(db)
-        return make_desk(settings)
-
-
-def ssl_context(settings: Settings) -> ssl.SSLContext:
-    """Certificates and host names are always verified; MAILBOT_CA_FILE adds a private CA."""
-    return ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
-
-
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 class MailbotGroup(click.Group):
@@ -120,7 +89,7 @@ def db_schema() -> None:
 @click.pass_obj
 def poll(app: AppState, once: bool) -> None:
     """One pass over every mailbox and the outbox, then exit (cron, tests)."""
-    from mailbot.daemon import poll_everything
+    from mailbot.service.daemon import poll_everything
 
     desk = app.open()
     failures, exit_code = poll_everything(desk, ssl_context(desk.settings))
@@ -135,8 +104,8 @@ def poll(app: AppState, once: bool) -> None:
 def run(app: AppState) -> None:
     """Run the daemon: every mailbox, the outbox and the SLA clock, until SIGTERM. A second daemon
     on the same SQLite database refuses to start (exit 75)."""
-    from mailbot.daemon import run_daemon
-    from mailbot.db import hold_daemon_lock
+    from mailbot.service.daemon import run_daemon
+    from mailbot.store.db import hold_daemon_lock
 
     desk = app.open()
     lock = hold_daemon_lock(desk.settings.database_url)
@@ -154,9 +123,9 @@ def run(app: AppState) -> None:
 def ingest(app: AppState, product: str, files: tuple[Path, ...]) -> None:
     """Take raw mails from FILES, or one from stdin (an MTA pipe). Exits 75 on a temporary
     failure so the MTA tries again, 70 when a mail was quarantined after an error in mailbot."""
-    from mailbot.daemon import ingest_each
-    from mailbot.db import require_durable_commits
-    from mailbot.store import Store
+    from mailbot.service.daemon import ingest_each
+    from mailbot.store.db import require_durable_commits
+    from mailbot.store.files import Store
 
     # The MTA deletes its copy once we exit 0: every commit and file must be on disk by then.
     desk = dataclasses.replace(app.open(), store=Store(app.settings.data_dir, fsync=True))
@@ -177,8 +146,8 @@ def check(app: AppState) -> None:
     """Validate the configuration, render every template (the defaults and each product's
     overrides, in every language) and connect to every mailbox and mail server it names. Exits
     78 when a template cannot be rendered, 75 when a server cannot be reached."""
-    from mailbot.daemon import check_authentication, check_connections
-    from mailbot.template_check import check_templates
+    from mailbot.outgoing.template_check import check_templates
+    from mailbot.service.daemon import check_authentication, check_connections
 
     settings = app.settings
     click.echo(f"configuration ok: {len(settings.products)} product(s), data in {settings.data_dir}")
@@ -219,16 +188,9 @@ def product_list(app: AppState, as_json: bool) -> None:
         click.echo(f"{row['key']:<10} {row['prefix']:<8} {row['address']:<32} {row['name']}")
 
 
-def _register_subcommands() -> None:
-    # Imported here: those modules import AppState and emit_json from this one.
-    from mailbot import cli_accounts, cli_outbox, cli_quarantine, cli_report, cli_tickets
-
-    main.add_command(cli_accounts.account)
-    main.add_command(cli_outbox.outbox)
-    main.add_command(cli_quarantine.quarantine)
-    main.add_command(cli_tickets.ticket)
-    main.add_command(cli_report.report)
-    cli_accounts.account.add_command(cli_report.credit)
-
-
-_register_subcommands()
+main.add_command(accounts.account)
+main.add_command(outbox.outbox)
+main.add_command(quarantine.quarantine)
+main.add_command(tickets.ticket)
+main.add_command(report.report)
+accounts.account.add_command(report.credit)

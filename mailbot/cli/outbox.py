@@ -6,9 +6,9 @@ from typing import Any
 
 import click
 
-from mailbot import outbox as queue
-from mailbot.cli import AppState, emit_json
-from mailbot.models import Outbox, OutboxStatus
+from mailbot.cli.app import AppState, emit_json
+from mailbot.outgoing import outbox as queue
+from mailbot.store.models import Outbox, OutboxStatus
 
 _NEXT = {OutboxStatus.FAILED: "on `mailbot outbox retry`", OutboxStatus.DEAD: "never (given up)"}
 

@@ -12,12 +12,12 @@ from typing import Any
 
 import click
 
-from mailbot import ingest
-from mailbot.charsets import clean_line, decode_header_value
-from mailbot.cli import AppState, emit_json
-from mailbot.desk import Desk
+from mailbot.cli.app import AppState, emit_json
+from mailbot.context import Desk
 from mailbot.errors import MailbotError
-from mailbot.models import Seen, database
+from mailbot.inbound.charsets import clean_line, decode_header_value
+from mailbot.service import ingest
+from mailbot.store.models import Seen, database
 
 
 class NotQuarantined(MailbotError):

@@ -10,11 +10,11 @@ from typing import Any
 
 import click
 
-from mailbot import credit as credits
-from mailbot.accounts import AccountError, find_account
-from mailbot.cli import AppState, emit_json
-from mailbot.models import CreditEntry, database
-from mailbot.report import build_report, format_report, report_data
+from mailbot.cli.app import AppState, emit_json
+from mailbot.desk import credit as credits
+from mailbot.desk.accounts import AccountError, find_account
+from mailbot.sla.report import build_report, format_report, report_data
+from mailbot.store.models import CreditEntry, database
 
 HISTORY_LINES = 10
 

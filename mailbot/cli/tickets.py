@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 from peewee import fn
 
-from mailbot import accounts, changes, tickets, views
-from mailbot.cli import AppState, emit_json
+from mailbot.cli.app import AppState, emit_json
+from mailbot.desk import accounts, changes, tickets, views
+from mailbot.desk.inmail import customer_recipients
 from mailbot.errors import MailbotError
-from mailbot.inmail import customer_recipients
-from mailbot.models import Account, Message, Ticket, database
+from mailbot.store.models import Account, Message, Ticket, database
 
 
 class NotFound(MailbotError):

@@ -13,7 +13,7 @@ from datetime import date
 from typing import TextIO
 
 from mailbot.errors import MailbotError
-from mailbot.models import Account, Grant
+from mailbot.store.models import Account, Grant
 
 ROLES = ("customer", "engineer", "board")
 STAFF_ROLES = ("engineer", "board")

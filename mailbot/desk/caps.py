@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from mailbot import statements
-from mailbot.desk import Desk
-from mailbot.models import Account, Outbox, SchemaVersion, Ticket
+from mailbot.context import Desk
+from mailbot.store import statements
+from mailbot.store.models import Account, Outbox, SchemaVersion, Ticket
 
 DAY = timedelta(days=1)
 ACKNOWLEDGEMENT = "ticket_opened"

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from mailbot import deadlines, notify, tickets
 from mailbot.config import ProductSettings
-from mailbot.desk import Desk
-from mailbot.inmail import customer_recipients, staff_recipients
-from mailbot.models import Account, Message, Ticket
+from mailbot.context import Desk
+from mailbot.desk import tickets
+from mailbot.desk.inmail import customer_recipients, staff_recipients
+from mailbot.outgoing import notify
+from mailbot.sla import deadlines
+from mailbot.store.models import Account, Message, Ticket
 
 # Status changes the customer is mailed about (all of them, as the policies promise).
 STATUS_MAILS = ("open", "waiting", "resolved", "closed")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mailbot.businesshours import parse_duration
-from mailbot.routing import CATEGORIES, PRIORITIES
+from mailbot.desk.subjects import CATEGORIES, PRIORITIES
+from mailbot.sla.calendar import parse_duration
 
 STATUS_ARGS = ("open", "waiting", "resolved", "closed")
 ENGINEER_COMMANDS = {

@@ -20,9 +20,11 @@ from datetime import date, datetime
 
 from peewee import fn
 
-from mailbot import notify, sla, tickets
-from mailbot.desk import Desk
-from mailbot.models import Account, CreditEntry, Organisation, Ticket
+from mailbot.context import Desk
+from mailbot.desk import tickets
+from mailbot.outgoing import notify
+from mailbot.sla import clock
+from mailbot.store.models import Account, CreditEntry, Organisation, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +120,7 @@ def charge_time(desk: Desk, ticket: Ticket, actor: Account | str, minutes: int,
     """Record `minutes` of work on `ticket` (rounded up to started 15-minute blocks) and take
     them from the prepaid credit; a bug is recorded but not charged. Mails the customer when
     the credit falls below the product's threshold."""
-    spent = sla.round_up_to_blocks(minutes, BLOCK_MINUTES)
+    spent = clock.round_up_to_blocks(minutes, BLOCK_MINUTES)
     actor_email = actor.email if isinstance(actor, Account) else actor
     if ticket.category == "bug":
         result = ChargeResult(spent, 0, 0, "", None, BUG_NOTE, False)

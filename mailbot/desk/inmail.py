@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from mailbot import accounts, notify, tickets
 from mailbot.config import ProductSettings
-from mailbot.desk import Desk
-from mailbot.message import InboundMessage
-from mailbot.models import Account, Message, Ticket
+from mailbot.context import Desk
+from mailbot.desk import accounts, tickets
+from mailbot.inbound.message import InboundMessage
+from mailbot.outgoing import notify
+from mailbot.store.models import Account, Message, Ticket
 
 
 @dataclass(frozen=True)

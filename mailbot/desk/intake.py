@@ -17,19 +17,21 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from mailbot import accounts, alerts, caps, deadlines, notify, replies, tickets
 from mailbot.config import ProductSettings
-from mailbot.desk import Desk
-from mailbot.inmail import Mail, Outcome, staff_recipients, store_inbound
-from mailbot.message import InboundMessage
-from mailbot.models import Account, Event, Message, Outbox, Ticket
-from mailbot.routing import (
+from mailbot.context import Desk
+from mailbot.desk import accounts, caps, replies, tickets
+from mailbot.desk.inmail import Mail, Outcome, staff_recipients, store_inbound
+from mailbot.desk.subjects import (
     clean_subject,
     find_reference,
     requested_category,
     requested_priority,
     strip_references,
 )
+from mailbot.inbound.message import InboundMessage
+from mailbot.outgoing import alerts, notify
+from mailbot.sla import deadlines
+from mailbot.store.models import Account, Event, Message, Outbox, Ticket
 
 log = logging.getLogger(__name__)
 

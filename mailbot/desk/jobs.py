@@ -24,11 +24,12 @@ from typing import Any, Protocol
 
 from peewee import IntegrityError, OperationalError
 
-from mailbot import accounts, caps, notify, tickets
 from mailbot.config import ProductSettings
-from mailbot.deadlines import ClockState, pauses_of, refresh_deadlines, sla_state
-from mailbot.desk import Desk
-from mailbot.models import Notice, Ticket, database
+from mailbot.context import Desk
+from mailbot.desk import accounts, caps, tickets
+from mailbot.outgoing import notify
+from mailbot.sla.deadlines import ClockState, pauses_of, refresh_deadlines, sla_state
+from mailbot.store.models import Notice, Ticket, database
 
 log = logging.getLogger(__name__)
 

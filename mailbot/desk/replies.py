@@ -16,10 +16,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from mailbot import accounts, authresults, changes, credit, notify, tickets
-from mailbot.commands import Commands, check_commands, read_commands, time_minutes, valid_commands
-from mailbot.desk import Desk
-from mailbot.inmail import (
+from mailbot.context import Desk
+from mailbot.desk import accounts, changes, credit, tickets
+from mailbot.desk.commands import Commands, check_commands, read_commands, time_minutes, valid_commands
+from mailbot.desk.inmail import (
     Mail,
     Outcome,
     customer_recipients,
@@ -27,7 +27,9 @@ from mailbot.inmail import (
     staff_recipients,
     store_inbound,
 )
-from mailbot.models import Event, Grant, Message, Ticket
+from mailbot.inbound import authresults
+from mailbot.outgoing import notify
+from mailbot.store.models import Event, Grant, Message, Ticket
 
 # A sender refused more often than this within the window, for writing to tickets that are not
 # theirs, is guessing references: further attempts get no answer at all (reliability S2).

@@ -14,9 +14,9 @@ from datetime import datetime
 
 from peewee import fn
 
-from mailbot.message import Attachment as InboundAttachment
-from mailbot.models import Account, Attachment, Event, Message, ProductCounter, Ticket, Watcher
-from mailbot.store import Store
+from mailbot.inbound.message import Attachment as InboundAttachment
+from mailbot.store.files import Store
+from mailbot.store.models import Account, Attachment, Event, Message, ProductCounter, Ticket, Watcher
 
 STATUSES = ("new", "open", "waiting", "resolved", "closed")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from mailbot import tickets
-from mailbot.models import Account, Event, Grant, Message, Ticket
+from mailbot.desk import tickets
+from mailbot.store.models import Account, Event, Grant, Message, Ticket
 
 
 def _iso(moment: datetime | None) -> str | None:

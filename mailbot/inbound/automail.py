@@ -34,16 +34,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 
-from mailbot import ndr
-from mailbot.mimeview import first as _first
-from mailbot.mimeview import part_text as _part_text
-from mailbot.mimeview import report_type as _report_type
-from mailbot.mimeview import sender_local_part as _sender_local_part
-from mailbot.mimeview import subject as _subject
-from mailbot.mimeview import token as _token
-from mailbot.mimeview import top_parts as _top_parts
-from mailbot.mimeview import values as _values
-from mailbot.ndr import Bounce
+from mailbot.inbound import ndr
+from mailbot.inbound.mimeview import first as _first
+from mailbot.inbound.mimeview import part_text as _part_text
+from mailbot.inbound.mimeview import report_type as _report_type
+from mailbot.inbound.mimeview import sender_local_part as _sender_local_part
+from mailbot.inbound.mimeview import subject as _subject
+from mailbot.inbound.mimeview import token as _token
+from mailbot.inbound.mimeview import top_parts as _top_parts
+from mailbot.inbound.mimeview import values as _values
+from mailbot.inbound.ndr import Bounce
 
 LOOP_HEADER = "X-Mailbot-Loop"
 """The header mailbot puts on every mail it sends; seeing it on inbound mail means a loop."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 
-from mailbot.trim import visible_text
+from mailbot.inbound.trim import visible_text
 
 
 @dataclass(frozen=True)

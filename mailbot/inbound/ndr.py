@@ -26,12 +26,12 @@ from email.parser import BytesHeaderParser, HeaderParser
 
 from flufl.bounce import BounceDetector
 
-from mailbot.mimeview import children as _children
-from mailbot.mimeview import first as _first
-from mailbot.mimeview import part_bytes as _part_bytes
-from mailbot.mimeview import part_text as _part_text
-from mailbot.mimeview import top_parts as _top_parts
-from mailbot.mimeview import values as _values
+from mailbot.inbound.mimeview import children as _children
+from mailbot.inbound.mimeview import first as _first
+from mailbot.inbound.mimeview import part_bytes as _part_bytes
+from mailbot.inbound.mimeview import part_text as _part_text
+from mailbot.inbound.mimeview import top_parts as _top_parts
+from mailbot.inbound.mimeview import values as _values
 
 # LLNL's detector takes any line with ", someone@host," for a bounce: a person's text, a
 # notification listing addresses. Mailman only runs it on mail to a bounce address; we skip it.

@@ -32,8 +32,9 @@ import html2text
 import mailparser
 import nh3
 
-from mailbot import automail
-from mailbot.charsets import (
+from mailbot.errors import QuarantineError
+from mailbot.inbound import automail
+from mailbot.inbound.charsets import (
     clean_line,
     codec_name,
     decode_bytes,
@@ -41,10 +42,9 @@ from mailbot.charsets import (
     guess_charset,
     unescape_8bit,
 )
-from mailbot.errors import QuarantineError
-from mailbot.headblock import repair_head
-from mailbot.message import Address, Attachment, InboundMessage
-from mailbot.senders import read_sender
+from mailbot.inbound.headblock import repair_head
+from mailbot.inbound.message import Address, Attachment, InboundMessage
+from mailbot.inbound.senders import read_sender
 
 MiB = 1024 * 1024
 _Addrs = tuple[Address, ...]

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailbot.errors import QuarantineError
-from mailbot.message import InboundMessage
-from mailbot.parse import ParseLimits, parse_mail
-from mailbot.store import Store, sha256_hex
+from mailbot.inbound.message import InboundMessage
+from mailbot.inbound.parse import ParseLimits, parse_mail
+from mailbot.store.files import Store, sha256_hex
 
 
 @dataclass(frozen=True)

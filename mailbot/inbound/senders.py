@@ -24,8 +24,8 @@ from email.errors import HeaderParseError
 from email.message import Message
 from email.policy import default as default_policy
 
-from mailbot.charsets import FOLD, clean_line, decode_header_value, unescape_8bit
-from mailbot.message import Address
+from mailbot.inbound.charsets import FOLD, clean_line, decode_header_value, unescape_8bit
+from mailbot.inbound.message import Address
 
 # Lenient on purpose: real mailers put spaces and "?" inside words; "?=" still ends one.
 _ATOM = r"[^\s\"(),:;<>@\[\]\\.\x00-\x1f\x7f]+"  # RFC 5322 atext, and any non-ASCII (RFC 6532)

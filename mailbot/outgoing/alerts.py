@@ -21,10 +21,10 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from mailbot.compose import OutgoingMail, compose, make_message_id
-from mailbot.desk import Desk
-from mailbot.message import Address
-from mailbot.models import Outbox
+from mailbot.context import Desk
+from mailbot.inbound.message import Address
+from mailbot.outgoing.compose import OutgoingMail, compose, make_message_id
+from mailbot.store.models import Outbox
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from datetime import datetime
 from email.utils import format_datetime
 from functools import lru_cache
 
-from mailbot.message import Address
+from mailbot.inbound.message import Address
 
 LOOP_HEADER = "X-Mailbot-Loop"
 # 7bit: non-ASCII bodies go out quoted-printable or base64, so the bytes are plain ASCII and

@@ -19,10 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mailbot.compose import OutgoingMail, compose
-from mailbot.message import Address
-from mailbot.models import Outbox
-from mailbot.render import Rendered, Renderer
+from mailbot.inbound.message import Address
+from mailbot.outgoing.compose import OutgoingMail, compose
+from mailbot.outgoing.render import Rendered, Renderer
+from mailbot.store.models import Outbox
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mailbot import caps
-from mailbot.automail import is_noreply_address
-from mailbot.compose import build_references, check_address, make_message_id
 from mailbot.config import ProductSettings
-from mailbot.desk import Desk
-from mailbot.drafts import Headers, context_json
-from mailbot.message import Address
-from mailbot.models import Account, Message, Outbox, Ticket
+from mailbot.context import Desk
+from mailbot.desk import caps
+from mailbot.inbound.automail import is_noreply_address
+from mailbot.inbound.message import Address
+from mailbot.outgoing.compose import build_references, check_address, make_message_id
+from mailbot.outgoing.drafts import Headers, context_json
+from mailbot.store.models import Account, Message, Outbox, Ticket
 
 log = logging.getLogger(__name__)
 

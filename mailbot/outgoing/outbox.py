@@ -41,13 +41,15 @@ from datetime import datetime, timedelta
 
 from peewee import DatabaseError
 
-from mailbot import alerts, drafts, statements, tickets
-from mailbot.desk import Desk
+from mailbot.context import Desk
+from mailbot.desk import tickets
 from mailbot.errors import NotRetryable, PermanentError, SmtpUnavailable, TransientError
-from mailbot.models import Message, Outbox, database
-from mailbot.models import OutboxStatus as Status
-from mailbot.render import Rendered
-from mailbot.transport import Transport
+from mailbot.outgoing import alerts, drafts
+from mailbot.outgoing.render import Rendered
+from mailbot.store import statements
+from mailbot.store.models import Message, Outbox, database
+from mailbot.store.models import OutboxStatus as Status
+from mailbot.transports.base import Transport
 
 log = logging.getLogger(__name__)
 FIRST_RETRY = timedelta(minutes=1)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from mailbot.errors import TemplateError
-from mailbot.render import LANGUAGES, Renderer
+from mailbot.outgoing.render import LANGUAGES, Renderer
 
 _PERSON = {"name": "Anna de Vries", "email": "anna@customer.example", "role": "customer", "language": "en"}
 

@@ -21,19 +21,19 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from peewee import DatabaseError
 
-from mailbot import jobs, replies
 from mailbot.config import ProductSettings, Settings
-from mailbot.db import explain
-from mailbot.desk import Desk
+from mailbot.context import Desk
+from mailbot.desk import jobs, replies
 from mailbot.errors import EX_SOFTWARE, EX_TEMPFAIL, MailbotError
-from mailbot.ingest import IngestResult, ingest_mail
-from mailbot.outbox import drain_outbox
-from mailbot.poller import poll_mailbox
+from mailbot.outgoing.outbox import drain_outbox
+from mailbot.service.ingest import IngestResult, ingest_mail
+from mailbot.service.poller import poll_mailbox
+from mailbot.service.workers import MailboxWorker, OutboxWorker
 from mailbot.sources import open_source
 from mailbot.sources.base import FetchedMail
-from mailbot.store import sha256_hex
-from mailbot.transport import transport_from_url
-from mailbot.workers import MailboxWorker, OutboxWorker
+from mailbot.store.db import explain
+from mailbot.store.files import sha256_hex
+from mailbot.transports import transport_from_url
 
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 30

@@ -21,16 +21,17 @@ from pathlib import Path
 
 from peewee import IntegrityError, OperationalError
 
-from mailbot import alerts, inbound
 from mailbot.config import ProductSettings
-from mailbot.db import explain
-from mailbot.desk import Desk
+from mailbot.context import Desk
+from mailbot.desk import intake
 from mailbot.errors import TransientError
-from mailbot.message import InboundMessage
-from mailbot.models import Seen, database
-from mailbot.parse import ParseLimits
-from mailbot.prepare import Prepared, prepare_mail
+from mailbot.inbound.message import InboundMessage
+from mailbot.inbound.parse import ParseLimits
+from mailbot.inbound.prepare import Prepared, prepare_mail
+from mailbot.outgoing import alerts
 from mailbot.sources.base import FetchedMail
+from mailbot.store.db import explain
+from mailbot.store.models import Seen, database
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,9 @@ def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail,
     try:
         with database.atomic():
             if twin is not None:
-                outcome = inbound.Outcome("ignored", f"duplicate of {twin.mailbox} uid {twin.uid}")
+                outcome = intake.Outcome("ignored", f"duplicate of {twin.mailbox} uid {twin.uid}")
             else:
-                outcome = inbound.handle_mail(desk, product, msg, raw_path, mail.internal_date)
+                outcome = intake.handle_mail(desk, product, msg, raw_path, mail.internal_date)
                 outcome = replace(outcome, reason=_with_detector(outcome.reason, msg))
             _record(mail, product, msg.message_id, digest, outcome.outcome, outcome.reason,
                     outcome.ticket, raw_path)
@@ -160,12 +161,12 @@ def reprocess(desk: Desk, path: Path) -> IngestResult:
                 (Seen.product == product.key) & (Seen.sha256 == ready.digest)
                 & (Seen.message_id == msg.message_id))
             if still:
-                outcome = inbound.Outcome("quarantined", still)
+                outcome = intake.Outcome("quarantined", still)
             elif twin is not None:
-                outcome = inbound.Outcome("ignored", f"duplicate of {twin.mailbox} uid {twin.uid}")
+                outcome = intake.Outcome("ignored", f"duplicate of {twin.mailbox} uid {twin.uid}")
             else:
                 assert msg is not None
-                outcome = inbound.handle_mail(desk, product, msg, ready.raw_path)
+                outcome = intake.handle_mail(desk, product, msg, ready.raw_path)
             changed = Seen.update(
                 outcome=outcome.outcome, reason=outcome.reason[:500], ticket=outcome.ticket,
                 message_id=msg.message_id if msg and not still else "",

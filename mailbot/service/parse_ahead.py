@@ -30,10 +30,10 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 
-from mailbot.parse import ParseLimits
-from mailbot.prepare import Prepared, prepare_mail
+from mailbot.inbound.parse import ParseLimits
+from mailbot.inbound.prepare import Prepared, prepare_mail
 from mailbot.sources.base import FetchedMail
-from mailbot.store import Store
+from mailbot.store.files import Store
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class ParseAhead:
             # forkserver, not fork: the daemon has threads, and a forked copy of a process with
             # threads can inherit a lock another thread held. The server imports the parser once.
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["mailbot.parse_ahead"])
+            context.set_forkserver_preload(["mailbot.service.parse_ahead"])
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_end_with,
                                              initargs=(os.getpid(),))
         return self._pool

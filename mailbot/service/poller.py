@@ -20,14 +20,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
-from mailbot import parse_ahead
-from mailbot.caps import BEFORE_CUTOVER, cutover
 from mailbot.config import ProductSettings
-from mailbot.desk import Desk
-from mailbot.ingest import IngestResult, ingest_mail, parse_limits
-from mailbot.models import MailboxState, database
-from mailbot.parse_ahead import ParseAhead
+from mailbot.context import Desk
+from mailbot.desk.caps import BEFORE_CUTOVER, cutover
+from mailbot.service import parse_ahead
+from mailbot.service.ingest import IngestResult, ingest_mail, parse_limits
+from mailbot.service.parse_ahead import ParseAhead
 from mailbot.sources.base import Cursor, FetchedMail, MailSource
+from mailbot.store.models import MailboxState, database
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 50  # mails fetched at once

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from peewee import DatabaseError
 
 from mailbot.config import ProductSettings
-from mailbot.desk import Desk
+from mailbot.context import Desk
 from mailbot.errors import MailbotError
-from mailbot.outbox import drain_outbox
-from mailbot.poller import PASS_LIMIT, poll_mailbox
+from mailbot.outgoing.outbox import drain_outbox
+from mailbot.service.poller import PASS_LIMIT, poll_mailbox
 from mailbot.sources import open_source
 from mailbot.sources.base import MailSource
-from mailbot.transport import Transport, transport_from_url
+from mailbot.transports import Transport, transport_from_url
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0

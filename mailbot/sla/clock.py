@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from mailbot.businesshours import Calendar, add_business_time, business_time_between
+from mailbot.sla.calendar import Calendar, add_business_time, business_time_between
 
 
 @dataclass(frozen=True)

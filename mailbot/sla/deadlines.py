@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mailbot import sla
 from mailbot.config import ProductSettings
-from mailbot.models import Event, Ticket
+from mailbot.sla import clock
+from mailbot.store.models import Event, Ticket
 
 # A resolved ticket waits for the customer too (for sign-off, or for word that it is not
 # solved): when they reopen it, the days it sat resolved must not count against the desk.
@@ -63,29 +63,29 @@ class SlaState:
         return tuple(c for c in (self.first_response, self.resolution) if c is not None)
 
 
-def pauses_of(ticket: Ticket) -> list[sla.Pause]:
+def pauses_of(ticket: Ticket) -> list[clock.Pause]:
     """The periods the ticket's clocks stood still, from its status events (oldest first)."""
     events = (Event.select(Event.old, Event.new, Event.at)
               .where((Event.ticket == ticket) & (Event.kind == "status"))
               .order_by(Event.at, Event.id))
-    pauses: list[sla.Pause] = []
+    pauses: list[clock.Pause] = []
     since: datetime | None = None
     for event in events:
         if event.new in PAUSING_STATUSES and since is None:
             since = event.at
         elif event.new not in PAUSING_STATUSES and since is not None:
-            pauses.append(sla.Pause(since, max(event.at, since)))
+            pauses.append(clock.Pause(since, max(event.at, since)))
             since = None
     if since is not None:
-        pauses.append(sla.Pause(since))
+        pauses.append(clock.Pause(since))
     elif ticket.status in PAUSING_STATUSES and ticket.waiting_since is not None:
         # A ticket put on hold without a status event (imported data) still pauses.
-        pauses.append(sla.Pause(ticket.waiting_since))
+        pauses.append(clock.Pause(ticket.waiting_since))
     return pauses
 
 
 def refresh_deadlines(ticket: Ticket, product: ProductSettings, now: datetime,
-                      pauses: list[sla.Pause] | None = None) -> bool:
+                      pauses: list[clock.Pause] | None = None) -> bool:
     """Store the ticket's due times as they stand at `now`; True when they changed.
 
     The first-response due time is kept once the first response was given. Cheap (one query for
@@ -99,13 +99,13 @@ def refresh_deadlines(ticket: Ticket, product: ProductSettings, now: datetime,
     cal = product.calendar
     changed = []
     if ticket.first_response_at is None and product.first_response > timedelta(0):
-        due = sla.due_time(cal, ticket.created_at, product.first_response, pauses, now)
+        due = clock.due_time(cal, ticket.created_at, product.first_response, pauses, now)
         if ticket.due_first_response != due:
             ticket.due_first_response = due
             changed.append(Ticket.due_first_response)
     target = product.sla.get(ticket.priority)
     if target is not None:
-        due = sla.due_time(cal, ticket.created_at, target, pauses, _stop(ticket) or now)
+        due = clock.due_time(cal, ticket.created_at, target, pauses, _stop(ticket) or now)
         if ticket.due_resolution != due:
             ticket.due_resolution = due
             changed.append(Ticket.due_resolution)
@@ -115,7 +115,7 @@ def refresh_deadlines(ticket: Ticket, product: ProductSettings, now: datetime,
 
 
 def sla_state(ticket: Ticket, product: ProductSettings, now: datetime,
-              pauses: list[sla.Pause] | None = None) -> SlaState:
+              pauses: list[clock.Pause] | None = None) -> SlaState:
     """Both clocks of the ticket at `now` (give `pauses` when they are already read)."""
     if pauses is None:
         pauses = pauses_of(ticket)
@@ -139,17 +139,17 @@ def _stop(ticket: Ticket) -> datetime | None:
 
 
 def _clock(ticket: Ticket, product: ProductSettings, kind: str, key: str, target: timedelta,
-           stopped_at: datetime | None, pauses: list[sla.Pause], now: datetime) -> ClockState:
+           stopped_at: datetime | None, pauses: list[clock.Pause], now: datetime) -> ClockState:
     end = stopped_at if stopped_at is not None else now
     cal = product.calendar
     # A stopped clock ignores what happened after it stopped (a later wait must not move it).
-    pauses = [sla.Pause(p.start, p.end if p.end is None or p.end < end else end)
+    pauses = [clock.Pause(p.start, p.end if p.end is None or p.end < end else end)
               for p in pauses if p.start < end]
     return ClockState(
         kind=kind,
         key=key,
         target=target,
-        due=sla.due_time(cal, ticket.created_at, target, pauses, end),
-        used=sla.elapsed(cal, ticket.created_at, end, pauses),
+        due=clock.due_time(cal, ticket.created_at, target, pauses, end),
+        used=clock.elapsed(cal, ticket.created_at, end, pauses),
         running=stopped_at is None,
     )

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from mailbot import sla
-from mailbot.businesshours import PRIORITIES
 from mailbot.config import ProductSettings, Settings
-from mailbot.deadlines import DONE_STATUSES, pauses_of, sla_state
-from mailbot.models import Account, CreditEntry, Ticket
+from mailbot.sla import clock
+from mailbot.sla.calendar import PRIORITIES
+from mailbot.sla.deadlines import DONE_STATUSES, pauses_of, sla_state
+from mailbot.store.models import Account, CreditEntry, Ticket
 
 PERCENTILE = 90
 
@@ -53,11 +53,11 @@ class Measure:
 
     @property
     def mean(self) -> timedelta | None:
-        return sla.mean(self.values)
+        return clock.mean(self.values)
 
     @property
     def p90(self) -> timedelta | None:
-        return sla.percentile(self.values, PERCENTILE)
+        return clock.percentile(self.values, PERCENTILE)
 
     @property
     def breaches(self) -> int:

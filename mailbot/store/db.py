@@ -20,7 +20,7 @@ from peewee import Database, SqliteDatabase, _savepoint
 from playhouse.db_url import connect
 
 from mailbot.errors import AlreadyRunning, ConfigError, DatabaseUnavailable
-from mailbot.models import database
+from mailbot.store.models import database
 
 DEFAULT_BUSY_TIMEOUT = 10.0  # seconds; MAILBOT_DB_BUSY_TIMEOUT
 SQLITE_PRAGMAS = {

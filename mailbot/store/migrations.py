@@ -11,7 +11,7 @@ from peewee import Database
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as apply_operations
 
-from mailbot.models import MODELS, CreditEntry, Notice, Organisation, Outbox, SchemaVersion
+from mailbot.store.models import MODELS, CreditEntry, Notice, Organisation, Outbox, SchemaVersion
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def schema_sql(db: Database) -> str:
                 statements.append(index.query()[0] + ";")
         finally:
             model._meta.database = bound
-    header = f"-- mailbot schema, version {LATEST}. Generated from mailbot/models.py by "
+    header = f"-- mailbot schema, version {LATEST}. Generated from mailbot/store/models.py by "
     header += "`mailbot db schema`;\n"
     header += "-- a test fails when the two differ. Change the models and add a migration, then regenerate.\n"
     return header + "\n".join(statements) + "\n"

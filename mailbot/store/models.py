@@ -25,7 +25,7 @@ from peewee import (
     DateTimeField as _PlainDateTimeField,
 )
 
-from mailbot import statements
+from mailbot.store import statements
 
 
 class _DatabaseProxy(DatabaseProxy):  # type: ignore[misc]

@@ -1,4 +1,4 @@
--- mailbot schema, version 3. Generated from mailbot/models.py by `mailbot db schema`;
+-- mailbot schema, version 3. Generated from mailbot/store/models.py by `mailbot db schema`;
 -- a test fails when the two differ. Change the models and add a migration, then regenerate.
 CREATE TABLE "schema_version" ("id" INTEGER NOT NULL PRIMARY KEY, "version" INTEGER NOT NULL, "applied_at" DATETIME NOT NULL);
 CREATE TABLE "product_counter" ("product" VARCHAR(255) NOT NULL PRIMARY KEY, "last_number" INTEGER NOT NULL);

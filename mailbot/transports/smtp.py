@@ -1,4 +1,4 @@
-"""Outgoing mail: hand finished bytes to an SMTP server, or drop them into a local Maildir.
+"""Outgoing mail handed to an SMTP server (`SmtpTransport`), as a `mailbot.transports.Transport`.
 
 A transport takes an envelope (sender, recipients) and the raw message exactly as the outbox
 holds it, and answers with a `Delivery` (who was accepted, who was refused and why) or raises:
@@ -11,57 +11,20 @@ maximum age are the outbox's job, not this module's; so is making the bytes (CRL
 from __future__ import annotations
 
 import logging
-import os
 import re
 import smtplib
-import socket
 import ssl
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
+from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from mailbot.errors import ConfigError, PermanentError, SmtpUnavailable, TransientError
+from mailbot.transports.base import Delivery
 
 log = logging.getLogger(__name__)
 
 SMTP_URL_KEY = "MAILBOT_SMTP_URL"
 _BARE_EOL = re.compile(rb"\r\n|\r|\n")
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What the server made of one send. `refused` maps an address to "550 5.1.1 text"."""
-
-    accepted: tuple[str, ...]
-    refused: dict[str, str] = field(default_factory=dict)
-
-
-class Transport(Protocol):
-    def send(self, sender: str, recipients: Sequence[str], data: bytes) -> Delivery: ...
-
-    def check(self) -> None:
-        """Connect (and log in) now; raises TransientError when that fails (`mailbot check`)."""
-        ...
-
-    def close(self) -> None: ...
-
-
-def transport_from_url(
-    url: str | None, outbox_dir: Path, *, ssl_context: ssl.SSLContext, timeout: float
-) -> Transport:
-    """The transport MAILBOT_SMTP_URL names; unset or empty means the local Maildir outbox."""
-    if not url:
-        return MaildirTransport(outbox_dir)
-    scheme = urlsplit(url).scheme.lower()
-    if scheme in ("smtp", "smtps"):
-        return SmtpTransport(url, ssl_context=ssl_context, timeout=timeout)
-    raise ConfigError(
-        f"{SMTP_URL_KEY}: unsupported scheme {scheme + '://' if scheme else '(none)'}; "
-        "use smtp://host:port, smtp://...?starttls=true or smtps://host:port"
-    )
 
 
 def _reply_text(code: int, message: bytes | str) -> str:
@@ -316,45 +279,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return f"{type(exc).__name__}: {exc}"
-
-
-class MaildirTransport:
-    """Writes each outgoing mail, unchanged, into a Maildir (tmp/ then rename into new/).
-
-    Used when no SMTP server is configured; another program (or an admin) picks mail up there.
-    """
-
-    def __init__(self, path: Path | str):
-        self.path = Path(path)
-        self.name = f"maildir://{self.path}"
-        self._count = 0
-
-    def send(self, sender: str, recipients: Sequence[str], data: bytes) -> Delivery:
-        for sub in ("tmp", "new", "cur"):
-            (self.path / sub).mkdir(parents=True, exist_ok=True)
-        self._count += 1
-        now = time.time()
-        unique = (
-            f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{self._count}"
-            f"R{os.urandom(4).hex()}.{socket.gethostname().replace('/', '_').replace(':', '_')}"
-        )
-        tmp = self.path / "tmp" / unique
-        # Write, fsync, then rename: a reader of new/ never sees half a mail, and a crash
-        # leaves at most a stray file in tmp/.
-        with open(tmp, "xb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.rename(tmp, self.path / "new" / unique)
-        log.info("wrote mail from %s to %d recipient(s) into %s", sender, len(recipients),
-                 self.name)
-        return Delivery(accepted=tuple(recipients), refused={})
-
-    def check(self) -> None:
-        for sub in ("tmp", "new", "cur"):
-            (self.path / sub).mkdir(parents=True, exist_ok=True)
-        if not os.access(self.path / "tmp", os.W_OK):
-            raise TransientError(f"{self.name}: not writable")
-
-    def close(self) -> None:
-        pass

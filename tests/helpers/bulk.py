@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from mailbot.db import close_database, open_database
-from mailbot.models import Account, Event, Message, Outbox, Seen, Ticket
-from tests.servers import Dovecot
-from tests.site import Site
+from mailbot.store.db import close_database, open_database
+from mailbot.store.models import Account, Event, Message, Outbox, Seen, Ticket
+from tests.helpers.servers import Dovecot
+from tests.helpers.site import Site
 
 
 def append_many(dovecot: Dovecot, user: str, raws: Iterable[bytes], *, arrived: datetime | None = None,

@@ -14,14 +14,15 @@ from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from mailbot import accounts, drafts, tickets
 from mailbot.config import Settings, load_settings
-from mailbot.db import close_database, open_database
-from mailbot.deadlines import refresh_deadlines
-from mailbot.desk import TEMPLATE_DIR, Desk, make_desk
-from mailbot.migrations import migrate
-from mailbot.models import Account, Outbox, Ticket
-from mailbot.render import Renderer
+from mailbot.context import TEMPLATE_DIR, Desk, make_desk
+from mailbot.desk import accounts, tickets
+from mailbot.outgoing import drafts
+from mailbot.outgoing.render import Renderer
+from mailbot.sla.deadlines import refresh_deadlines
+from mailbot.store.db import close_database, open_database
+from mailbot.store.migrations import migrate
+from mailbot.store.models import Account, Outbox, Ticket
 
 PRODUCTS = {
     # The generic support service: 9:00-18:00 on weekdays, 4/24/48/72 h, answer within an hour.

@@ -236,7 +236,7 @@ class Dovecot:
             if parent.exists() and not parent.stat().st_mode & stat.S_IXOTH:
                 raise ValueError(
                     f"Dovecot runs as {self.account.name}, which cannot reach {self.workdir} "
-                    f"({parent} is closed to others): use tests.servers.make_workdir()"
+                    f"({parent} is closed to others): use tests.helpers.servers.make_workdir()"
                 )
 
     def _hand_over(self, path: Path) -> None:
@@ -429,7 +429,7 @@ def remove_workdir(path: Path) -> None:
 
 
 def __getattr__(name: str):
-    """`from tests.servers import SmtpSink` works; the SMTP half lives in tests/smtp_sink.py
+    """`from tests.helpers.servers import SmtpSink` works; the SMTP half lives in tests/smtp_sink.py
     (imported on first use, since it builds on this module)."""
     if name in ("SmtpSink", "ReceivedMail"):
         from tests import smtp_sink

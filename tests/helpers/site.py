@@ -11,8 +11,8 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from mailbot.cli import main
-from mailbot.db import close_database
+from mailbot.cli.main import main
+from mailbot.store.db import close_database
 
 
 @dataclass

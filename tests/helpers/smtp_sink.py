@@ -22,7 +22,7 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tests.servers import HOST, free_port
+from tests.helpers.servers import HOST, free_port
 
 
 @dataclass(frozen=True)
