@@ -73,7 +73,7 @@ STEPS = [
     ("    parse_mail", "mailbot.inbound.prepare", "parse_mail"),
     ("      email.message_from_bytes", "email", "message_from_bytes"),
     ("      mail-parser (MailParser)", "mailparser", "MailParser.__init__"),
-    ("      html2text", "mailbot.inbound.parse", "html_to_text"),
+    ("      html2text", "mailbot.inbound.bodies", "html_to_text"),
     ("    intake.handle_mail", "mailbot.desk.intake", "handle_mail"),
     ("      reply trimming (mail-parser-reply)", "mailbot.inbound.message", "visible_text"),
     ("      notify.queue_mail", "mailbot.outgoing.notify", "queue_mail"),

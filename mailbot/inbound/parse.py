@@ -14,30 +14,25 @@ and any time limit on parsing (the worker that calls us).
 
 from __future__ import annotations
 
-import binascii
 import email
 import email.utils
 import hashlib
 import io
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.feedparser import BytesFeedParser
 from email.generator import BytesGenerator
 from email.message import Message
 from email.policy import compat32
 
-import html2text
 import mailparser
-import nh3
 
 from mailbot.errors import QuarantineError
 from mailbot.inbound import automail
+from mailbot.inbound.bodies import attachment_filename, part_charset, safe_filename, text_and_html
 from mailbot.inbound.charsets import (
     clean_line,
     codec_name,
-    decode_bytes,
     decode_header_value,
     guess_charset,
     unescape_8bit,
@@ -45,6 +40,7 @@ from mailbot.inbound.charsets import (
 from mailbot.inbound.headblock import repair_head
 from mailbot.inbound.message import Address, Attachment, InboundMessage
 from mailbot.inbound.senders import read_sender
+from mailbot.inbound.slices import decoded_payload, parse_tree
 
 MiB = 1024 * 1024
 _Addrs = tuple[Address, ...]
@@ -71,22 +67,12 @@ _KNOWN_HEADERS = frozenset(
 )
 _MSGID = re.compile(r"<([^<>\s\x00-\x1f\x7f]+)>")
 _MAX_IDS = 100
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
-_MAX_FILENAME = 150
-_MAX_HTML_TO_TEXT = 1 * MiB  # html2text reads about 1 MB/s: the rest stays in the HTML only
-_FEED_SLICE = 1 * MiB  # big mails are parsed, and big attachments decoded, a slice at a time
-_SPLICE_FROM = 1 * MiB  # base64 bodies longer than this are kept out of the parse tree
-_DASH_LINE = re.compile(rb"(?m)^--")
-_BASE64_LINES = re.compile(rb"[A-Za-z0-9+/=\r\n]*")
-_BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/]*")
-_BASE64_END = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
 _UNNAMED = {
     "message/rfc822": "message.eml",
     "message/global": "message.eml",
     "message/delivery-status": "delivery-status.txt",
     "text/rfc822-headers": "headers.txt",
 }
-
 
 
 def parse_mail(raw: bytes, limits: ParseLimits = ParseLimits()) -> InboundMessage:
@@ -125,11 +111,11 @@ def _check_raw(raw: bytes, limits: ParseLimits) -> None:
 def _parse_checked(raw: bytes, limits: ParseLimits, repairs: tuple[str, ...] = ()) -> InboundMessage:
     end = _HEADER_END.search(raw)
     cut = end.start() if end else len(raw)
-    msg, spliced = _parse_tree(_OBSOLETE_FIELD.sub(rb"\1:", raw[:cut]), raw, cut)
+    msg, spliced = parse_tree(_OBSOLETE_FIELD.sub(rb"\1:", raw[:cut]), raw, cut)
     if not any(name.lower() in _KNOWN_HEADERS for name in msg.keys()):
         raise QuarantineError("not a mail: no known header")
     parts = _sort_parts(msg, limits)
-    declared = next(filter(None, map(_charset, [msg, *parts.plain, *parts.html])), None)
+    declared = next(filter(None, map(part_charset, [msg, *parts.plain, *parts.html])), None)
     hint, guessed = _header_charset(msg, declared)
     if guessed:
         repairs = (*repairs, f"8-bit header text read as {hint}")
@@ -138,7 +124,7 @@ def _parse_checked(raw: bytes, limits: ParseLimits, repairs: tuple[str, ...] = (
     verdict = automail.detect(msg)
     reason = verdict.reason
     bounce = automail.read_bounce(msg) if automail.is_bounce_reason(reason) else automail.Bounce()
-    text, html = _bodies(parts)
+    text, html = text_and_html(parts.plain, parts.html)
     return InboundMessage(
         sender=reading.sender,
         sender_alternatives=reading.alternatives,
@@ -163,91 +149,6 @@ def _parse_checked(raw: bytes, limits: ParseLimits, repairs: tuple[str, ...] = (
         list_mail=automail.is_list_mail(msg),
         headers=_headers(msg, hint),
     )
-
-
-_Spans = dict[int, tuple[int, int]]  # id of a part -> where its base64 text is in the raw mail
-
-
-def _parse_tree(head: bytes, raw: bytes, cut: int) -> tuple[Message, _Spans]:
-    """The MIME tree of `head + raw[cut:]`, and the big base64 bodies that were kept out of it.
-
-    The standard library turns every line of a body into an object before joining them: ten
-    times a big attachment's size in memory. So long runs of base64 lines are fed to it as one
-    marker line each, and decoded from the raw bytes later (`spliced`: id of the part -> its
-    base64 text). Where a marker does not end up as the whole body of an attachment outside
-    any enclosed message, the mail is parsed again whole, the standard library's way.
-    `spliced` maps the id of a part to where its base64 text is in `raw`."""
-    view = memoryview(raw)
-    runs = _base64_bodies(raw, cut) if len(raw) - cut > _SPLICE_FROM else []
-    if runs:
-        token = hashlib.sha256(view[cut:runs[0][0]]).hexdigest()[:16]  # not in the mail: hashes precede it
-        markers: dict[str, tuple[int, int]] = {}
-        pieces: list[bytes | memoryview] = [head]
-        position = cut
-        for number, (start, end) in enumerate(runs):
-            marker = f"mailbot-splice-{token}-{number}"
-            markers[marker] = (start, end)
-            pieces += [view[position:start], marker.encode() + b"\r\n"]
-            position = end
-        msg = _message_from_slices([*pieces, view[position:]])
-        spliced = _spliced_parts(msg, markers, f"mailbot-splice-{token}-")
-        if spliced is not None:
-            return msg, spliced
-    return _message_from_slices([head, view[cut:]]), {}
-
-
-def _base64_bodies(raw: bytes, cut: int) -> list[tuple[int, int]]:
-    """Where raw[cut:] has a body of more than _SPLICE_FROM bytes that looks like base64: the
-    text between a part's blank line and the next line that starts with "--" (a boundary, or
-    else the parse shows it was none) holds nothing but base64 characters and line ends."""
-    edges = [m.start() for m in _DASH_LINE.finditer(raw, cut)] + [len(raw)]
-    found, start = [], cut
-    for end in edges:
-        if end - start > _SPLICE_FROM:
-            blank = _HEADER_END.search(raw, start, end)
-            body = blank.end() if blank else end
-            if end - body > _SPLICE_FROM and _BASE64_LINES.fullmatch(raw, body, end):
-                found.append((body, end))
-        start = end
-    return found
-
-
-def _message_from_slices(pieces: list[bytes | memoryview]) -> Message:
-    """`email.message_from_bytes(b"".join(pieces))`, fed a slice at a time. Given the whole mail
-    at once, the standard library copies it as text, then again at four bytes a character
-    (io.StringIO): a 34 MB mail took 265 MB to parse."""
-    parser = BytesFeedParser()  # compat32, as message_from_bytes
-    for piece in pieces:
-        for start in range(0, len(piece), _FEED_SLICE):
-            parser.feed(bytes(piece[start:start + _FEED_SLICE]))
-    return parser.close()
-
-
-def _spliced_parts(msg: Message, markers: dict[str, tuple[int, int]], prefix: str) -> _Spans | None:
-    """Part id -> base64 text, when every marker is the whole body of an attachment that is not
-    inside an enclosed message (whose bytes are written out again); else None."""
-    found: _Spans = {}
-    stack: list[tuple[Message, bool]] = [(msg, False)]
-    while stack:
-        part, enclosed = stack.pop()
-        payload = part.get_payload()
-        if isinstance(payload, list):
-            inner = enclosed or part.get_content_maintype() == "message"
-            stack.extend((child, inner) for child in payload if isinstance(child, Message))
-        elif isinstance(payload, str) and prefix in payload:
-            marker = payload.strip()
-            if enclosed or marker not in markers or not _may_splice(part):
-                return None
-            found[id(part)] = markers.pop(marker)
-    return found if not markers else None  # one left in a preamble, an epilogue, a header
-
-
-def _may_splice(part: Message) -> bool:
-    ctype = part.get_content_type()
-    attached = part.get_content_disposition() == "attachment" or bool(_filename(part))
-    return (str(part.get("content-transfer-encoding", "")).strip().lower() == "base64"
-            and part.get_content_maintype() not in ("message", "multipart")
-            and ctype != "text/rfc822-headers" and (attached or ctype not in ("text/plain", "text/html")))
 
 
 def _read_with_mailparser(msg: Message) -> tuple[datetime | None, _Addrs, _Addrs, _Addrs]:
@@ -327,18 +228,11 @@ def _sort_parts(msg: Message, limits: ParseLimits) -> _Parts:
 
 def _sort_leaf(part: Message, parts: _Parts, is_message: bool) -> None:
     ctype = part.get_content_type()
-    attached = part.get_content_disposition() == "attachment" or bool(_filename(part))
+    attached = part.get_content_disposition() == "attachment" or bool(attachment_filename(part))
     if is_message or attached or ctype not in ("text/plain", "text/html"):
         parts.files.append(part)
     else:
         (parts.plain if ctype == "text/plain" else parts.html).append(part)
-
-
-def _charset(part: Message) -> str | None:
-    try:
-        return part.get_content_charset()
-    except (LookupError, UnicodeError, ValueError):
-        return None
 
 
 def _header_charset(msg: Message, declared: str | None) -> tuple[str | None, bool]:
@@ -389,125 +283,19 @@ def _message_id(msg: Message, raw: bytes) -> str:
 # --- bodies and attachments --------------------------------------------------------------------
 
 
-def _bodies(parts: _Parts) -> tuple[str, str]:
-    plain = "\n\n".join(t for t in map(_part_text, parts.plain) if t.strip())
-    html = sanitize_html("\n".join(map(_part_text, parts.html)))
-    text = plain if plain.strip() else html_to_text(html)
-    return text.replace("\r\n", "\n").strip("\n"), html
-
-
-def _part_text(part: Message) -> str:
-    data = part.get_payload(decode=True)
-    return decode_bytes(data, _charset(part)) if isinstance(data, bytes) else ""
-
-
-def sanitize_html(html: str) -> str:
-    """Customer HTML made safe to show (S7): no script or style, no on* handlers, no
-    javascript: links, and no remote images (they are trackers); cid: images stay."""
-    if not html.strip():
-        return ""
-    return nh3.clean(
-        html,
-        url_schemes={"http", "https", "mailto", "cid"},
-        attribute_filter=_keep_attribute,
-        strip_comments=True,
-    )
-
-
-def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
-    is_cid = value.strip().lower().startswith("cid:")
-    if attribute == "src":
-        return value if is_cid else None
-    return None if attribute == "href" and is_cid else value
-
-
-def html_to_text(html: str) -> str:
-    """Readable text from (already sanitised) HTML, for HTML-only mail."""
-    if not html.strip():
-        return ""
-    converter = html2text.HTML2Text()
-    converter.body_width = 0  # keep the writer's lines; wrapping belongs to whoever displays
-    converter.ignore_images = True
-    converter.ignore_emphasis = True
-    converter.unicode_snob = True
-    return converter.handle(html[:_MAX_HTML_TO_TEXT]).strip()
-
-
-def _filename(part: Message) -> str:
-    try:
-        return decode_header_value(str(part.get_filename() or ""))
-    except (LookupError, UnicodeError, ValueError, TypeError):
-        return ""
-
-
-def safe_filename(name: str) -> str:
-    """An attachment name safe to show (S8): the last path element only, no control or
-    direction-changing characters, at most 150 characters with the extension kept."""
-    name = " ".join(name.replace("\\", "/").rsplit("/", 1)[-1].split())
-    name = "".join(ch for ch in name if ch not in _BIDI and unicodedata.category(ch)[0] != "C")
-    name = name.strip().rstrip(" .")  # Windows drops trailing dots and spaces
-    if name in ("", ".", ".."):
-        return "attachment"
-    stem, dot, ext = name.rpartition(".")
-    if len(name) <= _MAX_FILENAME:
-        return name
-    if dot and stem and len(ext) <= 16:
-        return stem[: _MAX_FILENAME - len(ext) - 1] + "." + ext
-    return name[:_MAX_FILENAME]
-
-
 def _attachment(part: Message, limits: ParseLimits, raw: bytes, span: tuple[int, int] | None) -> Attachment:
     ctype = part.get_content_type()
     enclosed = part.get_content_maintype() == "message"
-    payload = _enclosed_bytes(part) if enclosed else _decoded_payload(part, raw, span)
+    payload = _enclosed_bytes(part) if enclosed else decoded_payload(part, raw, span)
     payload = payload if isinstance(payload, bytes) else b""
     if len(payload) > limits.max_attachment_bytes:
         raise QuarantineError("attachment too large")
     return Attachment(
-        filename=safe_filename(_filename(part) or _UNNAMED.get(ctype, "attachment")),
+        filename=safe_filename(attachment_filename(part) or _UNNAMED.get(ctype, "attachment")),
         content_type=ctype,
         payload=payload,
         content_id=next(iter(_ids(_first(part, "Content-ID"))), ""),
     )
-
-
-def _decoded_payload(part: Message, raw: bytes, span: tuple[int, int] | None) -> bytes | None:
-    """`part.get_payload(decode=True)`; a big, well-formed base64 body is decoded slice by slice,
-    since the standard library holds four copies of it at once (an ASCII copy, its lines, their
-    join, the result). Anything unusual takes the standard library's way, defects and all."""
-    if span is not None:  # kept out of the tree by _parse_tree: raw[span] is its base64 text
-        decoded = _base64_in_slices(raw, *span)
-        if decoded is not None:
-            return decoded
-        part.set_payload(raw[span[0]:span[1]].decode("ascii"))
-    body = part.get_payload()
-    cte = str(part.get("content-transfer-encoding", "")).strip().lower()
-    if isinstance(body, str) and len(body) > _FEED_SLICE and cte == "base64" and body.isascii():
-        data = body.encode("ascii")
-        decoded = _base64_in_slices(data, 0, len(data))
-        if decoded is not None:
-            return decoded
-    return part.get_payload(decode=True)  # type: ignore[no-any-return]
-
-
-def _base64_in_slices(data: bytes, start: int, stop: int) -> bytes | None:
-    """Standard base64 in lines (what every mailer writes) in data[start:stop], decoded a slice
-    at a time; None when the text holds anything else, or its length is not a multiple of 4."""
-    out = io.BytesIO()
-    carry = b""
-    while start < stop:
-        end = data.find(b"\n", min(start + _FEED_SLICE, stop), stop)
-        end = stop if end < 0 else end + 1
-        text = carry + data[start:end].replace(b"\r", b"").replace(b"\n", b"")
-        last = end == stop
-        if not (_BASE64_END if last else _BASE64_TEXT).fullmatch(text):
-            return None
-        whole = len(text) if last else len(text) // 4 * 4
-        if last and whole % 4:
-            return None
-        out.write(binascii.a2b_base64(text[:whole]))
-        carry, start = text[whole:], end
-    return out.getvalue()
 
 
 def _enclosed_bytes(part: Message) -> bytes:
