@@ -23,7 +23,8 @@ from datetime import timedelta
 
 from mailbot.context import Desk
 from mailbot.inbound.message import Address
-from mailbot.outgoing.compose import OutgoingMail, compose, make_message_id
+from mailbot.outgoing.addressing import make_message_id
+from mailbot.outgoing.compose import OutgoingMail, compose
 from mailbot.store.models import Outbox
 
 log = logging.getLogger(__name__)

@@ -3,10 +3,9 @@
 `compose(OutgoingMail) -> bytes` writes the mail as the email package's `email.policy.SMTP` would,
 only about thirty times faster: CRLF line ends, header lines folded to at most 78 characters,
 non-ASCII headers RFC 2047-encoded, bodies 7-bit clean (quoted-printable or base64 where needed),
-a text/plain part and, when there is HTML, a multipart/alternative. It also owns our Message-IDs
-(`make_message_id`, `is_our_message_id`), the stable per-ticket pseudo Message-ID that keeps a
-thread together when the subject is edited (`thread_ref`), and the capped References list
-(`build_references`).
+a text/plain part and, when there is HTML, a multipart/alternative. Addresses and Message-IDs
+(ours, the per-ticket thread ref, the References list) are checked and made by
+`mailbot.outgoing.addressing`.
 
 Safety is the point of this module (reliability rows S5, C6, L9): every header value has its
 control characters removed *before* it is written, display names are written as atoms, one quoted
@@ -26,9 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
-from functools import lru_cache
 
 from mailbot.inbound.message import Address
+from mailbot.outgoing.addressing import check_address, clean_message_id, require_message_id
 
 LOOP_HEADER = "X-Mailbot-Loop"
 # 7bit: non-ASCII bodies go out quoted-printable or base64, so the bytes are plain ASCII and
@@ -57,19 +56,7 @@ _RESERVED_HEADERS = frozenset(
 _HEADER_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # In bodies, tab and line ends are content; the other controls are junk some servers refuse.
 _BODY_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_LOCAL_PART = re.compile(rf"{_ATOM}(?:\.{_ATOM})*\Z")
-_DOMAIN_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
-# Printable ASCII without "@" on each side of the one "@", and none of the characters that
-# would end or break the angle-bracketed form.
-_MESSAGE_ID = re.compile(r"[!-?A-~]+@[!-?A-~]+\Z")
-_MESSAGE_ID_FORBIDDEN = re.compile(r'[<>"\\]')
-_MAX_MESSAGE_ID = 250  # longer ids from other mailers are dropped: one could not be folded
 _HEADER_NAME = re.compile(r"[!-9;-~]+\Z")  # printable ASCII without ':' (RFC 5322 ftext)
-_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
-_OUR_ID = re.compile(r"(?:[a-z0-9-]+\.)?[0-9a-f]{16}@(?P<domain>[^@]+)\Z")
-_THREAD_REF = re.compile(r"ticket-(?P<ref>[A-Za-z0-9][A-Za-z0-9._-]*)@(?P<domain>[^@]+)\Z")
-_KEEP_FIRST, _KEEP_LAST = 4, 6
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,71 +95,6 @@ def clean_header_value(value: str) -> str:
     return " ".join(_HEADER_CONTROLS.sub(" ", value).split())
 
 
-def check_address(email: str) -> str:
-    """Return `email` as one plain, sendable addr-spec (the domain in ASCII), or raise ValueError.
-
-    Stricter than RFC 5322 on purpose: no display name, no comments, no quoted local part, no
-    second `@`, no list, no non-ASCII local part (that would need SMTPUTF8). Callers never send to
-    an address this refuses."""
-    if not isinstance(email, str) or len(email) > 254 or email.count("@") != 1:
-        raise ValueError(f"not a single email address: {email!r}")
-    local, domain = email.split("@")
-    if len(local) > 64 or not _LOCAL_PART.match(local):
-        raise ValueError(f"not a valid local part: {email!r}")
-    return f"{local}@{_ascii_domain(domain)}"
-
-
-def make_message_id(reference: str, domain: str) -> str:
-    """A new, unique Message-ID (no brackets): `visi-42.<16 hex>@domain`, or `<16 hex>@domain` for
-    mail about no ticket. The reference makes our ids readable in logs and mail sources."""
-    random_part = secrets.token_hex(8)
-    ref = reference.strip().lower()
-    if ref and not _REFERENCE.match(ref):
-        raise ValueError(f"not a ticket reference: {reference!r}")
-    left = f"{ref}.{random_part}" if ref else random_part
-    return f"{left}@{_ascii_domain(domain)}"
-
-
-def is_our_message_id(message_id: str, domain: str) -> bool:
-    """Whether `message_id` (with or without brackets) has the shape make_message_id() gives,
-    at our `domain`. A hint for threading, not proof: permission checks still apply."""
-    match = _OUR_ID.match(_clean_message_id(message_id).lower())
-    return match is not None and match["domain"] == _ascii_domain(domain).lower()
-
-
-def thread_ref(reference: str, domain: str) -> str:
-    """The stable pseudo Message-ID of a ticket, `ticket-VISI-42@domain` (no brackets). It is in
-    the References of every mail about the ticket, so replies thread even with an edited subject."""
-    if not _REFERENCE.match(reference):
-        raise ValueError(f"not a ticket reference: {reference!r}")
-    return f"ticket-{reference}@{_ascii_domain(domain)}"
-
-
-def reference_from_thread_ref(message_id: str, domain: str) -> str:
-    """The ticket reference in one of our thread refs, or "" when `message_id` is not one."""
-    match = _THREAD_REF.match(_clean_message_id(message_id))
-    if not match or match["domain"].lower() != _ascii_domain(domain).lower():
-        return ""
-    return match["ref"]
-
-
-def build_references(existing: Sequence[str], parent: str, reference: str, domain: str) -> tuple[str, ...]:
-    """References for a new mail: the ticket's thread ref first, then the existing ids and the
-    `parent` (last, as RFC 5322 §3.6.4 wants) capped to the first 4 and last 6, no duplicates.
-
-    Keeping the first ids preserves the thread root for clients that thread by it; keeping the
-    last ones the nearest ancestors (RT keeps ≤ 10 the same way). Invalid ids are dropped."""
-    pseudo = thread_ref(reference, domain)
-    parent_id = _clean_message_id(parent)
-    skip = {pseudo, parent_id, ""}
-    ids = list(dict.fromkeys(i for i in map(_clean_message_id, existing) if i not in skip))
-    if parent_id:
-        ids.append(parent_id)
-    if len(ids) > _KEEP_FIRST + _KEEP_LAST:
-        ids = ids[:_KEEP_FIRST] + ids[-_KEEP_LAST:]
-    return (pseudo, *ids)
-
-
 def compose(mail: OutgoingMail) -> bytes:
     """The mail as RFC 5322 bytes with CRLF line ends. Raises ValueError for an invalid address,
     Message-ID, loop marker, naive date, or an extra header that is malformed or one of ours."""
@@ -186,7 +108,7 @@ def compose(mail: OutgoingMail) -> bytes:
     head += [
         _text_field("Subject", clean_header_value(mail.subject)),
         f"Date: {format_datetime(_aware(mail.date))}",
-        f"Message-ID: <{_require_message_id(mail.message_id)}>",
+        f"Message-ID: <{require_message_id(mail.message_id)}>",
         *_thread_fields(mail),
         *_loop_fields(mail),
     ]
@@ -239,10 +161,10 @@ def _text_field(name: str, value: str) -> str:
 
 def _thread_fields(mail: OutgoingMail) -> list[str]:
     fields = []
-    parent = _clean_message_id(mail.in_reply_to)
+    parent = clean_message_id(mail.in_reply_to)
     if parent:
         fields.append(f"In-Reply-To: <{parent}>")
-    ids = [i for i in dict.fromkeys(map(_clean_message_id, mail.references)) if i]
+    ids = [i for i in dict.fromkeys(map(clean_message_id, mail.references)) if i]
     if ids:
         field = _Field("References")
         for message_id in ids:
@@ -375,40 +297,6 @@ def _boundary(*bodies: bytes) -> str:
         boundary = f"=_mailbot_{secrets.token_hex(12)}"
         if not any(boundary.encode() in body for body in bodies):
             return boundary
-
-
-@lru_cache(maxsize=1024)
-def _ascii_domain(domain: str) -> str:
-    domain = domain.strip().rstrip(".")
-    try:
-        ascii_domain = domain.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise ValueError(f"not a valid domain: {domain!r}") from exc
-    labels = ascii_domain.split(".")
-    if not all(_DOMAIN_LABEL.match(label) for label in labels):
-        raise ValueError(f"not a valid domain: {domain!r}")
-    return ascii_domain
-
-
-def _clean_message_id(value: str) -> str:
-    """`<id@host>` or `id@host` → `id@host`; "" when it is not a usable Message-ID."""
-    candidate = value.strip()
-    if candidate.startswith("<") and candidate.endswith(">"):
-        candidate = candidate[1:-1].strip()
-    if (
-        len(candidate) > _MAX_MESSAGE_ID
-        or _MESSAGE_ID_FORBIDDEN.search(candidate)
-        or not _MESSAGE_ID.match(candidate)
-    ):
-        return ""
-    return candidate
-
-
-def _require_message_id(value: str) -> str:
-    message_id = _clean_message_id(value)
-    if not message_id or message_id != value:
-        raise ValueError(f"not a Message-ID without brackets: {value!r}")
-    return message_id
 
 
 def _check_extra_header_name(name: str) -> str:

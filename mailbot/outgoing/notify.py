@@ -22,7 +22,7 @@ from mailbot.context import Desk
 from mailbot.desk import caps
 from mailbot.inbound.automail import is_noreply_address
 from mailbot.inbound.message import Address
-from mailbot.outgoing.compose import build_references, check_address, make_message_id
+from mailbot.outgoing.addressing import build_references, check_address, make_message_id
 from mailbot.outgoing.drafts import Headers, context_json
 from mailbot.store.models import Account, Message, Outbox, Ticket
 
