@@ -49,8 +49,8 @@ FORBIDDEN = {
 # automatic mail a customer gets (notify) and the event a failed delivery leaves on its ticket.
 OUTGOING_USES_OF_DESK = {"mailbot.desk.caps", "mailbot.desk.tickets"}
 # Modules outside the inbound package that are pure all the same: values in, values out.
-PURE = ["sla/calendar", "sla/clock", "desk/commands", "desk/subjects", "outgoing/compose",
-        "service/parse_ahead", "config", "errors"]
+PURE = ["sla/calendar", "sla/notation", "sla/clock", "desk/commands", "desk/subjects", "outgoing/compose",
+        "outgoing/addressing", "service/parse_ahead", "config", "errors"]
 
 
 def modules() -> list[Path]:

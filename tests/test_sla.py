@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailbot.sla import clock
-from mailbot.sla.calendar import Calendar, add_business_time, business_time_between, make_calendar
+from mailbot.sla.calendar import Calendar, add_business_time, business_time_between
 from mailbot.sla.clock import Pause, due_time, elapsed, mean, percentile, round_up_to_blocks, used_share
+from mailbot.sla.notation import make_calendar
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)

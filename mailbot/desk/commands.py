@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from mailbot.desk.subjects import CATEGORIES, PRIORITIES
-from mailbot.sla.calendar import parse_duration
+from mailbot.sla.notation import parse_duration
 
 STATUS_ARGS = ("open", "waiting", "resolved", "closed")
 ENGINEER_COMMANDS = {
