@@ -1,5 +1,5 @@
 """The benchmark's bench: a private Dovecot and an SMTP sink on loopback (the test harness's own,
-from tests/servers.py), mailboxes filled with MULTIAPPEND, mailbot installations driven through
+from tests/helpers/servers.py), mailboxes filled with MULTIAPPEND, mailbot installations driven through
 the real command line in child processes, and the measuring of those children (wall time, peak
 RSS from wait4, RSS samples while they run).
 

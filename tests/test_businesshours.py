@@ -43,11 +43,6 @@ def produsoft() -> Calendar:
     return make_calendar("Europe/Brussels", PRODUSOFT_HOURS, "")
 
 
-@pytest.fixture
-def generic() -> Calendar:
-    return make_calendar("UTC", "mon-fri 09:00-18:00", "")
-
-
 # --- parsing ---------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailbot.sla import clock
-from mailbot.sla.calendar import Calendar, add_business_time, business_time_between
+from mailbot.sla.calendar import add_business_time, business_time_between
 from mailbot.sla.clock import Pause, due_time, elapsed, mean, percentile, round_up_to_blocks, used_share
 from mailbot.sla.notation import make_calendar
 
@@ -22,12 +22,6 @@ M = timedelta(minutes=1)
 
 def at(text: str, zone: str = "UTC") -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(zone))
-
-
-@pytest.fixture
-def generic() -> Calendar:
-    """The generic policy: Mon-Fri 09:00-18:00. Monday 1 February 2027 starts the week."""
-    return make_calendar("UTC", "mon-fri 09:00-18:00", "")
 
 
 MONDAY_10 = at("2027-02-01 10:00")

@@ -1,7 +1,7 @@
 """Real mail servers on loopback for the integration tests and the benchmarks.
 
 `Dovecot` runs the system's /usr/sbin/dovecot with a private configuration under a work
-directory (IMAP with STARTTLS, IMAPS, passwd-file users); `SmtpSink` (in tests/smtp_sink.py,
+directory (IMAP with STARTTLS, IMAPS, passwd-file users); `SmtpSink` (in tests/helpers/smtp_sink.py,
 exported here too) is an aiosmtpd server in a thread that records what it accepts and can be
 told to fail; `SilentServer` accepts TCP connections and never answers. Certificates come from
 a throw-away `trustme` CA.
@@ -112,7 +112,7 @@ def _run_as_account(name: str | None) -> _Account:
 
 
 _DOVECOT_CONF = """\
-# Written by tests/servers.py for one test Dovecot; nothing here is shared with a system one.
+# Written by tests/helpers/servers.py for one test Dovecot; nothing here is shared with a system one.
 instance_name = mailbot-test-{imap_port}
 base_dir = {workdir}/run
 state_dir = {workdir}/state
@@ -429,7 +429,7 @@ def remove_workdir(path: Path) -> None:
 
 
 def __getattr__(name: str):
-    """`from tests.helpers.servers import SmtpSink` works; the SMTP half lives in tests/smtp_sink.py
+    """`from tests.helpers.servers import SmtpSink` works; the SMTP half lives in tests/helpers/smtp_sink.py
     (imported on first use, since it builds on this module)."""
     if name in ("SmtpSink", "ReceivedMail"):
         from tests import smtp_sink

@@ -2,7 +2,7 @@
 and fails on request (4xx/5xx at MAIL, RCPT or DATA; a connection cut after DATA; down and up
 again), with STARTTLS or TLS on connect from a `trustme` CA, and optional AUTH.
 
-Part of the test harness (see tests/servers.py, which also exports `SmtpSink`); plain Python,
+Part of the test harness (see tests/helpers/servers.py, which also exports `SmtpSink`); plain Python,
 no pytest. Judging what a client did with the faults is the tests' job.
 """
 
