@@ -90,13 +90,34 @@ STEPS = [
 ]
 
 
+# The same modules in a tree from before mailbot was split into packages (`--tree` on an old commit).
+FLAT_NAMES = {
+    "mailbot.service.daemon": "mailbot.daemon",
+    "mailbot.service.poller": "mailbot.poller",
+    "mailbot.service.parse_ahead": "mailbot.parse_ahead",
+    "mailbot.service.ingest": "mailbot.ingest",
+    "mailbot.store.files": "mailbot.store",
+    "mailbot.store.models": "mailbot.models",
+    "mailbot.inbound.prepare": "mailbot.prepare",
+    "mailbot.inbound.bodies": "mailbot.parse",
+    "mailbot.inbound.message": "mailbot.message",
+    "mailbot.desk.intake": "mailbot.inbound",
+    "mailbot.outgoing.notify": "mailbot.notify",
+    "mailbot.outgoing.render": "mailbot.render",
+    "mailbot.transports.smtp": "mailbot.transport",
+}
+
+
 def _install() -> None:
     import importlib
 
     import peewee
 
     for label, module, path in STEPS:
-        owner: Any = importlib.import_module(module)
+        try:
+            owner: Any = importlib.import_module(module)
+        except ModuleNotFoundError:
+            owner = importlib.import_module(FLAT_NAMES[module])
         *parents, name = path.split(".")
         for parent in parents:
             owner = getattr(owner, parent)

@@ -101,7 +101,7 @@ class ProductSettings:
 
 @dataclass(frozen=True)
 class MailLimits:
-    """How much automatic mail mailbot sends, and when it folds a flood (`mailbot.caps`)."""
+    """How much automatic mail mailbot sends, and when it folds a flood (`mailbot.desk.caps`)."""
 
     ack_limit: int = 3  # acknowledgements per sender and product in 24 h
     automatic_limit: int = 40  # automatic mails per recipient in 24 h (the product's staff excepted)

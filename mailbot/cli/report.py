@@ -1,7 +1,7 @@
 """`mailbot report` (were the service levels kept?) and `mailbot account credit` (prepaid support
-time): click commands, registered by `mailbot.cli` as `main.add_command(report)` and
-`cli_accounts.account.add_command(credit)`. The figures come from `mailbot.report` and
-`mailbot.credit`; this module only reads options and prints."""
+time): click commands, registered by `mailbot.cli.main` as `main.add_command(report)` and
+`accounts.account.add_command(credit)`. The figures come from `mailbot.sla.report` and
+`mailbot.desk.credit`; this module only reads options and prints."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """The limits on automatic mail and on tickets per sender, and the cut-over for old mail.
 
-Recognising machine mail (`mailbot.automail`) stops most loops. These limits stop the rest: a
+Recognising machine mail (`mailbot.inbound.automail`) stops most loops. These limits stop the rest: a
 robot that writes like a person, a sender that floods a mailbox, a first start on years of old
 mail. Each function reads the outbox or the tickets and answers; none changes anything. They run
-inside the ingest transaction, called by `mailbot.inbound` and `mailbot.notify`, with the values
+inside the ingest transaction, called by `mailbot.desk.intake` and `mailbot.outgoing.notify`, with the values
 of `Settings.limits` (MAILBOT_ACK_LIMIT, _AUTOMATIC_LIMIT, _FLOOD_LIMIT, _FLOOD_WINDOW,
 _ACK_CUTOVER; a limit of 0 is no limit).
 

@@ -1,6 +1,6 @@
 """An inbound mail on its way through the ticket rules, and the people a ticket concerns.
 
-Shared by `mailbot.inbound` (what a mail is) and `mailbot.replies` (what a reply does): the
+Shared by `mailbot.desk.intake` (what a mail is) and `mailbot.desk.replies` (what a reply does): the
 values handed between them, storing a mail on its ticket, and who is told about a change.
 """
 

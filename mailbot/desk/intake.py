@@ -5,10 +5,10 @@ Loops and floods are stopped here: our own mail coming back is only recorded; a 
 never answered and opens no ticket (a machine's notice does, unanswered, for a sender with access);
 a bounce goes on the ticket of the mail that bounced and stops automatic mail to the address; a
 sender past the flood limit has further new mails folded into their last ticket; mail older than
-the cut-over is recorded without sending anything. The limits themselves live in `mailbot.caps`.
+the cut-over is recorded without sending anything. The limits themselves live in `mailbot.desk.caps`.
 
 Runs inside the ingest transaction and touches only the database and the outbox (through
-`mailbot.notify`). It never talks to a mail server and never decides when mail is fetched.
+`mailbot.outgoing.notify`). It never talks to a mail server and never decides when mail is fetched.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def _handle(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path:
     mail = Mail(msg, product, sender, raw_path, desk.clock())
     if msg.bounce:  # before the sender check: MAILER-DAEMON often has no valid address
         return handle_bounce(desk, mail)
-    if msg.sender is None:  # a person's mail without one was quarantined before (mailbot.ingest)
+    if msg.sender is None:  # a person's mail without one was quarantined before (mailbot.service.ingest)
         return Outcome("ignored", "automatic mail without a valid sender address")
     ticket = route(desk, mail)
     if msg.automatic and not (msg.automatic == "precedence:list" and msg.list_mail):

@@ -2,8 +2,8 @@
 attachments, and recording every change as an event.
 
 These functions change the database inside the caller's transaction and decide nothing about
-mail: which mails a change causes is `mailbot.notify`'s job, what an inbound mail means is
-`mailbot.inbound`'s.
+mail: which mails a change causes is `mailbot.outgoing.notify`'s job, what an inbound mail means is
+`mailbot.desk.intake`'s.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ public-suffix list: a parent domain signs for its subdomains, never the other wa
 
 Hand-written: the one package on PyPI that only parses these headers (`authres`) has not had a
 release since 2019, and `authheaders` brings DKIM, DNS and a public-suffix list we do not use.
-What it leaves to others: which mails need the answer, and what happens then (`mailbot.replies`).
+What it leaves to others: which mails need the answer, and what happens then (`mailbot.desk.replies`).
 """
 
 from __future__ import annotations

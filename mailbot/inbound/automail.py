@@ -1,7 +1,7 @@
 """Which mails were written by a machine, and what a bounce says.
 
 Small rule functions in the style of GNU Mailman's: each looks at the headers and top-level
-parts of a parsed mail (`email.message.Message`, as built by `mailbot.parse`) and answers a short
+parts of a parsed mail (`email.message.Message`, as built by `mailbot.inbound.parse`) and answers a short
 reason, or "" when it does not apply. `classify` returns the first reason; a non-empty reason
 means the mail must never get an automatic answer (RFC 3834). `read_bounce` pulls the original
 Message-ID and the failed recipients out of a delivery status notification (RFC 3464).

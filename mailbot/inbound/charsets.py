@@ -2,7 +2,7 @@
 encoded words that never fail to decode, the charset of raw 8-bit header text that no label
 names (charset-normalizer), and single clean lines for display and our own headers.
 
-Pure functions on strings and bytes; `mailbot.parse` uses them to read a mail. They never raise
+Pure functions on strings and bytes; `mailbot.inbound.parse` uses them to read a mail. They never raise
 on bad input: a mail in a broken or unknown charset is still read (reliability P3, P4).
 """
 

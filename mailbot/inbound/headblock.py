@@ -8,7 +8,7 @@ Two shapes of real mail that a strict parser misreads, so that it never reaches 
   start of a line): inside the header block, a line that is not a `Name:` field but is followed
   by more fields is a continuation, and is indented.
 
-Pure functions on bytes; `mailbot.parse` calls `repair_head` first. A mail that needs neither is
+Pure functions on bytes; `mailbot.inbound.parse` calls `repair_head` first. A mail that needs neither is
 returned as it is, without a copy.
 """
 

@@ -1,6 +1,6 @@
 """Our own value types for a mail that came in.
 
-mail-parser's object is turned into an `InboundMessage` in one place (`mailbot.parse`); nothing
+mail-parser's object is turned into an `InboundMessage` in one place (`mailbot.inbound.parse`); nothing
 else in mailbot sees a third-party mail type. These are plain frozen values: routing, ticket rules
 and tests build and read them without any I/O.
 """
@@ -49,7 +49,7 @@ class InboundMessage:
     such a mail is never granted anything. `sender_note` says how the sender was read when not
     from one plain From mailbox (two From headers, a list, a repaired address, Reply-To...), and
     `sender_alternatives` are the other mailboxes it may be from: such a reading never carries
-    an engineer's commands (`mailbot.senders`). `repairs` notes what the parser mended in the
+    an engineer's commands (`mailbot.inbound.senders`). `repairs` notes what the parser mended in the
     raw mail to read it (junk before the header, unindented header lines, a guessed charset).
     `automatic` holds the reason this mail must never get an automatic answer (an auto-reply,
     a bounce, a list, our own loop), or "" for mail written by a person.
@@ -83,7 +83,7 @@ class InboundMessage:
 
     @cached_property
     def reply_text(self) -> str:
-        """The newest part of `text`, quoted history and signature cut (`mailbot.trim`). Worked
+        """The newest part of `text`, quoted history and signature cut (`mailbot.inbound.trim`). Worked
         out once; a helper process that parsed the mail works it out there, and the value
         travels back with the message (a cached property is pickled with the instance)."""
         return visible_text(self.text)

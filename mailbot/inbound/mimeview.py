@@ -2,8 +2,8 @@
 raw header values, the decoded start of the subject, the parts of the mail without entering an
 enclosed message, and a part's text.
 
-What it leaves to others: what any of it means (`mailbot.automail`, `mailbot.ndr`). The full
-parse of a mail into an `InboundMessage` is `mailbot.parse`.
+What it leaves to others: what any of it means (`mailbot.inbound.automail`, `mailbot.inbound.ndr`). The full
+parse of a mail into an `InboundMessage` is `mailbot.inbound.parse`.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ SES's bounce notifications (JSON in a mail from no-reply@sns.amazonaws.com).
 What it leaves to others: whether a mail may be a delivery report at all. flufl.bounce was made
 for mail sent to a list's bounce address; asked about any mail, some of its heuristics take a
 person's mail that quotes a bounce, or lists addresses between commas, for a bounce. So
-`mailbot.automail` asks only about mail that a machine sent, and names the detector on the ledger.
+`mailbot.inbound.automail` asks only about mail that a machine sent, and names the detector on the ledger.
 """
 
 from __future__ import annotations

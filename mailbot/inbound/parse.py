@@ -7,8 +7,8 @@ our own: the sender (ambiguous means none), ids, decoded and cleaned headers, th
 preferred, HTML turned into text), sanitised HTML and attachments with safe names. A forwarded
 message (message/rfc822) is one attachment: its headers and body never become the outer mail's.
 
-What it leaves to others: what an automatic mail means (`mailbot.automail` names the reason,
-routing decides), storing raw bytes and attachments, trimming quoted history (`mailbot.trim`),
+What it leaves to others: what an automatic mail means (`mailbot.inbound.automail` names the reason,
+routing decides), storing raw bytes and attachments, trimming quoted history (`mailbot.inbound.trim`),
 and any time limit on parsing (the worker that calls us).
 """
 

@@ -1,8 +1,8 @@
 """What a mail's raw bytes alone decide, before any database: their hash, the raw file kept on
 disk, and the parsed message (or why it must be quarantined).
 
-Kept apart from `mailbot.ingest` (the database side) so that the helper process of
-`mailbot.parse_ahead` imports the parser and the store only, not the whole ticket domain.
+Kept apart from `mailbot.service.ingest` (the database side) so that the helper process of
+`mailbot.service.parse_ahead` imports the parser and the store only, not the whole ticket domain.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Prepared:
 
 def prepare_mail(store: Store, raw: bytes, limits: ParseLimits) -> Prepared:
     """Keep the raw bytes (content-addressed: the same bytes once), then parse them. Needs no
-    database, so a helper process can do it ahead (`mailbot.parse_ahead`)."""
+    database, so a helper process can do it ahead (`mailbot.service.parse_ahead`)."""
     digest = sha256_hex(raw)
     raw_path = str(store.save_raw(raw, digest))
     try:

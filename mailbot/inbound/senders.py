@@ -11,7 +11,7 @@ existing account wins) and never trusts a noted reading with an engineer's comma
 
 Refused outright, as before (S9), because a reader could take them for someone else: an address
 inside a comment, a display name that holds another address, a second "@", an RFC 2047-encoded
-address, unbalanced brackets. Pure functions on header values; `mailbot.parse` calls them.
+address, unbalanced brackets. Pure functions on header values; `mailbot.inbound.parse` calls them.
 """
 
 from __future__ import annotations

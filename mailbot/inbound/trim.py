@@ -32,7 +32,7 @@ REPLY_MARKERS = (
     "-- Antwoord boven deze regel --",
     "-- Répondez au-dessus de cette ligne --",
 )
-"""The line mailbot puts at the top of its mails (en, nl, fr), as `mailbot.render` writes it."""
+"""The line mailbot puts at the top of its mails (en, nl, fr), as `mailbot.outgoing.render` writes it."""
 
 # Mail clients and HTML-to-text conversion change the dashes (an escaped "\--", an en dash) or
 # drop them, so the phrase alone is what is matched, at any quote depth.

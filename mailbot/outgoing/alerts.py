@@ -10,9 +10,9 @@ bounce of it is thrown away rather than mailed into a polled mailbox, it is mark
 `Auto-Submitted: auto-generated`, and an alert mail that itself cannot be delivered is only logged.
 
 Unlike the mails about tickets, an alert is composed here and queued as finished bytes, in plain
-text from no template: an alert about a broken template (`mailbot.outbox`) always goes out.
+text from no template: an alert about a broken template (`mailbot.outgoing.outbox`) always goes out.
 
-It leaves delivering the mail to `mailbot.outbox`, and deciding what deserves an alert to the
+It leaves delivering the mail to `mailbot.outgoing.outbox`, and deciding what deserves an alert to the
 callers.
 """
 

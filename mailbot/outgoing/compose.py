@@ -12,7 +12,7 @@ control characters removed *before* it is written, display names are written as 
 string or encoded words (never raw), and an address that is not exactly one plain addr-spec raises
 `ValueError`, so a caller can never be tricked into adding a header or a recipient.
 
-It leaves to others: choosing recipients and rendering the text (`mailbot.render`), storing the
+It leaves to others: choosing recipients and rendering the text (`mailbot.outgoing.render`), storing the
 bytes in the outbox, the envelope sender, and talking SMTP (the transport).
 """
 

@@ -8,8 +8,9 @@ The context is captured at queue time, so the mail tells the state right after t
 the state when it happens to be sent. The Message-ID is decided at queue time too: replies thread
 on it before the mail has even gone out.
 
-It leaves choosing recipients and building the context to `mailbot.notify`, rendering to
-`mailbot.render`, RFC 5322 to `mailbot.compose`, and when to send to `mailbot.outbox`.
+It leaves choosing recipients and building the context to `mailbot.outgoing.notify`, rendering to
+`mailbot.outgoing.render`, RFC 5322 to `mailbot.outgoing.compose`, and when to send to
+`mailbot.outgoing.outbox`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Delivering the outbox: each pending row goes to the transport; temporary failures come back
 later with a growing delay, permanent ones are recorded on the ticket and never retried, and a
 row that stays undeliverable past the give-up age is declared dead. A dead row raises an alert
-(`mailbot.alerts`), unless it was an alert itself.
+(`mailbot.outgoing.alerts`), unless it was an alert itself.
 
 Each attempt is counted in the database before the mail is handed to the server, so a database
 that cannot take writes (locked past the busy timeout, disk full) stops the round before anything
@@ -22,7 +22,7 @@ claimant see the first one's claim. A claim lapses after `claim_period`, so the 
 process that was killed are taken over; a claim by a process of this host that no longer runs
 is taken over at once.
 
-Most rows hold a draft (`mailbot.drafts`) and are rendered here, right after the claim; the
+Most rows hold a draft (`mailbot.outgoing.drafts`) and are rendered here, right after the claim; the
 bytes are kept in the row, and the text on the ticket's message, when the row is marked sent (a
 resend after a crash renders the same draft again, with the same Message-ID). A row that cannot
 be rendered (a broken template) becomes `failed`, with the file and line in `last_error`, and

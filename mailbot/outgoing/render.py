@@ -12,7 +12,7 @@ the translated words for status, priority and category codes (`names()`) and the
 that the inbound side cuts quoted history at (`REPLY_MARKERS`).
 
 It leaves to others: building the context from the database (the caller), choosing recipients and
-the language, and turning a `Rendered` into RFC 5322 bytes (`mailbot.compose`).
+the language, and turning a `Rendered` into RFC 5322 bytes (`mailbot.outgoing.compose`).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 product's overrides, rendered in every language with sample values, so that a broken file is
 found by the admin who edited it rather than by the first customer who writes in.
 
-The sample holds every value any template is given (`mailbot.notify` builds the real ones), in
-the same shapes. It leaves rendering to `mailbot.render` and reporting to the CLI.
+The sample holds every value any template is given (`mailbot.outgoing.notify` builds the real ones), in
+the same shapes. It leaves rendering to `mailbot.outgoing.render` and reporting to the CLI.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ _PERSON = {"name": "Anna de Vries", "email": "anna@customer.example", "role": "c
 
 
 def sample_context(product: dict[str, str]) -> dict[str, Any]:
-    """Values for every template, as `mailbot.notify` shapes them for a mail about a ticket."""
+    """Values for every template, as `mailbot.outgoing.notify` shapes them for a mail about a ticket."""
     return {
         "product": product,
         "ticket": {

@@ -1,5 +1,5 @@
-"""One raw mail in: keep the bytes and parse them (`mailbot.prepare`, here or ahead in a helper
-process), hand the message to `mailbot.inbound`, and record the outcome in the ledger, all or
+"""One raw mail in: keep the bytes and parse them (`mailbot.inbound.prepare`, here or ahead in a helper
+process), hand the message to `mailbot.desk.intake`, and record the outcome in the ledger, all or
 nothing.
 
 The order is the guarantee: raw bytes are on disk before anything else; the ticket change, its
@@ -53,8 +53,8 @@ def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail,
                 prepare: Callable[[FetchedMail], Prepared] | None = None) -> IngestResult:
     """Handle one fetched mail exactly once. Raises TransientError when the database cannot
     take it now: the mail then stays on the server for the next pass. `prepare`: where the mail
-    may already be kept and parsed (`mailbot.parse_ahead`); by default that is done here
-    (`mailbot.prepare`)."""
+    may already be kept and parsed (`mailbot.service.parse_ahead`); by default that is done here
+    (`mailbot.inbound.prepare`)."""
     known = _ledger_row(mail)
     if known is not None:
         return IngestResult(known.outcome, known.reason, _reference(known), already_seen=True)

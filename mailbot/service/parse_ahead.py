@@ -3,7 +3,7 @@
 A pass over a backlog (a first start, a mailbox that was unreachable for a while) spends about half
 of its time on what the raw bytes alone decide: hashing and keeping them on disk, parsing, and
 cutting a reply's quoted history. So a helper process prepares the mails after the one being
-committed (`mailbot.prepare`), and a machine with two cores takes the backlog in less
+committed (`mailbot.inbound.prepare`), and a machine with two cores takes the backlog in less
 time. The raw file is still on disk before the mail's transaction begins: this process waits for
 the helper's answer before it handles the mail.
 

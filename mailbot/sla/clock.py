@@ -1,7 +1,7 @@
 """SLA rules: deadlines that stand still while the ticket waits for the customer, time used, and
 the small statistics the reports need.
 
-The SLA clock runs in business time (`mailbot.businesshours`) from the moment it was started, and
+The SLA clock runs in business time (`mailbot.sla.calendar`) from the moment it was started, and
 stands still during each `Pause` (status `waiting`: information asked from the customer). From
 that follow the due time, the business time used, and the share of the target used (the board is
 warned when most of it is gone). Also here: charging time in started 15-minute blocks, and the

@@ -10,7 +10,7 @@ status events: a pause runs from a change into a pausing status to the next chan
 
 `refresh_deadlines` stores the due times on the ticket (for `ticket show`, mails and the
 scheduler); `sla_state` says how far each clock has run. The arithmetic itself is
-`mailbot.sla`'s; which mail a breach causes is `mailbot.jobs`'s.
+`mailbot.sla.clock`'s; which mail a breach causes is `mailbot.desk.jobs`'s.
 """
 
 from __future__ import annotations

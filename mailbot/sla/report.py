@@ -18,7 +18,7 @@ zone, both included):
   (the customer withdrew it) has no first response to measure.
 - time: `#time` entries made in the period, by the requester's organisation (or address).
 
-Pure computation over the database: no mail, no output. `mailbot.cli_report` prints it.
+Pure computation over the database: no mail, no output. `mailbot.cli.report` prints it.
 """
 
 from __future__ import annotations

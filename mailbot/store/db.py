@@ -1,5 +1,5 @@
 """Opening the database: SQLite with WAL, foreign keys and a busy timeout by default, any
-`playhouse.db_url` URL (postgresql://...) for scale. Migrations live in `mailbot.migrations`.
+`playhouse.db_url` URL (postgresql://...) for scale. Migrations live in `mailbot.store.migrations`.
 
 SQLite transactions begin IMMEDIATE: each one takes the write lock at BEGIN, waiting up to the busy
 timeout for another writer (the daemon's other thread, a CLI command). A deferred transaction that

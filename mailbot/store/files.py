@@ -4,7 +4,7 @@ Everything is written to a temporary name, then renamed into place, so a crash n
 a file under a real name. Names on disk are always generated (content hashes and timestamps); a
 sender's file name is metadata only and never becomes a path.
 
-Durability matches the database's (SQLite in WAL mode with synchronous=NORMAL, `mailbot.db`):
+Durability matches the database's (SQLite in WAL mode with synchronous=NORMAL, `mailbot.store.db`):
 a file survives the process being killed at any point, since the kernel holds what was written.
 Against a power cut, neither the last commits nor the last files are guaranteed, and neither
 needs to be for mail read from a mailbox: it stays on the server (flagged, or moved to the

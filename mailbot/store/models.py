@@ -1,7 +1,7 @@
 """The Peewee models: mailbot's whole state.
 
 `schema.sql` is the schema of record and must match these models (a test compares them); a change
-here needs a migration in `mailbot.migrations`. Models hold data only: the rules that change them
+here needs a migration in `mailbot.store.migrations`. Models hold data only: the rules that change them
 live in the domain modules (`accounts`, `tickets`, `inbound`).
 """
 
@@ -31,7 +31,7 @@ from mailbot.store import statements
 class _DatabaseProxy(DatabaseProxy):  # type: ignore[misc]
     def savepoint(self):  # type: ignore[no-untyped-def]
         """The connected database's own savepoints (peewee's proxy makes plain ones), so that
-        `mailbot.db` decides how a savepoint rolls back."""
+        `mailbot.store.db` decides how a savepoint rolls back."""
         return self.obj.savepoint()
 
 
@@ -63,7 +63,7 @@ class BaseModel(Model):
         database = database
         legacy_table_names = False
 
-    # Lookups by key and row saves take `mailbot.statements`' prepared SQL; the rest is peewee's.
+    # Lookups by key and row saves take `mailbot.store.statements`' prepared SQL; the rest is peewee's.
 
     @classmethod
     def get(cls, *query, **filters):  # type: ignore[no-untyped-def]
