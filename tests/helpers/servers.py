@@ -429,10 +429,10 @@ def remove_workdir(path: Path) -> None:
 
 
 def __getattr__(name: str):
-    """`from tests.helpers.servers import SmtpSink` works; the SMTP half lives in tests/helpers/smtp_sink.py
-    (imported on first use, since it builds on this module)."""
+    """`from tests.helpers.servers import SmtpSink` works; the SMTP half lives in
+    tests/helpers/smtp_sink.py (imported on first use, since it builds on this module)."""
     if name in ("SmtpSink", "ReceivedMail"):
-        from tests import smtp_sink
+        from tests.helpers import smtp_sink
 
         return getattr(smtp_sink, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
