@@ -4,7 +4,7 @@ run on this machine. Prints a table and writes the same figures as JSON (bench/r
     python -m bench            # the full run (about 7 minutes on 2 cores)
     python -m bench --quick    # a smoke run: fewer mails, one round
 
-Every figure comes from child processes over a private Dovecot on loopback (tests/servers.py);
+Every figure comes from child processes over a private Dovecot on loopback (tests/helpers/servers.py);
 mailbot runs through its command line. Timings are medians over the rounds, and the ratio is
 taken within each round (floor and mailbot back to back on the same mails), since the machine's
 noise is larger than the differences that matter.

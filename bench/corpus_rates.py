@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailbot.errors import QuarantineError
-from mailbot.parse import parse_mail
-from mailbot.trim import visible_text
+from mailbot.inbound.parse import parse_mail
+from mailbot.inbound.trim import visible_text
 
 REPLY_BODY_FOLDERS = ("email_reply_parser-github", "email-reply-parser-zapier", "mail-parser-reply-alfonsrv")
 TARGETS = {"bounces": 0.99, "auto-replies": 0.99, "quote trimming": 0.90}

@@ -1,5 +1,5 @@
 """The benchmark's bench: a private Dovecot and an SMTP sink on loopback (the test harness's own,
-from tests/servers.py), mailboxes filled with MULTIAPPEND, mailbot installations driven through
+from tests/helpers/servers.py), mailboxes filled with MULTIAPPEND, mailbot installations driven through
 the real command line in child processes, and the measuring of those children (wall time, peak
 RSS from wait4, RSS samples while they run).
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import corpus
-from tests.servers import Dovecot, make_workdir, remove_workdir
-from tests.smtp_sink import SmtpSink
+from tests.helpers.servers import Dovecot, make_workdir, remove_workdir
+from tests.helpers.smtp_sink import SmtpSink
 
 APPEND_CHUNK_BYTES = 8 * 1024 * 1024
 

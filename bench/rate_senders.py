@@ -57,7 +57,7 @@ _RubyTolerantLoader.add_constructor("tag:yaml.org,2002:binary", _construct_binar
 def person_cases(corpus: Path) -> Iterator[Case]:
     """Zammad's sample mails with expectations that mailbot does not take for automatic."""
     from mailbot.errors import QuarantineError
-    from mailbot.parse import parse_mail
+    from mailbot.inbound.parse import parse_mail
 
     for box in sorted((corpus / ZAMMAD_MAIL).glob("mail*.box")):
         yml = box.with_suffix(".yml")
@@ -82,7 +82,7 @@ def same_address(got: str, want: str) -> bool:
 
 
 def same_subject(got: str, want: str) -> bool:
-    from mailbot.routing import clean_subject
+    from mailbot.desk.subjects import clean_subject
 
     return got == clean_subject(" ".join(want.split()))
 
@@ -96,13 +96,13 @@ def sender_subject_rate(corpus: Path) -> tuple[int, int]:
 
 def _rate(corpus: Path, data_dir: Path) -> tuple[int, int]:
     from mailbot.config import load_settings
-    from mailbot.db import close_database, open_database
-    from mailbot.desk import make_desk
-    from mailbot.ingest import ingest_mail
-    from mailbot.migrations import migrate
-    from mailbot.models import Ticket
+    from mailbot.context import make_desk
+    from mailbot.service.ingest import ingest_mail
     from mailbot.sources.base import FetchedMail
-    from mailbot.store import sha256_hex
+    from mailbot.store.db import close_database, open_database
+    from mailbot.store.files import sha256_hex
+    from mailbot.store.migrations import migrate
+    from mailbot.store.models import Ticket
 
     settings = load_settings({"MAILBOT_DATA_DIR": str(data_dir), "MAILBOT_PRODUCTS": "CORP",
                               "MAILBOT_PRODUCT_CORP_ADDRESS": "support@corpus.test",

@@ -3,7 +3,7 @@
 #     bash bench/run.sh            # the full run (about 7 minutes on 2 cores)
 #     bash bench/run.sh --quick    # a smoke run (about 2 minutes)
 # Makes .venv with mailbot and its test extra (the benchmark starts its Dovecot and SMTP server
-# with the test harness, tests/servers.py), installs Dovecot when it is missing and we are root,
+# with the test harness, tests/helpers/servers.py), installs Dovecot when it is missing and we are root,
 # then runs `python -m bench` with the arguments given (`--help` lists them). The table goes to
 # stdout, the figures to bench/results/latest.json.
 set -euo pipefail

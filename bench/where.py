@@ -62,32 +62,50 @@ def _patch(owner: Any, name: str, label: str) -> None:
 
 # (label, module, attribute path): labels are indented by their nesting in the table.
 STEPS = [
-    ("poll pass over the mailbox", "mailbot.daemon", "poll_product"),
+    ("poll pass over the mailbox", "mailbot.service.daemon", "poll_product"),
     ("  IMAP FETCH", "imapclient", "IMAPClient.fetch"),
     ("  IMAP STORE (acknowledge)", "imapclient", "IMAPClient.add_flags"),
-    ("  ingest_mail", "mailbot.poller", "ingest_mail"),
-    ("    the helper's result (waiting for it, or preparing here)", "mailbot.parse_ahead",
+    ("  ingest_mail", "mailbot.service.poller", "ingest_mail"),
+    ("    the helper's result (waiting for it, or preparing here)", "mailbot.service.parse_ahead",
      "ParseAhead.prepare"),
-    ("    raw mail to disk", "mailbot.store", "Store.save_raw"),
-    ("    raw mail kept and parsed (here, not ahead)", "mailbot.ingest", "prepare_mail"),
-    ("    parse_mail", "mailbot.prepare", "parse_mail"),
+    ("    raw mail to disk", "mailbot.store.files", "Store.save_raw"),
+    ("    raw mail kept and parsed (here, not ahead)", "mailbot.service.ingest", "prepare_mail"),
+    ("    parse_mail", "mailbot.inbound.prepare", "parse_mail"),
     ("      email.message_from_bytes", "email", "message_from_bytes"),
     ("      mail-parser (MailParser)", "mailparser", "MailParser.__init__"),
-    ("      html2text", "mailbot.parse", "html_to_text"),
-    ("    inbound.handle_mail", "mailbot.inbound", "handle_mail"),
-    ("      reply trimming (mail-parser-reply)", "mailbot.message", "visible_text"),
-    ("      notify.queue_mail", "mailbot.notify", "queue_mail"),
-    ("        render (Jinja2)", "mailbot.render", "Renderer.render"),
-    ("        compose", "mailbot.notify", "compose"),
-    ("        Outbox row insert", "mailbot.models", "Outbox.create"),
-    ("      attachments to disk", "mailbot.store", "Store.save_attachment"),
-    ("    ledger row insert", "mailbot.ingest", "_record"),
-    ("    ledger lookups (Seen)", "mailbot.models", "Seen.get_or_none"),
-    ("  cursor saves", "mailbot.models", "MailboxState.save"),
-    ("SLA jobs", "mailbot.daemon", "jobs.run_due_jobs"),
-    ("sending the outbox", "mailbot.daemon", "send_outbox"),
-    ("  SMTP transaction", "mailbot.transport", "SmtpTransport.send"),
+    ("      html2text", "mailbot.inbound.bodies", "html_to_text"),
+    ("    intake.handle_mail", "mailbot.desk.intake", "handle_mail"),
+    ("      reply trimming (mail-parser-reply)", "mailbot.inbound.message", "visible_text"),
+    ("      notify.queue_mail", "mailbot.outgoing.notify", "queue_mail"),
+    ("        render (Jinja2)", "mailbot.outgoing.render", "Renderer.render"),
+    ("        compose", "mailbot.outgoing.notify", "compose"),
+    ("        Outbox row insert", "mailbot.store.models", "Outbox.create"),
+    ("      attachments to disk", "mailbot.store.files", "Store.save_attachment"),
+    ("    ledger row insert", "mailbot.service.ingest", "_record"),
+    ("    ledger lookups (Seen)", "mailbot.store.models", "Seen.get_or_none"),
+    ("  cursor saves", "mailbot.store.models", "MailboxState.save"),
+    ("SLA jobs", "mailbot.service.daemon", "jobs.run_due_jobs"),
+    ("sending the outbox", "mailbot.service.daemon", "send_outbox"),
+    ("  SMTP transaction", "mailbot.transports.smtp", "SmtpTransport.send"),
 ]
+
+
+# The same modules in a tree from before mailbot was split into packages (`--tree` on an old commit).
+FLAT_NAMES = {
+    "mailbot.service.daemon": "mailbot.daemon",
+    "mailbot.service.poller": "mailbot.poller",
+    "mailbot.service.parse_ahead": "mailbot.parse_ahead",
+    "mailbot.service.ingest": "mailbot.ingest",
+    "mailbot.store.files": "mailbot.store",
+    "mailbot.store.models": "mailbot.models",
+    "mailbot.inbound.prepare": "mailbot.prepare",
+    "mailbot.inbound.bodies": "mailbot.parse",
+    "mailbot.inbound.message": "mailbot.message",
+    "mailbot.desk.intake": "mailbot.inbound",
+    "mailbot.outgoing.notify": "mailbot.notify",
+    "mailbot.outgoing.render": "mailbot.render",
+    "mailbot.transports.smtp": "mailbot.transport",
+}
 
 
 def _install() -> None:
@@ -96,7 +114,10 @@ def _install() -> None:
     import peewee
 
     for label, module, path in STEPS:
-        owner: Any = importlib.import_module(module)
+        try:
+            owner: Any = importlib.import_module(module)
+        except ModuleNotFoundError:
+            owner = importlib.import_module(FLAT_NAMES[module])
         *parents, name = path.split(".")
         for parent in parents:
             owner = getattr(owner, parent)
@@ -135,7 +156,7 @@ def main(argv: list[str]) -> int:
             ack_cutover="2000-01-01T00:00:00Z",
         )
         _install()
-        from mailbot.cli import main as mailbot
+        from mailbot.cli.main import main as mailbot
 
         log = lab.workdir / "poll.log"
         started = time.perf_counter()

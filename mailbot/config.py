@@ -18,8 +18,9 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from mailbot import businesshours
 from mailbot.errors import ConfigError
+from mailbot.sla import notation
+from mailbot.sla.calendar import Calendar
 
 # key -> default ("" = unset). Product keys are MAILBOT_PRODUCT_<KEY>_<SUFFIX>.
 GLOBAL_KEYS: dict[str, str] = {
@@ -86,7 +87,7 @@ class ProductSettings:
     language: str
     templates: Path | None
     processed_folder: str
-    calendar: businesshours.Calendar
+    calendar: Calendar
     sla: Mapping[str, timedelta]
     first_response: timedelta
     # The scheduler's promises (mailbot.jobs) and the credit warning (mailbot.credit). Defaults
@@ -100,7 +101,7 @@ class ProductSettings:
 
 @dataclass(frozen=True)
 class MailLimits:
-    """How much automatic mail mailbot sends, and when it folds a flood (`mailbot.caps`)."""
+    """How much automatic mail mailbot sends, and when it folds a flood (`mailbot.desk.caps`)."""
 
     ack_limit: int = 3  # acknowledgements per sender and product in 24 h
     automatic_limit: int = 40  # automatic mails per recipient in 24 h (the product's staff excepted)
@@ -291,7 +292,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         outbox_interval=float(read.parse("MAILBOT_OUTBOX_INTERVAL", parse_seconds)),  # type: ignore[arg-type]
         io_timeout=float(read.parse("MAILBOT_IO_TIMEOUT", parse_seconds)),  # type: ignore[arg-type]
         max_message_size=int(read.parse("MAILBOT_MAX_MESSAGE_SIZE", parse_size)),  # type: ignore[call-overload]
-        outbox_give_up=read.parse("MAILBOT_OUTBOX_GIVE_UP", businesshours.parse_duration),  # type: ignore[arg-type]
+        outbox_give_up=read.parse("MAILBOT_OUTBOX_GIVE_UP", notation.parse_duration),  # type: ignore[arg-type]
         alert_address=str(read.parse("MAILBOT_ALERT_ADDRESS", lambda v: v and _alert_address(v, products))),
         db_busy_timeout=float(read.parse("MAILBOT_DB_BUSY_TIMEOUT", parse_seconds)),  # type: ignore[arg-type]
         trusted_authserv_id=str(read.parse("MAILBOT_TRUSTED_AUTHSERV_ID", _authserv_id)),
@@ -326,8 +327,8 @@ def _load_product(read: _Reader, key: str, data_dir: Path) -> ProductSettings:
         templates=Path(templates) if templates else None,
         processed_folder=read.get(name("PROCESSED_FOLDER")),
         calendar=calendar,
-        sla=read.parse(name("SLA"), businesshours.parse_sla),  # type: ignore[arg-type]
-        first_response=read.parse(name("FIRST_RESPONSE"), businesshours.parse_duration),  # type: ignore[arg-type]
+        sla=read.parse(name("SLA"), notation.parse_sla),  # type: ignore[arg-type]
+        first_response=read.parse(name("FIRST_RESPONSE"), notation.parse_duration),  # type: ignore[arg-type]
         sla_warning=float(read.parse(name("SLA_WARNING"), parse_share)),  # type: ignore[arg-type]
         reminder_days=int(read.parse(name("REMINDER_DAYS"), parse_count)),  # type: ignore[call-overload]
         auto_close_days=int(read.parse(name("AUTO_CLOSE_DAYS"), parse_count)),  # type: ignore[call-overload]
@@ -336,13 +337,13 @@ def _load_product(read: _Reader, key: str, data_dir: Path) -> ProductSettings:
     )
 
 
-def _load_calendar(read: _Reader, name: Callable[[str], str]) -> businesshours.Calendar:
+def _load_calendar(read: _Reader, name: Callable[[str], str]) -> Calendar:
     # Parse hours and holidays on their own first, so an error names the key that is wrong.
-    read.parse(name("HOURS"), businesshours.parse_hours)
-    read.parse(name("HOLIDAYS"), businesshours.parse_holidays)
+    read.parse(name("HOURS"), notation.parse_hours)
+    read.parse(name("HOLIDAYS"), notation.parse_holidays)
     hours, holidays = read.get(name("HOURS")), read.get(name("HOLIDAYS"))
     return read.parse(  # type: ignore[return-value]
-        name("TIMEZONE"), lambda tz: businesshours.make_calendar(tz, hours, holidays)
+        name("TIMEZONE"), lambda tz: notation.make_calendar(tz, hours, holidays)
     )
 
 
@@ -373,7 +374,7 @@ def _load_limits(read: _Reader) -> MailLimits:
         ack_limit=int(read.parse("MAILBOT_ACK_LIMIT", parse_count)),  # type: ignore[call-overload]
         automatic_limit=int(read.parse("MAILBOT_AUTOMATIC_LIMIT", parse_count)),  # type: ignore[call-overload]
         flood_limit=int(read.parse("MAILBOT_FLOOD_LIMIT", parse_count)),  # type: ignore[call-overload]
-        flood_window=read.parse("MAILBOT_FLOOD_WINDOW", businesshours.parse_duration),  # type: ignore[arg-type]
+        flood_window=read.parse("MAILBOT_FLOOD_WINDOW", notation.parse_duration),  # type: ignore[arg-type]
         cutover=read.parse("MAILBOT_ACK_CUTOVER", parse_moment),  # type: ignore[arg-type]
     )
 

@@ -1,5 +1,10 @@
 """Shared fixtures: the real servers (one Dovecot per session, a fresh user and SMTP sink per
-test) and the real-world mail corpus. The servers themselves live in tests/servers.py."""
+test), the real-world mail corpus and the generic business-hours calendar. The servers themselves
+live in tests/helpers/servers.py.
+
+Naming across the tests: `site` is a running installation (its own .env, data and database,
+driven through the `mailbot` CLI against the real servers: tests/helpers/site.py); `desk` is the
+in-process `mailbot.context.Desk` (tests/helpers/desks.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import SESSION_MARK, command_line, marked, wait_gone
-from tests.servers import DOVECOT_BINARY, INSTALL_HINT, Dovecot, make_workdir, remove_workdir
-from tests.smtp_sink import SmtpSink
+from mailbot.sla.calendar import Calendar
+from mailbot.sla.notation import make_calendar
+from tests.helpers.processes import SESSION_MARK, command_line, marked, wait_gone
+from tests.helpers.servers import DOVECOT_BINARY, INSTALL_HINT, Dovecot, make_workdir, remove_workdir
+from tests.helpers.smtp_sink import SmtpSink
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -121,3 +128,9 @@ def corpus_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"real-world corpus not found at {path}: set MAILBOT_CORPUS to its folder")
     return path
+
+
+@pytest.fixture
+def generic() -> Calendar:
+    """The generic policy: Mon-Fri 09:00-18:00 UTC (test_businesshours, test_sla)."""
+    return make_calendar("UTC", "mon-fri 09:00-18:00", "")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from flufl.bounce import all_failures
 
-from mailbot import automail, ndr
-from mailbot.automail import classify, is_list_mail, is_noreply_address, read_bounce
+from mailbot.inbound import automail, ndr
+from mailbot.inbound.automail import classify, is_list_mail, is_noreply_address, read_bounce
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mail"
 

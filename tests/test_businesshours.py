@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailbot import businesshours
-from mailbot.businesshours import (
+from mailbot.sla import calendar, notation
+from mailbot.sla.calendar import (
     ALWAYS,
     DEFAULT_SLA,
     FULL_DAY,
@@ -23,13 +23,9 @@ from mailbot.businesshours import (
     add_business_time,
     business_time_between,
     is_open,
-    make_calendar,
     next_opening,
-    parse_duration,
-    parse_holidays,
-    parse_hours,
-    parse_sla,
 )
+from mailbot.sla.notation import make_calendar, parse_duration, parse_holidays, parse_hours, parse_sla
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
@@ -45,11 +41,6 @@ def at(text: str, zone: str = "Europe/Brussels") -> datetime:
 @pytest.fixture
 def produsoft() -> Calendar:
     return make_calendar("Europe/Brussels", PRODUSOFT_HOURS, "")
-
-
-@pytest.fixture
-def generic() -> Calendar:
-    return make_calendar("UTC", "mon-fri 09:00-18:00", "")
 
 
 # --- parsing ---------------------------------------------------------------------------------
@@ -491,8 +482,9 @@ def test_between_agrees_with_a_minute_by_minute_count():
 # --- purity ----------------------------------------------------------------------------------
 
 
-def test_business_hours_module_is_pure():
-    tree = ast.parse(Path(businesshours.__file__).read_text())
+@pytest.mark.parametrize("module", [calendar, notation], ids=lambda m: m.__name__)
+def test_business_hours_modules_are_pure(module):
+    tree = ast.parse(Path(module.__file__).read_text())
     imported = {
         node.module if isinstance(node, ast.ImportFrom) else alias.name
         for node in ast.walk(tree)
@@ -507,6 +499,7 @@ def test_business_hours_module_is_pure():
         "datetime",
         "types",
         "zoneinfo",
+        "mailbot.sla.calendar",
     }
     clock_reads = {"now", "utcnow", "today", "time_ns", "monotonic"}
     assert not [

@@ -12,19 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.compose import (
-    LOOP_HEADER,
-    OutgoingMail,
+from mailbot.inbound.message import Address
+from mailbot.outgoing.addressing import (
     build_references,
     check_address,
-    compose,
     is_our_message_id,
     make_message_id,
     reference_from_thread_ref,
     thread_ref,
 )
-from mailbot.message import Address
-from mailbot.render import REPLY_MARKERS, Renderer
+from mailbot.outgoing.compose import LOOP_HEADER, OutgoingMail, compose
+from mailbot.outgoing.render import REPLY_MARKERS, Renderer
 
 DOMAIN = "mail.produsoft.test"
 SUPPORT = Address("visi.support@produsoft.test", "VISI Support")

@@ -10,12 +10,12 @@ from collections import Counter
 import pytest
 
 from mailbot.config import load_settings
-from mailbot.daemon import ingest_files
-from mailbot.db import close_database, open_database
-from mailbot.desk import make_desk
-from mailbot.migrations import migrate
-from mailbot.models import Account, Outbox, Seen, Ticket
-from mailbot.store import sha256_hex
+from mailbot.context import make_desk
+from mailbot.service.daemon import ingest_files
+from mailbot.store.db import close_database, open_database
+from mailbot.store.files import sha256_hex
+from mailbot.store.migrations import migrate
+from mailbot.store.models import Account, Outbox, Seen, Ticket
 
 pytestmark = pytest.mark.corpus
 

@@ -9,13 +9,13 @@ from collections import Counter
 import pytest
 
 from mailbot.config import load_settings
-from mailbot.daemon import ingest_files
-from mailbot.db import close_database, open_database
-from mailbot.desk import make_desk
-from mailbot.migrations import migrate
-from mailbot.models import Seen
-from mailbot.store import sha256_hex
-from tests.site import make_site
+from mailbot.context import make_desk
+from mailbot.service.daemon import ingest_files
+from mailbot.store.db import close_database, open_database
+from mailbot.store.files import sha256_hex
+from mailbot.store.migrations import migrate
+from mailbot.store.models import Seen
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.corpus
 REPLY_BODY_FOLDERS = ("email_reply_parser-github", "email-reply-parser-zapier", "mail-parser-reply-alfonsrv")

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mailbot import trim
 from mailbot.errors import QuarantineError
-from mailbot.parse import parse_mail
-from mailbot.trim import visible_text
+from mailbot.inbound import trim
+from mailbot.inbound.parse import parse_mail
+from mailbot.inbound.trim import visible_text
 
 pytestmark = pytest.mark.corpus
 

@@ -10,12 +10,13 @@ from datetime import date
 import pytest
 from click.testing import CliRunner
 
-from mailbot import credit, migrations
-from mailbot.cli import AppState
-from mailbot.cli_report import credit as credit_command
-from mailbot.db import close_database, open_database
-from mailbot.models import Account, CreditEntry, Event, Organisation, SchemaVersion, Ticket
-from tests.desks import PRODUCTS, Clock, at, open_desk, open_ticket, outbox, person
+from mailbot.cli.main import AppState
+from mailbot.cli.report import credit as credit_command
+from mailbot.desk import credit
+from mailbot.store import migrations
+from mailbot.store.db import close_database, open_database
+from mailbot.store.models import Account, CreditEntry, Event, Organisation, SchemaVersion, Ticket
+from tests.helpers.desks import PRODUCTS, Clock, at, open_desk, open_ticket, outbox, person
 
 MONDAY = at("2027-02-01 10:00", "Europe/Paris")
 ENGINEER = "marc@alias.test"

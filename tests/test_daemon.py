@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.mails import write_mail
-from tests.servers import SilentServer
-from tests.site import make_site
+from tests.helpers.mails import write_mail
+from tests.helpers.servers import SilentServer
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 VISI = "visi.support@produsoft.test"

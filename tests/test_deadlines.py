@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from mailbot import tickets
-from mailbot.deadlines import pauses_of, refresh_deadlines, sla_state
-from tests.desks import Clock, answer, at, change_status, open_desk, open_ticket, person
+from mailbot.desk import tickets
+from mailbot.sla.deadlines import pauses_of, refresh_deadlines, sla_state
+from tests.helpers.desks import Clock, answer, at, change_status, open_desk, open_ticket, person
 
 H = timedelta(hours=1)
 MONDAY_10 = at("2027-02-01 10:00")  # Monday 1 February 2027

@@ -26,12 +26,12 @@ from contextlib import contextmanager
 import pytest
 
 from mailbot.config import load_settings, read_environment
-from mailbot.daemon import poll_product
-from mailbot.db import close_database, open_database
-from mailbot.desk import make_desk
-from mailbot.models import database
-from tests.mails import write_mail
-from tests.site import Site, make_site
+from mailbot.context import make_desk
+from mailbot.service.daemon import poll_product
+from mailbot.store.db import close_database, open_database
+from mailbot.store.models import database
+from tests.helpers.mails import write_mail
+from tests.helpers.site import Site, make_site
 
 pytestmark = pytest.mark.servers
 

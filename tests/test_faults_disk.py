@@ -5,7 +5,7 @@ later: behind an MTA the mail waits in its queue, on a mailbox it stays there), 
 traceback, without changing the database file, and once repaired the mail is taken exactly once.
 
 For root (CI) these are real: a tiny tmpfs that is really full, and the immutable flag
-(`chattr +i`), which root cannot write through either (tests/lockdown.py); a machine that allows
+(`chattr +i`), which root cannot write through either (tests/helpers/lockdown.py); a machine that allows
 neither skips with the reason."""
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.lockdown import fill, immutable, small_disk, writable_again
-from tests.mails import write_mail
-from tests.site import Site, make_site
+from tests.helpers.lockdown import fill, immutable, small_disk, writable_again
+from tests.helpers.mails import write_mail
+from tests.helpers.site import Site, make_site
 
 VISI = "visi.support@produsoft.test"
 DANA = "dana@customer.test"

@@ -21,14 +21,14 @@ from collections.abc import Callable, Iterable, Iterator
 import pytest
 
 from mailbot.config import load_settings, read_environment
-from mailbot.db import close_database, open_database
-from mailbot.desk import make_desk
-from mailbot.poller import BATCH_SIZE, poll_mailbox
+from mailbot.context import make_desk
+from mailbot.service.poller import BATCH_SIZE, poll_mailbox
 from mailbot.sources.base import FetchedMail
 from mailbot.sources.imap import ImapSource
-from tests.mails import write_mail
-from tests.servers import Dovecot, SilentServer, make_workdir, remove_workdir
-from tests.site import Site, make_site
+from mailbot.store.db import close_database, open_database
+from tests.helpers.mails import write_mail
+from tests.helpers.servers import Dovecot, SilentServer, make_workdir, remove_workdir
+from tests.helpers.site import Site, make_site
 
 pytestmark = pytest.mark.servers
 

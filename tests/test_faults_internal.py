@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import mailbox
 
-from tests.lockdown import immutable
-from tests.mails import write_mail
-from tests.site import Site, make_site
+from tests.helpers.lockdown import immutable
+from tests.helpers.mails import write_mail
+from tests.helpers.site import Site, make_site
 
 VISI = "visi.support@produsoft.test"
 DANA = "dana@customer.test"

@@ -11,7 +11,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from mailbot.cli import main
+from mailbot.cli.main import main
 from mailbot.config import GLOBAL_KEYS, PRODUCT_KEYS
 
 NUMERIC = re.compile(r"\d+(\.\d+)?[A-Za-z]?")

@@ -22,16 +22,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mailbot.config import load_settings, read_environment
-from mailbot.db import close_database, open_database
-from mailbot.desk import Desk, make_desk
+from mailbot.context import Desk, make_desk
 from mailbot.errors import ConfigError
-from mailbot.models import Event, Outbox
-from mailbot.outbox import drain_outbox
-from mailbot.transport import transport_from_url
-from tests.desks import Clock
-from tests.mails import parse, write_mail
-from tests.servers import SilentServer
-from tests.site import Site, make_site
+from mailbot.outgoing.outbox import drain_outbox
+from mailbot.store.db import close_database, open_database
+from mailbot.store.models import Event, Outbox
+from mailbot.transports import transport_from_url
+from tests.helpers.desks import Clock
+from tests.helpers.mails import parse, write_mail
+from tests.helpers.servers import SilentServer
+from tests.helpers.site import Site, make_site
 
 pytestmark = pytest.mark.servers
 
@@ -262,7 +262,7 @@ def test_a_mail_undeliverable_past_the_give_up_age_is_dead_with_one_alert(tmp_pa
     assert alert.mail_from in ("", "<>"), "null envelope sender: a bounce of it cannot come back"
     assert alert.message["Auto-Submitted"] == "auto-generated"
     assert "VISI-1" in str(alert.message["Subject"]) and DANA in str(alert.message["Subject"])
-    alerts = [r for r in caplog.records if r.name == "mailbot.alerts"]
+    alerts = [r for r in caplog.records if r.name == "mailbot.outgoing.alerts"]
     assert [r.levelname for r in alerts] == ["ERROR", "ERROR", "INFO"], "each logged, one mailed"
     assert "not mailed: one went to ops@produsoft.test" in alerts[-1].getMessage()
 

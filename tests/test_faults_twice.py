@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.mails import write_mail
-from tests.processes import command_line, descendants, wait_gone
-from tests.site import Site, make_site
+from tests.helpers.mails import write_mail
+from tests.helpers.processes import command_line, descendants, wait_gone
+from tests.helpers.site import Site, make_site
 
 VISI = "visi.support@produsoft.test"
 

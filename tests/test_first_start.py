@@ -19,17 +19,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailbot import jobs, workers
-from mailbot.caps import BEFORE_CUTOVER, BEFORE_CUTOVER_FLAG
 from mailbot.config import load_settings, read_environment
-from mailbot.db import close_database, open_database
-from mailbot.desk import make_desk
-from mailbot.models import Notice, Seen, Ticket
-from mailbot.poller import BATCH_SIZE, poll_mailbox
+from mailbot.context import make_desk
+from mailbot.desk import jobs
+from mailbot.desk.caps import BEFORE_CUTOVER, BEFORE_CUTOVER_FLAG
+from mailbot.service import workers
+from mailbot.service.poller import BATCH_SIZE, poll_mailbox
 from mailbot.sources import open_source
-from tests.bulk import append_many, counts, database_of
-from tests.mails import write_mail
-from tests.site import make_site
+from mailbot.store.db import close_database, open_database
+from mailbot.store.models import Notice, Seen, Ticket
+from tests.helpers.bulk import append_many, counts, database_of
+from tests.helpers.mails import write_mail
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 

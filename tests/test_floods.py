@@ -9,9 +9,9 @@ from collections import Counter
 
 import pytest
 
-from tests.bulk import append_many, counts, events_of_kind, messages_on
-from tests.mails import write_mail
-from tests.site import make_site
+from tests.helpers.bulk import append_many, counts, events_of_kind, messages_on
+from tests.helpers.mails import write_mail
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.mails import write_mail
-from tests.site import make_site
+from tests.helpers.mails import write_mail
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 
@@ -56,7 +56,7 @@ def with_attachments(parts: list[tuple[str, bytes]]) -> bytes:
 
 
 @pytest.fixture
-def desk(tmp_path, dovecot, mail_user, smtp_sink):
+def site(tmp_path, dovecot, mail_user, smtp_sink):
     site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
                      smtp_url=smtp_sink.url, max_message_size="512K")
     site.add_account(DANA, "VISI")
@@ -68,13 +68,13 @@ def files_under(root: Path) -> list[Path]:
     return sorted(Path(folder, name) for folder, _, names in os.walk(root) for name in names)
 
 
-def test_attachment_names_never_become_paths(tmp_path, desk, dovecot, mail_user, smtp_sink):
+def test_attachment_names_never_become_paths(tmp_path, site, dovecot, mail_user, smtp_sink):
     payloads = [f"payload {i}: {uuid.uuid4().hex}\n".encode() * (i + 1) for i in range(len(HOSTILE_NAMES))]
     dovecot.append(mail_user.name, with_attachments(
         [(params, payload) for (params, _), payload in zip(HOSTILE_NAMES, payloads, strict=True)]))
-    desk.poll()
+    site.poll()
 
-    [message] = desk.ticket("VISI-1")["messages"][:1]
+    [message] = site.ticket("VISI-1")["messages"][:1]
     stored = message["attachments"]
     assert len(stored) == len(HOSTILE_NAMES)
     for item in stored:
@@ -89,9 +89,9 @@ def test_attachment_names_never_become_paths(tmp_path, desk, dovecot, mail_user,
 
     # On disk: every file of the installation is inside its data folder; the attachments are
     # exactly the payloads, each under its content hash; no file anywhere bears a sender's name.
-    data = desk.data_dir
+    data = site.data_dir
     everything = files_under(tmp_path)
-    assert [p for p in everything if data not in p.parents] == [desk.env_file]
+    assert [p for p in everything if data not in p.parents] == [site.env_file]
     attachments = files_under(data / "attachments")
     assert len(attachments) == len(payloads)
     assert sorted(p.name for p in attachments) == sorted(hashlib.sha256(p).hexdigest() for p in payloads)
@@ -127,7 +127,7 @@ def many_parts(count: int) -> bytes:
             f"{parts}--m--\r\n").encode()
 
 
-def test_oversized_and_pathological_mail_is_quarantined_and_the_pass_goes_on(desk, dovecot, mail_user,
+def test_oversized_and_pathological_mail_is_quarantined_and_the_pass_goes_on(site, dovecot, mail_user,
                                                                               smtp_sink):
     big = write_mail(DANA, VISI, "Full dump", "x" * 600_000)
     received = "".join(f"Received: from relay{i}.test by relay{i + 1}.test; hop {i}\r\n" for i in range(6000))
@@ -141,10 +141,10 @@ def test_oversized_and_pathological_mail_is_quarantined_and_the_pass_goes_on(des
     uids += [dovecot.append(mail_user.name, raw) for raw in hostile.values()]
     uids += [dovecot.append(mail_user.name, write_mail(DANA, VISI, "After", "Second request."))]
 
-    desk.poll()  # exits 0: a quarantined mail is handled, not a failure of the pass
-    opened = sorted((t["reference"], t["subject"]) for t in desk.tickets())
+    site.poll()  # exits 0: a quarantined mail is handled, not a failure of the pass
+    opened = sorted((t["reference"], t["subject"]) for t in site.tickets())
     assert opened == [("VISI-1", "Before"), ("VISI-2", "After")]
-    quarantine = desk.data_dir / "quarantine"
+    quarantine = site.data_dir / "quarantine"
     kept = sorted(quarantine.glob("*.eml"))
     assert len(kept) == len(hostile) and len(list(quarantine.glob("*.reason"))) == len(hostile)
     assert sorted(p.read_bytes() for p in kept) == sorted(hostile.values())
@@ -157,5 +157,5 @@ def test_oversized_and_pathological_mail_is_quarantined_and_the_pass_goes_on(des
     # Every mail was taken off the list of work; a second pass quarantines nothing again.
     for uid in uids:
         assert "$MailbotDone" in dovecot.flags(mail_user.name, uid)
-    desk.poll()
-    assert len(list(quarantine.glob("*.eml"))) == len(hostile) and len(desk.tickets()) == 2
+    site.poll()
+    assert len(list(quarantine.glob("*.eml"))) == len(hostile) and len(site.tickets()) == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailbot.authresults import (
+from mailbot.inbound.authresults import (
     FAIL,
     MISSING,
     PASS,

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bulk import ledger_by_message_id, undeliverable
-from tests.mails import write_mail
-from tests.site import make_site
+from tests.helpers.bulk import ledger_by_message_id, undeliverable
+from tests.helpers.mails import write_mail
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 
@@ -21,7 +21,7 @@ ERIN = "erin@produsoft.test"
 
 
 @pytest.fixture
-def desk(tmp_path, mail_user, smtp_sink):
+def site(tmp_path, mail_user, smtp_sink):
     site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
                      smtp_url=smtp_sink.url)
     site.add_account(DANA, "VISI")
@@ -78,10 +78,10 @@ def received_by(sink, address: str) -> int:
     return sum(address in m.rcpt_tos for m in sink.messages)
 
 
-def test_forged_bounces_silence_no_one_and_a_real_one_still_does(desk, dovecot, mail_user, smtp_sink):
+def test_forged_bounces_silence_no_one_and_a_real_one_still_does(site, dovecot, mail_user, smtp_sink):
     dovecot.append(mail_user.name, write_mail(DANA, VISI, "Crash on start", "VISI crashes at start."))
     dovecot.append(mail_user.name, write_mail(CARL, VISI, "Licence", "Which licence?"))
-    desk.poll()
+    site.poll()
     [ack_to_dana] = [m for m in smtp_sink.messages if m.rcpt_tos == [DANA]]
     [ack_to_carl] = [m for m in smtp_sink.messages if m.rcpt_tos == [CARL]]
 
@@ -89,9 +89,9 @@ def test_forged_bounces_silence_no_one_and_a_real_one_still_does(desk, dovecot, 
     # naming Dana: both about an address we did mail this week.
     dovecot.append(mail_user.name, hand_made_bounce(DANA, "f1@anywhere.test"))
     dovecot.append(mail_user.name, dsn(ack_to_carl.raw, DANA, "f2@mx.customer.test"))
-    desk.poll()
-    assert not undeliverable(desk, DANA) and not undeliverable(desk, CARL)
-    ledger = ledger_by_message_id(desk)
+    site.poll()
+    assert not undeliverable(site, DANA) and not undeliverable(site, CARL)
+    ledger = ledger_by_message_id(site)
     for mid in ("f1@anywhere.test", "f2@mx.customer.test"):
         assert ledger[mid].outcome == "ignored" and ledger[mid].reason.startswith("bounce:")
 
@@ -99,15 +99,15 @@ def test_forged_bounces_silence_no_one_and_a_real_one_still_does(desk, dovecot, 
     smtp_sink.clear()
     dovecot.append(mail_user.name, write_mail(ERIN, VISI, "Re: [VISI-1] Crash on start",
                                               "#status resolved\n"))
-    desk.poll()
+    site.poll()
     assert received_by(smtp_sink, DANA) == 1
 
     # A genuine report, about the mail we really sent Dana, still marks her.
     dovecot.append(mail_user.name, dsn(ack_to_dana.raw, DANA, "real@mx.customer.test"))
-    desk.poll()
-    assert undeliverable(desk, DANA)
-    assert ledger_by_message_id(desk)["real@mx.customer.test"].outcome == "message"
+    site.poll()
+    assert undeliverable(site, DANA)
+    assert ledger_by_message_id(site)["real@mx.customer.test"].outcome == "message"
     smtp_sink.clear()
     dovecot.append(mail_user.name, write_mail(ERIN, VISI, "Re: [VISI-1] Crash on start", "#status closed\n"))
-    desk.poll()
+    site.poll()
     assert received_by(smtp_sink, DANA) == 0, "no automatic mail to the dead address"

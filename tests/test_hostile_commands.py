@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.mails import message_id_of, write_mail
-from tests.site import make_site
+from tests.helpers.mails import message_id_of, write_mail
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 
@@ -27,7 +27,7 @@ def arrived(raw: bytes, *results: str) -> bytes:
 
 
 @pytest.fixture
-def desk(tmp_path, dovecot, mail_user, smtp_sink):
+def site(tmp_path, dovecot, mail_user, smtp_sink):
     site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
                      smtp_url=smtp_sink.url, trusted_authserv_id=OURS)
     site.add_account(DANA, "VISI", name="Dana Customer")
@@ -48,10 +48,10 @@ def with_sender_headers(raw: bytes, *results: str) -> bytes:
     return head + added + b"\r\n\r\n" + body
 
 
-def test_unverified_engineer_mail_changes_nothing_and_the_engineer_is_told(desk, dovecot, mail_user,
+def test_unverified_engineer_mail_changes_nothing_and_the_engineer_is_told(site, dovecot, mail_user,
                                                                            smtp_sink):
     new_ticket = team_mail(smtp_sink)
-    before = desk.ticket("VISI-1")
+    before = site.ticket("VISI-1")
     smtp_sink.clear()
     reply = write_mail(f"Erin Engineer <{ERIN}>", VISI, f"Re: {new_ticket.message['Subject']}", COMMANDS,
                        in_reply_to=message_id_of(new_ticket.message))
@@ -69,9 +69,9 @@ def test_unverified_engineer_mail_changes_nothing_and_the_engineer_is_told(desk,
     ]
     for raw in attempts:
         dovecot.append(mail_user.name, raw)
-    desk.poll()
+    site.poll()
 
-    after = desk.ticket("VISI-1")
+    after = site.ticket("VISI-1")
     for field in ("status", "priority", "assignee", "events"):
         assert after[field] == before[field], f"{field} changed"
     notes = [m for m in after["messages"] if m["direction"] == "in" and m["author"] == ERIN]
@@ -90,7 +90,7 @@ def test_unverified_engineer_mail_changes_nothing_and_the_engineer_is_told(desk,
         assert "could not verify" in text and "key@evil.test" not in text
 
 
-def test_verified_engineer_mail_acts_and_customers_need_no_header(desk, dovecot, mail_user, smtp_sink):
+def test_verified_engineer_mail_acts_and_customers_need_no_header(site, dovecot, mail_user, smtp_sink):
     new_ticket = team_mail(smtp_sink)
     smtp_sink.clear()
     answer = write_mail(f"Erin Engineer <{ERIN}>", VISI, f"Re: {new_ticket.message['Subject']}",
@@ -101,8 +101,8 @@ def test_verified_engineer_mail_acts_and_customers_need_no_header(desk, dovecot,
         with_sender_headers(answer, f"{OURS}; dmarc=fail"),
         f"{OURS} 1; dkim=pass (good signature) header.d=produsoft.test header.s=s1; "
         "dmarc=pass (p=reject) header.from=produsoft.test"))
-    desk.poll()
-    shown = desk.ticket("VISI-1")
+    site.poll()
+    shown = site.ticket("VISI-1")
     assert (shown["priority"], shown["assignee"], shown["status"]) == ("high", ERIN, "open")
     to_dana = [m for m in smtp_sink.wait_for(1) if m.rcpt_tos == [DANA]]
     assert len(to_dana) == 1, "one mail: the text and the change it made"
@@ -114,8 +114,8 @@ def test_verified_engineer_mail_acts_and_customers_need_no_header(desk, dovecot,
     dovecot.append(mail_user.name, write_mail(DANA, VISI, f"Re: {relay.message['Subject']}",
                                               "#close\n\nWorks again, thanks.",
                                               in_reply_to=message_id_of(relay.message)))
-    desk.poll()
-    assert desk.ticket("VISI-1")["status"] == "closed"
+    site.poll()
+    assert site.ticket("VISI-1")["status"] == "closed"
 
 
 BORDER = ("Received: from mail.evil.test (mail.evil.test [203.0.113.9]) by mx.produsoft.test (Postfix)"
@@ -129,7 +129,7 @@ def delivered(raw: bytes, *headers: str) -> bytes:
     return b"".join(f"{h}\r\n".encode() for h in headers) + raw
 
 
-def test_only_our_servers_header_above_the_border_counts_and_check_warns(desk, dovecot, mail_user,
+def test_only_our_servers_header_above_the_border_counts_and_check_warns(site, dovecot, mail_user,
                                                                           smtp_sink):
     new_ticket = team_mail(smtp_sink)
     smtp_sink.clear()
@@ -144,14 +144,14 @@ def test_only_our_servers_header_above_the_border_counts_and_check_warns(desk, d
     ]
     for raw in attempts:
         dovecot.append(mail_user.name, raw)
-    desk.poll()
-    shown = desk.ticket("VISI-1")
+    site.poll()
+    shown = site.ticket("VISI-1")
     assert (shown["status"], shown["priority"], shown["assignee"]) == ("new", "medium", None)
     sent = smtp_sink.wait_for(len(attempts))
     assert [m.rcpt_tos for m in sent] == [[ERIN]] * len(attempts), "nothing to the customer"
     for mail in sent:
         assert "recorded no sender authentication" in mail.message.get_body(("plain",)).get_content()
-    checked = desk.mailbot("check")
+    checked = site.mailbot("check")
     warning = f"WARN 2 of the last 2 engineers' mails carried no Authentication-Results of {OURS}"
     assert warning in checked.output
 
@@ -161,8 +161,8 @@ def test_only_our_servers_header_above_the_border_counts_and_check_warns(desk, d
     dovecot.append(mail_user.name, delivered(write_mail(
         ERIN, VISI, f"Re: {new_ticket.message['Subject']}", "#priority high\n\nOn it.",
         in_reply_to=message_id_of(new_ticket.message)), DELIVERY, good, BORDER))
-    desk.poll()
-    assert desk.ticket("VISI-1")["priority"] == "high"
+    site.poll()
+    assert site.ticket("VISI-1")["priority"] == "high"
     assert any(m.rcpt_tos == [DANA] for m in smtp_sink.messages)
 
 

@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from tests.mails import message_id_of, parse, write_mail
-from tests.site import make_site
+from tests.helpers.mails import message_id_of, parse, write_mail
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 
@@ -36,7 +36,7 @@ def raw_mail(sender: str, subject: str, body: str = "Hello.", *, to: str = VISI,
 
 
 @pytest.fixture
-def desk(tmp_path, dovecot, mail_user, smtp_sink):
+def site(tmp_path, dovecot, mail_user, smtp_sink):
     site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
                      smtp_url=smtp_sink.url)
     site.add_account(DANA, "VISI", name="Dana Customer")
@@ -66,7 +66,7 @@ def assert_one_clean_envelope(mail, expected_rcpt: str) -> None:
     assert "x.test" not in " ".join(mail.rcpt_tos)
 
 
-def test_line_breaks_in_subjects_and_names_add_no_header_and_no_recipient(desk, dovecot, mail_user,
+def test_line_breaks_in_subjects_and_names_add_no_header_and_no_recipient(site, dovecot, mail_user,
                                                                           smtp_sink):
     deliver(
         dovecot, mail_user,
@@ -79,14 +79,14 @@ def test_line_breaks_in_subjects_and_names_add_no_header_and_no_recipient(desk, 
         raw_mail(f"=?utf-8?q?Mallory=0D=0ABcc=3A_evil5=40x.test?= <{MALLORY}>",
                  "=?utf-8?q?Hello=0D=0ABcc=3A_evil6=40x.test?="),
     )
-    desk.poll()
+    site.poll()
     sent = smtp_sink.wait_for(5)
     by_rcpt = {r: [m for m in sent if m.rcpt_tos == [r]] for r in (DANA, ERIN, MALLORY)}
     assert [len(by_rcpt[r]) for r in (DANA, ERIN, MALLORY)] == [2, 2, 1] and len(sent) == 5
     for rcpt, mails in by_rcpt.items():
         for mail in mails:
             assert_one_clean_envelope(mail, rcpt)
-    subjects = sorted(t["subject"] for t in desk.tickets())
+    subjects = sorted(t["subject"] for t in site.tickets())
     assert subjects == ["Hi Bcc: evil@x.test",
                         "Printer Bcc: evil2@x.test Cc: evil3@x.test To: evil4@x.test X"]
     [refusal] = by_rcpt[MALLORY]
@@ -98,7 +98,7 @@ def test_line_breaks_in_subjects_and_names_add_no_header_and_no_recipient(desk, 
     first = next(m for m in by_rcpt[ERIN] if "[VISI-1]" in m.message["Subject"])
     deliver(dovecot, mail_user, write_mail(ERIN, VISI, f"Re: {first.message['Subject']}", "On it.",
                                            in_reply_to=message_id_of(first.message)))
-    desk.poll()
+    site.poll()
     [relay] = smtp_sink.wait_for(1)
     assert_one_clean_envelope(relay, DANA)
 
@@ -136,9 +136,9 @@ def html_part(mail) -> str:
     return body.get_content() if body is not None else ""
 
 
-def test_template_syntax_from_a_sender_is_shown_literally(desk, dovecot, mail_user, smtp_sink):
+def test_template_syntax_from_a_sender_is_shown_literally(site, dovecot, mail_user, smtp_sink):
     deliver(dovecot, mail_user, write_mail(DANA, VISI, TEMPLATE_SUBJECT, TEMPLATE_BODY))
-    desk.poll()
+    site.poll()
     sent = smtp_sink.wait_for(2)
     [ack] = [m for m in sent if m.rcpt_tos == [DANA]]
     [team] = [m for m in sent if m.rcpt_tos == [ERIN]]
@@ -159,7 +159,7 @@ def test_template_syntax_from_a_sender_is_shown_literally(desk, dovecot, mail_us
     answer = "Try {{ 7*7 }} or {{ ticket.requester.email }} {% if true %}Z{% endif %}"
     deliver(dovecot, mail_user, write_mail(ERIN, VISI, f"Re: {team.message['Subject']}", answer,
                                            in_reply_to=message_id_of(team.message)))
-    desk.poll()
+    site.poll()
     [relay] = smtp_sink.wait_for(1)
     assert relay.rcpt_tos == [DANA] and answer in text_part(relay)
     assert "{{ 7*7 }}" in html_part(relay) and f"or {DANA}" not in text_part(relay)
@@ -187,11 +187,11 @@ def assert_html_safe(html: str) -> None:
             assert remote not in lowered, tag
 
 
-def test_html_from_a_sender_never_reaches_our_html_unescaped(desk, dovecot, mail_user, smtp_sink):
+def test_html_from_a_sender_never_reaches_our_html_unescaped(site, dovecot, mail_user, smtp_sink):
     deliver(dovecot, mail_user,
             write_mail(DANA, VISI, "Text and HTML", HOSTILE_TEXT, html=HOSTILE_HTML),
             raw_mail(DANA, "HTML only", HOSTILE_HTML, content_type="text/html; charset=utf-8"))
-    desk.poll()
+    site.poll()
     sent = smtp_sink.wait_for(4)
     assert len(sent) == 4
     htmls = [html_part(m) for m in sent]
@@ -208,6 +208,6 @@ def test_html_from_a_sender_never_reaches_our_html_unescaped(desk, dovecot, mail
     assert "Hi" in only and "click" in only
     for gone in ("s1", "s2", "s3", "s4", "steal", "tracker.test", "evil.test"):
         assert gone not in only and gone not in html_part(team["VISI-2"])
-    stored = desk.ticket("VISI-2")["messages"][0]["text"]
+    stored = site.ticket("VISI-2")["messages"][0]["text"]
     assert "alert" not in stored and "Hi" in stored
     assert all(parse(m.raw)["Subject"] for m in sent)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.mails import write_mail
-from tests.site import make_site
+from tests.helpers.mails import write_mail
+from tests.helpers.site import make_site
 
 VISI = "visi.support@produsoft.test"
 ERIN = "erin@produsoft.test"

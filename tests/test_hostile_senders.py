@@ -12,8 +12,8 @@ from contextlib import closing
 
 import pytest
 
-from tests.mails import message_id_of, write_mail
-from tests.site import make_site
+from tests.helpers.mails import message_id_of, write_mail
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 
@@ -34,7 +34,7 @@ def raw_mail(from_lines: list[str], subject: str, body: str = "Please send me th
 
 
 @pytest.fixture
-def desk(tmp_path, dovecot, mail_user, smtp_sink):
+def site(tmp_path, dovecot, mail_user, smtp_sink):
     site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
                      smtp_url=smtp_sink.url)
     site.add_account(DANA, "VISI", name="Dana Customer")
@@ -72,22 +72,22 @@ UNCERTAIN_DANA = [
 ]
 
 
-def test_ambiguous_senders_get_nothing_and_the_exact_address_matches_in_any_case(desk, dovecot, mail_user,
+def test_ambiguous_senders_get_nothing_and_the_exact_address_matches_in_any_case(site, dovecot, mail_user,
                                                                                   smtp_sink):
     for from_lines, _ in AMBIGUOUS_FROM:
         dovecot.append(mail_user.name, raw_mail(from_lines, "Need the licence file"))
     dovecot.append(mail_user.name, raw_mail(["Dana <DANA@Customer.TEST>"], "Licence file, please"))
-    desk.poll()
+    site.poll()
 
-    [ticket] = desk.tickets()
+    [ticket] = site.tickets()
     assert (ticket["reference"], ticket["requester"]) == ("VISI-1", DANA)
     assert ticket["subject"] == "Licence file, please"
-    assert sorted(a["email"] for a in desk.json("account", "list")) == [DANA, ERIN], "no account was created"
-    rows = ledger(desk)
+    assert sorted(a["email"] for a in site.json("account", "list")) == [DANA, ERIN], "no account was created"
+    rows = ledger(site)
     assert len(rows) == len(AMBIGUOUS_FROM) + 1, "every mail has its one ledger row"
     assert [outcome for outcome, _ in rows] == [outcome for _, outcome in AMBIGUOUS_FROM] + ["ticket"]
     quarantined = [outcome for outcome, _ in rows].count("quarantined")
-    assert len(list((desk.data_dir / "quarantine").glob("*.eml"))) == quarantined, "each kept for the admin"
+    assert len(list((site.data_dir / "quarantine").glob("*.eml"))) == quarantined, "each kept for the admin"
 
     sent = smtp_sink.wait_for(2)
     to_customer = [m for m in sent if any(r.endswith("customer.test") for r in m.rcpt_tos)]
@@ -101,8 +101,8 @@ def test_ambiguous_senders_get_nothing_and_the_exact_address_matches_in_any_case
     smtp_sink.clear()
     dovecot.append(mail_user.name, write_mail("dAnA@cUsToMeR.tEsT", VISI, "Re: [VISI-1] Licence file, please",
                                               "Any news?"))
-    desk.poll()
-    authors = [m["author"].lower() for m in desk.ticket("VISI-1")["messages"] if m["direction"] == "in"]
+    site.poll()
+    authors = [m["author"].lower() for m in site.ticket("VISI-1")["messages"] if m["direction"] == "in"]
     assert authors == [DANA] * 2
     assert [m.rcpt_tos for m in smtp_sink.wait_for(1)] == [[ERIN]]
 
@@ -122,13 +122,13 @@ def assert_reveals_nothing(mail) -> None:
     assert "ticket-visi" not in str(mail.message.get("References", "")).lower()
 
 
-def test_guessed_references_attach_nothing_reveal_nothing_and_guessing_is_throttled(desk, dovecot, mail_user,
+def test_guessed_references_attach_nothing_reveal_nothing_and_guessing_is_throttled(site, dovecot, mail_user,
                                                                                      smtp_sink):
-    desk.add_account(CARL, "VISI", name="Carl Other")  # a customer of the product, not of these tickets
+    site.add_account(CARL, "VISI", name="Carl Other")  # a customer of the product, not of these tickets
     dovecot.append(mail_user.name, write_mail(DANA, VISI, "Licence server down",
                                               "Our key is SECRET-KEY-4711, server lic01.customer.test."))
     dovecot.append(mail_user.name, write_mail(DANA, VISI, "Second problem", "The dongle blinks."))
-    desk.poll()
+    site.poll()
     [ack] = [m for m in smtp_sink.wait_for(4) if m.rcpt_tos == [DANA] and "[VISI-1]" in m.message["Subject"]]
     smtp_sink.clear()
 
@@ -144,9 +144,9 @@ def test_guessed_references_attach_nothing_reveal_nothing_and_guessing_is_thrott
     # The ticket's customer, amid all that, adds to her ticket.
     dovecot.append(mail_user.name, write_mail(DANA, VISI, "Re: [VISI-1] Licence server down", "Still down.",
                                               in_reply_to=message_id_of(ack.message)))
-    desk.poll()
+    site.poll()
 
-    rows = ledger(desk)[2:]
+    rows = ledger(site)[2:]
     assert len(rows) == len(guesses) + 1
     assert rows[0] == rows[2] == ("ignored", "refused: unknown_sender"), "existing or not, the same answer"
     throttled = [reason for _, reason in rows if reason.startswith("throttled")]
@@ -161,10 +161,10 @@ def test_guessed_references_attach_nothing_reveal_nothing_and_guessing_is_thrott
     assert "Still down." in to[ERIN][0].message.get_body(("plain",)).get_content()
 
     for reference in ("VISI-1", "VISI-2"):
-        shown = desk.ticket(reference)
+        shown = site.ticket(reference)
         assert shown["status"] == "new", "no #close from a stranger"
         assert {m["author"] for m in shown["messages"] if m["direction"] == "in"} == {DANA}
-    events = desk.ticket("VISI-1")["events"] + desk.ticket("VISI-2")["events"]
+    events = site.ticket("VISI-1")["events"] + site.ticket("VISI-2")["events"]
     refused = [e for e in events if e["kind"] == "reply_refused"]
     assert sorted(e["actor"] for e in refused) == [CARL] * 5 + [MALLORY] * 5, "throttled ones add nothing"
 
@@ -172,31 +172,31 @@ def test_guessed_references_attach_nothing_reveal_nothing_and_guessing_is_thrott
     smtp_sink.clear()
     team = write_mail(ERIN, VISI, "Re: [VISI-1] Licence server down", "Restart the licence service.")
     dovecot.append(mail_user.name, team)
-    desk.poll()
+    site.poll()
     [relay] = smtp_sink.wait_for(1)
     assert relay.rcpt_tos == [DANA] and "Restart the licence service." in relay.message.get_body(
         ("plain",)).get_content()
 
 
-def test_a_reading_among_several_is_dana_s_as_a_customer_and_never_an_engineer_s(desk, dovecot, mail_user,
+def test_a_reading_among_several_is_dana_s_as_a_customer_and_never_an_engineer_s(site, dovecot, mail_user,
                                                                                   smtp_sink):
     for from_lines in UNCERTAIN_DANA:
         dovecot.append(mail_user.name, raw_mail(from_lines, "Need the licence file"))
-    desk.poll()
+    site.poll()
 
-    tickets = desk.tickets()
+    tickets = site.tickets()
     assert sorted(t["requester"] for t in tickets) == [DANA] * len(UNCERTAIN_DANA)
     for ticket in tickets:
-        kinds = [e["kind"] for e in desk.ticket(ticket["reference"])["events"]]
+        kinds = [e["kind"] for e in site.ticket(ticket["reference"])["events"]]
         assert "sender_uncertain" in kinds, "the ticket says how its sender was read"
-    assert sorted(a["email"] for a in desk.json("account", "list")) == [DANA, ERIN], "no account was created"
+    assert sorted(a["email"] for a in site.json("account", "list")) == [DANA, ERIN], "no account was created"
 
     # An engineer's commands from a list that names erin and mallory apply nothing.
     for from_lines in ([f"Erin <{ERIN}>, Mallory <mallory@evil.test>"], [ERIN, "mallory@evil.test"]):
         dovecot.append(mail_user.name, raw_mail(from_lines, "Re: [VISI-1] Need the licence file",
                                                 "#status closed\n#priority urgent\n\nDone."))
-    desk.poll()
-    shown = desk.ticket("VISI-1")
+    site.poll()
+    shown = site.ticket("VISI-1")
     assert (shown["status"], shown["priority"]) == ("new", "medium")
     notes = [m for m in shown["messages"] if m["direction"] == "in" and "Done." in m["text"]]
     assert [m["visibility"] for m in notes] == ["internal", "internal"]

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from tests.mails import write_mail
-from tests.site import make_site
+from tests.helpers.mails import write_mail
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 

@@ -17,7 +17,7 @@ from mailbot.errors import ConfigError, SourceUnavailable
 from mailbot.sources import open_source
 from mailbot.sources.base import Cursor
 from mailbot.sources.imap import ImapSource
-from tests.servers import Dovecot, SilentServer, make_workdir, remove_workdir
+from tests.helpers.servers import Dovecot, SilentServer, make_workdir, remove_workdir
 
 pytestmark = pytest.mark.servers
 

@@ -58,7 +58,7 @@ def test_the_wheel_carries_what_mailbot_reads(installed: Path, tmp_path: Path) -
     assert (package / "templates" / "en" / "ticket_opened.txt").is_file()
     assert (package / "templates" / "nl" / "ticket_opened.html").is_file()
     assert (package / "templates" / "common").is_dir()
-    assert (package / "schema.sql").is_file()
+    assert (package / "store" / "schema.sql").is_file()
 
 
 def test_a_customer_mail_becomes_a_ticket_and_an_acknowledgement(installed: Path, tmp_path: Path) -> None:

@@ -13,10 +13,11 @@ import pytest
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from mailbot import daemon, tickets
-from mailbot.jobs import JOB_INTERVAL_SECONDS, JOBS, register_jobs, run_due_jobs
-from mailbot.models import Event, Notice, Ticket
-from tests.desks import Clock, answer, at, change_status, open_desk, open_ticket, outbox, person
+from mailbot.desk import tickets
+from mailbot.desk.jobs import JOB_INTERVAL_SECONDS, JOBS, register_jobs, run_due_jobs
+from mailbot.service import daemon
+from mailbot.store.models import Event, Notice, Ticket
+from tests.helpers.desks import Clock, answer, at, change_status, open_desk, open_ticket, outbox, person
 
 MONDAY_10 = at("2027-02-01 10:00")  # Monday 1 February 2027
 BOARD = "bob@generic.test"

@@ -12,15 +12,15 @@ from email.utils import format_datetime, make_msgid
 
 import pytest
 
-from tests.bulk import (
+from tests.helpers.bulk import (
     counts,
     events_of_kind,
     ledger_by_message_id,
     messages_on,
     undeliverable,
 )
-from tests.mails import message_id_of, write_mail
-from tests.site import make_site
+from tests.helpers.mails import message_id_of, write_mail
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 
@@ -31,7 +31,7 @@ ERIN = "erin@produsoft.test"
 
 
 @pytest.fixture
-def desk(tmp_path, mail_user, smtp_sink):
+def site(tmp_path, mail_user, smtp_sink):
     """VISI open to unknown senders (so a robot's mail would even get an account), and WORKNC,
     whose address is ours too."""
     open_visi = {"address": VISI, "mailbox": mail_user.url(), "unknown_senders": "open"}
@@ -128,7 +128,7 @@ MACHINE_MAILS = [
 ]
 
 
-def test_machine_mail_is_recorded_and_answered_by_nothing(desk, dovecot, mail_user, smtp_sink):
+def test_machine_mail_is_recorded_and_answered_by_nothing(site, dovecot, mail_user, smtp_sink):
     expected = {}
     for label, sender, headers, reason in MACHINE_MAILS:
         mid = deliver(dovecot, mail_user, write_mail(sender, VISI, f"About {label}", f"Mail of kind {label}.",
@@ -142,28 +142,28 @@ def test_machine_mail_is_recorded_and_answered_by_nothing(desk, dovecot, mail_us
     human = deliver(dovecot, mail_user, write_mail(DANA, VISI, "Licence question", "How many seats?",
                                                    headers={"Auto-Submitted": "no"}))
 
-    desk.poll()
+    site.poll()
 
-    ledger = ledger_by_message_id(desk)
+    ledger = ledger_by_message_id(site)
     assert len(ledger) == len(expected) + 1 == len(dovecot.uids(mail_user.name))
     wrong = [(label, ledger[mid].outcome, ledger[mid].reason) for mid, (label, reason) in expected.items()
              if (ledger[mid].outcome, ledger[mid].reason) != ("ignored", reason)]
     assert wrong == []
     assert ledger[human].outcome == "ticket"
-    found = counts(desk)
+    found = counts(site)
     print(f"\n{len(expected)} machine mails: {dict(found.reasons)}")
     assert found.tickets == 1 and found.raw_missing == 0
     assert dict(found.outbox) == {"ticket_opened": 1, "new_ticket": 1}
     assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == [DANA, ERIN]
-    accounts = [a["email"] for a in desk.json("account", "list")]
+    accounts = [a["email"] for a in site.json("account", "list")]
     assert accounts == sorted([DANA, ERIN]), "no account for a robot"
     for uid in dovecot.uids(mail_user.name):
         assert "$MailbotDone" in dovecot.flags(mail_user.name, uid)
 
 
-def test_auto_replies_to_our_mail_go_on_the_ticket_and_change_nothing(desk, dovecot, mail_user, smtp_sink):
+def test_auto_replies_to_our_mail_go_on_the_ticket_and_change_nothing(site, dovecot, mail_user, smtp_sink):
     deliver(dovecot, mail_user, write_mail(DANA, VISI, "Export fails", "The STEP export stops."))
-    desk.poll()
+    site.poll()
     [ack] = mails_to(smtp_sink, DANA)
     ack_id = message_id_of(ack.message)
     smtp_sink.clear()
@@ -178,19 +178,19 @@ def test_auto_replies_to_our_mail_go_on_the_ticket_and_change_nothing(desk, dove
     deliver(dovecot, mail_user, write_mail("colleague@customer.test", VISI, "Re: [VISI-1] Export fails",
                                            "Out of office.", in_reply_to=ack_id,
                                            headers={"Auto-Submitted": "auto-replied"}))
-    desk.poll()
+    site.poll()
 
-    found = counts(desk)
+    found = counts(site)
     assert found.ledger == 7 and found.tickets == 1
-    assert messages_on(desk, "VISI-1", "auto") == len(robots)
+    assert messages_on(site, "VISI-1", "auto") == len(robots)
     assert smtp_sink.messages == [] and sum(found.outbox.values()) == 2  # the first ack and new-ticket mail
-    shown = desk.ticket("VISI-1")
+    shown = site.ticket("VISI-1")
     assert shown["status"] == "new", "an auto-reply changes nothing"
     assert all(m["visibility"] == "internal" for m in shown["messages"] if m["kind"] == "auto")
 
 
 def test_a_machine_notice_or_list_mail_from_a_customer_opens_a_ticket_without_acknowledgement(
-        desk, dovecot, mail_user, smtp_sink):
+        site, dovecot, mail_user, smtp_sink):
     deliver(dovecot, mail_user, write_mail(DANA, VISI, "Nightly licence check failed", "Failed at 02:00.",
                                            headers={"Auto-Submitted": "auto-generated"}))
     deliver(dovecot, mail_user, write_mail(DANA, VISI, "Weekly report", "All jobs ran.",
@@ -200,9 +200,9 @@ def test_a_machine_notice_or_list_mail_from_a_customer_opens_a_ticket_without_ac
                                            headers={"List-Id": "<cad-team.customer.test>",
                                                     "Precedence": "list",
                                                     "List-Unsubscribe": "<mailto:leave@customer.test>"}))
-    desk.poll()
+    site.poll()
 
-    assert sorted(t["subject"] for t in desk.tickets()) == ["Nightly licence check failed", "Plotter driver",
+    assert sorted(t["subject"] for t in site.tickets()) == ["Nightly licence check failed", "Plotter driver",
                                                              "Weekly report"]
     assert mails_to(smtp_sink, DANA) == [], "no acknowledgement to a machine or a list"
     assert len(mails_to(smtp_sink, ERIN)) == 3, "the engineers hear of each ticket"
@@ -221,21 +221,21 @@ def test_a_machine_notice_that_would_be_refused_gets_no_refusal(tmp_path, doveco
 
 
 def test_a_bounce_of_our_mail_goes_on_its_ticket_and_stops_automatic_mail(
-        desk, dovecot, mail_user, smtp_sink):
+        site, dovecot, mail_user, smtp_sink):
     deliver(dovecot, mail_user, write_mail(DANA, VISI, "Crash on start", "VISI crashes at start."))
-    desk.poll()
+    site.poll()
     [ack] = mails_to(smtp_sink, DANA)
     smtp_sink.clear()
 
     # Dana's mailbox is gone: her server returns our acknowledgement.
     deliver(dovecot, mail_user, write_dsn(headers_of(ack.raw), DANA))
-    desk.poll()
-    found = counts(desk)
+    site.poll()
+    found = counts(site)
     assert found.ledger == 2 and found.tickets == 1
     assert found.outcomes == {"ticket": 1, "message": 1}
-    assert messages_on(desk, "VISI-1", "bounce") == 1
-    assert events_of_kind(desk, "delivery_failed") == [("VISI-1", DANA)]
-    assert undeliverable(desk, DANA)
+    assert messages_on(site, "VISI-1", "bounce") == 1
+    assert events_of_kind(site, "delivery_failed") == [("VISI-1", DANA)]
+    assert undeliverable(site, DANA)
     [told] = smtp_sink.messages
     assert told.rcpt_tos == [ERIN] and "VISI-1" in told.message["Subject"], "the engineers are told"
     smtp_sink.clear()
@@ -245,33 +245,33 @@ def test_a_bounce_of_our_mail_goes_on_its_ticket_and_stops_automatic_mail(
     deliver(dovecot, mail_user, write_dsn(headers_of(ack.raw), DANA, action="delayed", status="4.4.1"))
     # The engineer resolves the ticket: the status mail to the dead address is not sent.
     deliver(dovecot, mail_user, write_mail(ERIN, VISI, "Re: [VISI-1] Crash on start", "#status resolved\n"))
-    desk.poll()
-    assert messages_on(desk, "VISI-1", "bounce") == 3
-    assert desk.ticket("VISI-1")["status"] == "resolved"
+    site.poll()
+    assert messages_on(site, "VISI-1", "bounce") == 3
+    assert site.ticket("VISI-1")["status"] == "resolved"
     assert smtp_sink.messages == [], "no automatic mail to the dead address, engineers told once"
-    assert counts(desk).to(DANA) == 1  # the acknowledgement that bounced, nothing since
+    assert counts(site).to(DANA) == 1  # the acknowledgement that bounced, nothing since
 
     # Dana writes again from the address: it works again, and she is answered.
     deliver(dovecot, mail_user, write_mail(DANA, VISI, "New mailbox", "My mailbox is back."))
-    desk.poll()
-    assert not undeliverable(desk, DANA)
+    site.poll()
+    assert not undeliverable(site, DANA)
     assert len(mails_to(smtp_sink, DANA)) == 1
-    assert counts(desk).ledger == 6
+    assert counts(site).ledger == 6
 
 
-def test_a_forged_bounce_silences_no_one(desk, dovecot, mail_user, smtp_sink):
+def test_a_forged_bounce_silences_no_one(site, dovecot, mail_user, smtp_sink):
     # A report naming Dana, about a mail we never sent, to an address we never mailed.
     forged = "From: visi.support@produsoft.test\nMessage-ID: <guess@mailbot.test>\nSubject: [VISI-1] x"
     deliver(dovecot, mail_user, write_dsn(forged, DANA))
     deliver(dovecot, mail_user, write_mail(DANA, VISI, "Question", "Still there?"))
-    desk.poll()
-    assert not undeliverable(desk, DANA)
+    site.poll()
+    assert not undeliverable(site, DANA)
     assert len(mails_to(smtp_sink, DANA)) == 1
 
 
-def test_our_own_mail_coming_back_is_recorded_only(desk, dovecot, mail_user, smtp_sink):
+def test_our_own_mail_coming_back_is_recorded_only(site, dovecot, mail_user, smtp_sink):
     deliver(dovecot, mail_user, write_mail(DANA, VISI, "Licence", "Which licence file?"))
-    desk.poll()
+    site.poll()
     [ack] = mails_to(smtp_sink, DANA)
     smtp_sink.clear()
     # A forwarding rule sends our acknowledgement back as it was, and once more with our
@@ -281,8 +281,8 @@ def test_our_own_mail_coming_back_is_recorded_only(desk, dovecot, mail_user, smt
     stripped = re.sub(markers, b"", ack.raw)
     stripped = re.sub(rb"(?im)^From:.*$", f"From: {DANA}".encode(), stripped, count=1)
     dovecot.append(mail_user.name, stripped)
-    desk.poll()
-    found = counts(desk)
+    site.poll()
+    found = counts(site)
     assert found.ledger == 3 and found.reasons["own-loop"] == 2
     assert found.tickets == 1 and smtp_sink.messages == []
 

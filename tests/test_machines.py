@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.bulk import counts, ledger_by_message_id
-from tests.site import make_site
+from tests.helpers.bulk import counts, ledger_by_message_id
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 
@@ -32,7 +32,7 @@ PEOPLE = ("forwarded_bounce_by_person.eml", "mentions_undelivered.eml")
 
 
 @pytest.fixture
-def desk(tmp_path, mail_user, smtp_sink):
+def site(tmp_path, mail_user, smtp_sink):
     """VISI open to anyone, so that a machine taken for a person would get a ticket and an
     answer."""
     visi = {"address": VISI, "mailbox": mail_user.url(), "unknown_senders": "open"}
@@ -49,23 +49,23 @@ def deliver(dovecot, mail_user, name: str) -> str:
 
 
 def test_reports_and_notices_without_machine_headers_open_nothing_and_get_no_answer(
-        desk, dovecot, mail_user, smtp_sink):
+        site, dovecot, mail_user, smtp_sink):
     machines = {deliver(dovecot, mail_user, name): (name, reason) for name, reason in MACHINES.items()}
     people = {deliver(dovecot, mail_user, name): name for name in PEOPLE}
 
-    desk.poll()
+    site.poll()
 
-    ledger = ledger_by_message_id(desk)
+    ledger = ledger_by_message_id(site)
     assert len(ledger) == len(machines) + len(people) == len(dovecot.uids(mail_user.name))
     wrong = [(name, ledger[mid].outcome, ledger[mid].reason) for mid, (name, reason) in machines.items()
              if (ledger[mid].outcome, ledger[mid].reason) != ("ignored", reason)]
     assert wrong == []
     assert {people[mid]: ledger[mid].outcome for mid in people} == dict.fromkeys(PEOPLE, "ticket")
-    found = counts(desk)
+    found = counts(site)
     assert found.tickets == len(people)
     # Only the person (acknowledged) and the engineer (told of the new tickets) get mail: not one
     # mail goes to a gateway, a list or anyone the reports name.
     assert {m.rcpt_tos[0] for m in smtp_sink.messages} == {DANA, ERIN}
     assert sum(DANA in m.rcpt_tos for m in smtp_sink.messages) == len(people)
-    accounts = [a["email"] for a in desk.json("account", "list")]
+    accounts = [a["email"] for a in site.json("account", "list")]
     assert accounts == sorted([DANA, ERIN]), "no account for a gateway or a list"

@@ -14,7 +14,7 @@ from mailbot.errors import ConfigError
 from mailbot.sources import open_source
 from mailbot.sources.base import Cursor
 from mailbot.sources.maildir import MaildirSource
-from mailbot.transport import MaildirTransport
+from mailbot.transports.maildir import MaildirTransport
 
 
 def deliver(maildir: Path, name: str, raw: bytes, age: float = 0) -> None:

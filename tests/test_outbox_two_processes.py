@@ -15,8 +15,8 @@ from collections import Counter
 
 import pytest
 
-from tests.mails import write_mail
-from tests.site import Site, make_site
+from tests.helpers.mails import write_mail
+from tests.helpers.site import Site, make_site
 
 pytestmark = pytest.mark.servers
 

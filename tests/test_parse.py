@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mailbot import parse
 from mailbot.errors import QuarantineError
-from mailbot.parse import ParseLimits, parse_mail, safe_filename
+from mailbot.inbound import parse, slices
+from mailbot.inbound.parse import ParseLimits, parse_mail, safe_filename
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mail"
 
@@ -289,7 +289,7 @@ def test_a_parser_crash_is_quarantined(monkeypatch):
     def crash(*args, **kwargs):
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(parse, "_message_from_slices", crash)
+    monkeypatch.setattr(slices, "_message_from_slices", crash)
     with pytest.raises(QuarantineError, match="nested too deeply"):
         parse_mail(fixture("plain.eml"))
 

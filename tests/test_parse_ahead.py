@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.parse import ParseLimits
-from mailbot.parse_ahead import ParseAhead
-from mailbot.prepare import Prepared, prepare_mail
+from mailbot.inbound.parse import ParseLimits
+from mailbot.inbound.prepare import Prepared, prepare_mail
+from mailbot.service.parse_ahead import ParseAhead
 from mailbot.sources.base import FetchedMail
-from mailbot.store import Store
-from tests.mails import write_mail
+from mailbot.store.files import Store
+from tests.helpers.mails import write_mail
 
 LIMITS = ParseLimits(max_bytes=25 * 1024 * 1024)
 
@@ -70,7 +70,7 @@ def test_a_helper_that_dies_leaves_the_work_here(store, caplog):
         assert helpers
         for pid in helpers:
             os.kill(pid, signal.SIGKILL)
-        with caplog.at_level(logging.WARNING, logger="mailbot.parse_ahead"):
+        with caplog.at_level(logging.WARNING, logger="mailbot.service.parse_ahead"):
             ahead.submit(mails[1:])
             results = [ahead.prepare(mail) for mail in mails[1:]]
     finally:
@@ -95,7 +95,7 @@ def test_the_helper_loads_the_parser_and_the_store_but_not_the_ticket_domain():
     """The helper and the forkserver that starts it import `mailbot.parse_ahead`: what it pulls in
     is held twice more in memory during a backlog pass."""
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, mailbot.parse_ahead; print(sorted(sys.modules))"],
+        [sys.executable, "-c", "import sys, mailbot.service.parse_ahead; print(sorted(sys.modules))"],
         capture_output=True, text=True, check=True).stdout
-    for heavy in ("peewee", "jinja2", "mailbot.models", "mailbot.inbound", "mailbot.ingest"):
+    for heavy in ("peewee", "jinja2", "mailbot.store.models", "mailbot.desk", "mailbot.service.ingest"):
         assert f"'{heavy}'" not in loaded, f"{heavy} is loaded by the helper"

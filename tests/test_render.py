@@ -9,7 +9,7 @@ import pytest
 from jinja2 import UndefinedError
 
 from mailbot.errors import TemplateError
-from mailbot.render import REPLY_MARKERS, Renderer, names
+from mailbot.outgoing.render import REPLY_MARKERS, Renderer, names
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "mailbot" / "templates"
 LANGUAGES = ("en", "nl", "fr")

@@ -55,12 +55,12 @@ from datetime import date
 import pytest
 from click.testing import CliRunner
 
-from mailbot import credit, tickets
-from mailbot.cli import AppState
-from mailbot.cli_report import report as report_command
-from mailbot.db import close_database
-from mailbot.report import build_report, format_report, report_data
-from tests.desks import PRODUCTS, Clock, answer, at, change_status, open_desk, open_ticket, person
+from mailbot.cli.main import AppState
+from mailbot.cli.report import report as report_command
+from mailbot.desk import credit, tickets
+from mailbot.sla.report import build_report, format_report, report_data
+from mailbot.store.db import close_database
+from tests.helpers.desks import PRODUCTS, Clock, answer, at, change_status, open_desk, open_ticket, person
 
 MONDAY = date(2021, 2, 1)
 FRIDAY = date(2021, 2, 5)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from peewee import SqliteDatabase
 
-from mailbot import migrations
-from mailbot.db import close_database, open_database
+from mailbot.store import migrations
+from mailbot.store.db import close_database, open_database
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = ROOT / "mailbot" / "schema.sql"
+SCHEMA = ROOT / "mailbot" / "store" / "schema.sql"
 
 
 def table_shapes(db) -> dict[str, object]:

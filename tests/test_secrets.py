@@ -16,12 +16,12 @@ from urllib.parse import quote
 import pytest
 from click.testing import CliRunner
 
-from mailbot.cli import main
-from mailbot.db import close_database
-from tests.mails import write_mail
-from tests.servers import HOST, SilentServer, free_port
-from tests.site import make_site
-from tests.smtp_sink import SmtpSink
+from mailbot.cli.main import main
+from mailbot.store.db import close_database
+from tests.helpers.mails import write_mail
+from tests.helpers.servers import HOST, SilentServer, free_port
+from tests.helpers.site import make_site
+from tests.helpers.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.servers
 

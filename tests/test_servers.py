@@ -8,8 +8,8 @@ import socket
 
 import pytest
 
-from tests.servers import Dovecot, SilentServer, make_workdir, remove_workdir
-from tests.smtp_sink import SmtpSink
+from tests.helpers.servers import Dovecot, SilentServer, make_workdir, remove_workdir
+from tests.helpers.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.servers
 
@@ -73,7 +73,7 @@ def test_a_workdir_the_dovecot_account_cannot_reach_is_refused_clearly(tmp_path)
 
 
 def test_smtp_sink_is_exported_here_too():
-    from tests.servers import SmtpSink as exported
+    from tests.helpers.servers import SmtpSink as exported
 
     assert exported is SmtpSink
 

@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from mailbot import migrations, statements
-from mailbot.db import close_database, open_database
-from mailbot.models import Account, Grant, MailboxState, Outbox, Ticket
+from mailbot.store import migrations, statements
+from mailbot.store.db import close_database, open_database
+from mailbot.store.models import Account, Grant, MailboxState, Outbox, Ticket
 
 
 @pytest.fixture(params=["prepared", "peewee"])

@@ -7,8 +7,8 @@ import itertools
 import os
 import stat
 
-from mailbot import store as store_module
-from mailbot.store import Store, sha256_hex
+from mailbot.store import files as store_module
+from mailbot.store.files import Store, sha256_hex
 
 
 def test_a_raw_mail_is_kept_once_by_its_hash_and_only_for_mailbots_user(tmp_path):

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.mails import message_id_of, quote, write_mail
-from tests.site import make_site
+from tests.helpers.mails import message_id_of, quote, write_mail
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 
@@ -20,8 +20,8 @@ ENGINEER = "erin@produsoft.test"
 ISO_DATE = re.compile(r"\d{4}-\d\d-\d\d")
 
 
-class Desk:
-    """One product's desk with its mailbox and the SMTP sink, seen from the mail clients."""
+class Scene:
+    """One product's desk, as its people see it: the mailbox and the SMTP sink, seen from the mail clients."""
 
     def __init__(self, site, dovecot, user, sink):
         self.site, self.dovecot, self.user, self.sink = site, dovecot, user, sink
@@ -56,29 +56,29 @@ def from_name(mail) -> str:
     return mail.message["From"].addresses[0].display_name
 
 
-def make_desk(tmp_path, dovecot, mail_user, smtp_sink, customer_language="en", **product):
+def make_scene(tmp_path, dovecot, mail_user, smtp_sink, customer_language="en", **product):
     settings = {"address": VISI, "mailbox": mail_user.url(), **product}
     site = make_site(tmp_path, {"VISI": settings}, smtp_url=smtp_sink.url)
     site.add_account(CUSTOMER, "VISI", name="Carla Operator", language=customer_language)
     site.add_account(ENGINEER, "VISI", "engineer", name="Erin Engineer")
-    return Desk(site, dovecot, mail_user, smtp_sink)
+    return Scene(site, dovecot, mail_user, smtp_sink)
 
 
-def open_ticket(desk: Desk):
+def open_ticket(scene: Scene):
     """Carla writes in; returns the mail the engineer got, with the sink emptied."""
-    desk.send(f"Carla Operator <{CUSTOMER}>", "Licence server down", "The licence server stopped at 9.")
-    handed = desk.only_to(ENGINEER)
-    desk.sink.clear()
+    scene.send(f"Carla Operator <{CUSTOMER}>", "Licence server down", "The licence server stopped at 9.")
+    handed = scene.only_to(ENGINEER)
+    scene.sink.clear()
     return handed
 
 
 @pytest.fixture
 def visi(tmp_path, dovecot, mail_user, smtp_sink):
-    return make_desk(tmp_path, dovecot, mail_user, smtp_sink)
+    return make_scene(tmp_path, dovecot, mail_user, smtp_sink)
 
 
-def customer_copies(desk: Desk) -> list[dict]:
-    return [m for m in desk.site.ticket("VISI-1")["messages"] if m["direction"] == "out"]
+def customer_copies(scene: Scene) -> list[dict]:
+    return [m for m in scene.site.ticket("VISI-1")["messages"] if m["direction"] == "out"]
 
 
 # --- 1. one engineer mail, one customer mail ---------------------------------------------------
@@ -130,12 +130,12 @@ def test_a_customers_text_and_priority_reach_the_engineer_as_one_mail(visi):
 
 
 def test_a_relayed_reply_shows_no_empty_brackets(tmp_path, dovecot, mail_user, smtp_sink):
-    desk = make_desk(tmp_path, dovecot, mail_user, smtp_sink)
-    desk.site.add_account("nameless@operator.test", "VISI")
-    desk.send("nameless@operator.test", "Printer licence", "Which licence do I need?")
-    desk.sink.clear()
-    desk.send("nameless@operator.test", "Re: [VISI-1] Printer licence", "For two printers.")
-    mail = desk.only_to(ENGINEER)
+    scene = make_scene(tmp_path, dovecot, mail_user, smtp_sink)
+    scene.site.add_account("nameless@operator.test", "VISI")
+    scene.send("nameless@operator.test", "Printer licence", "Which licence do I need?")
+    scene.sink.clear()
+    scene.send("nameless@operator.test", "Re: [VISI-1] Printer licence", "For two printers.")
+    mail = scene.only_to(ENGINEER)
     assert "()" not in text_of(mail) and "()" not in html_of(mail)
     assert "nameless@operator.test (customer) wrote on VISI-1" in text_of(mail)
 
@@ -149,10 +149,10 @@ def test_a_relayed_reply_shows_no_empty_brackets(tmp_path, dovecot, mail_user, s
 ])
 def test_a_refused_command_is_explained_in_the_customers_language(tmp_path, dovecot, mail_user, smtp_sink,
                                                                   language, says, english):
-    desk = make_desk(tmp_path, dovecot, mail_user, smtp_sink, customer_language=language)
-    open_ticket(desk)
-    desk.send(CUSTOMER, "Re: [VISI-1] Licence server down", "#status closed\n#priority high\n#priority low")
-    body = text_of(desk.only_to(CUSTOMER))
+    scene = make_scene(tmp_path, dovecot, mail_user, smtp_sink, customer_language=language)
+    open_ticket(scene)
+    scene.send(CUSTOMER, "Re: [VISI-1] Licence server down", "#status closed\n#priority high\n#priority low")
+    body = text_of(scene.only_to(CUSTOMER))
     assert says in body
     for sentence in (english, "is given twice", "sign off", "change the priority", "Valid commands"):
         assert sentence not in body
@@ -171,7 +171,7 @@ def test_a_customers_text_is_kept_when_their_command_is_refused(visi):
     assert "only the support team may use #status" in error and "added to the request" in error
 
 
-# --- 5 and 6. dates as each language writes them; one name for the desk ----------------------------
+# --- 5 and 6. dates as each language writes them; one name for the scene ----------------------------
 
 
 @pytest.mark.parametrize(("language", "desk_name", "month"), [
@@ -184,10 +184,10 @@ def test_a_customers_text_is_kept_when_their_command_is_refused(visi):
 ])
 def test_the_confirmation_writes_dates_and_the_desk_name_in_the_customers_language(
         tmp_path, dovecot, mail_user, smtp_sink, language, desk_name, month):
-    desk = make_desk(tmp_path, dovecot, mail_user, smtp_sink, customer_language=language,
+    scene = make_scene(tmp_path, dovecot, mail_user, smtp_sink, customer_language=language,
                      hours="24x7", timezone="Europe/Brussels", first_response="4h")
-    desk.send(f"Carla Operator <{CUSTOMER}>", "Licence server down", "The licence server stopped at 9.")
-    confirmation = desk.only_to(CUSTOMER)
+    scene.send(f"Carla Operator <{CUSTOMER}>", "Licence server down", "The licence server stopped at 9.")
+    confirmation = scene.only_to(CUSTOMER)
     body = text_of(confirmation)
     assert re.search(month + r", \d", body), body
     assert re.search(r" (CES?T|[+]0[12]00)\b", body), "with the time zone"
@@ -198,10 +198,10 @@ def test_the_confirmation_writes_dates_and_the_desk_name_in_the_customers_langua
 
 
 def test_a_product_named_with_support_keeps_its_name(tmp_path, dovecot, mail_user, smtp_sink):
-    desk = make_desk(tmp_path, dovecot, mail_user, smtp_sink, customer_language="nl",
+    scene = make_scene(tmp_path, dovecot, mail_user, smtp_sink, customer_language="nl",
                      name="Produsoft Support")
-    desk.send(CUSTOMER, "Licence server down", "The licence server stopped at 9.")
-    confirmation = desk.only_to(CUSTOMER)
+    scene.send(CUSTOMER, "Licence server down", "The licence server stopped at 9.")
+    confirmation = scene.only_to(CUSTOMER)
     assert from_name(confirmation) == "Produsoft Support"
     assert "Support Produsoft Support" not in text_of(confirmation)
 
@@ -209,9 +209,9 @@ def test_a_product_named_with_support_keeps_its_name(tmp_path, dovecot, mail_use
 # --- 4 and 7. the escalation after the daemon was down -----------------------------------------------
 
 
-def backdate_ticket(desk: Desk, reference: str, by: timedelta) -> None:
+def backdate_ticket(scene: Scene, reference: str, by: timedelta) -> None:
     """The ticket arrived `by` ago and nobody ran the clock since: the daemon was down."""
-    db = sqlite3.connect(desk.site.data_dir / "mailbot.db")
+    db = sqlite3.connect(scene.site.data_dir / "mailbot.db")
     try:
         query = "SELECT created_at FROM ticket WHERE reference = ?"
         [(created,)] = db.execute(query, (reference,)).fetchall()
@@ -232,15 +232,15 @@ def backdate_ticket(desk: Desk, reference: str, by: timedelta) -> None:
 def test_a_late_escalation_says_how_late_in_the_developers_language(
         tmp_path, dovecot, mail_user, smtp_sink, account_language, expected):
     developers = "developers@produsoft.test"
-    desk = make_desk(tmp_path, dovecot, mail_user, smtp_sink, hours="24x7", first_response="5m",
+    scene = make_scene(tmp_path, dovecot, mail_user, smtp_sink, hours="24x7", first_response="5m",
                      language="fr", escalation_address=developers)
     if account_language:
-        desk.site.add_account(developers, "VISI", "engineer", name="Dev Team", language=account_language)
-    open_ticket(desk)
-    backdate_ticket(desk, "VISI-1", timedelta(hours=3, minutes=25))
-    desk.site.poll()
-    escalation = [m for m in desk.inbox(developers) if "sla" in text_of(m).lower()]
-    assert len(escalation) == 1, [text_of(m)[:200] for m in desk.inbox(developers)]
+        scene.site.add_account(developers, "VISI", "engineer", name="Dev Team", language=account_language)
+    open_ticket(scene)
+    backdate_ticket(scene, "VISI-1", timedelta(hours=3, minutes=25))
+    scene.site.poll()
+    escalation = [m for m in scene.inbox(developers) if "sla" in text_of(m).lower()]
+    assert len(escalation) == 1, [text_of(m)[:200] for m in scene.inbox(developers)]
     body = text_of(escalation[0])
     late = {"fr": r"dépassée de 3 h 2\d min en heures ouvrées",
             "nl": r"3 u 2\d min geleden verstreken, gerekend in werktijd"}[expected]

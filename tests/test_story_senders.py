@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.mails import write_mail
-from tests.site import make_site
+from tests.helpers.mails import write_mail
+from tests.helpers.site import make_site
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mail" / "senders"
 VISI = "support@visi.test"

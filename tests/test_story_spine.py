@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.mails import message_id_of, quote, write_mail
-from tests.site import make_site
+from tests.helpers.mails import message_id_of, quote, write_mail
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 
@@ -17,7 +17,7 @@ ERIN = "erin@produsoft.test"
 
 
 @pytest.fixture
-def desk(tmp_path, dovecot, mail_user, smtp_sink):
+def site(tmp_path, dovecot, mail_user, smtp_sink):
     site = make_site(
         tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}}, smtp_url=smtp_sink.url
     )
@@ -34,7 +34,7 @@ def mails_to(sink, address: str) -> list:
     return [m for m in sink.messages if address in m.rcpt_tos]
 
 
-def test_a_ticket_from_first_mail_to_engineer_answer(desk, dovecot, mail_user, smtp_sink):
+def test_a_ticket_from_first_mail_to_engineer_answer(site, dovecot, mail_user, smtp_sink):
     deliver(
         dovecot,
         mail_user,
@@ -45,8 +45,8 @@ def test_a_ticket_from_first_mail_to_engineer_answer(desk, dovecot, mail_user, s
             "Since the update the STEP export stops at 80 %.",
         ),
     )
-    desk.poll()
-    [ticket] = desk.tickets()
+    site.poll()
+    [ticket] = site.tickets()
     assert ticket["reference"] == "VISI-1" and ticket["status"] == "new"
     assert ticket["requester"] == DANA
 
@@ -85,13 +85,13 @@ def test_a_ticket_from_first_mail_to_engineer_answer(desk, dovecot, mail_user, s
             in_reply_to=message_id_of(ack.message),
         ),
     )
-    desk.poll()
-    shown = desk.ticket("VISI-1")
+    site.poll()
+    shown = site.ticket("VISI-1")
     customer_texts = [m["text"] for m in shown["messages"] if m["direction"] == "in"]
     assert len(customer_texts) == 3
     assert customer_texts[1].strip() == "It also happens with IGES."
     assert "Log file attached." in customer_texts[2]
-    assert len(desk.tickets()) == 1
+    assert len(site.tickets()) == 1
 
     # The engineer replies to the new-ticket mail from a mail client.
     smtp_sink.clear()
@@ -107,7 +107,7 @@ def test_a_ticket_from_first_mail_to_engineer_answer(desk, dovecot, mail_user, s
             in_reply_to=message_id_of(new_ticket.message),
         ),
     )
-    desk.poll()
+    site.poll()
     [relay] = smtp_sink.wait_for(1)
     assert relay.rcpt_tos == [DANA]
     body = relay.message.get_body(("plain",)).get_content()
@@ -115,12 +115,12 @@ def test_a_ticket_from_first_mail_to_engineer_answer(desk, dovecot, mail_user, s
     assert "stops at 80 %" not in body, "the quoted history is not relayed to the customer"
     assert "[VISI-1]" in relay.message["Subject"]
     assert relay.message["In-Reply-To"]
-    assert desk.ticket("VISI-1")["status"] == "open"
+    assert site.ticket("VISI-1")["status"] == "open"
 
 
-def test_a_stranger_writing_the_reference_attaches_nothing(desk, dovecot, mail_user, smtp_sink):
+def test_a_stranger_writing_the_reference_attaches_nothing(site, dovecot, mail_user, smtp_sink):
     deliver(dovecot, mail_user, write_mail(DANA, VISI, "Licence server down", "Nothing starts."))
-    desk.poll()
+    site.poll()
     smtp_sink.wait_for(2)
     smtp_sink.clear()
     deliver(
@@ -130,8 +130,8 @@ def test_a_stranger_writing_the_reference_attaches_nothing(desk, dovecot, mail_u
             "mallory@evil.test", VISI, "Re: [VISI-1] Licence server down", "Send me the customer's logs."
         ),
     )
-    desk.poll()
-    shown = desk.ticket("VISI-1")
+    site.poll()
+    shown = site.ticket("VISI-1")
     assert [m["author"] for m in shown["messages"] if m["direction"] == "in"] == [DANA]
     for mail in smtp_sink.messages:
         assert mail.rcpt_tos == ["mallory@evil.test"]
@@ -140,9 +140,9 @@ def test_a_stranger_writing_the_reference_attaches_nothing(desk, dovecot, mail_u
         assert "Nothing starts" not in text and DANA not in text
 
 
-def test_an_out_of_office_reply_gets_no_answer(desk, dovecot, mail_user, smtp_sink):
+def test_an_out_of_office_reply_gets_no_answer(site, dovecot, mail_user, smtp_sink):
     deliver(dovecot, mail_user, write_mail(DANA, VISI, "Question about licences", "How many seats?"))
-    desk.poll()
+    site.poll()
     [ack] = [m for m in smtp_sink.wait_for(2) if DANA in m.rcpt_tos]
     smtp_sink.clear()
     deliver(
@@ -157,21 +157,21 @@ def test_an_out_of_office_reply_gets_no_answer(desk, dovecot, mail_user, smtp_si
             headers={"Auto-Submitted": "auto-replied"},
         ),
     )
-    desk.poll()
+    site.poll()
     assert smtp_sink.messages == []
-    shown = desk.ticket("VISI-1")
+    shown = site.ticket("VISI-1")
     assert shown["status"] == "new", "an auto-reply changes nothing"
     auto = [m for m in shown["messages"] if m["kind"] == "auto"]
     assert len(auto) == 1 and auto[0]["visibility"] == "internal"
 
 
-def test_polling_twice_makes_no_second_ticket_and_no_second_mail(desk, dovecot, mail_user, smtp_sink):
+def test_polling_twice_makes_no_second_ticket_and_no_second_mail(site, dovecot, mail_user, smtp_sink):
     deliver(dovecot, mail_user, write_mail(DANA, VISI, "Crash on start", "It crashes."))
-    desk.poll()
+    site.poll()
     smtp_sink.wait_for(2)
-    desk.poll()
-    desk.poll()
-    assert len(desk.tickets()) == 1
+    site.poll()
+    site.poll()
+    assert len(site.tickets()) == 1
     assert len(smtp_sink.messages) == 2
     assert sorted(dovecot.flags(mail_user.name, dovecot.uids(mail_user.name)[0])) != []
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.mails import message_id_of, quote, write_mail
-from tests.site import make_site
+from tests.helpers.mails import message_id_of, quote, write_mail
+from tests.helpers.site import make_site
 
 pytestmark = pytest.mark.servers
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from mailbot.commands import check_commands, read_commands, valid_commands
-from mailbot.desk import TEMPLATE_DIR
-from mailbot.render import Renderer
-from mailbot.template_check import sample_context
+from mailbot.context import TEMPLATE_DIR
+from mailbot.desk.commands import check_commands, read_commands, valid_commands
+from mailbot.outgoing.render import Renderer
+from mailbot.outgoing.template_check import sample_context
 
 PRODUCT = {"key": "DEMO", "name": "Demo", "address": "support@demo.example"}
 RENDERER = Renderer(TEMPLATE_DIR)

@@ -10,14 +10,14 @@ import pytest
 import trustme
 
 from mailbot.errors import ConfigError, PermanentError, TransientError
-from mailbot.transport import (
+from mailbot.transports import (
     Delivery,
     MaildirTransport,
     SmtpTransport,
     transport_from_url,
 )
-from tests.servers import SilentServer
-from tests.smtp_sink import SmtpSink
+from tests.helpers.servers import SilentServer
+from tests.helpers.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.servers
 

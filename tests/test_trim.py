@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mailbot import trim
-from mailbot.parse import parse_mail
-from mailbot.trim import REPLY_MARKERS, strip_reply_marker, visible_text
+from mailbot.inbound import trim
+from mailbot.inbound.parse import parse_mail
+from mailbot.inbound.trim import REPLY_MARKERS, strip_reply_marker, visible_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mail"
 
@@ -120,7 +120,7 @@ def test_text_without_a_marker_is_unchanged():
 
 
 def test_our_markers_are_the_ones_our_mails_carry():
-    render = pytest.importorskip("mailbot.render")
+    render = pytest.importorskip("mailbot.outgoing.render")
     assert set(REPLY_MARKERS) == set(render.REPLY_MARKERS.values())
 
 

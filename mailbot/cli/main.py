@@ -1,0 +1,196 @@
+"""The `mailbot` command line: the admin's and the MTA's way in. It loads the settings, sets up
+logging and the database, calls inward, and turns errors into one clear line and an exit code.
+Nothing else in mailbot calls `sys.exit`."""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import logging
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from peewee import DatabaseError
+
+from mailbot.cli import accounts, outbox, quarantine, report, tickets
+from mailbot.cli.app import AppState, emit_json, ssl_context
+from mailbot.context import make_renderer
+from mailbot.errors import EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL, DiskFull, MailbotError
+from mailbot.store import migrations
+from mailbot.store.db import explain, open_database
+
+log = logging.getLogger("mailbot")
+
+
+class MailbotGroup(click.Group):
+    """Turns mailbot's errors into one line on stderr and the error's exit code; so too a database
+    that cannot be used (damaged, read-only, full) and a disk without room, wherever they met us."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            try:
+                return super().invoke(ctx)
+            except (DatabaseError, sqlite3.DatabaseError) as exc:
+                app = ctx.find_object(AppState)
+                raise explain(exc, app.settings.database_url if app else "") from exc
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                raise DiskFull(f"no space left on the disk: {exc}") from exc
+        except MailbotError as exc:
+            click.echo(f"mailbot: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=MailbotGroup)
+@click.option("--env-file", type=click.Path(path_type=Path), default=None,
+              help="The .env file to read (default: ./.env).")
+@click.pass_context
+def main(ctx: click.Context, env_file: Path | None) -> None:
+    """mailbot: a support desk that lives in email."""
+    # force: each invocation logs to the stderr it has (tests run many in one process).
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler logs every run of every job at INFO, and mail-parser warns about every MIME
+    # part it does not itself decode (we do): keep only what needs an admin's attention.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("mailparser").setLevel(logging.ERROR)
+    ctx.obj = AppState(env_file)
+
+
+@main.group()
+def db() -> None:
+    """Create or upgrade the database."""
+
+
+@db.command("init")
+@click.pass_obj
+def db_init(app: AppState) -> None:
+    """Create the database, or bring an existing one to the latest schema, keeping its data."""
+    settings = app.settings
+    database = open_database(settings.database_url, settings.db_busy_timeout)
+    before, after = migrations.migrate(database)
+    click.echo(f"database ready at schema version {after} (was {before})")
+
+
+@db.command("schema")
+def db_schema() -> None:
+    """Print the SQL of the current schema (SQLite), as kept in schema.sql."""
+    from peewee import SqliteDatabase
+
+    click.echo(migrations.schema_sql(SqliteDatabase(":memory:")), nl=False)
+
+
+@main.command()
+@click.option("--once", is_flag=True, required=True, help="One pass over every mailbox and the outbox.")
+@click.pass_obj
+def poll(app: AppState, once: bool) -> None:
+    """One pass over every mailbox and the outbox, then exit (cron, tests)."""
+    from mailbot.service.daemon import poll_everything
+
+    desk = app.open()
+    failures, exit_code = poll_everything(desk, ssl_context(desk.settings))
+    for failure in failures:
+        click.echo(f"mailbot: {failure}", err=True)
+    if exit_code:
+        sys.exit(exit_code)
+
+
+@main.command()
+@click.pass_obj
+def run(app: AppState) -> None:
+    """Run the daemon: every mailbox, the outbox and the SLA clock, until SIGTERM. A second daemon
+    on the same SQLite database refuses to start (exit 75)."""
+    from mailbot.service.daemon import run_daemon
+    from mailbot.store.db import hold_daemon_lock
+
+    desk = app.open()
+    lock = hold_daemon_lock(desk.settings.database_url)
+    try:
+        run_daemon(desk, ssl_context(desk.settings))
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+@main.command()
+@click.argument("product")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def ingest(app: AppState, product: str, files: tuple[Path, ...]) -> None:
+    """Take raw mails from FILES, or one from stdin (an MTA pipe). Exits 75 on a temporary
+    failure so the MTA tries again, 70 when a mail was quarantined after an error in mailbot."""
+    from mailbot.service.daemon import ingest_each
+    from mailbot.store.db import require_durable_commits
+    from mailbot.store.files import Store
+
+    # The MTA deletes its copy once we exit 0: every commit and file must be on disk by then.
+    desk = dataclasses.replace(app.open(), store=Store(app.settings.data_dir, fsync=True))
+    require_durable_commits()
+    internal = 0
+    for line, result in ingest_each(desk, desk.settings.product(product), files, sys.stdin.buffer):
+        click.echo(line)
+        internal += result.internal
+    if internal:
+        click.echo(f"mailbot: {internal} mail(s) quarantined after an internal error; see the log and "
+                   f"{desk.store.quarantine_dir}", err=True)
+        sys.exit(EX_SOFTWARE)
+
+
+@main.command()
+@click.pass_obj
+def check(app: AppState) -> None:
+    """Validate the configuration, render every template (the defaults and each product's
+    overrides, in every language) and connect to every mailbox and mail server it names. Exits
+    78 when a template cannot be rendered, 75 when a server cannot be reached."""
+    from mailbot.outgoing.template_check import check_templates
+    from mailbot.service.daemon import check_authentication, check_connections
+
+    settings = app.settings
+    click.echo(f"configuration ok: {len(settings.products)} product(s), data in {settings.data_dir}")
+    broken = check_templates(make_renderer(settings),
+                             [(p.key, p.name, p.address) for p in settings.products if p.templates])
+    for line in broken:
+        click.echo(f"FAIL template {line}", err=True)
+    if not broken:
+        click.echo("ok   templates: every template renders in every language")
+    problems = check_connections(settings, ssl_context(settings))
+    if settings.trusted_authserv_id:
+        app.open()
+        problems += check_authentication(settings)
+    for line in problems:
+        click.echo(line, err=not line.startswith("ok"))
+    if broken:
+        sys.exit(EX_CONFIG)
+    if any(line.startswith("FAIL") for line in problems):
+        sys.exit(EX_TEMPFAIL)
+
+
+@main.group()
+def product() -> None:
+    """The products from the configuration."""
+
+
+@product.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def product_list(app: AppState, as_json: bool) -> None:
+    rows = [{"key": p.key, "name": p.name, "address": p.address, "prefix": p.prefix,
+             "unknown_senders": p.unknown_senders, "contract_required": p.contract_required}
+            for p in app.settings.products]
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['key']:<10} {row['prefix']:<8} {row['address']:<32} {row['name']}")
+
+
+main.add_command(accounts.account)
+main.add_command(outbox.outbox)
+main.add_command(quarantine.quarantine)
+main.add_command(tickets.ticket)
+main.add_command(report.report)
+accounts.account.add_command(report.credit)

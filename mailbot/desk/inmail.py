@@ -1,0 +1,71 @@
+"""An inbound mail on its way through the ticket rules, and the people a ticket concerns.
+
+Shared by `mailbot.desk.intake` (what a mail is) and `mailbot.desk.replies` (what a reply does): the
+values handed between them, storing a mail on its ticket, and who is told about a change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from mailbot.config import ProductSettings
+from mailbot.context import Desk
+from mailbot.desk import accounts, tickets
+from mailbot.inbound.message import InboundMessage
+from mailbot.outgoing import notify
+from mailbot.store.models import Account, Message, Ticket
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a mail ended: `ticket` (opened one), `message` (joined one) or `ignored`."""
+
+    outcome: str
+    reason: str = ""
+    ticket: Ticket | None = None
+
+
+@dataclass(frozen=True)
+class Mail:
+    """An inbound mail with what we know about it, handed between the steps below."""
+
+    msg: InboundMessage
+    product: ProductSettings
+    sender: Account | None
+    raw_path: str
+    now: datetime
+
+
+def store_inbound(desk: Desk, mail: Mail, ticket: Ticket, text: str, *, visibility: str = "public",
+                  kind: str = "mail") -> Message:
+    msg = mail.msg
+    new = tickets.NewMessage(
+        direction="in", message_id=msg.message_id, author=mail.sender,
+        author_email=msg.sender.email if msg.sender else "", subject=msg.subject, text=text,
+        html=msg.html, visibility=visibility, kind=kind, raw_path=mail.raw_path,
+    )
+    return tickets.add_message(ticket, new, desk.store, msg.attachments, at=mail.now)
+
+
+def staff_recipients(product: ProductSettings, ticket: Ticket | None = None) -> list[notify.Recipient]:
+    """The assignee when there is one; else the product's review board, who triage (AimTicket);
+    else, for a product without a board, all its engineers."""
+    if ticket is not None and ticket.assignee_id is not None:
+        people = [(ticket.assignee, accounts.role_of(ticket.assignee, product.key))]
+    else:  # with their roles in the same query: not one more query per person
+        people = accounts.staff_with_roles(product.key, ("board",)) or accounts.staff_with_roles(product.key)
+    return [notify.recipient_for(a, role or "engineer", product.language) for a, role in people]
+
+
+def customer_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.Recipient]:
+    people = [notify.recipient_for(ticket.requester, "customer", product.language)]
+    people += [notify.recipient_for(a, "watcher", product.language) for a in tickets.watchers_of(ticket)
+               if accounts.role_of(a, product.key) is not None]
+    return people
+
+
+def last_public_message_id(ticket: Ticket) -> str:
+    row = (Message.select().where((Message.ticket == ticket) & (Message.visibility == "public"))
+           .order_by(Message.id.desc()).first())
+    return row.message_id if row else ""

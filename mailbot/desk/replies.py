@@ -1,0 +1,257 @@
+"""A reply on an existing ticket, from the customer, a watcher or an engineer, with the commands
+at its top: all of them apply together, or none does and the sender is told what was wrong.
+
+An engineer's mail acts on the ticket only when it is verified: where the site names its mail
+server's authserv-id (MAILBOT_TRUSTED_AUTHSERV_ID), that server's own Authentication-Results must
+show the sender passed (`mailbot.authresults`). Otherwise the mail is kept as an internal note,
+nothing is applied or relayed to the customer, and the engineer is told. Customers' mail is
+never asked for this: what a customer may do is harmless to the ticket's other readers.
+
+Called by `mailbot.inbound` inside the ingest transaction, after routing and the permission
+check. Talks to the ticket record, the deadlines and the outbox; never to a mail server.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from mailbot.context import Desk
+from mailbot.desk import accounts, changes, credit, tickets
+from mailbot.desk.commands import (
+    CommandError,
+    Commands,
+    check_commands,
+    describe_error,
+    error_for,
+    read_commands,
+    time_minutes,
+    valid_commands,
+)
+from mailbot.desk.inmail import (
+    Mail,
+    Outcome,
+    customer_recipients,
+    last_public_message_id,
+    staff_recipients,
+    store_inbound,
+)
+from mailbot.desk.summary import Made, tell_changes
+from mailbot.inbound import authresults
+from mailbot.outgoing import notify
+from mailbot.store.models import Event, Grant, Message, Ticket
+
+# A sender refused more often than this within the window, for writing to tickets that are not
+# theirs, is guessing references: further attempts get no answer at all (reliability S2).
+GUESSES_ALLOWED = 5
+GUESS_WINDOW = timedelta(hours=1)
+log = logging.getLogger(__name__)
+UNAUTHENTICATED = "unauthenticated"
+"""The kind of an engineer's mail kept without our server's Authentication-Results."""
+
+
+def handle_reply(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
+    sender = mail.sender
+    assert sender is not None  # the permission check came first
+    staff = accounts.is_staff(sender, ticket.product)  # the ticket's own product decides
+    verdict = staff_mail_verdict(desk, mail) if staff else authresults.PASS
+    if verdict != authresults.PASS:
+        return unverified_staff_mail(desk, mail, ticket, verdict)
+    parsed = read_commands(mail.msg.reply_text)
+    errors = check_commands(parsed, staff) + _check_assignee(parsed, ticket)
+    if errors:
+        return command_error(desk, mail, ticket, errors, staff)
+    if staff:
+        return staff_reply(desk, mail, ticket, parsed)
+    return customer_reply(desk, mail, ticket, parsed)
+
+
+def refusal_reason(mail: Mail) -> str:
+    """Why a reply from someone who may not write to the ticket is refused. A sender without
+    access to the product hears what a new mail from them would get, so the answer never tells
+    whether the reference they wrote belongs to a ticket."""
+    if accounts.role_of(mail.sender, mail.product.key) is not None or mail.product.unknown_senders == "open":
+        return "not_authorised"
+    return "no_access" if mail.sender is not None else "unknown_sender"
+
+
+def note_refused_reply(mail: Mail, ticket: Ticket) -> bool:
+    """Record on the ticket, for its team, that a sender who may not write to it tried; True
+    (and nothing recorded) when that sender was already refused GUESSES_ALLOWED times within
+    GUESS_WINDOW, on any ticket: throttled. So a ticket's history gains at most a few such
+    events an hour, however hard someone knocks. The event names the sender only."""
+    assert mail.msg.sender is not None
+    email = mail.msg.sender.key
+    earlier = _refused_replies(email, mail.now)
+    if earlier >= GUESSES_ALLOWED:
+        return True
+    tickets.record_event(ticket, "reply_refused", email, at=mail.now)
+    if earlier + 1 == GUESSES_ALLOWED:
+        log.warning("%s was refused %d times within %s for writing to tickets not theirs: further mails"
+                    " from that address are throttled (recorded, never answered)", email, GUESSES_ALLOWED,
+                    GUESS_WINDOW)
+    return False
+
+
+def _refused_replies(email: str, now: datetime) -> int:
+    recent = (Event.kind == "reply_refused") & (Event.actor_email == email) & (Event.at > now - GUESS_WINDOW)
+    return Event.select().where(recent).count()
+
+
+def staff_mail_verdict(desk: Desk, mail: Mail) -> str:
+    """FAIL for a sender read with a note (several mailboxes, a repaired or borrowed address:
+    `mailbot.senders`); else PASS where the site checks nothing, else what our own server's
+    Authentication-Results say about the From domain: PASS, FAIL, or MISSING (our server's
+    header is not there)."""
+    if mail.msg.sender_note:
+        return authresults.FAIL
+    trusted = desk.settings.trusted_authserv_id
+    if not trusted:
+        return authresults.PASS
+    domain = mail.msg.sender.email.rpartition("@")[2] if mail.msg.sender else ""
+    return authresults.sender_verdict(mail.msg.headers, trusted, domain)
+
+
+def unverified_staff_mail(desk: Desk, mail: Mail, ticket: Ticket, verdict: str) -> Outcome:
+    """An engineer's address that our server did not see pass: anyone may have written it. The
+    whole visible text, command lines included, goes on the ticket as an internal note; no
+    command applies, nothing reaches the customer, and the engineer hears why. A mail without
+    our server's header at all is kept as kind `unauthenticated` (`mailbot check` counts them:
+    a server that stopped writing the header silences every engineer), one that failed as
+    `unverified`."""
+    sender, product = mail.sender, mail.product
+    assert sender is not None
+    missing = verdict == authresults.MISSING
+    store_inbound(desk, mail, ticket, mail.msg.reply_text, visibility="internal",
+                  kind=UNAUTHENTICATED if missing else "unverified")
+    role = accounts.role_of(sender, ticket.product) or "engineer"
+    notify.queue_mail(desk, "command_not_trusted", product, ticket,
+                      [notify.recipient_for(sender, role, product.language)],
+                      context={"authentication": verdict}, parent_id=mail.msg.message_id)
+    why = "carries no Authentication-Results of our server" if missing else "failed sender authentication"
+    log.warning("%s: mail %s from %s %s: kept as an internal note, nothing applied", ticket.reference,
+                mail.msg.message_id, sender.email, why)
+    return Outcome("message", f"sender not verified ({verdict}): internal note, nothing applied", ticket)
+
+
+def unauthenticated_share(last: int = 50) -> tuple[int, int]:
+    """Of the last `last` mails engineers sent to tickets, how many carried no Authentication-
+    Results of our server: (without, looked at). For `mailbot check`."""
+    by_staff = (Grant.account == Message.author) & (Grant.product == Ticket.product)
+    recent = (Message.select(Message.kind).join(Ticket).join(Grant, on=by_staff)
+              .where((Message.direction == "in") & Grant.role.in_(accounts.STAFF_ROLES))
+              .order_by(Message.id.desc()).limit(last))
+    kinds = [row.kind for row in recent]
+    return sum(kind == UNAUTHENTICATED for kind in kinds), len(kinds)
+
+
+def _check_assignee(parsed: Commands, ticket: Ticket) -> list[CommandError]:
+    command = parsed.get("assign")
+    if command is None or command.argument.strip().lower() == "me":
+        return []
+    target = accounts.find_account(command.argument)
+    if target is None or not accounts.is_staff(target, ticket.product):
+        return [error_for("not_engineer", command, address=command.argument.strip(), product=ticket.product)]
+    return []
+
+
+def command_error(desk: Desk, mail: Mail, ticket: Ticket, errors: list[CommandError], staff: bool) -> Outcome:
+    """No command applies; the sender learns what was wrong and what is valid, in their own
+    language. A customer's text is kept on the ticket all the same (for the engineers to read):
+    only the commands were wrong, and what they wrote must not be lost. An engineer's is not:
+    they resend it, and a public message the customer never received would mislead."""
+    sender = mail.sender
+    assert sender is not None
+    kept = ""
+    text = read_commands(mail.msg.reply_text).text
+    if not staff and text:
+        store_inbound(desk, mail, ticket, text)
+        kept = "; text kept on the ticket"
+    role = accounts.role_of(sender, mail.product.key) or "customer"
+    notify.queue_mail(desk, "command_error", mail.product, ticket,
+                      [notify.recipient_for(sender, role, mail.product.language)],
+                      context={"errors": errors, "valid_commands": valid_commands(staff),
+                               "text_kept": bool(kept)},
+                      parent_id=mail.msg.message_id)
+    return Outcome("ignored", "command error: " + "; ".join(map(describe_error, errors)) + kept, ticket)
+
+
+def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Outcome:
+    """Apply every command, then send one mail: the customers get the text (a reply, or a
+    request for information) listing every change it made, with the ticket as it is after
+    them; commands without text get one mail of the changes (`mailbot.desk.summary`)."""
+    sender, product, now = mail.sender, mail.product, mail.now
+    assert sender is not None
+    internal = "internal" in parsed
+    answers = not internal and ("info" in parsed or bool(parsed.text))
+    parent = last_public_message_id(ticket)
+    store_inbound(desk, mail, ticket, parsed.text, visibility="internal" if internal else "public",
+                  kind="note" if internal else "mail")
+    customers = customer_recipients(ticket, product)
+    if answers:
+        tickets.mark_first_response(ticket, now)
+    made = Made()
+    _apply_fields(desk, mail, ticket, parsed, made)
+    if "info" in parsed:
+        made.status(desk, product, ticket, "waiting", sender, now)
+    elif (command := parsed.get("status")) is not None:
+        made.status(desk, product, ticket, command.argument.strip().lower(), sender, now)
+    elif answers and ticket.status == "new":
+        made.status(desk, product, ticket, "open", sender, now)
+    context = {"text": parsed.text, "attachments": [a.filename for a in mail.msg.attachments],
+               "changes": list(made)}
+    if internal:
+        others = [r for r in staff_recipients(product) if r.email != sender.email]
+        notify.queue_mail(desk, "internal_note", product, ticket, others, context=context, actor=sender)
+    if answers:
+        template = "info_requested" if "info" in parsed else "reply"
+        notify.queue_mail(desk, template, product, ticket, customers, context=context, actor=sender,
+                          parent_id=parent)
+    else:
+        tell_changes(desk, product, ticket, customers, made, sender)
+    return Outcome("message", "staff reply", ticket)
+
+
+def _apply_fields(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands, made: Made) -> None:
+    sender, product, now = mail.sender, mail.product, mail.now
+    assert sender is not None
+    if (command := parsed.get("assign")) is not None:
+        arg = command.argument.strip().lower()
+        target = sender if arg == "me" else accounts.find_account(arg)
+        if target is not None:
+            changes.assign(desk, product, ticket, target, sender, sender.email, now)
+    # Category before time: `#category bug` with `#time` in one mail is not charged.
+    if (command := parsed.get("category")) is not None:
+        tickets.set_field(ticket, "category", command.argument.strip().lower(), sender.email, now)
+    if (command := parsed.get("priority")) is not None:
+        made.priority(desk, product, ticket, command.argument.strip().lower(), sender, now)
+    if (command := parsed.get("time")) is not None:
+        credit.charge_time(desk, ticket, sender, time_minutes(command.argument), now)
+
+
+def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Outcome:
+    """The team gets one mail: the customer's text listing what their commands changed (or,
+    without text, the changes alone); a customer who signs off with #close gets the
+    confirmation."""
+    sender, product, now = mail.sender, mail.product, mail.now
+    assert sender is not None
+    store_inbound(desk, mail, ticket, parsed.text)
+    staff = staff_recipients(product, ticket)
+    made = Made()
+    if (command := parsed.get("priority")) is not None:
+        made.priority(desk, product, ticket, command.argument.strip().lower(), sender, now)
+    if "close" in parsed:
+        made.status(desk, product, ticket, "closed", sender, now)
+        notify.queue_mail(desk, "ticket_closed", product, ticket, customer_recipients(ticket, product),
+                          actor=sender, parent_id=mail.msg.message_id)
+    elif ticket.status in ("waiting", "resolved"):
+        # Reopened by the answer itself: the team reads it in the relayed text.
+        changes.change_status(desk, product, ticket, "open", sender, sender.email, now, tell=[])
+    if parsed.text:
+        context = {"text": parsed.text, "attachments": [a.filename for a in mail.msg.attachments],
+                   "changes": list(made)}
+        notify.queue_mail(desk, "customer_reply", product, ticket, staff, context=context,
+                          actor=sender, parent_id=mail.msg.message_id)
+    else:
+        tell_changes(desk, product, ticket, staff, made, sender)
+    return Outcome("message", "", ticket)

@@ -1,0 +1,67 @@
+"""One mail in, at most one mail out per person: the changes a mail made to a ticket, gathered so
+they travel together.
+
+An engineer's mail with text, `#status` and `#priority` is one answer to the customer: the text,
+every change it made and the ticket as it is after them. `mailbot.replies` makes the changes
+through `mailbot.changes` without mail (`tell=[]`), notes each here (`Made`), and then queues one
+mail: the reply (its template lists `changes`), or, for commands without text, `tell_changes`.
+
+It leaves the changes themselves and their events to `mailbot.changes` and `mailbot.tickets`,
+and who is who to `mailbot.replies`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from mailbot.config import ProductSettings
+from mailbot.context import Desk
+from mailbot.desk import changes
+from mailbot.outgoing import notify
+from mailbot.store.models import Account, Ticket
+
+# The template that tells of one change of this field on its own.
+_SINGLE = {"status": "status_changed", "priority": "priority_changed"}
+
+
+class Made(list[dict[str, str]]):
+    """The changes one mail made, in order: `{"field": "status", "old": "new", "new": "open"}`;
+    the shape the templates' `changes` list has."""
+
+    def status(self, desk: Desk, product: ProductSettings, ticket: Ticket, status: str, actor: Account,
+               now: datetime) -> None:
+        old = ticket.status
+        if changes.change_status(desk, product, ticket, status, actor, actor.email, now, tell=[]) and (
+                status in changes.STATUS_MAILS):
+            self._note("status", old, status)
+
+    def priority(self, desk: Desk, product: ProductSettings, ticket: Ticket, priority: str, actor: Account,
+                 now: datetime) -> None:
+        old = ticket.priority
+        if changes.change_priority(desk, product, ticket, priority, actor, actor.email, now, tell=[]):
+            self._note("priority", old, priority)
+
+    def _note(self, field: str, old: str, new: str) -> None:
+        # A field changed twice by one mail (reopened, then set): one line, first old to last new.
+        for change in self:
+            if change["field"] == field:
+                change["new"] = new
+                if change["old"] == new:
+                    self.remove(change)
+                return
+        self.append({"field": field, "old": old, "new": new})
+
+
+def tell_changes(desk: Desk, product: ProductSettings, ticket: Ticket, people: list[notify.Recipient],
+                 made: Made, actor: Account) -> None:
+    """The mail for changes made without text: the one change's own mail, or `ticket_updated`
+    listing them all."""
+    if not made:
+        return
+    if len(made) == 1:
+        [change] = made
+        notify.queue_mail(desk, _SINGLE[change["field"]], product, ticket, people,
+                          context={"old": change["old"], "new": change["new"]}, actor=actor)
+        return
+    notify.queue_mail(desk, "ticket_updated", product, ticket, people, context={"changes": list(made)},
+                      actor=actor)

@@ -1,0 +1,225 @@
+"""Turning a ticket change into outgoing mail: who gets which template, in which language, with
+which headers. Each mail becomes one outbox row per recipient, written in the caller's
+transaction, holding what to say (`mailbot.drafts`); `mailbot.outbox` renders and delivers them
+later, so a broken template never undoes the change that caused the mail.
+
+Rules that keep mailbot from ever starting a loop live here too: no automatic mail to our own
+addresses, to no-reply style senders, to addresses that bounced, or past the daily limit of
+automatic mail per address (`mailbot.caps`); and no mail at all from a quiet desk (mail older than
+the cut-over).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mailbot.config import ProductSettings
+from mailbot.context import Desk
+from mailbot.desk import accounts, caps
+from mailbot.inbound.automail import is_noreply_address
+from mailbot.inbound.message import Address
+from mailbot.outgoing.addressing import build_references, check_address, make_message_id
+from mailbot.outgoing.drafts import Headers, context_json
+from mailbot.outgoing.formats import desk_name, machine_moment
+from mailbot.store.models import Account, Message, Outbox, Ticket
+
+log = logging.getLogger(__name__)
+
+# Templates a person may opt out of (Account.notify); the rest always go out.
+OPTIONAL = frozenset(
+    {"ticket_opened", "new_ticket", "customer_reply", "internal_note", "status_changed",
+     "priority_changed", "ticket_closed", "ticket_updated"}
+)
+# Mails written by a person, relayed by us: not marked Auto-Submitted.
+HUMAN = frozenset({"reply", "customer_reply", "internal_note", "info_requested"})
+CUSTOMER_ROLES = ("customer", "watcher")
+# Answers about a mail that changed nothing: sent, but not part of the ticket's conversation.
+OFF_THE_RECORD = frozenset({"command_error", "command_not_trusted", "refused"})
+# The product's own people: never held back by the daily limit of automatic mail.
+STAFF_ROLES = ("engineer", "board")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    email: str
+    name: str
+    role: str  # customer, watcher, engineer, board
+    language: str
+    account: Account | None = None
+
+
+def recipient_for(account: Account, role: str, fallback_language: str = "en") -> Recipient:
+    return Recipient(account.email, account.name, role, account.language or fallback_language, account)
+
+
+def queue_mail(
+    desk: Desk,
+    template: str,
+    product: ProductSettings,
+    ticket: Ticket | None,
+    recipients: Iterable[Recipient],
+    *,
+    context: Mapping[str, Any] | None = None,
+    actor: Account | None = None,
+    parent_id: str = "",
+) -> list[Outbox]:
+    """Add `template` for each recipient to the outbox (rendered when sent); returns the rows."""
+    if desk.quiet:
+        log.debug("quiet: %s about %s not queued", template, ticket.reference if ticket else product.key)
+        return []
+    rows = []
+    now = desk.clock()
+    seen: set[str] = set()
+    for recipient in recipients:
+        key = recipient.email.lower()
+        if key in seen or not _may_send(desk, template, recipient, now):
+            continue
+        seen.add(key)
+        rows.append(_queue_one(desk, template, product, ticket, recipient, context or {}, actor, parent_id,
+                               now))
+    return rows
+
+
+def _sendable(email: str) -> bool:
+    """A sender read from a fax gateway (`"fax 42"@gw`) has a ticket, but no mail goes back."""
+    try:
+        check_address(email)
+    except ValueError:
+        return False
+    return True
+
+
+def _may_send(desk: Desk, template: str, recipient: Recipient, now: datetime) -> bool:
+    email = recipient.email.lower()
+    if email in desk.settings.own_addresses:
+        log.warning("not mailing %s to our own address %s", template, email)
+        return False
+    account = recipient.account
+    if account is not None and template in OPTIONAL and not _wants(account, template):
+        return False
+    if not _sendable(email):
+        log.warning("not mailing %s to %s: not an address mail can be sent to", template, email)
+        return False
+    if template in HUMAN:
+        return True
+    if is_noreply_address(email):
+        log.info("no automatic %s to no-reply address %s", template, email)
+        return False
+    if account is not None and account.undeliverable_since is not None:
+        log.info("no automatic %s to %s: earlier mail bounced", template, email)
+        return False
+    if recipient.role not in STAFF_ROLES and caps.over_automatic_limit(desk, email, now):
+        log.warning("limit of %d automatic mails a day reached for %s; %s not sent",
+                    desk.settings.limits.automatic_limit, email, template)
+        return False
+    return True
+
+
+def _wants(account: Account, template: str) -> bool:
+    prefs = (account.notify or "all").lower()
+    if prefs == "all":
+        return True
+    if prefs == "none":
+        return False
+    return template in {p.strip() for p in prefs.split(",")}
+
+
+def _queue_one(desk: Desk, template: str, product: ProductSettings, ticket: Ticket | None,
+               recipient: Recipient, context: Mapping[str, Any], actor: Account | None,
+               parent_id: str, now: datetime) -> Outbox:
+    """One outbox row holding what to say; it is rendered when it is sent (`mailbot.drafts`)."""
+    settings = desk.settings
+    full = dict(context)
+    full.update(product=product_context(product), recipient=_recipient_context(recipient),
+                actor=_actor_context(actor, product))
+    if ticket is not None:
+        full["ticket"] = ticket_context(ticket, product)
+    reference = ticket.reference if ticket is not None else product.prefix
+    message_id = make_message_id(reference, settings.mail_domain)
+    automatic = "" if template in HUMAN else (
+        "auto-replied" if template == "ticket_opened" else "auto-generated")
+    # The From name is the name the mail signs with, in the recipient's language.
+    desk = desk_name(product.name, recipient.language)
+    headers = Headers(
+        sender=Address(product.address, desk),
+        to=Address(recipient.email, recipient.name),
+        loop_marker=settings.mail_domain,
+        reply_to=Address(product.address, desk),
+        in_reply_to=parent_id,
+        references=_references(ticket, parent_id, settings.mail_domain),
+        automatic=automatic,
+        extra=_staff_headers(ticket, product) if recipient.role not in CUSTOMER_ROLES else (),
+    )
+    row = Outbox.create(
+        message_id=message_id, ticket=ticket, product=product.key, template=template,
+        recipient=recipient.email.lower(), envelope_from=product.address, data=b"",
+        language=recipient.language, context=context_json(full), headers=headers.to_json(),
+        automatic=bool(automatic), created_at=now, next_attempt_at=now,
+    )
+    if ticket is not None and recipient.role in CUSTOMER_ROLES and template not in OFF_THE_RECORD:
+        # Its place in the conversation is now; subject and text are filled in when the mail is
+        # rendered (`mailbot.outbox`).
+        Message.create(ticket=ticket, direction="out", message_id=message_id, author=actor,
+                       author_email=product.address, kind=template, created_at=now)
+    return row
+
+
+def _references(ticket: Ticket | None, parent_id: str, domain: str) -> tuple[str, ...]:
+    if ticket is None:
+        return (parent_id,) if parent_id else ()
+    return build_references((), parent_id, ticket.reference, domain)
+
+
+def _staff_headers(ticket: Ticket | None, product: ProductSettings) -> tuple[tuple[str, str], ...]:
+    """Machine-readable headers so engineers can filter in their mail client."""
+    headers = [("X-Mailbot-Product", product.key)]
+    if ticket is not None:
+        headers += [("X-Mailbot-Ticket", ticket.reference), ("X-Mailbot-Status", ticket.status),
+                    ("X-Mailbot-Priority", ticket.priority), ("X-Mailbot-Category", ticket.category)]
+    return tuple(headers)
+
+
+def product_context(product: ProductSettings) -> dict[str, str]:
+    return {"key": product.key, "name": product.name, "address": product.address}
+
+
+def ticket_context(ticket: Ticket, product: ProductSettings) -> dict[str, Any]:
+    zone = product.calendar.zone
+    requester = ticket.requester
+    assignee = ticket.assignee
+
+    def when(moment: datetime | None) -> str:
+        # The machine form; the template writes it in the recipient's language (`|datetime`).
+        return machine_moment(moment, zone)
+
+    return {
+        "reference": ticket.reference,
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "category": ticket.category,
+        "requester": {"name": requester.name, "email": requester.email},
+        "assignee": {"name": assignee.name, "email": assignee.email} if assignee else None,
+        "created_at": when(ticket.created_at),
+        "due_first_response": when(ticket.due_first_response),
+        "due_resolution": when(ticket.due_resolution),
+        "flags": [f for f in ticket.flags.split(",") if f],
+        "linked_reference": ticket.linked_to.reference if ticket.linked_to_id else "",
+    }
+
+
+def _recipient_context(recipient: Recipient) -> dict[str, str]:
+    return {"name": recipient.name, "email": recipient.email, "role": recipient.role,
+            "language": recipient.language}
+
+
+def _actor_context(actor: Account | None, product: ProductSettings) -> dict[str, str] | None:
+    """Who acted, with their role on the product ("" for none): mails to the team say whether a
+    customer, a watcher or a colleague wrote."""
+    if actor is None:
+        return None
+    return {"name": actor.name, "email": actor.email, "role": accounts.role_of(actor, product.key) or ""}

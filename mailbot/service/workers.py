@@ -1,0 +1,149 @@
+"""The daemon's long-lived workers, one per mailbox and one for the outbox.
+
+Each worker is run by an APScheduler interval job (`run_once`): it keeps its own connection
+between runs (never shared across threads), handles what is pending, then waits for news with
+IMAP IDLE where the server has it (or a short nap) until its run is nearly over, handling mail
+as it arrives. A dead connection is dropped and opened again with a backoff of 1 s doubling to
+60 s, logged once per outage; so is a database that cannot take writes (locked, disk full),
+whose mail stays on the server for the next try. The outbox worker sleeps on an event that a
+mailbox worker sets as soon as it committed new mail, so an acknowledgement leaves within the
+second.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+
+from peewee import DatabaseError
+
+from mailbot.config import ProductSettings
+from mailbot.context import Desk
+from mailbot.errors import MailbotError
+from mailbot.outgoing.outbox import drain_outbox
+from mailbot.service.poller import PASS_LIMIT, poll_mailbox
+from mailbot.sources import open_source
+from mailbot.sources.base import MailSource
+from mailbot.transports import Transport, transport_from_url
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF = 60.0
+
+
+class MailboxWorker:
+    def __init__(self, desk: Desk, product: ProductSettings, context: ssl.SSLContext,
+                 stop: threading.Event, on_mail: Callable[[], None] = lambda: None):
+        self.desk, self.product, self.context, self.stop = desk, product, context, stop
+        self.on_mail = on_mail
+        self.source: MailSource | None = None
+        self.backoff = 1.0
+        self.failing = False
+
+    def run_once(self, budget: float) -> None:
+        """Handle mail for about `budget` seconds, then return (the scheduler calls again)."""
+        deadline = time.monotonic() + budget
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                self._connect()
+                if not self._poll():  # a backlog: straight on to its next PASS_LIMIT mails
+                    self._wait_for_news(deadline)
+            except (MailbotError, DatabaseError) as exc:  # DatabaseError: the cursor not saved
+                self._fail(exc)
+                self.stop.wait(min(self.backoff, max(deadline - time.monotonic(), 0)))
+                self.backoff = min(self.backoff * 2, MAX_BACKOFF)
+
+    def _connect(self) -> None:
+        if self.source is not None:
+            return
+        settings = self.desk.settings
+        source = open_source(self.product.mailbox, ssl_context=self.context, timeout=settings.io_timeout,
+                             processed_folder=self.product.processed_folder or None)
+        source.open()
+        self.source = source
+        if self.failing:
+            log.info("%s: mailbox %s reachable again", self.product.key, source.name)
+        self.failing, self.backoff = False, 1.0
+
+    def _poll(self) -> bool:
+        """One pass of at most PASS_LIMIT mails; True when mail is left for the next one."""
+        assert self.source is not None
+        report = poll_mailbox(self.desk, self.product, self.source, self.stop.is_set, limit=PASS_LIMIT)
+        if report.handled:
+            log.info("%s: %s", self.source.name, dict(report.outcomes))
+            self.on_mail()
+        return report.remaining > 0
+
+    def _wait_for_news(self, deadline: float) -> None:
+        assert self.source is not None
+        left = deadline - time.monotonic()
+        if left > 0 and not self.stop.is_set():
+            self.source.wait_for_news(left, self.stop.is_set)
+
+    def _fail(self, exc: Exception) -> None:
+        if not self.failing:  # once per outage, not once per retry
+            # The source's errors name the mailbox (without its password); the database's don't.
+            detail = f"database unavailable: {exc}" if isinstance(exc, DatabaseError) else str(exc)
+            log.warning("%s: %s; retrying with backoff", self.product.key, detail)
+        self.failing = True
+        self.close()
+
+    def interrupt(self) -> None:
+        """Nothing to do: IDLE and the backoff wait look at the stop event every second."""
+
+    def close(self) -> None:
+        if self.source is not None:
+            try:
+                self.source.close()
+            finally:
+                self.source = None
+
+
+class OutboxWorker:
+    def __init__(self, desk: Desk, context: ssl.SSLContext, stop: threading.Event):
+        self.desk, self.context, self.stop = desk, context, stop
+        self.wake = threading.Event()
+        self.transport: Transport | None = None
+        self.failing = False
+
+    def run_once(self, budget: float) -> None:
+        deadline = time.monotonic() + budget
+        while not self.stop.is_set():
+            self.wake.clear()
+            self._drain()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.wake.wait(left)
+
+    def _drain(self) -> None:
+        settings = self.desk.settings
+        if self.transport is None:
+            self.transport = transport_from_url(settings.smtp_url or None, self.desk.store.outbox_dir,
+                                                ssl_context=self.context, timeout=settings.io_timeout)
+        try:
+            counts = drain_outbox(self.desk, self.transport, should_stop=self.stop.is_set)
+        except (MailbotError, DatabaseError) as exc:  # the rows stay pending for the next round
+            if not self.failing:  # once per outage, not once per round
+                log.warning("outbox: %s; mail waits for a later round", exc)
+            self.failing = True
+            self.close()
+            return
+        if counts:
+            log.info("outbox: %s", dict(counts))
+        if self.failing and counts["sent"]:
+            log.info("outbox: delivering again")
+            self.failing = False
+
+    def interrupt(self) -> None:
+        """Wake the worker so that it sees the stop request now."""
+        self.wake.set()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            try:
+                self.transport.close()
+            finally:
+                self.transport = None

@@ -1,0 +1,83 @@
+"""Schema versions and the steps between them, so an existing database is upgraded in place and
+never needs to be thrown away. Version 1 is the schema in `schema.sql`; each later step is a
+function that changes an existing database (playhouse.migrate), appended to `STEPS`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from peewee import Database
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as apply_operations
+
+from mailbot.store.models import MODELS, CreditEntry, Notice, Organisation, Outbox, SchemaVersion
+
+log = logging.getLogger(__name__)
+
+
+def _create_initial(db: Database) -> None:
+    db.create_tables(MODELS)
+
+
+def _add_credit_and_notices(db: Database) -> None:
+    """Version 2: organisations with prepaid credit, the time and credit ledger, and the record
+    of what the scheduler's jobs sent. New tables only; safe=True because a database created
+    fresh already has them from step 1."""
+    db.create_tables([Organisation, CreditEntry, Notice], safe=True)
+
+
+def _add_outbox_drafts_and_claims(db: Database) -> None:
+    """Version 3: an outbox row keeps what to say (language, context, headers) and is rendered
+    when sent; `claimed_by`/`claimed_until` let one process at a time send it. Existing rows
+    keep their rendered `data` and are sent as they are. Columns a fresh database already has
+    from step 1 are left alone."""
+    have = {column.name for column in db.get_columns(Outbox._meta.table_name)}
+    migrator = SchemaMigrator.from_database(db)
+    fields = (Outbox.language, Outbox.context, Outbox.headers, Outbox.claimed_by, Outbox.claimed_until)
+    apply_operations(*(migrator.add_column(Outbox._meta.table_name, field.column_name, field)
+                       for field in fields if field.column_name not in have))
+
+
+# version -> step that brings the database from version-1 to version.
+STEPS: dict[int, Callable[[Database], None]] = {
+    1: _create_initial, 2: _add_credit_and_notices, 3: _add_outbox_drafts_and_claims}
+LATEST = max(STEPS)
+
+
+def current_version(db: Database) -> int:
+    if not db.table_exists(SchemaVersion._meta.table_name):
+        return 0
+    row = SchemaVersion.select().order_by(SchemaVersion.version.desc()).first()
+    return row.version if row else 0
+
+
+def migrate(db: Database) -> tuple[int, int]:
+    """Bring the database to LATEST; returns (version before, version after)."""
+    before = current_version(db)
+    for version in range(before + 1, LATEST + 1):
+        with db.atomic():
+            STEPS[version](db)
+            SchemaVersion.create(version=version)
+        log.info("database migrated to schema version %d", version)
+    return before, LATEST
+
+
+def schema_sql(db: Database) -> str:
+    """The SQL that creates the latest schema on `db`'s dialect: the source of `schema.sql`."""
+    statements = []
+    for model in MODELS:
+        bound = model._meta.database
+        model._meta.database = db  # bound to `db` only while its SQL is generated
+        try:
+            table_sql, _ = model._schema._create_table(safe=False).query()
+            statements.append(table_sql + ";")
+            for index in model._schema._create_indexes(safe=False):
+                statements.append(index.query()[0] + ";")
+        finally:
+            model._meta.database = bound
+    header = f"-- mailbot schema, version {LATEST}. Generated from mailbot/store/models.py by "
+    header += "`mailbot db schema`;\n"
+    header += "-- a test fails when the two differ. Change the models and add a migration, then regenerate.\n"
+    return header + "\n".join(statements) + "\n"
+

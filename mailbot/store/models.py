@@ -1,0 +1,350 @@
+"""The Peewee models: mailbot's whole state.
+
+`schema.sql` is the schema of record and must match these models (a test compares them); a change
+here needs a migration in `mailbot.store.migrations`. Models hold data only: the rules that change them
+live in the domain modules (`accounts`, `tickets`, `inbound`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from peewee import (
+    BlobField,
+    BooleanField,
+    CharField,
+    DatabaseProxy,
+    DateField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+from peewee import (
+    DateTimeField as _PlainDateTimeField,
+)
+
+from mailbot.store import statements
+
+
+class _DatabaseProxy(DatabaseProxy):  # type: ignore[misc]
+    def savepoint(self):  # type: ignore[no-untyped-def]
+        """The connected database's own savepoints (peewee's proxy makes plain ones), so that
+        `mailbot.store.db` decides how a savepoint rolls back."""
+        return self.obj.savepoint()
+
+
+database = _DatabaseProxy()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class DateTimeField(_PlainDateTimeField):
+    """Aware datetimes in, aware UTC datetimes out; stored as naive UTC text, which SQLite sorts
+    and compares correctly (peewee cannot read back text with an offset)."""
+
+    def db_value(self, value):  # type: ignore[no-untyped-def]
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return super().db_value(value)
+
+    def python_value(self, value):  # type: ignore[no-untyped-def]
+        value = super().python_value(value)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+    # Lookups by key and row saves take `mailbot.store.statements`' prepared SQL; the rest is peewee's.
+
+    @classmethod
+    def get(cls, *query, **filters):  # type: ignore[no-untyped-def]
+        found = cls._by_key(query, filters)
+        if found is False:
+            return super().get(*query, **filters)
+        if found is None:
+            raise cls.DoesNotExist(f"no {cls.__name__} matches")
+        return found
+
+    @classmethod
+    def get_or_none(cls, *query, **filters):  # type: ignore[no-untyped-def]
+        """peewee's own raises DoesNotExist and catches it, and the exception's message builds
+        the SQL a second time: a miss cost twice a hit, and ingest misses on every new mail."""
+        found = cls._by_key(query, filters)
+        if found is not False:
+            return found
+        select = cls.select().where(*query) if query else cls.select()
+        return (select.filter(**filters) if filters else select).first()
+
+    @classmethod
+    def _by_key(cls, query, filters):  # type: ignore[no-untyped-def]
+        """The row for a simple `field == value` lookup, None when there is none, False when the
+        lookup is not that simple."""
+        shape = None if filters or not statements.prepared(cls) else statements.key_filter(cls, query)
+        if shape is None:
+            return False
+        return statements.first_row(cls, *shape)
+
+    def save(self, force_insert: bool = False, only=None) -> int:  # type: ignore[no-untyped-def]
+        if not statements.prepared(type(self)):
+            return super().save(force_insert, only)  # type: ignore[no-any-return]
+        meta = self._meta
+        data = self.__data__.copy()
+        if only is not None:
+            data = self._prune_fields(data, only)
+        self._populate_unsaved_relations(data)
+        key_field, key = meta.primary_key, self._pk
+        if key is not None and not force_insert:
+            data.pop(key_field.name, None)
+            if not data:
+                raise ValueError("no data to save!")
+            rows = statements.update_row(type(self), data, key)
+        else:
+            if meta.auto_increment and key is None:
+                data.pop(key_field.name, None)
+            rowid = statements.insert_row(type(self), data)
+            if meta.auto_increment or key is None:
+                self._pk = rowid
+                self._dirty.discard(key_field.name)
+            rows = 1
+        self._dirty -= set(data)
+        return rows
+
+
+class SchemaVersion(BaseModel):
+    version = IntegerField()
+    applied_at = DateTimeField(default=utcnow)
+
+
+class ProductCounter(BaseModel):
+    """The last ticket number used per product, so references count per product."""
+
+    product = CharField(primary_key=True)
+    last_number = IntegerField(default=0)
+
+
+class Account(BaseModel):
+    email = CharField(unique=True)  # stored lower-cased: matched exactly, case-insensitively
+    name = CharField(default="")
+    organisation = CharField(default="")
+    language = CharField(default="en")
+    notify = CharField(default="all")  # "all", "none" or a comma list of template names
+    contract_until = DateField(null=True)
+    credit_minutes = IntegerField(default=0)
+    credit_expires = DateField(null=True)
+    undeliverable_since = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+class Grant(BaseModel):
+    account = ForeignKeyField(Account, backref="grants", on_delete="CASCADE")
+    product = CharField()
+    role = CharField()  # customer, engineer, board
+
+    class Meta:
+        indexes = ((("account", "product"), True),)
+
+
+class Ticket(BaseModel):
+    product = CharField()
+    number = IntegerField()
+    reference = CharField(unique=True)
+    subject = TextField()
+    requester = ForeignKeyField(Account, backref="tickets")
+    category = CharField(default="question")
+    priority = CharField(default="medium")
+    status = CharField(default="new")
+    assignee = ForeignKeyField(Account, null=True, backref="assigned")
+    flags = CharField(default="")
+    linked_to = ForeignKeyField("self", null=True, backref="follow_ups")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    first_response_at = DateTimeField(null=True)
+    resolved_at = DateTimeField(null=True)
+    closed_at = DateTimeField(null=True)
+    waiting_since = DateTimeField(null=True)
+    due_first_response = DateTimeField(null=True)
+    due_resolution = DateTimeField(null=True)
+    time_spent = IntegerField(default=0)  # minutes, in started 15-minute blocks
+
+    class Meta:
+        indexes = ((("product", "number"), True), (("product", "status"), False))
+
+
+class Watcher(BaseModel):
+    ticket = ForeignKeyField(Ticket, backref="watchers", on_delete="CASCADE")
+    account = ForeignKeyField(Account, backref="watching")
+
+    class Meta:
+        indexes = ((("ticket", "account"), True),)
+
+
+class Seen(BaseModel):
+    """The ledger: one row per mail taken from a mailbox, written in the same transaction as what
+    the mail caused. Its key (mailbox, uidvalidity, uid) makes a second look a no-op."""
+
+    mailbox = CharField()
+    uidvalidity = IntegerField()
+    uid = CharField()
+    product = CharField()
+    message_id = CharField(index=True)
+    sha256 = CharField()
+    outcome = CharField()  # ticket, message, ignored, quarantined
+    reason = CharField(default="")
+    ticket = ForeignKeyField(Ticket, null=True, backref="ledger")
+    raw_path = CharField(default="")
+    received_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("mailbox", "uidvalidity", "uid"), True), (("product", "sha256"), False))
+
+
+class Message(BaseModel):
+    ticket = ForeignKeyField(Ticket, backref="messages", on_delete="CASCADE")
+    direction = CharField()  # in, out
+    message_id = CharField(index=True)
+    author = ForeignKeyField(Account, null=True, backref="messages")
+    author_email = CharField(default="")
+    visibility = CharField(default="public")  # public, internal
+    kind = CharField(default="mail")  # mail, note, auto, bounce, notification
+    subject = TextField(default="")
+    text = TextField(default="")
+    html = TextField(default="")
+    raw_path = CharField(default="")
+    created_at = DateTimeField(default=utcnow)
+
+
+class Attachment(BaseModel):
+    message = ForeignKeyField(Message, backref="attachments", on_delete="CASCADE")
+    filename = CharField()  # the sender's name made safe; never used as a path
+    content_type = CharField()
+    size = IntegerField()
+    sha256 = CharField()
+    stored_path = CharField()  # generated, inside the data folder
+
+
+class Event(BaseModel):
+    ticket = ForeignKeyField(Ticket, backref="events", on_delete="CASCADE")
+    kind = CharField()  # created, status, priority, assignee, category, time, watcher, ...
+    actor_email = CharField(default="")
+    old = CharField(default="")
+    new = CharField(default="")
+    detail = TextField(default="")
+    at = DateTimeField(default=utcnow)
+
+
+class OutboxStatus(StrEnum):
+    """Where an outbox row is. Only `pending` rows are sent; `failed` waits for `outbox retry`."""
+
+    PENDING = "pending"  # to be sent at next_attempt_at
+    SENT = "sent"  # the server accepted it
+    DEAD = "dead"  # undeliverable (refused, or past the give-up age)
+    FAILED = "failed"  # could not be rendered (a broken template); last_error says where
+
+
+class Outbox(BaseModel):
+    """One mail to one recipient, written in the transaction of the change that causes it.
+
+    What to say is kept as a draft (`template`, `language`, `context` and `headers` as JSON) and
+    rendered when the row is sent; `data` holds the mail's bytes from then on (and from the start
+    for alerts, and rows queued before drafts existed). `claimed_by`/`claimed_until`: the process
+    sending the row right now, so that no other one sends it too."""
+
+    message_id = CharField(unique=True)
+    ticket = ForeignKeyField(Ticket, null=True, backref="outbox")
+    product = CharField()
+    template = CharField()
+    recipient = CharField(index=True)
+    envelope_from = CharField()
+    data = BlobField(default=b"")
+    automatic = BooleanField(default=True)
+    status = CharField(default=OutboxStatus.PENDING, index=True)
+    attempts = IntegerField(default=0)
+    next_attempt_at = DateTimeField(default=utcnow)
+    last_error = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+    sent_at = DateTimeField(null=True)
+    language = CharField(default="")
+    context = TextField(default="")
+    headers = TextField(default="")
+    claimed_by = CharField(default="")
+    claimed_until = DateTimeField(null=True)
+
+
+class MailboxState(BaseModel):
+    mailbox = CharField(primary_key=True)
+    uidvalidity = IntegerField(default=0)
+    last_uid = IntegerField(default=0)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class Organisation(BaseModel):
+    """A customer organisation that holds prepaid support credit for its people (matched by
+    name with Account.organisation). Time is taken from here before the account's own credit."""
+
+    name = CharField(unique=True)
+    credit_minutes = IntegerField(default=0)
+    credit_expires = DateField(null=True)  # the last day the credit may be used
+    created_at = DateTimeField(default=utcnow)
+
+
+class CreditEntry(BaseModel):
+    """The ledger of time and credit: credit added, time recorded on a ticket (and how much of it
+    was taken from credit), credit forfeited at expiry. Balances live on Account/Organisation;
+    this is their history and the source of the time figures in reports."""
+
+    kind = CharField()  # add, time, expire
+    account = ForeignKeyField(Account, null=True, backref="credit_entries", on_delete="CASCADE")
+    organisation = ForeignKeyField(
+        Organisation, null=True, backref="credit_entries", on_delete="CASCADE"
+    )
+    ticket = ForeignKeyField(Ticket, null=True, backref="credit_entries", on_delete="SET NULL")
+    spent = IntegerField(default=0)  # time entries: minutes recorded, in started 15-minute blocks
+    minutes = IntegerField(default=0)  # change of the balance: + added, - taken or forfeited
+    uncovered = IntegerField(default=0)  # time entries: minutes the credit could not cover
+    balance = IntegerField(default=0)  # the holder's balance after this entry
+    expires = DateField(null=True)
+    note = TextField(default="")
+    actor_email = CharField(default="")
+    at = DateTimeField(default=utcnow, index=True)
+
+
+class Notice(BaseModel):
+    """What the scheduler's jobs did to a ticket (SLA warning or breach, reminder, automatic
+    close), one row per ticket, kind and deadline: the unique key makes each happen once, also
+    across restarts and when a one-shot pass runs beside the daemon."""
+
+    ticket = ForeignKeyField(Ticket, backref="notices", on_delete="CASCADE")
+    kind = CharField()  # sla_warning, sla_breach, reminder, auto_close
+    key = CharField()  # which deadline: e.g. "resolution:high", "first_response", a waiting start
+    at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("ticket", "kind", "key"), True),)
+
+
+MODELS: tuple[type[BaseModel], ...] = (
+    SchemaVersion,
+    ProductCounter,
+    Account,
+    Grant,
+    Ticket,
+    Watcher,
+    Seen,
+    Message,
+    Attachment,
+    Event,
+    Outbox,
+    MailboxState,
+    Organisation,
+    CreditEntry,
+    Notice,
+)

@@ -1,0 +1,145 @@
+"""A desk for one test, without mail servers: the seeds' products and calendars, a database in
+the test's folder, a clock the test moves by hand, and the outbox read back as parsed mail.
+Used by the service-level tests (deadlines, jobs, credit, report)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from mailbot.config import Settings, load_settings
+from mailbot.context import TEMPLATE_DIR, Desk, make_desk
+from mailbot.desk import accounts, tickets
+from mailbot.outgoing import drafts
+from mailbot.outgoing.render import Renderer
+from mailbot.sla.deadlines import refresh_deadlines
+from mailbot.store.db import close_database, open_database
+from mailbot.store.migrations import migrate
+from mailbot.store.models import Account, Outbox, Ticket
+
+PRODUCTS = {
+    # The generic support service: 9:00-18:00 on weekdays, 4/24/48/72 h, answer within an hour.
+    "GEN": {"ADDRESS": "support@generic.test", "NAME": "Generic Support", "TIMEZONE": "UTC",
+            "HOURS": "mon-fri 09:00-18:00", "ESCALATION_ADDRESS": "second-line@generic.test"},
+    # Produsoft: office hours with a lunch break, Brussels time.
+    "VISI": {"ADDRESS": "visi.support@produsoft.test", "NAME": "VISI Support",
+             "TIMEZONE": "Europe/Brussels",
+             "HOURS": "mon-thu 08:30-12:30,13:00-17:00; fri 08:30-12:30,13:00-16:00"},
+    # BAS-IP: 06:00-22:00 GMT on weekdays, first response in 5 minutes, resolution in 5 hours,
+    # escalation to the developers.
+    "BASIP": {"ADDRESS": "support@bas-ip.test", "NAME": "BAS-IP Support", "TIMEZONE": "UTC",
+              "HOURS": "mon-fri 06:00-22:00", "FIRST_RESPONSE": "5m",
+              "SLA": "critical=5h,high=5h,medium=5h,low=5h",
+              "ESCALATION_ADDRESS": "developers@bas-ip.test"},
+    # Alias: prepaid support packages, 9:00-17:00 Paris time.
+    "ALIAS": {"ADDRESS": "support@alias.test", "NAME": "Alias Support",
+              "TIMEZONE": "Europe/Paris", "HOURS": "mon-fri 09:00-17:00", "CREDIT_LOW": "60"},
+}
+
+
+def at(text: str, zone: str = "UTC") -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(zone))
+
+
+class Clock:
+    """The desk's clock, moved only by the test."""
+
+    def __init__(self, start: datetime):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, moment: datetime) -> datetime:
+        self.now = moment
+        return moment
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+def make_settings(data_dir: Path, **overrides: str) -> Settings:
+    """Settings for the four seed products; overrides are MAILBOT_PRODUCT_<KEY>_<NAME> keys
+    without the MAILBOT_PRODUCT_ prefix, e.g. GEN_REMINDER_DAYS="2"."""
+    env = {"MAILBOT_DATA_DIR": str(data_dir), "MAILBOT_MAIL_DOMAIN": "mailbot.test",
+           "MAILBOT_PRODUCTS": ",".join(PRODUCTS)}
+    for key, values in PRODUCTS.items():
+        env.update({f"MAILBOT_PRODUCT_{key}_{name}": value for name, value in values.items()})
+    env.update({f"MAILBOT_PRODUCT_{name}": value for name, value in overrides.items()})
+    return load_settings(env)
+
+
+@contextmanager
+def open_desk(root: Path, clock: Clock, **overrides: str) -> Iterator[Desk]:
+    """A desk on the database in `root` (created or reused: a second desk is a restart)."""
+    db = open_database(f"sqlite:///{root}/mailbot.db")
+    migrate(db)
+    try:
+        yield make_desk(make_settings(root / "data", **overrides), clock=clock)
+    finally:
+        close_database()
+
+
+def person(email_address: str, product: str, role: str = "customer", **fields: str) -> Account:
+    account = accounts.upsert_account(accounts.AccountSpec(email_address, **fields))
+    accounts.grant(account, product, role)
+    return account
+
+
+def open_ticket(desk: Desk, product_key: str, requester: Account, created: datetime,
+                priority: str = "medium", subject: str = "Something is wrong") -> Ticket:
+    """A ticket opened at `created`, with its deadlines, as the ticket domain does it."""
+    product = desk.settings.product(product_key)
+    ticket = tickets.open_ticket(product.key, product.prefix, requester, subject, created,
+                                 priority=priority)
+    refresh_deadlines(ticket, product, created)
+    return ticket
+
+
+def answer(desk: Desk, ticket: Ticket, moment: datetime, status: str = "open",
+           engineer: str = "erin@desk.test") -> None:
+    """An engineer answers at `moment` (the first response) and sets `status`."""
+    tickets.mark_first_response(ticket, moment)
+    change_status(desk, ticket, status, moment, engineer)
+
+
+def change_status(desk: Desk, ticket: Ticket, status: str, moment: datetime,
+                  actor: str = "erin@desk.test") -> None:
+    tickets.set_status(ticket, status, actor, moment)
+    refresh_deadlines(ticket, desk.settings.product(ticket.product), moment)
+
+
+@dataclass(frozen=True)
+class Sent:
+    template: str
+    recipient: str
+    message: EmailMessage
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+    @property
+    def text(self) -> str:
+        return self.message.get_body(("plain",)).get_content()
+
+
+def outbox(template: str | None = None) -> list[Sent]:
+    """The mails queued so far (oldest first), optionally of one template, as they will be sent:
+    a row still holding its draft is rendered from the default templates, as the outbox will."""
+    query = Outbox.select().order_by(Outbox.id)
+    if template is not None:
+        query = query.where(Outbox.template == template)
+    renderer = Renderer(TEMPLATE_DIR)
+    return [Sent(row.template, row.recipient,
+                 email.message_from_bytes(drafts.write_mail(renderer, row)[1] if drafts.is_draft(row)
+                                          else bytes(row.data), policy=email.policy.default))
+            for row in query]
