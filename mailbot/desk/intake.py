@@ -3,7 +3,8 @@ right ticket, an automatic mail to record quietly, a bounce, or a refusal.
 
 Loops and floods are stopped here: our own mail coming back is only recorded; a robot's mail is
 never answered and opens no ticket (a machine's notice does, unanswered, for a sender with access);
-a bounce goes on the ticket of the mail that bounced and stops automatic mail to the address; a
+a bounce goes on the ticket of the mail that bounced and stops automatic mail to the address
+(`mailbot.desk.bounces`); a
 sender past the flood limit has further new mails folded into their last ticket; mail older than
 the cut-over is recorded without sending anything. The limits themselves live in `mailbot.desk.caps`.
 
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
 from mailbot.desk import accounts, caps, replies, tickets
+from mailbot.desk.bounces import handle_bounce
 from mailbot.desk.inmail import Mail, Outcome, staff_recipients, store_inbound
 from mailbot.desk.subjects import (
     clean_subject,
@@ -43,8 +45,9 @@ log = logging.getLogger(__name__)
 _NOTICES = frozenset({"precedence:bulk", "precedence:list", "x-auto-response-suppress", "noreply-sender"})
 
 
-def handle_mail(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path: str,
-                arrived: datetime | None = None) -> Outcome:
+def handle_mail(
+    desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path: str, arrived: datetime | None = None
+) -> Outcome:
     """What `msg` does to the tickets of `product`. `arrived` is when it reached the mailbox as
     the mailbox tells it (IMAP INTERNALDATE, the delivery time in a Maildir name; None: it
     arrives now): mail older than the cut-over sends nothing. Never the sender's Date header:
@@ -68,8 +71,9 @@ def likeliest_sender(msg: InboundMessage) -> InboundMessage:
     readings = (msg.sender, *msg.sender_alternatives)
     known = next((a for a in readings if accounts.find_account(a.key) is not None), msg.sender)
     note = msg.sender_note if known is msg.sender else f"{msg.sender_note}; {known.email} has an account"
-    return replace(msg, sender=known, sender_note=note,
-                   sender_alternatives=tuple(a for a in readings if a is not known))
+    return replace(
+        msg, sender=known, sender_note=note, sender_alternatives=tuple(a for a in readings if a is not known)
+    )
 
 
 def note_reading(ticket: Ticket | None, msg: InboundMessage, now: datetime) -> None:
@@ -78,8 +82,14 @@ def note_reading(ticket: Ticket | None, msg: InboundMessage, now: datetime) -> N
         return
     actor = msg.sender.key if msg.sender is not None else ""
     if msg.sender_note:
-        tickets.record_event(ticket, "sender_uncertain", actor, new=msg.sender.email if msg.sender else "",
-                             detail=msg.sender_note, at=now)
+        tickets.record_event(
+            ticket,
+            "sender_uncertain",
+            actor,
+            new=msg.sender.email if msg.sender else "",
+            detail=msg.sender_note,
+            at=now,
+        )
     if msg.repairs:
         tickets.record_event(ticket, "mail_repaired", actor, detail="; ".join(msg.repairs), at=now)
 
@@ -134,13 +144,17 @@ def _ticket_of_message_id(mid: str, product: ProductSettings, domain: str) -> Ti
     sent = Outbox.get_or_none(Outbox.message_id == mid)
     if sent is not None and sent.ticket_id is not None and sent.product == product.key:
         return sent.ticket
-    known = Message.select().join(Ticket).where(
-        (Message.message_id == mid) & (Ticket.product == product.key)).first()
+    known = (
+        Message.select()
+        .join(Ticket)
+        .where((Message.message_id == mid) & (Ticket.product == product.key))
+        .first()
+    )
     if known is not None:
         return known.ticket
     local, _, host = mid.partition("@")
     if host.lower() == domain and local.lower().startswith("ticket-"):
-        reference = local[len("ticket-"):].upper()
+        reference = local[len("ticket-") :].upper()
         return Ticket.get_or_none((Ticket.reference == reference) & (Ticket.product == product.key))
     return None
 
@@ -179,10 +193,15 @@ def handle_new(desk: Desk, mail: Mail, linked_to: Ticket | None = None) -> Outco
     elif (flooded := caps.flood_ticket(desk, product.key, sender, mail.now)) is not None:
         return fold_into(desk, mail, flooded)
     ticket = tickets.open_ticket(
-        product.key, product.prefix, sender, clean_subject(msg.subject), mail.now,
+        product.key,
+        product.prefix,
+        sender,
+        clean_subject(msg.subject),
+        mail.now,
         priority=requested_priority(msg.subject, msg.text) or "medium",
         category=requested_category(msg.subject) or "question",
-        flags=flags, linked_to=linked_to,
+        flags=flags,
+        linked_to=linked_to,
     )
     deadlines.refresh_deadlines(ticket, product, mail.now, pauses=[])  # new: it never stood still
     # The first mail is kept whole: it may carry a forwarded history the team needs.
@@ -191,14 +210,28 @@ def handle_new(desk: Desk, mail: Mail, linked_to: Ticket | None = None) -> Outco
     parent = msg.message_id
     withheld = acknowledgement_withheld(desk, mail, sender)
     if withheld:
-        log.info("%s: no acknowledgement of %s to %s: %s", product.key, ticket.reference, sender.email,
-                 withheld)
+        log.info(
+            "%s: no acknowledgement of %s to %s: %s", product.key, ticket.reference, sender.email, withheld
+        )
     else:
-        notify.queue_mail(desk, "ticket_opened", product, ticket,
-                          [notify.recipient_for(sender, "customer", product.language)], parent_id=parent)
-    notify.queue_mail(desk, "new_ticket", product, ticket, staff_recipients(product),
-                      context={"text": msg.text, "attachments": [a.filename for a in msg.attachments]},
-                      actor=sender, parent_id=parent)
+        notify.queue_mail(
+            desk,
+            "ticket_opened",
+            product,
+            ticket,
+            [notify.recipient_for(sender, "customer", product.language)],
+            parent_id=parent,
+        )
+    notify.queue_mail(
+        desk,
+        "new_ticket",
+        product,
+        ticket,
+        staff_recipients(product),
+        context={"text": msg.text, "attachments": [a.filename for a in msg.attachments]},
+        actor=sender,
+        parent_id=parent,
+    )
     return Outcome("ticket", "linked" if linked_to else "", ticket)
 
 
@@ -220,8 +253,10 @@ def fold_into(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
     store_inbound(desk, mail, ticket, mail.msg.text, kind="folded")
     if not Event.select().where((Event.ticket == ticket) & (Event.kind == "flood")).exists():
         limits = desk.settings.limits
-        detail = (f"more than {limits.flood_limit} new tickets within {limits.flood_window}: "
-                  f"further new mails are added to {ticket.reference}")
+        detail = (
+            f"more than {limits.flood_limit} new tickets within {limits.flood_window}: "
+            f"further new mails are added to {ticket.reference}"
+        )
         tickets.record_event(ticket, "flood", "", new=ticket.requester.email, detail=detail, at=mail.now)
         summary = f"{ticket.requester.email} floods the mailbox of {mail.product.key}"
         alerts.raise_alert(desk, "flood", summary, detail)
@@ -237,8 +272,9 @@ def admit_sender(mail: Mail) -> Account | None:
     if product.unknown_senders != "open":
         return None
     name = mail.msg.sender.name if mail.msg.sender else ""
-    account = accounts.upsert_account(accounts.AccountSpec(mail.msg.sender.email, name=name,
-                                                           language=product.language))
+    account = accounts.upsert_account(
+        accounts.AccountSpec(mail.msg.sender.email, name=name, language=product.language)
+    )
     accounts.grant(account, product.key, "customer")
     return account
 
@@ -265,8 +301,12 @@ def handle_automatic(desk: Desk, mail: Mail, ticket: Ticket | None) -> Outcome:
     """Auto-replies are recorded on their ticket, never answered, never change its state. A
     machine's notice from a sender with access that threads nowhere opens a ticket, unanswered."""
     reason = f"automatic: {mail.msg.automatic}"
-    if ticket is None and _is_notice(mail.msg.automatic) and mail.sender is not None \
-            and accounts.role_of(mail.sender, mail.product.key) is not None:
+    if (
+        ticket is None
+        and _is_notice(mail.msg.automatic)
+        and mail.sender is not None
+        and accounts.role_of(mail.sender, mail.product.key) is not None
+    ):
         return handle_new(desk, mail)
     if ticket is None or not may_reply(ticket, mail.sender):
         return Outcome("ignored", reason)
@@ -279,85 +319,31 @@ def _is_notice(reason: str) -> bool:
     return reason in _NOTICES or (reason.startswith("auto-submitted:") and kind != "auto-replied")
 
 
-def handle_bounce(desk: Desk, mail: Mail) -> Outcome:
-    """A bounce goes on the ticket whose mail bounced and stops automatic mail to the address;
-    the ticket's engineers are told once per address that went dead. Only a failure report
-    that names a mail of ours (its Message-ID, in this product's outbox) changes anything, and
-    only for the address that mail went to: anyone can write a report, so one that names no
-    such mail, or another address, is recorded as ignored with the reason and silences nobody.
-    (We send with the product address as return path, not VERP, so the Message-ID is the only
-    proof that a report answers a mail of ours.)"""
-    msg = mail.msg
-    original = _bounced_mail(mail)
-    if original is None:
-        return Outcome("ignored", "bounce: original mail unknown")  # names no mail we sent: nothing changes
-    failed = _failed_address(mail, original)
-    if msg.automatic == "bounce:failed" and failed is None:
-        return Outcome("ignored", f"bounce: names addresses <{original.message_id}> was not sent to;"
-                                  " delivery state unchanged")
-    newly_dead = failed is not None and _mark_undeliverable(failed, mail.now)
-    if original.ticket_id is None:
-        return Outcome("ignored", "bounce: of a mail that belongs to no ticket")
-    ticket = original.ticket
-    store_inbound(desk, mail, ticket, msg.text, visibility="internal", kind="bounce")
-    if failed is not None:
-        tickets.record_event(ticket, "delivery_failed", "", new=failed, at=mail.now)
-    if newly_dead:
-        notify.queue_mail(desk, "delivery_failed", mail.product, ticket,
-                          staff_recipients(mail.product, ticket),
-                          context={"failed_address": failed})
-    return Outcome("message", "bounce", ticket)
-
-
-def _bounced_mail(mail: Mail) -> Outbox | None:
-    """The mail of this product the report names by its Message-ID, if we sent one."""
-    mid = mail.msg.bounced_message_id
-    if not mid:
-        return None
-    return Outbox.get_or_none((Outbox.message_id == mid) & (Outbox.product == mail.product.key))
-
-
-def _failed_address(mail: Mail, original: Outbox) -> str | None:
-    """The address a failure report shows dead: the recipient of our mail that bounced, when
-    the report names it among its failed recipients or names none; else None (a delay notice,
-    or a report about addresses we did not send that mail to)."""
-    if mail.msg.automatic != "bounce:failed":
-        return None
-    named = {address.lower() for address in mail.msg.bounced_recipients}
-    recipient = original.recipient.lower()
-    return recipient if not named or recipient in named else None
-
-
-def _mark_undeliverable(address: str, now: datetime) -> bool:
-    """Stop automatic mail to `address`; True when it was not stopped already (or has no
-    account, so cannot be remembered)."""
-    account = accounts.find_account(address)
-    if account is None:
-        return True
-    if account.undeliverable_since is not None:
-        return False
-    account.undeliverable_since = now
-    account.save()
-    log.warning("mail to %s bounced: no more automatic mail to it until it writes again", address)
-    return True
-
-
 def refuse(desk: Desk, mail: Mail, reason: str, account: Account | None = None) -> Outcome:
     """A neutral refusal, at most one per address and day, never to a list or a machine; nothing
     is attached to any ticket."""
     assert mail.msg.sender is not None
     email = mail.msg.sender.key
     since = mail.now - timedelta(days=1)
-    already = Outbox.select().where((Outbox.recipient == email) & (Outbox.template == "refused")
-                                    & (Outbox.created_at > since)).exists()
+    already = (
+        Outbox.select()
+        .where((Outbox.recipient == email) & (Outbox.template == "refused") & (Outbox.created_at > since))
+        .exists()
+    )
     if not already and not mail.msg.list_mail and not mail.msg.automatic:
         language = account.language if account else mail.product.language
-        recipient = notify.Recipient(mail.msg.sender.email, mail.msg.sender.name, "customer", language,
-                                     account)
-        notify.queue_mail(desk, "refused", mail.product, None, [recipient],
-                          context={"reason": reason, "original_subject": strip_references(mail.msg.subject),
-                                   "limit": ""},
-                          parent_id=mail.msg.message_id)
+        recipient = notify.Recipient(
+            mail.msg.sender.email, mail.msg.sender.name, "customer", language, account
+        )
+        notify.queue_mail(
+            desk,
+            "refused",
+            mail.product,
+            None,
+            [recipient],
+            context={"reason": reason, "original_subject": strip_references(mail.msg.subject), "limit": ""},
+            parent_id=mail.msg.message_id,
+        )
     log.info("mail %s from %s refused: %s", mail.msg.message_id, email, reason)
     return Outcome("ignored", f"refused: {reason}")
 
@@ -368,5 +354,3 @@ def add_cc_watchers(mail: Mail, ticket: Ticket) -> None:
         account = accounts.find_account(address.key)
         if account is not None and accounts.role_of(account, mail.product.key) == "customer":
             tickets.add_watcher(ticket, account, mail.msg.sender.key if mail.msg.sender else "", mail.now)
-
-
