@@ -48,8 +48,9 @@ _HEADER_END = re.compile(
 _RULE = re.compile(r"^\s*(?:[-_=*]\s*){5,}$")
 _HEADER_OPENER = re.compile(r"^\s*(?:on|am|le|op|den|d\.|w dniu|el|il|em|\d{4}[/年.-])\b", re.IGNORECASE)
 _SIGNATURE = re.compile(r"^--\s*$")
-_SENT_FROM = re.compile(r"^(?:sent from|sent with|get outlook|von meinem|envoyé de|verzonden met)\b",
-                        re.IGNORECASE)
+_SENT_FROM = re.compile(
+    r"^(?:sent from|sent with|get outlook|von meinem|envoyé de|verzonden met)\b", re.IGNORECASE
+)
 _HEADER_FIELD = re.compile(
     r"^\s*\*?(?:from|sent|to|cc|subject|date|von|gesendet|an|betreff|van|verzonden|aan|onderwerp|de|envoyé"
     r"|à|objet|fra|sendt|til|emne|från|skickat|till|ämne|od|wysłano|do|temat)\*?\s?:",
@@ -103,10 +104,13 @@ def history_start(lines: list[str]) -> int:
         above = index
         while above > max(0, index - 2) and lines[above - 1].strip() and not _QUOTED.match(lines[above - 1]):
             above -= 1
-        if line.rstrip().endswith(":") and _HEADER_END.search(" ".join(lines[above:index + 1])):
+        if line.rstrip().endswith(":") and _HEADER_END.search(" ".join(lines[above : index + 1])):
             return _wrapped_header_start(lines, index)
-        if _QUOTED.match(line) or _SEPARATOR.match(line) or (
-                _HEADER_FIELD.match(line) and _HEADER_FIELD.match(following)):
+        if (
+            _QUOTED.match(line)
+            or _SEPARATOR.match(line)
+            or (_HEADER_FIELD.match(line) and _HEADER_FIELD.match(following))
+        ):
             while index > 0 and (not lines[index - 1].strip() or _RULE.match(lines[index - 1])):
                 index -= 1
             return index
@@ -115,8 +119,12 @@ def history_start(lines: list[str]) -> int:
 
 def _wrapped_header_start(lines: list[str], index: int) -> int:
     start = index
-    while (start > index - 2 and start > 0 and lines[start - 1].strip()
-           and not _HEADER_OPENER.match(lines[start])):
+    while (
+        start > index - 2
+        and start > 0
+        and lines[start - 1].strip()
+        and not _HEADER_OPENER.match(lines[start])
+    ):
         start -= 1
     return start
 
@@ -170,8 +178,12 @@ def sender_rate(corpus: Path) -> Rate | None:
 
 def rates(corpus: Path) -> dict[str, Rate | None]:
     bounces, replies = machine_rates(corpus)
-    return {"bounces": bounces, "auto-replies": replies, "quote trimming": trim_rate(corpus),
-            "senders and subjects": sender_rate(corpus)}
+    return {
+        "bounces": bounces,
+        "auto-replies": replies,
+        "quote trimming": trim_rate(corpus),
+        "senders and subjects": sender_rate(corpus),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

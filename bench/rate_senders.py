@@ -104,9 +104,14 @@ def _rate(corpus: Path, data_dir: Path) -> tuple[int, int]:
     from mailbot.store.migrations import migrate
     from mailbot.store.models import Ticket
 
-    settings = load_settings({"MAILBOT_DATA_DIR": str(data_dir), "MAILBOT_PRODUCTS": "CORP",
-                              "MAILBOT_PRODUCT_CORP_ADDRESS": "support@corpus.test",
-                              "MAILBOT_PRODUCT_CORP_UNKNOWN_SENDERS": "open"})
+    settings = load_settings(
+        {
+            "MAILBOT_DATA_DIR": str(data_dir),
+            "MAILBOT_PRODUCTS": "CORP",
+            "MAILBOT_PRODUCT_CORP_ADDRESS": "support@corpus.test",
+            "MAILBOT_PRODUCT_CORP_UNKNOWN_SENDERS": "open",
+        }
+    )
     migrate(open_database(settings.database_url))
     try:
         desk, product = make_desk(settings), settings.product("CORP")
@@ -117,8 +122,11 @@ def _rate(corpus: Path, data_dir: Path) -> tuple[int, int]:
             result = ingest_mail(desk, product, mail)
             ticket = Ticket.get_or_none(Ticket.reference == result.reference) if result.reference else None
             total += 1
-            good = ticket is not None and same_address(ticket.requester.email, case.from_email) \
+            good = (
+                ticket is not None
+                and same_address(ticket.requester.email, case.from_email)
                 and same_subject(ticket.subject, case.subject)
+            )
             matched += good
             if not good:
                 got = (ticket.requester.email, ticket.subject) if ticket else (result.outcome, result.reason)
@@ -134,5 +142,7 @@ if __name__ == "__main__":
     if not (folder / ZAMMAD_MAIL).is_dir():
         sys.exit(f"corpus not found at {folder}")
     good, count = sender_subject_rate(folder)
-    print(f"person mails with the right requester and subject: {good} of {count}"
-          f" ({100 * good / max(count, 1):.1f} %)")
+    print(
+        f"person mails with the right requester and subject: {good} of {count}"
+        f" ({100 * good / max(count, 1):.1f} %)"
+    )

@@ -66,8 +66,11 @@ STEPS = [
     ("  IMAP FETCH", "imapclient", "IMAPClient.fetch"),
     ("  IMAP STORE (acknowledge)", "imapclient", "IMAPClient.add_flags"),
     ("  ingest_mail", "mailbot.service.poller", "ingest_mail"),
-    ("    the helper's result (waiting for it, or preparing here)", "mailbot.service.parse_ahead",
-     "ParseAhead.prepare"),
+    (
+        "    the helper's result (waiting for it, or preparing here)",
+        "mailbot.service.parse_ahead",
+        "ParseAhead.prepare",
+    ),
     ("    raw mail to disk", "mailbot.store.files", "Store.save_raw"),
     ("    raw mail kept and parsed (here, not ahead)", "mailbot.service.ingest", "prepare_mail"),
     ("    parse_mail", "mailbot.inbound.prepare", "parse_mail"),

@@ -168,8 +168,10 @@ def _check_private(path: Path, values: Mapping[str, str]) -> None:
         return
     secret = sorted(k for k, v in values.items() if v and (_SECRET_NAME.search(k) or _URL_PASSWORD.match(v)))
     if secret:
-        raise ConfigError(f"{path} holds secrets ({', '.join(secret)}) and every user of this machine may "
-                          f"read it: run chmod 600 {path}")
+        raise ConfigError(
+            f"{path} holds secrets ({', '.join(secret)}) and every user of this machine may "
+            f"read it: run chmod 600 {path}"
+        )
 
 
 class _Reader:
@@ -259,8 +261,10 @@ def _alert_address(value: str, products: tuple[ProductSettings, ...]) -> str:
 
 def _authserv_id(value: str) -> str:
     if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
-        raise ValueError("expected the name your mail server writes first in its Authentication-Results"
-                         " header, e.g. mx.example.com")
+        raise ValueError(
+            "expected the name your mail server writes first in its Authentication-Results"
+            " header, e.g. mx.example.com"
+        )
     return value.lower()
 
 

@@ -52,8 +52,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             pass
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line("processes left running by this test session (now killed):\n" + "\n".join(lines),
-                            red=True)
+        reporter.write_line(
+            "processes left running by this test session (now killed):\n" + "\n".join(lines), red=True
+        )
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -67,6 +68,7 @@ def _stop_own_multiprocessing_helpers() -> None:
         stop = getattr(helper, "_stop", None)
         if stop is not None:
             stop()
+
 
 # -- servers ----------------------------------------------------------------------------------
 

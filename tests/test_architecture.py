@@ -16,31 +16,91 @@ MAX_LINES = 400
 # Third-party and stdlib modules that talk to the outside world or run the process.
 NETWORK = ("imapclient", "imaplib", "smtplib", "socket", "ssl")
 PROCESS = ("apscheduler", "click")
-DATABASE = ("peewee", "playhouse", "mailbot.store.models", "mailbot.store.db", "mailbot.store.migrations",
-            "mailbot.store.statements")
+DATABASE = (
+    "peewee",
+    "playhouse",
+    "mailbot.store.models",
+    "mailbot.store.db",
+    "mailbot.store.migrations",
+    "mailbot.store.statements",
+)
 EDGE = ("mailbot.service", "mailbot.cli")
 
 # package -> the names it never imports (a name covers its submodules).
 FORBIDDEN = {
     # raw bytes to a parsed mail: nothing of what happens to the mail afterwards, no database.
-    "inbound": (*NETWORK, *PROCESS, *DATABASE, "jinja2", "mailbot.context", "mailbot.desk",
-                "mailbot.sla", "mailbot.outgoing", "mailbot.transports", "mailbot.sources", *EDGE),
+    "inbound": (
+        *NETWORK,
+        *PROCESS,
+        *DATABASE,
+        "jinja2",
+        "mailbot.context",
+        "mailbot.desk",
+        "mailbot.sla",
+        "mailbot.outgoing",
+        "mailbot.transports",
+        "mailbot.sources",
+        *EDGE,
+    ),
     # business time and deadlines: no tickets rules, no mail.
-    "sla": (*NETWORK, *PROCESS, "mailbot.inbound", "mailbot.desk", "mailbot.outgoing",
-            "mailbot.transports", "mailbot.sources", *EDGE),
+    "sla": (
+        *NETWORK,
+        *PROCESS,
+        "mailbot.inbound",
+        "mailbot.desk",
+        "mailbot.outgoing",
+        "mailbot.transports",
+        "mailbot.sources",
+        *EDGE,
+    ),
     # the ticket domain: hands outgoing mail to the outbox, never to a transport.
     "desk": (*NETWORK, *PROCESS, "mailbot.transports", "mailbot.sources", *EDGE),
     # notifications and the outbox: a Transport is handed in (the type from transports.base only).
-    "outgoing": (*NETWORK, *PROCESS, "mailbot.transports.smtp", "mailbot.transports.maildir",
-                 "mailbot.sources", *EDGE),
+    "outgoing": (
+        *NETWORK,
+        *PROCESS,
+        "mailbot.transports.smtp",
+        "mailbot.transports.maildir",
+        "mailbot.sources",
+        *EDGE,
+    ),
     # the transports and sources talk to servers and know nothing of mail's meaning.
-    "transports": (*PROCESS, *DATABASE, "mailbot.inbound", "mailbot.desk", "mailbot.sla",
-                   "mailbot.outgoing", "mailbot.sources", "mailbot.context", *EDGE),
-    "sources": (*PROCESS, *DATABASE, "mailbot.inbound", "mailbot.desk", "mailbot.sla",
-                "mailbot.outgoing", "mailbot.transports", "mailbot.context", *EDGE),
+    "transports": (
+        *PROCESS,
+        *DATABASE,
+        "mailbot.inbound",
+        "mailbot.desk",
+        "mailbot.sla",
+        "mailbot.outgoing",
+        "mailbot.sources",
+        "mailbot.context",
+        *EDGE,
+    ),
+    "sources": (
+        *PROCESS,
+        *DATABASE,
+        "mailbot.inbound",
+        "mailbot.desk",
+        "mailbot.sla",
+        "mailbot.outgoing",
+        "mailbot.transports",
+        "mailbot.context",
+        *EDGE,
+    ),
     # the database and the files: below everything.
-    "store": (*NETWORK, *PROCESS, "mailbot.inbound", "mailbot.desk", "mailbot.sla", "mailbot.outgoing",
-              "mailbot.transports", "mailbot.sources", "mailbot.context", "mailbot.config", *EDGE),
+    "store": (
+        *NETWORK,
+        *PROCESS,
+        "mailbot.inbound",
+        "mailbot.desk",
+        "mailbot.sla",
+        "mailbot.outgoing",
+        "mailbot.transports",
+        "mailbot.sources",
+        "mailbot.context",
+        "mailbot.config",
+        *EDGE,
+    ),
     # the process wiring calls inward; only the CLI calls it.
     "service": (*PROCESS[1:], "mailbot.cli"),
     "cli": (),
@@ -51,8 +111,18 @@ FORBIDDEN = {
 # recorded on its ticket, and the role an actor has on a product (named in relayed mail).
 OUTGOING_USES_OF_DESK = {"mailbot.desk.caps", "mailbot.desk.tickets", "mailbot.desk.accounts"}
 # Modules outside the inbound package that are pure all the same: values in, values out.
-PURE = ["sla/calendar", "sla/notation", "sla/clock", "desk/commands", "desk/subjects", "outgoing/compose",
-        "outgoing/addressing", "service/parse_ahead", "config", "errors"]
+PURE = [
+    "sla/calendar",
+    "sla/notation",
+    "sla/clock",
+    "desk/commands",
+    "desk/subjects",
+    "outgoing/compose",
+    "outgoing/addressing",
+    "service/parse_ahead",
+    "config",
+    "errors",
+]
 
 
 def modules() -> list[Path]:
@@ -85,8 +155,9 @@ def test_every_module_lives_in_a_package_with_a_rule():
     assert {package_of(p) for p in modules()} - {""} == set(FORBIDDEN)
 
 
-@pytest.mark.parametrize("path", [p for p in modules() if package_of(p)],
-                         ids=lambda p: str(p.relative_to(PACKAGE)))
+@pytest.mark.parametrize(
+    "path", [p for p in modules() if package_of(p)], ids=lambda p: str(p.relative_to(PACKAGE))
+)
 def test_a_package_imports_nothing_it_must_not(path):
     crossing = sorted(n for n in imports_of(path) if reaches(n, FORBIDDEN[package_of(path)]))
     assert crossing == [], f"mailbot/{path.relative_to(PACKAGE)} reaches for {crossing}"
@@ -98,9 +169,13 @@ def test_the_outgoing_side_uses_only_the_ticket_parts_it_needs(path):
     assert desk <= OUTGOING_USES_OF_DESK, f"mailbot/outgoing/{path.name} reaches for {desk}"
 
 
-@pytest.mark.parametrize("path", [p for p in modules() if package_of(p) not in ("service", "cli")
-                                  and p.name != "__main__.py"],  # `python -m mailbot`: the CLI's door
-                         ids=lambda p: str(p.relative_to(PACKAGE)))
+@pytest.mark.parametrize(
+    "path",
+    [
+        p for p in modules() if package_of(p) not in ("service", "cli") and p.name != "__main__.py"
+    ],  # `python -m mailbot`: the CLI's door
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
 def test_only_the_edges_run_the_process(path):
     """The scheduler and the command line are used by `service` and `cli` alone."""
     crossing = sorted(n for n in imports_of(path) if reaches(n, (*PROCESS, *EDGE)))

@@ -169,8 +169,7 @@ def test_noreply_addresses(address):
 
 
 @pytest.mark.parametrize(
-    "address",
-    ["alice@customer.example", "noreen@customer.example", "rooter@customer.example", "abuse", ""],
+    "address", ["alice@customer.example", "noreen@customer.example", "rooter@customer.example", "abuse", ""]
 )
 def test_people_are_not_noreply_addresses(address):
     assert not is_noreply_address(address)
@@ -195,10 +194,13 @@ def test_asking_flufl_bounces_detectors_one_by_one_agrees_with_the_library():
             assert set(ours.recipients) == {a.decode() for a in permanent}, path.name
 
 
-@pytest.mark.parametrize("text", [
-    "Hello,\nthe parcel could not be delivered to our office at 12 rue Haute.\nDana",
-    "Hi,\nmy mail to you could not be delivered, says Outlook.\nPlease write to dana@customer.test\nDana",
-    "> Your message could not be delivered to:\n> x@y.test\nThat was yesterday.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hello,\nthe parcel could not be delivered to our office at 12 rue Haute.\nDana",
+        "Hi,\nmy mail to you could not be delivered, says Outlook.\nPlease write to dana@customer.test\nDana",
+        "> Your message could not be delivered to:\n> x@y.test\nThat was yesterday.",
+    ],
+)
 def test_a_person_mentioning_a_failed_delivery_is_no_report(text):
     assert ndr.text_reports_failure(text) is None

@@ -56,11 +56,7 @@ def test_produsoft_hours_are_read_per_weekday():
 
 def test_hours_forms():
     assert parse_hours("sat 10:00-14:00")[5] == ((time(10), time(14)),)
-    assert parse_hours("mon,wed 09:00-12:00")[:3] == (
-        ((time(9), time(12)),),
-        (),
-        ((time(9), time(12)),),
-    )
+    assert parse_hours("mon,wed 09:00-12:00")[:3] == (((time(9), time(12)),), (), ((time(9), time(12)),))
     # 24:00 may end an interval; it is stored as the midnight that ends the day.
     assert parse_hours("mon 22:00-24:00")[0] == ((time(22), MIDNIGHT),)
     # Intervals are kept in order whatever order they are written in; case does not matter.
@@ -81,10 +77,7 @@ def test_hours_forms():
         ("mon 09:00", "'09:00' in 'mon 09:00' is not an interval"),
         ("mon 9h-18h", "'9h' in '9h-18h' is not a time"),
         ("mon 09:00-25:00", "'25:00' in '09:00-25:00' is not a time of day"),
-        (
-            "mon 24:00-24:00",
-            "'24:00' in '24:00-24:00' is not a time of day; expected 00:00 to 23:59",
-        ),
+        ("mon 24:00-24:00", "'24:00' in '24:00-24:00' is not a time of day; expected 00:00 to 23:59"),
         ("mon 18:00-09:00", "mon 18:00-09:00 ends before it starts"),
         ("mon 09:00-09:00", "mon 09:00-09:00 ends before it starts"),
         ("mon 09:00-13:00,12:00-17:00", "mon 12:00-17:00 overlaps"),
@@ -159,11 +152,7 @@ def test_sla_targets_and_defaults():
     assert parse_sla("critical=4h,high=24h,medium=48h,low=72h") == DEFAULT_SLA
     assert parse_sla("") == DEFAULT_SLA
     # Priorities not named keep their defaults.
-    assert parse_sla(" CRITICAL = 2h , low=5d") == {
-        **DEFAULT_SLA,
-        "critical": 2 * H,
-        "low": 120 * H,
-    }
+    assert parse_sla(" CRITICAL = 2h , low=5d") == {**DEFAULT_SLA, "critical": 2 * H, "low": 120 * H}
     with pytest.raises(TypeError):  # the defaults cannot be changed by accident
         DEFAULT_SLA["high"] = H  # type: ignore[index]
 
@@ -300,16 +289,10 @@ def test_generic_policy_default_targets(generic):
 def test_generic_policy_mail_sent_in_the_weekend(generic):
     # Mail is accepted 24x7 and reviewed within an hour in business hours: Sunday's mail is due
     # for review at Monday 10:00; a critical one sent Saturday 03:00 is due Monday 13:00.
-    assert add_business_time(generic, at("2027-02-07 21:00", "UTC"), H) == at(
-        "2027-02-08 10:00", "UTC"
-    )
-    assert add_business_time(generic, at("2027-02-06 03:00", "UTC"), 4 * H) == at(
-        "2027-02-08 13:00", "UTC"
-    )
+    assert add_business_time(generic, at("2027-02-07 21:00", "UTC"), H) == at("2027-02-08 10:00", "UTC")
+    assert add_business_time(generic, at("2027-02-06 03:00", "UTC"), 4 * H) == at("2027-02-08 13:00", "UTC")
     # A zero duration is the next opening.
-    assert add_business_time(generic, at("2027-02-06 03:00", "UTC"), 0 * H) == at(
-        "2027-02-08 09:00", "UTC"
-    )
+    assert add_business_time(generic, at("2027-02-06 03:00", "UTC"), 0 * H) == at("2027-02-08 09:00", "UTC")
 
 
 # --- BAS-IP (GMT all year, Mon-Fri 06:00-22:00) ----------------------------------------------
@@ -324,9 +307,7 @@ def test_bas_ip_mean_resolution_target_over_the_weekend():
     # GMT does not follow British summer time: in London that is 10:00.
     assert due.astimezone(ZoneInfo("Europe/London")).hour == 10
     # First response within 5 minutes: Monday 21:58 + 2 min, then Tuesday 06:00 + 3 min.
-    assert add_business_time(cal, at("2027-07-05 21:58", "GMT"), 5 * M) == at(
-        "2027-07-06 06:03", "GMT"
-    )
+    assert add_business_time(cal, at("2027-07-05 21:58", "GMT"), 5 * M) == at("2027-07-06 06:03", "GMT")
 
 
 # --- always open -----------------------------------------------------------------------------
@@ -353,9 +334,7 @@ def test_always_open_still_closes_on_holidays():
 
 
 def test_yearly_and_ranged_holidays():
-    cal = make_calendar(
-        "Europe/Brussels", PRODUSOFT_HOURS, BELGIAN_HOLIDAYS + ",2027-05-06..2027-05-07"
-    )
+    cal = make_calendar("Europe/Brussels", PRODUSOFT_HOURS, BELGIAN_HOLIDAYS + ",2027-05-06..2027-05-07")
     # Ascension Thursday 6 May 2027 and the bridge day after it: Wednesday 16:00 + 4 h is
     # 1 h on Wednesday (16:00-17:00), then Monday 10 May 08:30 + 3 h = 11:30.
     assert add_business_time(cal, at("2027-05-05 16:00"), 4 * H) == at("2027-05-10 11:30")
@@ -389,8 +368,7 @@ def test_naive_datetimes_and_negative_durations_are_refused(generic):
 
 def test_end_before_start_is_zero_and_zones_of_the_input_do_not_matter(generic):
     assert (
-        business_time_between(generic, at("2027-02-01 12:00", "UTC"), at("2027-02-01 10:00", "UTC"))
-        == 0 * H
+        business_time_between(generic, at("2027-02-01 12:00", "UTC"), at("2027-02-01 10:00", "UTC")) == 0 * H
     )
     # 10:00 in New York is 15:00 UTC: 3 h until 18:00 UTC closing.
     start = at("2027-02-01 10:00", "America/New_York")
@@ -408,9 +386,7 @@ def test_long_target_over_one_opening_hour_a_week_is_quick():
 
 
 def test_a_calendar_closed_for_ever_by_holidays_fails_instead_of_hanging():
-    every_day = ",".join(
-        f"{d:%m-%d}" for d in (date(2028, 1, 1) + timedelta(n) for n in range(366))
-    )
+    every_day = ",".join(f"{d:%m-%d}" for d in (date(2028, 1, 1) + timedelta(n) for n in range(366)))
     cal = make_calendar("UTC", "mon-fri 09:00-18:00", every_day)
     with pytest.raises(ValueError, match="closed for ten years"):
         next_opening(cal, at("2027-01-01 00:00", "UTC"))
@@ -502,9 +478,7 @@ def test_business_hours_modules_are_pure(module):
         "mailbot.sla.calendar",
     }
     clock_reads = {"now", "utcnow", "today", "time_ns", "monotonic"}
-    assert not [
-        n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in clock_reads
-    ]
+    assert not [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in clock_reads]
 
 
 def _literal(text: str) -> str:

@@ -71,8 +71,7 @@ def test_an_injected_subject_stays_one_subject_and_adds_no_recipient():
 
 
 @pytest.mark.parametrize(
-    "name",
-    [decoded("=?utf-8?q?=0A?="), "Eve\r\nBcc: evil@x.test", "Eve\nX-Evil: 1", 'Doe, "J" <x@y>'],
+    "name", [decoded("=?utf-8?q?=0A?="), "Eve\r\nBcc: evil@x.test", "Eve\nX-Evil: 1", 'Doe, "J" <x@y>']
 )
 def test_hostile_display_names_change_no_header_and_no_recipient(name):
     message = parse(compose(outgoing(to=(Address("eve@customer.test", name),), cc=(ANNA,))))
@@ -103,10 +102,7 @@ def test_threading_and_loop_headers_are_present_and_right():
     message = parse(compose(outgoing(automatic="auto-generated")))
     assert message["Message-ID"] == f"<visi-42.0123456789abcdef@{DOMAIN}>"
     assert message["In-Reply-To"] == "<CAF=abc@mail.customer.test>"
-    assert message["References"].split() == [
-        f"<ticket-VISI-42@{DOMAIN}>",
-        "<CAF=abc@mail.customer.test>",
-    ]
+    assert message["References"].split() == [f"<ticket-VISI-42@{DOMAIN}>", "<CAF=abc@mail.customer.test>"]
     assert message["Auto-Submitted"] == "auto-generated"
     assert message["X-Auto-Response-Suppress"] == "All"
     assert message["Precedence"] == "bulk"

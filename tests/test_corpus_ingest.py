@@ -87,8 +87,11 @@ def test_zammad_person_mails_open_tickets_with_their_requester_and_subject(tmp_p
         outcome, _, rest = line.removeprefix(f"{case.box}: ").partition(" ")
         assert outcome != "ignored", f"a person's mail was ignored: {line}"
         ticket = tickets.get(rest.split(" ", 1)[0]) if outcome == "ticket" else None
-        if ticket and same_address(ticket["requester"], case.from_email) \
-                and same_subject(ticket["subject"], case.subject):
+        if (
+            ticket
+            and same_address(ticket["requester"], case.from_email)
+            and same_subject(ticket["subject"], case.subject)
+        ):
             matched += 1
         else:
             misses.append(f"{case.box.name}: want {case.from_email!r}, got {line}")

@@ -24,11 +24,7 @@ from mailbot.inbound.trim import visible_text
 
 pytestmark = pytest.mark.corpus
 
-REPLY_BODY_FOLDERS = (
-    "email_reply_parser-github",
-    "email-reply-parser-zapier",
-    "mail-parser-reply-alfonsrv",
-)
+REPLY_BODY_FOLDERS = ("email_reply_parser-github", "email-reply-parser-zapier", "mail-parser-reply-alfonsrv")
 ZAMMAD_SENDER_RATE = 0.93  # achieved 55/59: a bounce from MAILER-DAEMON without an address, two
 # addresses written as zammad reads them (a quoted local part, `"a@b"`), and `Test test@example.com`
 # read as name and address where zammad takes it all for an address
@@ -229,8 +225,11 @@ def test_the_gated_header_pattern_matches_as_the_librarys_own_on_every_reply_bod
     """mailbot.trim puts a gate before mail-parser-reply's patterns for speed: on every real
     reply body, whole and line by line from each line on, both find the same header."""
     library = trim.library_header_regex()
-    bodies = [path for folder in REPLY_BODY_FOLDERS
-              for path in sorted((corpus_dir / folder / "test" / "emails").glob("*.txt"))]
+    bodies = [
+        path
+        for folder in REPLY_BODY_FOLDERS
+        for path in sorted((corpus_dir / folder / "test" / "emails").glob("*.txt"))
+    ]
     compared = 0
     for path in bodies:
         text = path.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n")

@@ -77,19 +77,35 @@ def write_mailbox(rng: random.Random) -> list[Delivered]:
             mid = f"reply-{len(mails)}@customer.test"
             customer = f"customer{number}@company{number % 7}.test"
             if rng.random() < 0.5:
-                raw = write_mail(customer, VISI, f"Re: [VISI-{number}] Case {number}",
-                                 f"More about case {number}.", message_id=mid)
+                raw = write_mail(
+                    customer,
+                    VISI,
+                    f"Re: [VISI-{number}] Case {number}",
+                    f"More about case {number}.",
+                    message_id=mid,
+                )
             else:
-                raw = write_mail(customer, VISI, f"Re: Case {number}", f"More about case {number}.",
-                                 message_id=mid, in_reply_to=first)
+                raw = write_mail(
+                    customer,
+                    VISI,
+                    f"Re: Case {number}",
+                    f"More about case {number}.",
+                    message_id=mid,
+                    in_reply_to=first,
+                )
             replies_left -= 1
             mails.append(Delivered(mid, raw, first))
         else:
             number = FIRST_MAILS - firsts_left + 1  # tickets are numbered in the mailbox's order
             mid = f"first-{number}@customer.test"
             customer = f"customer{number}@company{number % 7}.test"
-            raw = write_mail(f"Customer {number} <{customer}>", VISI, f"Case {number}",
-                             f"Case {number}: the export stops halfway.\n" * 5, message_id=mid)
+            raw = write_mail(
+                f"Customer {number} <{customer}>",
+                VISI,
+                f"Case {number}",
+                f"Case {number}: the export stops halfway.\n" * 5,
+                message_id=mid,
+            )
             firsts_left -= 1
             opened.append((number, mid))
             mails.append(Delivered(mid, raw, mid))
@@ -98,9 +114,12 @@ def write_mailbox(rng: random.Random) -> list[Delivered]:
 
 @pytest.fixture
 def site(tmp_path, dovecot, mail_user, smtp_sink) -> Site:
-    site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url(),
-                                         "unknown_senders": "open"}},
-                     smtp_url=smtp_sink.url, io_timeout="10")
+    site = make_site(
+        tmp_path,
+        {"VISI": {"address": VISI, "mailbox": mail_user.url(), "unknown_senders": "open"}},
+        smtp_url=smtp_sink.url,
+        io_timeout="10",
+    )
     for engineer in ENGINEERS:
         site.add_account(engineer, "VISI", "engineer")
     site.write_env()
@@ -111,8 +130,12 @@ def start(site: Site, command: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
     args = ["poll", "--once"] if command == "poll" else ["run"]
     with (site.root / "mailbot.log").open("ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), *args],
-                                env=env, stdout=subprocess.DEVNULL, stderr=log)
+        return subprocess.Popen(
+            [sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
 
 
 def ledger_rows(site: Site) -> int:
@@ -125,8 +148,14 @@ def finished(site: Site, count: int) -> bool:
     return ledger_rows(site) == count and pending == 0
 
 
-def wait_for_kill_point(site: Site, proc: subprocess.Popen, sink, plan: tuple[str, float],
-                        before: tuple[int, int], done: Callable[[], bool]) -> None:
+def wait_for_kill_point(
+    site: Site,
+    proc: subprocess.Popen,
+    sink,
+    plan: tuple[str, float],
+    before: tuple[int, int],
+    done: Callable[[], bool],
+) -> None:
     kind, value = plan
     sent_before, ledger_before = before
     end = time.monotonic() + (value if kind == "delay" else 60)
@@ -143,8 +172,9 @@ def wait_for_kill_point(site: Site, proc: subprocess.Popen, sink, plan: tuple[st
         time.sleep(0.003)
 
 
-def run_until_killed(site: Site, sink, command: str, plan: tuple[str, float], kills: Kills,
-                     count: int) -> bool:
+def run_until_killed(
+    site: Site, sink, command: str, plan: tuple[str, float], kills: Kills, count: int
+) -> bool:
     """One run of `command`, SIGKILLed at `plan`; True when it ended on its own instead."""
     sent_before, ledger_before = len(sink.messages), ledger_rows(site)
     proc = start(site, command)
@@ -230,7 +260,8 @@ def crash_repeatedly(site: Site, sink, command: str, rng: random.Random, count: 
 
 @pytest.mark.parametrize(("command", "seed"), [("poll", 1), ("poll", 2), ("run", 3)])
 def test_killed_at_random_points_nothing_is_lost_and_nothing_sent_twice(
-        site, dovecot, mail_user, smtp_sink, command, seed):
+    site, dovecot, mail_user, smtp_sink, command, seed
+):
     rng = random.Random(seed)
     mails = write_mailbox(rng)
     with dovecot.client(mail_user.name) as imap:
@@ -239,10 +270,13 @@ def test_killed_at_random_points_nothing_is_lost_and_nothing_sent_twice(
 
     kills = crash_repeatedly(site, smtp_sink, command, rng, len(mails))
 
-    print(f"{command} seed {seed}: {kills.total} kills, {kills.while_ingesting} while ingesting, "
-          f"{kills.while_sending} while sending: {kills.plans}")
+    print(
+        f"{command} seed {seed}: {kills.total} kills, {kills.while_ingesting} while ingesting, "
+        f"{kills.while_sending} while sending: {kills.plans}"
+    )
     assert kills.while_ingesting >= 1 and kills.while_sending >= 1, (
-        f"the kills missed a phase, which proves nothing about it: {kills}")
+        f"the kills missed a phase, which proves nothing about it: {kills}"
+    )
     # One more pass after all that changes nothing.
     sent = len(smtp_sink.messages)
     site.poll()
@@ -271,9 +305,11 @@ def assert_every_mail_is_one_ticket_or_message(site: Site, mails: list[Delivered
     assert tickets == firsts
     inbound = site.query("SELECT message_id FROM message WHERE direction = 'in'")
     assert Counter(mid.strip("<>") for (mid,) in inbound) == Counter(m.message_id for m in mails), (
-        "each mail exactly one message")
-    acks = site.query("SELECT ticket_id, count(*) FROM outbox WHERE template = 'ticket_opened' "
-                       "GROUP BY ticket_id")
+        "each mail exactly one message"
+    )
+    acks = site.query(
+        "SELECT ticket_id, count(*) FROM outbox WHERE template = 'ticket_opened' GROUP BY ticket_id"
+    )
     assert len(acks) == firsts and {n for _, n in acks} == {1}, "one acknowledgement per ticket"
 
 
@@ -292,4 +328,5 @@ def assert_every_outbox_mail_went_out_once(site: Site, sink, kills: Kills) -> No
     assert set(seen) == set(outbox), "the server got every outbox mail, and nothing else"
     duplicates = sum(n - 1 for n in seen.values())
     assert duplicates <= kills.while_sending, (
-        f"{duplicates} duplicate(s) but only {kills.while_sending} kill(s) while sending: {kills.plans}")
+        f"{duplicates} duplicate(s) but only {kills.while_sending} kill(s) while sending: {kills.plans}"
+    )

@@ -59,8 +59,10 @@ def write_lock(site: Site) -> Iterator[sqlite3.Connection]:
     db = sqlite3.connect(site.data_dir / "mailbot.db", isolation_level=None, check_same_thread=False)
     try:
         db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO account (email, name, organisation, language, notify, credit_minutes, "
-                   "created_at) VALUES ('new@customer.test', 'New', '', 'en', 'all', 0, '2026-01-01')")
+        db.execute(
+            "INSERT INTO account (email, name, organisation, language, notify, credit_minutes, "
+            "created_at) VALUES ('new@customer.test', 'New', '', 'en', 'all', 0, '2026-01-01')"
+        )
         yield db
     finally:
         if db.in_transaction:
@@ -75,7 +77,8 @@ def assert_each_outbox_mail_sent_once(site: Site, sink) -> None:
 
 
 def test_while_the_cli_holds_the_lock_mail_stays_on_the_server_and_the_next_pass_takes_it_once(
-        site, dovecot, mail_user, smtp_sink):
+    site, dovecot, mail_user, smtp_sink
+):
     earlier = site.root / "earlier.eml"  # taken in by the MTA pipe; its mails not sent yet
     earlier.write_bytes(write_mail(DANA, VISI, "Licence server down", "Nothing starts."))
     site.mailbot("ingest", "VISI", str(earlier))
@@ -114,7 +117,8 @@ def test_a_lock_released_within_the_busy_timeout_is_waited_for(site, dovecot, ma
 
 
 def test_a_full_disk_rolls_back_leaves_the_mail_and_the_pass_after_the_cleanup_takes_it(
-        site, dovecot, mail_user, smtp_sink):
+    site, dovecot, mail_user, smtp_sink
+):
     dovecot.append(mail_user.name, write_mail(DANA, VISI, "Licence server down", "Nothing starts."))
     site.poll()  # a first mail, handled while there is room
     big = "The full log follows.\n" + "2026-03-02 10:00:01 ERROR export aborted at 80 %\n" * 4000
@@ -168,7 +172,8 @@ def test_a_transaction_that_reads_first_is_not_undone_by_a_writer_that_came_in_b
 
 
 def test_admin_commands_and_the_running_daemon_share_the_database_without_locked_errors(
-        site, dovecot, mail_user, smtp_sink):
+    site, dovecot, mail_user, smtp_sink
+):
     site.env["MAILBOT_DB_BUSY_TIMEOUT"] = "10"
     site.write_env()
     with dovecot.client(mail_user.name) as imap:
@@ -176,8 +181,12 @@ def test_admin_commands_and_the_running_daemon_share_the_database_without_locked
             imap.append("INBOX", write_mail(f"customer{n}@company.test", VISI, f"Case {n}", "Please help."))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
     with (site.root / "daemon.log").open("ab") as log:
-        daemon = subprocess.Popen([sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), "run"],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=log)
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), "run"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     try:
         for n in range(15):  # an admin adds accounts while the daemon works through the mail
             site.add_account(f"colleague{n}@company.test", "VISI", organisation="Company")

@@ -38,8 +38,14 @@ def mailbot(site: Site, *args: str, timeout: float = 60) -> subprocess.Completed
     """`mailbot ARGS` as its own process, as cron, an MTA or systemd runs it."""
     site.write_env()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
-    return subprocess.run([sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), *args],
-                          env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def one_line(done: subprocess.CompletedProcess, code: int = 75) -> str:
@@ -116,8 +122,17 @@ def test_when_the_raw_mail_finds_no_room_the_line_names_its_file(tmp_path):
 # -- a damaged database -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [["poll", "--once"], ["ingest", "VISI"], ["run"], ["db", "init"],
-                                     ["ticket", "list"], ["account", "add", DANA, "--product", "VISI"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["poll", "--once"],
+        ["ingest", "VISI"],
+        ["run"],
+        ["db", "init"],
+        ["ticket", "list"],
+        ["account", "add", DANA, "--product", "VISI"],
+    ],
+)
 def test_a_damaged_database_is_named_and_left_as_it_is(tmp_path, command):
     site = visi(tmp_path / "data", tmp_path)
     database = site.data_dir / "mailbot.db"

@@ -59,14 +59,23 @@ def own_dovecot() -> Iterator[Callable[..., Dovecot]]:
 
 
 def customer_mail(n: int, to: str = VISI, **kwargs) -> bytes:
-    return write_mail(f"Customer {n} <customer{n}@company.test>", to, f"Case {n}",
-                      f"Case {n}: the licence server does not start.", message_id=f"case-{n}@company.test",
-                      **kwargs)
+    return write_mail(
+        f"Customer {n} <customer{n}@company.test>",
+        to,
+        f"Case {n}",
+        f"Case {n}: the licence server does not start.",
+        message_id=f"case-{n}@company.test",
+        **kwargs,
+    )
 
 
 def open_site(tmp_path, mailbox: str, smtp_sink, **settings: str) -> Site:
-    site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mailbox, "unknown_senders": "open"}},
-                     smtp_url=smtp_sink.url, **settings)
+    site = make_site(
+        tmp_path,
+        {"VISI": {"address": VISI, "mailbox": mailbox, "unknown_senders": "open"}},
+        smtp_url=smtp_sink.url,
+        **settings,
+    )
     site.add_account(ERIN, "VISI", "engineer")
     site.write_env()
     return site
@@ -79,8 +88,12 @@ def count(site: Site, table: str, where: str = "1") -> int:
 def start_mailbot(site: Site, *args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
     with (site.root / "mailbot.log").open("ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), *args],
-                                env=env, stdout=subprocess.DEVNULL, stderr=log)
+        return subprocess.Popen(
+            [sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
 
 
 def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
@@ -115,7 +128,8 @@ def assert_one_ticket_and_one_ack_each(site: Site, sink, mails: int) -> None:
 
 
 def test_dovecot_restarted_mid_fetch_the_next_pass_takes_the_rest_exactly_once(
-        tmp_path, own_dovecot, smtp_sink):
+    tmp_path, own_dovecot, smtp_sink
+):
     mails = 4 * BATCH_SIZE  # the pass commits a batch at a time: several of them
     server = own_dovecot()
     server.add_user("support", "secret")
@@ -156,8 +170,15 @@ def test_the_daemon_reconnects_after_a_restart_and_finishes_without_help(tmp_pat
     try:
         wait_until(lambda: count(site, "seen") >= 10, 60, "the daemon to be under way")
         server.restart()
-        wait_until(lambda: count(site, "seen") == 50 and count(site, "outbox", "status = 'pending'") == 0
-                   and len(smtp_sink.messages) == count(site, "outbox"), 60, "every mail handled and sent")
+        wait_until(
+            lambda: (
+                count(site, "seen") == 50
+                and count(site, "outbox", "status = 'pending'") == 0
+                and len(smtp_sink.messages) == count(site, "outbox")
+            ),
+            60,
+            "every mail handled and sent",
+        )
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(40) == 0
     finally:
@@ -172,12 +193,18 @@ def test_the_daemon_reconnects_after_a_restart_and_finishes_without_help(tmp_pat
 
 
 def test_a_server_that_accepts_and_never_answers_times_out_and_the_other_mailbox_still_runs(
-        tmp_path, dovecot, mail_user, smtp_sink):
+    tmp_path, dovecot, mail_user, smtp_sink
+):
     with SilentServer() as silent:
-        site = make_site(tmp_path, {
-            "VISI": {"address": VISI, "mailbox": f"imap://visi:pw@127.0.0.1:{silent.port}/INBOX"},
-            "WORKNC": {"address": WORKNC, "mailbox": mail_user.url(), "unknown_senders": "open"},
-        }, smtp_url=smtp_sink.url, io_timeout="1")
+        site = make_site(
+            tmp_path,
+            {
+                "VISI": {"address": VISI, "mailbox": f"imap://visi:pw@127.0.0.1:{silent.port}/INBOX"},
+                "WORKNC": {"address": WORKNC, "mailbox": mail_user.url(), "unknown_senders": "open"},
+            },
+            smtp_url=smtp_sink.url,
+            io_timeout="1",
+        )
         dovecot.append(mail_user.name, customer_mail(1, to=WORKNC))
         started = time.monotonic()
         result = site.mailbot("poll", "--once", expect=75)
@@ -192,7 +219,8 @@ def test_a_server_that_accepts_and_never_answers_times_out_and_the_other_mailbox
 
 
 def test_a_rebuilt_mailbox_with_a_new_uidvalidity_makes_no_duplicate_tickets_or_acks(
-        tmp_path, dovecot, mail_user, smtp_sink):
+    tmp_path, dovecot, mail_user, smtp_sink
+):
     site = open_site(tmp_path, mail_user.url(folder="Support"), smtp_sink)
     first = [customer_mail(n) for n in (1, 2, 3)]
     for raw in first:
@@ -264,7 +292,8 @@ class ExpungedMeanwhile:
 
 
 def test_another_client_expunging_during_the_fetch_makes_mailbot_skip_nothing(
-        tmp_path, dovecot, mail_user, smtp_sink):
+    tmp_path, dovecot, mail_user, smtp_sink
+):
     site = open_site(tmp_path, mail_user.url(), smtp_sink)
     with dovecot.client(mail_user.name) as imap:
         for n in range(1, 71):
@@ -308,7 +337,8 @@ def test_another_client_expunging_during_the_fetch_makes_mailbot_skip_nothing(
 
 
 def test_without_move_handled_mail_is_moved_one_by_one_and_a_persons_deleted_mail_stays(
-        tmp_path, own_dovecot, smtp_sink):
+    tmp_path, own_dovecot, smtp_sink
+):
     server = own_dovecot(capabilities="IMAP4rev1 LITERAL+ UIDPLUS UNSELECT IDLE")
     server.add_user("support", "secret")
     site = open_site(tmp_path, server.imap_url("support"), smtp_sink)

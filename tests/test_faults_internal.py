@@ -33,8 +33,13 @@ def deliver(site: Site, name: str, raw: bytes) -> None:
 
 
 def with_log_file() -> bytes:
-    return write_mail(DANA, VISI, "Export fails", "The log is attached.",
-                      attachments=[("export.log", b"10:00:01 ERROR export aborted\n" * 50, "text/plain")])
+    return write_mail(
+        DANA,
+        VISI,
+        "Export fails",
+        "The log is attached.",
+        attachments=[("export.log", b"10:00:01 ERROR export aborted\n" * 50, "text/plain")],
+    )
 
 
 def alerts_mailed(site: Site) -> list[str]:

@@ -42,8 +42,9 @@ ENGINEERS = ("erin@produsoft.test", "fred@produsoft.test", "gina@produsoft.test"
 
 
 def new_site(tmp_path, smtp_url: str, engineers=(), **settings: str) -> Site:
-    site = make_site(tmp_path, {"VISI": {"address": VISI}}, smtp_url=smtp_url, alert_address=ADMIN,
-                     **settings)
+    site = make_site(
+        tmp_path, {"VISI": {"address": VISI}}, smtp_url=smtp_url, alert_address=ADMIN, **settings
+    )
     site.add_account(DANA, "VISI", name="Dana Customer")
     for engineer in engineers:
         site.add_account(engineer, "VISI", "engineer")
@@ -71,8 +72,9 @@ def desk_at(site: Site, clock: Clock) -> Iterator[Desk]:
 
 def drain(desk: Desk) -> Counter[str]:
     """One outbox round, as `poll --once` or the daemon's outbox worker runs it."""
-    transport = transport_from_url(desk.settings.smtp_url, desk.store.outbox_dir,
-                                   ssl_context=ssl.create_default_context(), timeout=5)
+    transport = transport_from_url(
+        desk.settings.smtp_url, desk.store.outbox_dir, ssl_context=ssl.create_default_context(), timeout=5
+    )
     try:
         return drain_outbox(desk, transport)
     finally:
@@ -114,8 +116,7 @@ def test_greylisting_is_retried_with_a_growing_delay_and_delivered_once(tmp_path
     assert [t["reference"] for t in site.tickets()] == ["VISI-1"]
 
 
-def test_a_server_that_is_down_fails_the_round_once_and_everything_goes_when_it_is_back(
-        tmp_path, smtp_sink):
+def test_a_server_that_is_down_fails_the_round_once_and_everything_goes_when_it_is_back(tmp_path, smtp_sink):
     site = new_site(tmp_path, smtp_sink.url, engineers=ENGINEERS[:1])
     smtp_sink.stop()
     customer_writes(site)
@@ -184,8 +185,9 @@ def test_a_mail_the_transport_chokes_on_waits_its_turn_and_blocks_no_other(tmp_p
     customer_writes(site)  # Dana's acknowledgement first, then the three engineers' mails
     clock = Clock(now())
     with desk_at(site, clock) as desk:
-        real = transport_from_url(desk.settings.smtp_url, desk.store.outbox_dir,
-                                  ssl_context=ssl.create_default_context(), timeout=5)
+        real = transport_from_url(
+            desk.settings.smtp_url, desk.store.outbox_dir, ssl_context=ssl.create_default_context(), timeout=5
+        )
         with contextlib.closing(ChokesOn(real, DANA)) as choking:
             assert drain_outbox(desk, choking) == {"retry": 1, "sent": 3}
         [ack] = Outbox.select().where(Outbox.recipient == DANA)
@@ -268,7 +270,11 @@ def test_a_mail_undeliverable_past_the_give_up_age_is_dead_with_one_alert(tmp_pa
 
 
 def test_alerts_never_go_to_a_product_address(tmp_path):
-    env = {"MAILBOT_DATA_DIR": str(tmp_path), "MAILBOT_PRODUCTS": "VISI",
-           "MAILBOT_PRODUCT_VISI_ADDRESS": VISI, "MAILBOT_ALERT_ADDRESS": VISI.upper()}
+    env = {
+        "MAILBOT_DATA_DIR": str(tmp_path),
+        "MAILBOT_PRODUCTS": "VISI",
+        "MAILBOT_PRODUCT_VISI_ADDRESS": VISI,
+        "MAILBOT_ALERT_ADDRESS": VISI.upper(),
+    }
     with pytest.raises(ConfigError, match="MAILBOT_ALERT_ADDRESS.*product's own address"):
         load_settings(env)

@@ -34,8 +34,9 @@ def wait_until(condition, timeout: float, what: str):  # type: ignore[no-untyped
 
 
 def maildir_site(root: Path) -> Site:
-    site = make_site(root, {"VISI": {"address": VISI, "unknown_senders": "open"}},
-                     poll_interval="2", outbox_interval="2")
+    site = make_site(
+        root, {"VISI": {"address": VISI, "unknown_senders": "open"}}, poll_interval="2", outbox_interval="2"
+    )
     site.write_env()
     return site
 
@@ -45,8 +46,12 @@ def deliver(site: Site, count: int) -> None:
     for sub in ("tmp", "new", "cur"):
         (maildir / sub).mkdir(parents=True, exist_ok=True)
     for n in range(count):
-        raw = write_mail(f"customer{n}@company{n % 13}.test", VISI, f"Case {n}: export fails",
-                         "The export stops at 80 %.\n" * 40)
+        raw = write_mail(
+            f"customer{n}@company{n % 13}.test",
+            VISI,
+            f"Case {n}: export fails",
+            "The export stops at 80 %.\n" * 40,
+        )
         (maildir / "tmp" / f"m{n}").write_bytes(raw)
         os.rename(maildir / "tmp" / f"m{n}", maildir / "new" / f"m{n}")
 
@@ -54,8 +59,12 @@ def deliver(site: Site, count: int) -> None:
 def start(site: Site, *args: str, log: str = "daemon.log") -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
     with (site.root / log).open("ab") as err:
-        return subprocess.Popen([sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), *args],
-                                env=env, stdout=subprocess.DEVNULL, stderr=err)
+        return subprocess.Popen(
+            [sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -76,7 +85,10 @@ def test_a_second_daemon_on_the_same_database_refuses_and_a_killed_one_leaves_no
         second = subprocess.run(
             [sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), "run"],
             env={k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")},
-            capture_output=True, text=True, timeout=60)
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert second.returncode == 75
         [line] = [line for line in second.stderr.splitlines() if line.startswith("mailbot:")]
         database = site.data_dir / "mailbot.db"
@@ -107,6 +119,7 @@ def test_a_daemon_killed_in_a_backlog_takes_its_helper_processes_with_it(tmp_pat
 
     daemon = start(site, "run")
     try:
+
         def helper_at_work() -> set[int]:
             family = descendants(daemon.pid)
             working = [pid for pid in family if "forkserver" in command_line(pid) and descendants(pid)]

@@ -57,8 +57,9 @@ def old_mailbox() -> list[bytes]:
     for n in range(OLD_SENDERS * OLD_EACH - OLD_REPLIES):
         sender = f"customer{n % OLD_SENDERS}@old.test"
         mid = f"old-{n}@old.test"
-        mails.append(write_mail(sender, VISI, f"Old request {n}", f"Request {n} of last year.",
-                                message_id=mid))
+        mails.append(
+            write_mail(sender, VISI, f"Old request {n}", f"Request {n} of last year.", message_id=mid)
+        )
         firsts.append((sender, mid, n))
     for sender, mid, n in firsts[:OLD_REPLIES]:
         mails.append(write_mail(sender, VISI, f"Re: Old request {n}", "Any news?", in_reply_to=mid))
@@ -98,13 +99,15 @@ def unacknowledged_on_server(dovecot, user: str) -> list[int]:
 
 
 def test_first_start_on_a_full_mailbox_answers_nothing_old_and_resumes_after_a_kill(
-        site, dovecot, mail_user, smtp_sink):
+    site, dovecot, mail_user, smtp_sink
+):
     old = old_mailbox()
     append_many(dovecot, mail_user.name, old, arrived=LAST_YEAR)
     # One of last year's customers writes again today: answered, not folded into the backlog.
     new_senders = ["customer0@old.test"] + [f"new{n}@customer.test" for n in range(NEW - 1)]
-    append_many(dovecot, mail_user.name, [write_mail(s, VISI, f"New request from {s}", "Hello.")
-                                          for s in new_senders])
+    append_many(
+        dovecot, mail_user.name, [write_mail(s, VISI, f"New request from {s}", "Hello.") for s in new_senders]
+    )
     total = len(old) + NEW
 
     handled_before_kill = kill_midway(site, at_least=300)
@@ -112,8 +115,10 @@ def test_first_start_on_a_full_mailbox_answers_nothing_old_and_resumes_after_a_k
     result = site.poll()
 
     found = counts(site)
-    print(f"\nfirst start: {total} mails, killed after {handled_before_kill}; {dict(found.outcomes)}; "
-          f"outbox {dict(found.outbox)}")
+    print(
+        f"\nfirst start: {total} mails, killed after {handled_before_kill}; {dict(found.outcomes)}; "
+        f"outbox {dict(found.outbox)}"
+    )
     assert found.ledger == total == len(dovecot.uids(mail_user.name))
     assert unacknowledged_on_server(dovecot, mail_user.name) == []
     assert sum(n for reason, n in found.reasons.items() if reason.endswith(BEFORE_CUTOVER)) == len(old)
@@ -141,9 +146,14 @@ def test_first_start_on_a_full_mailbox_answers_nothing_old_and_resumes_after_a_k
 
 
 def test_the_daemon_takes_a_backlog_in_bounded_passes_and_a_stop_resumes_at_the_next_mail(
-        site, dovecot, mail_user, smtp_sink):
-    append_many(dovecot, mail_user.name, [write_mail(f"c{n % 7}@customer.test", VISI, f"Request {n}", "Hi.")
-                                          for n in range(120)], arrived=LAST_YEAR)
+    site, dovecot, mail_user, smtp_sink
+):
+    append_many(
+        dovecot,
+        mail_user.name,
+        [write_mail(f"c{n % 7}@customer.test", VISI, f"Request {n}", "Hi.") for n in range(120)],
+        arrived=LAST_YEAR,
+    )
     settings = load_settings(read_environment(site.env_file))
     open_database(settings.database_url)
     try:
@@ -169,10 +179,15 @@ def test_the_daemon_takes_a_backlog_in_bounded_passes_and_a_stop_resumes_at_the_
 
 
 def test_the_daemon_worker_goes_straight_on_to_the_next_pass_while_a_backlog_is_left(
-        site, dovecot, mail_user, monkeypatch):
+    site, dovecot, mail_user, monkeypatch
+):
     monkeypatch.setattr(workers, "PASS_LIMIT", 50)
-    append_many(dovecot, mail_user.name, [write_mail(f"c{n % 7}@customer.test", VISI, f"Request {n}", "Hi.")
-                                          for n in range(120)], arrived=LAST_YEAR)
+    append_many(
+        dovecot,
+        mail_user.name,
+        [write_mail(f"c{n % 7}@customer.test", VISI, f"Request {n}", "Hi.") for n in range(120)],
+        arrived=LAST_YEAR,
+    )
     settings = load_settings(read_environment(site.env_file))
     open_database(settings.database_url)
     stop, passes = threading.Event(), []
@@ -186,8 +201,13 @@ def test_the_daemon_worker_goes_straight_on_to_the_next_pass_while_a_backlog_is_
 
     watcher = threading.Thread(target=stop_when_all_are_in)
     watcher.start()
-    worker = workers.MailboxWorker(make_desk(settings), settings.product("VISI"),
-                                   ssl.create_default_context(), stop, on_mail=lambda: passes.append(1))
+    worker = workers.MailboxWorker(
+        make_desk(settings),
+        settings.product("VISI"),
+        ssl.create_default_context(),
+        stop,
+        on_mail=lambda: passes.append(1),
+    )
     try:
         worker.run_once(budget=60)
     finally:
@@ -209,10 +229,15 @@ def test_the_cut_over_is_configurable_and_ingest_never_reads_the_date_header(tmp
     for name in ("default", "moved"):
         (tmp_path / name).mkdir()
 
-    default = make_site(tmp_path / "default", {"VISI": {"address": VISI, "unknown_senders": "open"}},
-                        smtp_url=smtp_sink.url)
+    default = make_site(
+        tmp_path / "default", {"VISI": {"address": VISI, "unknown_senders": "open"}}, smtp_url=smtp_sink.url
+    )
     assert BEFORE_CUTOVER not in default.mailbot("ingest", "VISI", str(archive)).stdout
-    moved = make_site(tmp_path / "moved", {"VISI": {"address": VISI, "unknown_senders": "open"}},
-                      smtp_url=smtp_sink.url, ack_cutover="2999-01-01")
+    moved = make_site(
+        tmp_path / "moved",
+        {"VISI": {"address": VISI, "unknown_senders": "open"}},
+        smtp_url=smtp_sink.url,
+        ack_cutover="2999-01-01",
+    )
     assert BEFORE_CUTOVER in moved.mailbot("ingest", "VISI", str(archive)).stdout
     assert (counts(default).outbox, counts(moved).outbox) == ({"ticket_opened": 1}, {})

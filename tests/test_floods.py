@@ -48,9 +48,16 @@ def drain(site, most: int = 20) -> None:
 
 
 def test_a_sender_past_the_flood_limit_is_folded_into_their_last_ticket(
-        tmp_path, dovecot, mail_user, smtp_sink):
-    site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
-                     smtp_url=smtp_sink.url, flood_limit="3", ack_limit="0", alert_address=ADMIN)
+    tmp_path, dovecot, mail_user, smtp_sink
+):
+    site = make_site(
+        tmp_path,
+        {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
+        smtp_url=smtp_sink.url,
+        flood_limit="3",
+        ack_limit="0",
+        alert_address=ADMIN,
+    )
     site.add_account(DANA, "VISI")
     site.add_account(OMAR, "VISI")
     site.add_account(ERIN, "VISI", "engineer")
@@ -64,8 +71,12 @@ def test_a_sender_past_the_flood_limit_is_folded_into_their_last_ticket(
 
     found = counts(site)
     assert found.ledger == 9
-    assert [t["subject"] for t in reversed(site.tickets())] == ["Problem 0", "Problem 1", "Problem 2",
-                                                                "My own problem"]
+    assert [t["subject"] for t in reversed(site.tickets())] == [
+        "Problem 0",
+        "Problem 1",
+        "Problem 2",
+        "My own problem",
+    ]
     assert messages_on(site, "VISI-3", "folded") == 4, "Problems 3 to 6 are kept on Dana's last ticket"
     assert messages_on(site, "VISI-1") == 3  # her mail, our acknowledgement, her reply
     assert found.to(DANA) == 3 and found.to(OMAR) == 1, "folded mail is never acknowledged"
@@ -77,14 +88,25 @@ def test_a_sender_past_the_flood_limit_is_folded_into_their_last_ticket(
 
 
 def test_a_looping_robot_sending_a_thousand_mails_is_folded_and_answered_three_times(
-        tmp_path, dovecot, mail_user, smtp_sink):
+    tmp_path, dovecot, mail_user, smtp_sink
+):
     """A remote help desk that answers each of our mails with a new one, without any automatic
     marker (reliability L7, D1a): a thousand mails in a minute."""
     site = open_site(tmp_path, mail_user, smtp_sink)
     site.add_account(ERIN, "VISI", "engineer")
-    append_many(dovecot, mail_user.name, (
-        write_mail(f"Remote Help Desk <{ROBOT}>", VISI, f"[#{4000 + n}] Re: We received your request",
-                   f"Thank you, your request {4000 + n} is being handled.") for n in range(FLOOD)))
+    append_many(
+        dovecot,
+        mail_user.name,
+        (
+            write_mail(
+                f"Remote Help Desk <{ROBOT}>",
+                VISI,
+                f"[#{4000 + n}] Re: We received your request",
+                f"Thank you, your request {4000 + n} is being handled.",
+            )
+            for n in range(FLOOD)
+        ),
+    )
 
     result = site.poll()
     drain(site)
@@ -105,12 +127,14 @@ def test_a_looping_robot_sending_a_thousand_mails_is_folded_and_answered_three_t
 
 
 def test_a_thousand_people_writing_at_once_all_get_a_ticket_and_one_acknowledgement(
-        tmp_path, dovecot, mail_user, smtp_sink):
+    tmp_path, dovecot, mail_user, smtp_sink
+):
     """A thousand different senders in a minute on a product open to anyone (reliability D1b)."""
     site = open_site(tmp_path, mail_user, smtp_sink)
     senders = [f"user{n}@customer{n % 37}.test" for n in range(FLOOD)]
-    append_many(dovecot, mail_user.name, (write_mail(s, VISI, f"Question from {s}", "Help, please.")
-                                          for s in senders))
+    append_many(
+        dovecot, mail_user.name, (write_mail(s, VISI, f"Question from {s}", "Help, please.") for s in senders)
+    )
 
     site.poll()
     drain(site)

@@ -22,8 +22,9 @@ ERIN = "erin@produsoft.test"
 
 @pytest.fixture
 def site(tmp_path, mail_user, smtp_sink):
-    site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
-                     smtp_url=smtp_sink.url)
+    site = make_site(
+        tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}}, smtp_url=smtp_sink.url
+    )
     site.add_account(DANA, "VISI")
     site.add_account(CARL, "VISI")
     site.add_account(ERIN, "VISI", "engineer")
@@ -32,11 +33,13 @@ def site(tmp_path, mail_user, smtp_sink):
 
 def hand_made_bounce(failed: str, message_id: str) -> bytes:
     """What a stranger types: a MAILER-DAEMON sender, X-Failed-Recipients, no mail of ours."""
-    return (f"From: Mail Delivery Subsystem <MAILER-DAEMON@anywhere.test>\r\nTo: {VISI}\r\n"
-            f"Subject: Delivery Status Notification (Failure)\r\nMessage-ID: <{message_id}>\r\n"
-            f"X-Failed-Recipients: {failed}\r\nAuto-Submitted: auto-replied\r\n"
-            "Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n"
-            f"Delivery to the following recipient failed permanently:\r\n\r\n     {failed}\r\n").encode()
+    return (
+        f"From: Mail Delivery Subsystem <MAILER-DAEMON@anywhere.test>\r\nTo: {VISI}\r\n"
+        f"Subject: Delivery Status Notification (Failure)\r\nMessage-ID: <{message_id}>\r\n"
+        f"X-Failed-Recipients: {failed}\r\nAuto-Submitted: auto-replied\r\n"
+        "Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n"
+        f"Delivery to the following recipient failed permanently:\r\n\r\n     {failed}\r\n"
+    ).encode()
 
 
 def dsn(original: bytes, failed: str, message_id: str) -> bytes:
@@ -97,8 +100,9 @@ def test_forged_bounces_silence_no_one_and_a_real_one_still_does(site, dovecot, 
 
     # Dana still gets the next status mail of her ticket.
     smtp_sink.clear()
-    dovecot.append(mail_user.name, write_mail(ERIN, VISI, "Re: [VISI-1] Crash on start",
-                                              "#status resolved\n"))
+    dovecot.append(
+        mail_user.name, write_mail(ERIN, VISI, "Re: [VISI-1] Crash on start", "#status resolved\n")
+    )
     site.poll()
     assert received_by(smtp_sink, DANA) == 1
 

@@ -28,8 +28,12 @@ def arrived(raw: bytes, *results: str) -> bytes:
 
 @pytest.fixture
 def site(tmp_path, dovecot, mail_user, smtp_sink):
-    site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
-                     smtp_url=smtp_sink.url, trusted_authserv_id=OURS)
+    site = make_site(
+        tmp_path,
+        {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
+        smtp_url=smtp_sink.url,
+        trusted_authserv_id=OURS,
+    )
     site.add_account(DANA, "VISI", name="Dana Customer")
     site.add_account(ERIN, "VISI", "engineer", name="Erin Engineer")
     dovecot.append(mail_user.name, write_mail(DANA, VISI, "Licence server down", "Nothing starts."))
@@ -48,21 +52,29 @@ def with_sender_headers(raw: bytes, *results: str) -> bytes:
     return head + added + b"\r\n\r\n" + body
 
 
-def test_unverified_engineer_mail_changes_nothing_and_the_engineer_is_told(site, dovecot, mail_user,
-                                                                           smtp_sink):
+def test_unverified_engineer_mail_changes_nothing_and_the_engineer_is_told(
+    site, dovecot, mail_user, smtp_sink
+):
     new_ticket = team_mail(smtp_sink)
     before = site.ticket("VISI-1")
     smtp_sink.clear()
-    reply = write_mail(f"Erin Engineer <{ERIN}>", VISI, f"Re: {new_ticket.message['Subject']}", COMMANDS,
-                       in_reply_to=message_id_of(new_ticket.message))
+    reply = write_mail(
+        f"Erin Engineer <{ERIN}>",
+        VISI,
+        f"Re: {new_ticket.message['Subject']}",
+        COMMANDS,
+        in_reply_to=message_id_of(new_ticket.message),
+    )
     attempts = [
-        reply,                                                        # no header at all
+        reply,  # no header at all
         arrived(reply, f"{OURS}; dmarc=fail header.from=produsoft.test; spf=fail smtp.mailfrom=evil.test"),
         # A pass under another server's name, written by the sender.
         with_sender_headers(reply, "mx.evil.test; dmarc=pass header.from=produsoft.test"),
         # A pass under our name, written by the sender, below our server's own verdict.
-        arrived(with_sender_headers(reply, f"{OURS}; dmarc=pass header.from=produsoft.test"),
-                f"{OURS}; dkim=none; spf=softfail smtp.mailfrom=produsoft.test"),
+        arrived(
+            with_sender_headers(reply, f"{OURS}; dmarc=pass header.from=produsoft.test"),
+            f"{OURS}; dkim=none; spf=softfail smtp.mailfrom=produsoft.test",
+        ),
         # A pass for another domain, and a dkim pass of a subdomain.
         arrived(reply, f"{OURS}; dkim=pass header.d=evil.test; spf=pass smtp.mailfrom=evil.test"),
         arrived(reply, f"{OURS}; dkim=pass header.d=mail.produsoft.test.evil.test"),
@@ -93,14 +105,22 @@ def test_unverified_engineer_mail_changes_nothing_and_the_engineer_is_told(site,
 def test_verified_engineer_mail_acts_and_customers_need_no_header(site, dovecot, mail_user, smtp_sink):
     new_ticket = team_mail(smtp_sink)
     smtp_sink.clear()
-    answer = write_mail(f"Erin Engineer <{ERIN}>", VISI, f"Re: {new_ticket.message['Subject']}",
-                        "#priority high\n#assign me\n\nRestart the licence service, please.",
-                        in_reply_to=message_id_of(new_ticket.message))
+    answer = write_mail(
+        f"Erin Engineer <{ERIN}>",
+        VISI,
+        f"Re: {new_ticket.message['Subject']}",
+        "#priority high\n#assign me\n\nRestart the licence service, please.",
+        in_reply_to=message_id_of(new_ticket.message),
+    )
     # Our server's verdict on top; the forged fail the sender added below it does not count.
-    dovecot.append(mail_user.name, arrived(
-        with_sender_headers(answer, f"{OURS}; dmarc=fail"),
-        f"{OURS} 1; dkim=pass (good signature) header.d=produsoft.test header.s=s1; "
-        "dmarc=pass (p=reject) header.from=produsoft.test"))
+    dovecot.append(
+        mail_user.name,
+        arrived(
+            with_sender_headers(answer, f"{OURS}; dmarc=fail"),
+            f"{OURS} 1; dkim=pass (good signature) header.d=produsoft.test header.s=s1; "
+            "dmarc=pass (p=reject) header.from=produsoft.test",
+        ),
+    )
     site.poll()
     shown = site.ticket("VISI-1")
     assert (shown["priority"], shown["assignee"], shown["status"]) == ("high", ERIN, "open")
@@ -111,17 +131,28 @@ def test_verified_engineer_mail_acts_and_customers_need_no_header(site, dovecot,
     # The customer's own commands need no Authentication-Results.
     smtp_sink.clear()
     relay = to_dana[0]
-    dovecot.append(mail_user.name, write_mail(DANA, VISI, f"Re: {relay.message['Subject']}",
-                                              "#close\n\nWorks again, thanks.",
-                                              in_reply_to=message_id_of(relay.message)))
+    dovecot.append(
+        mail_user.name,
+        write_mail(
+            DANA,
+            VISI,
+            f"Re: {relay.message['Subject']}",
+            "#close\n\nWorks again, thanks.",
+            in_reply_to=message_id_of(relay.message),
+        ),
+    )
     site.poll()
     assert site.ticket("VISI-1")["status"] == "closed"
 
 
-BORDER = ("Received: from mail.evil.test (mail.evil.test [203.0.113.9]) by mx.produsoft.test (Postfix)"
-          " with ESMTPS id 4Xy; Mon, 23 Nov 2026 10:00:01 +0000")
-DELIVERY = ("Received: from mx.produsoft.test by imap.produsoft.test (Dovecot) with LMTP id Zq1;"
-            " Mon, 23 Nov 2026 10:00:02 +0000")
+BORDER = (
+    "Received: from mail.evil.test (mail.evil.test [203.0.113.9]) by mx.produsoft.test (Postfix)"
+    " with ESMTPS id 4Xy; Mon, 23 Nov 2026 10:00:01 +0000"
+)
+DELIVERY = (
+    "Received: from mx.produsoft.test by imap.produsoft.test (Dovecot) with LMTP id Zq1;"
+    " Mon, 23 Nov 2026 10:00:02 +0000"
+)
 
 
 def delivered(raw: bytes, *headers: str) -> bytes:
@@ -129,12 +160,16 @@ def delivered(raw: bytes, *headers: str) -> bytes:
     return b"".join(f"{h}\r\n".encode() for h in headers) + raw
 
 
-def test_only_our_servers_header_above_the_border_counts_and_check_warns(site, dovecot, mail_user,
-                                                                          smtp_sink):
+def test_only_our_servers_header_above_the_border_counts_and_check_warns(site, dovecot, mail_user, smtp_sink):
     new_ticket = team_mail(smtp_sink)
     smtp_sink.clear()
-    reply = write_mail(f"Erin Engineer <{ERIN}>", VISI, f"Re: {new_ticket.message['Subject']}", COMMANDS,
-                       in_reply_to=message_id_of(new_ticket.message))
+    reply = write_mail(
+        f"Erin Engineer <{ERIN}>",
+        VISI,
+        f"Re: {new_ticket.message['Subject']}",
+        COMMANDS,
+        in_reply_to=message_id_of(new_ticket.message),
+    )
     forged = f"Authentication-Results: {OURS}; dmarc=pass header.from=produsoft.test"
     attempts = [
         # Our border wrote none; the sender's copy with our id sits right under its Received line.
@@ -158,9 +193,21 @@ def test_only_our_servers_header_above_the_border_counts_and_check_warns(site, d
     # Our server's header on top of the border's Received line, under the delivery hop's: it counts.
     smtp_sink.clear()
     good = f"Authentication-Results: {OURS}; dmarc=pass header.from=produsoft.test"
-    dovecot.append(mail_user.name, delivered(write_mail(
-        ERIN, VISI, f"Re: {new_ticket.message['Subject']}", "#priority high\n\nOn it.",
-        in_reply_to=message_id_of(new_ticket.message)), DELIVERY, good, BORDER))
+    dovecot.append(
+        mail_user.name,
+        delivered(
+            write_mail(
+                ERIN,
+                VISI,
+                f"Re: {new_ticket.message['Subject']}",
+                "#priority high\n\nOn it.",
+                in_reply_to=message_id_of(new_ticket.message),
+            ),
+            DELIVERY,
+            good,
+            BORDER,
+        ),
+    )
     site.poll()
     assert site.ticket("VISI-1")["priority"] == "high"
     assert any(m.rcpt_tos == [DANA] for m in smtp_sink.messages)
@@ -168,16 +215,24 @@ def test_only_our_servers_header_above_the_border_counts_and_check_warns(site, d
 
 def test_without_a_trusted_server_named_the_from_address_is_enough(tmp_path, dovecot, mail_user, smtp_sink):
     """The documented choice for sites whose server writes no Authentication-Results."""
-    site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
-                     smtp_url=smtp_sink.url)
+    site = make_site(
+        tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}}, smtp_url=smtp_sink.url
+    )
     site.add_account(DANA, "VISI")
     site.add_account(ERIN, "VISI", "engineer")
     dovecot.append(mail_user.name, write_mail(DANA, VISI, "Licence server down", "Nothing starts."))
     site.poll()
     smtp_sink.wait_for(2)
     new_ticket = team_mail(smtp_sink)
-    dovecot.append(mail_user.name, write_mail(ERIN, VISI, f"Re: {new_ticket.message['Subject']}",
-                                              "#status resolved\n\nFixed.",
-                                              in_reply_to=message_id_of(new_ticket.message)))
+    dovecot.append(
+        mail_user.name,
+        write_mail(
+            ERIN,
+            VISI,
+            f"Re: {new_ticket.message['Subject']}",
+            "#status resolved\n\nFixed.",
+            in_reply_to=message_id_of(new_ticket.message),
+        ),
+    )
     site.poll()
     assert site.ticket("VISI-1")["status"] == "resolved"

@@ -26,19 +26,29 @@ def b_word(text: str) -> str:
     return f"=?utf-8?b?{base64.b64encode(text.encode()).decode()}?="
 
 
-def raw_mail(sender: str, subject: str, body: str = "Hello.", *, to: str = VISI,
-             content_type: str = "text/plain; charset=utf-8", extra: str = "") -> bytes:
+def raw_mail(
+    sender: str,
+    subject: str,
+    body: str = "Hello.",
+    *,
+    to: str = VISI,
+    content_type: str = "text/plain; charset=utf-8",
+    extra: str = "",
+) -> bytes:
     """A mail exactly as given: header values are not encoded or checked on the way."""
-    head = (f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
-            f"Message-ID: <{uuid.uuid4().hex}@client.test>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n"
-            f"MIME-Version: 1.0\r\nContent-Type: {content_type}\r\n{extra}")
+    head = (
+        f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{uuid.uuid4().hex}@client.test>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n"
+        f"MIME-Version: 1.0\r\nContent-Type: {content_type}\r\n{extra}"
+    )
     return (head + "\r\n" + body.replace("\n", "\r\n") + "\r\n").encode()
 
 
 @pytest.fixture
 def site(tmp_path, dovecot, mail_user, smtp_sink):
-    site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
-                     smtp_url=smtp_sink.url)
+    site = make_site(
+        tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}}, smtp_url=smtp_sink.url
+    )
     site.add_account(DANA, "VISI", name="Dana Customer")
     site.add_account(ERIN, "VISI", "engineer", name="Erin Engineer")
     return site
@@ -66,18 +76,23 @@ def assert_one_clean_envelope(mail, expected_rcpt: str) -> None:
     assert "x.test" not in " ".join(mail.rcpt_tos)
 
 
-def test_line_breaks_in_subjects_and_names_add_no_header_and_no_recipient(site, dovecot, mail_user,
-                                                                          smtp_sink):
+def test_line_breaks_in_subjects_and_names_add_no_header_and_no_recipient(
+    site, dovecot, mail_user, smtp_sink
+):
     deliver(
-        dovecot, mail_user,
+        dovecot,
+        mail_user,
         # S5's own example: "Hi\r\nBcc: evil@x.test", and a name with an encoded line break.
         raw_mail(f"=?utf-8?q?Dana=0D=0ABcc=3A_evil1=40x.test?= <{DANA}>", b_word("Hi\r\nBcc: evil@x.test")),
         # Unicode line and paragraph separators, NEL, and a bare LF, all at once.
-        raw_mail(DANA, b_word("Printer\u2028Bcc: evil2@x.test\u0085Cc: evil3@x.test\n"
-                              "To: evil4@x.test\u2029X")),
+        raw_mail(
+            DANA, b_word("Printer\u2028Bcc: evil2@x.test\u0085Cc: evil3@x.test\nTo: evil4@x.test\u2029X")
+        ),
         # A stranger, so the refusal (addressed with the name they gave) is checked too.
-        raw_mail(f"=?utf-8?q?Mallory=0D=0ABcc=3A_evil5=40x.test?= <{MALLORY}>",
-                 "=?utf-8?q?Hello=0D=0ABcc=3A_evil6=40x.test?="),
+        raw_mail(
+            f"=?utf-8?q?Mallory=0D=0ABcc=3A_evil5=40x.test?= <{MALLORY}>",
+            "=?utf-8?q?Hello=0D=0ABcc=3A_evil6=40x.test?=",
+        ),
     )
     site.poll()
     sent = smtp_sink.wait_for(5)
@@ -87,8 +102,10 @@ def test_line_breaks_in_subjects_and_names_add_no_header_and_no_recipient(site, 
         for mail in mails:
             assert_one_clean_envelope(mail, rcpt)
     subjects = sorted(t["subject"] for t in site.tickets())
-    assert subjects == ["Hi Bcc: evil@x.test",
-                        "Printer Bcc: evil2@x.test Cc: evil3@x.test To: evil4@x.test X"]
+    assert subjects == [
+        "Hi Bcc: evil@x.test",
+        "Printer Bcc: evil2@x.test Cc: evil3@x.test To: evil4@x.test X",
+    ]
     [refusal] = by_rcpt[MALLORY]
     assert refusal.message["Subject"] == "Re: Hello Bcc: evil6@x.test"
     assert refusal.message["To"].addresses[0].display_name == "Mallory Bcc: evil5@x.test"
@@ -96,15 +113,21 @@ def test_line_breaks_in_subjects_and_names_add_no_header_and_no_recipient(site, 
     # The engineer answers with the subject as the mail client shows it: the relay is clean too.
     smtp_sink.clear()
     first = next(m for m in by_rcpt[ERIN] if "[VISI-1]" in m.message["Subject"])
-    deliver(dovecot, mail_user, write_mail(ERIN, VISI, f"Re: {first.message['Subject']}", "On it.",
-                                           in_reply_to=message_id_of(first.message)))
+    deliver(
+        dovecot,
+        mail_user,
+        write_mail(
+            ERIN, VISI, f"Re: {first.message['Subject']}", "On it.", in_reply_to=message_id_of(first.message)
+        ),
+    )
     site.poll()
     [relay] = smtp_sink.wait_for(1)
     assert_one_clean_envelope(relay, DANA)
 
 
-def test_a_new_sender_with_a_line_break_in_the_name_gets_an_account_with_one_line(tmp_path, dovecot,
-                                                                                   mail_user, smtp_sink):
+def test_a_new_sender_with_a_line_break_in_the_name_gets_an_account_with_one_line(
+    tmp_path, dovecot, mail_user, smtp_sink
+):
     open_product = {"address": VISI, "mailbox": mail_user.url(), "unknown_senders": "open"}
     site = make_site(tmp_path, {"OPEN": open_product}, smtp_url=smtp_sink.url)
     site.add_account(ERIN, "OPEN", "engineer")
@@ -123,8 +146,10 @@ def test_a_new_sender_with_a_line_break_in_the_name_gets_an_account_with_one_lin
 
 
 TEMPLATE_SUBJECT = "{{ 7*7 }} and {% for x in (1, 2) %}X{% endfor %}"
-TEMPLATE_BODY = ("Result: {{ 7*7 }}\n{{ ''.__class__.__mro__ }}\n{% for x in range(3) %}Y{% endfor %}\n"
-                 "{{ config }} {# hidden #} {% raw %}")
+TEMPLATE_BODY = (
+    "Result: {{ 7*7 }}\n{{ ''.__class__.__mro__ }}\n{% for x in range(3) %}Y{% endfor %}\n"
+    "{{ config }} {# hidden #} {% raw %}"
+)
 
 
 def text_part(mail) -> str:
@@ -157,8 +182,13 @@ def test_template_syntax_from_a_sender_is_shown_literally(site, dovecot, mail_us
     # The engineer's answer, with the same tricks, reaches the customer as written.
     smtp_sink.clear()
     answer = "Try {{ 7*7 }} or {{ ticket.requester.email }} {% if true %}Z{% endif %}"
-    deliver(dovecot, mail_user, write_mail(ERIN, VISI, f"Re: {team.message['Subject']}", answer,
-                                           in_reply_to=message_id_of(team.message)))
+    deliver(
+        dovecot,
+        mail_user,
+        write_mail(
+            ERIN, VISI, f"Re: {team.message['Subject']}", answer, in_reply_to=message_id_of(team.message)
+        ),
+    )
     site.poll()
     [relay] = smtp_sink.wait_for(1)
     assert relay.rcpt_tos == [DANA] and answer in text_part(relay)
@@ -171,8 +201,9 @@ HOSTILE_HTML = (
     '<iframe src="https://evil.test/frame"></iframe><svg onload="alert(\'s4\')"></svg>'
     '<style>body{background:url(https://tracker.test/css)}</style><form action="https://evil.test"><input></form>'
 )
-HOSTILE_TEXT = ('See <script>alert("t1")</script> & <b onmouseover="x()">bold</b> '
-                '<a href="javascript:t2()">x</a>')
+HOSTILE_TEXT = (
+    'See <script>alert("t1")</script> & <b onmouseover="x()">bold</b> <a href="javascript:t2()">x</a>'
+)
 _TAG = re.compile(r"<[^<>]*>")
 
 
@@ -188,9 +219,12 @@ def assert_html_safe(html: str) -> None:
 
 
 def test_html_from_a_sender_never_reaches_our_html_unescaped(site, dovecot, mail_user, smtp_sink):
-    deliver(dovecot, mail_user,
-            write_mail(DANA, VISI, "Text and HTML", HOSTILE_TEXT, html=HOSTILE_HTML),
-            raw_mail(DANA, "HTML only", HOSTILE_HTML, content_type="text/html; charset=utf-8"))
+    deliver(
+        dovecot,
+        mail_user,
+        write_mail(DANA, VISI, "Text and HTML", HOSTILE_TEXT, html=HOSTILE_HTML),
+        raw_mail(DANA, "HTML only", HOSTILE_HTML, content_type="text/html; charset=utf-8"),
+    )
     site.poll()
     sent = smtp_sink.wait_for(4)
     assert len(sent) == 4
@@ -200,8 +234,9 @@ def test_html_from_a_sender_never_reaches_our_html_unescaped(site, dovecot, mail
         assert_html_safe(html)
     team = {m.message["X-Mailbot-Ticket"]: m for m in sent if m.rcpt_tos == [ERIN]}
     # Text mail: shown, escaped, in the team's HTML; the text part has it as written.
-    assert "&lt;script&gt;alert(&#34;t1&#34;)&lt;/script&gt;" in html_part(team["VISI-1"]) or \
-        "&lt;script&gt;alert(&quot;t1&quot;)&lt;/script&gt;" in html_part(team["VISI-1"])
+    assert "&lt;script&gt;alert(&#34;t1&#34;)&lt;/script&gt;" in html_part(
+        team["VISI-1"]
+    ) or "&lt;script&gt;alert(&quot;t1&quot;)&lt;/script&gt;" in html_part(team["VISI-1"])
     assert HOSTILE_TEXT in text_part(team["VISI-1"])
     # HTML-only mail: turned into text; what scripts held is gone, the words stay.
     only = text_part(team["VISI-2"])

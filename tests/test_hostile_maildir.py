@@ -20,8 +20,9 @@ pytestmark = pytest.mark.servers
 
 def test_a_reused_file_name_is_a_new_mail_and_overwrites_nothing(tmp_path, smtp_sink):
     maildir = tmp_path / "visi-maildir"
-    site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": f"maildir://{maildir}"}},
-                     smtp_url=smtp_sink.url)
+    site = make_site(
+        tmp_path, {"VISI": {"address": VISI, "mailbox": f"maildir://{maildir}"}}, smtp_url=smtp_sink.url
+    )
     site.add_account(DANA, "VISI")
     site.add_account(ERIN, "VISI", "engineer")
     site.poll()  # creates the Maildir

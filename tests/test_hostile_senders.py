@@ -24,19 +24,23 @@ CARL = "carl@othercustomer.test"
 MALLORY = "mallory@outside.test"
 
 
-def raw_mail(from_lines: list[str], subject: str, body: str = "Please send me the licence file.",
-             extra: str = "") -> bytes:
+def raw_mail(
+    from_lines: list[str], subject: str, body: str = "Please send me the licence file.", extra: str = ""
+) -> bytes:
     head = "".join(f"From: {line}\r\n" for line in from_lines)
-    head += (f"To: {VISI}\r\nSubject: {subject}\r\nMessage-ID: <{uuid.uuid4().hex}@client.test>\r\n"
-             f"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n{extra}"
-             "Content-Type: text/plain; charset=utf-8\r\n")
+    head += (
+        f"To: {VISI}\r\nSubject: {subject}\r\nMessage-ID: <{uuid.uuid4().hex}@client.test>\r\n"
+        f"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n{extra}"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+    )
     return (head + "\r\n" + body + "\r\n").encode()
 
 
 @pytest.fixture
 def site(tmp_path, dovecot, mail_user, smtp_sink):
-    site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
-                     smtp_url=smtp_sink.url)
+    site = make_site(
+        tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}}, smtp_url=smtp_sink.url
+    )
     site.add_account(DANA, "VISI", name="Dana Customer")
     site.add_account(ERIN, "VISI", "engineer", name="Erin Engineer")
     return site
@@ -59,7 +63,7 @@ AMBIGUOUS_FROM = [
     (["=?utf-8?q?dana=40customer.test?= <mallory@evil.test>"], "ignored"),
     (["=?utf-8?b?ZGFuYUBjdXN0b21lci50ZXN0?="], "quarantined"),  # the whole address RFC 2047-encoded
     (["dana@customer.test.evil.test"], "ignored"),
-    (["d\u0430na@customer.test"], "quarantined"),                # a Cyrillic "a"
+    (["d\u0430na@customer.test"], "quarantined"),  # a Cyrillic "a"
     (["dana%customer.test@evil.test"], "ignored"),
     (["<dana@customer.test"], "quarantined"),
     ([""], "quarantined"),
@@ -67,13 +71,14 @@ AMBIGUOUS_FROM = [
 # Readings that may be dana's: hers, since she has an account, but only ever as a customer.
 UNCERTAIN_DANA = [
     [f"Dana <{DANA}>, Mallory <mallory@evil.test>"],
-    [DANA, "mallory@evil.test"],                      # two From headers
+    [DANA, "mallory@evil.test"],  # two From headers
     ["dana@customer.test."],
 ]
 
 
-def test_ambiguous_senders_get_nothing_and_the_exact_address_matches_in_any_case(site, dovecot, mail_user,
-                                                                                  smtp_sink):
+def test_ambiguous_senders_get_nothing_and_the_exact_address_matches_in_any_case(
+    site, dovecot, mail_user, smtp_sink
+):
     for from_lines, _ in AMBIGUOUS_FROM:
         dovecot.append(mail_user.name, raw_mail(from_lines, "Need the licence file"))
     dovecot.append(mail_user.name, raw_mail(["Dana <DANA@Customer.TEST>"], "Licence file, please"))
@@ -99,16 +104,27 @@ def test_ambiguous_senders_get_nothing_and_the_exact_address_matches_in_any_case
 
     # A reply in any case of the address is dana's too.
     smtp_sink.clear()
-    dovecot.append(mail_user.name, write_mail("dAnA@cUsToMeR.tEsT", VISI, "Re: [VISI-1] Licence file, please",
-                                              "Any news?"))
+    dovecot.append(
+        mail_user.name,
+        write_mail("dAnA@cUsToMeR.tEsT", VISI, "Re: [VISI-1] Licence file, please", "Any news?"),
+    )
     site.poll()
     authors = [m["author"].lower() for m in site.ticket("VISI-1")["messages"] if m["direction"] == "in"]
     assert authors == [DANA] * 2
     assert [m.rcpt_tos for m in smtp_sink.wait_for(1)] == [[ERIN]]
 
 
-SECRETS = ("SECRET-KEY-4711", "lic01.customer.test", "Licence server down", "Second problem", DANA,
-           "Dana Customer", "VISI-1", "VISI-2", "[VISI")
+SECRETS = (
+    "SECRET-KEY-4711",
+    "lic01.customer.test",
+    "Licence server down",
+    "Second problem",
+    DANA,
+    "Dana Customer",
+    "VISI-1",
+    "VISI-2",
+    "[VISI",
+)
 
 
 def assert_reveals_nothing(mail) -> None:
@@ -122,28 +138,47 @@ def assert_reveals_nothing(mail) -> None:
     assert "ticket-visi" not in str(mail.message.get("References", "")).lower()
 
 
-def test_guessed_references_attach_nothing_reveal_nothing_and_guessing_is_throttled(site, dovecot, mail_user,
-                                                                                     smtp_sink):
+def test_guessed_references_attach_nothing_reveal_nothing_and_guessing_is_throttled(
+    site, dovecot, mail_user, smtp_sink
+):
     site.add_account(CARL, "VISI", name="Carl Other")  # a customer of the product, not of these tickets
-    dovecot.append(mail_user.name, write_mail(DANA, VISI, "Licence server down",
-                                              "Our key is SECRET-KEY-4711, server lic01.customer.test."))
+    dovecot.append(
+        mail_user.name,
+        write_mail(
+            DANA, VISI, "Licence server down", "Our key is SECRET-KEY-4711, server lic01.customer.test."
+        ),
+    )
     dovecot.append(mail_user.name, write_mail(DANA, VISI, "Second problem", "The dongle blinks."))
     site.poll()
     [ack] = [m for m in smtp_sink.wait_for(4) if m.rcpt_tos == [DANA] and "[VISI-1]" in m.message["Subject"]]
     smtp_sink.clear()
 
     guesses = [  # (sender, subject, In-Reply-To): seven at existing tickets, one at none
-        (MALLORY, "Re: [VISI-1] hello", ""), (MALLORY, "[VISI-2] hi", ""), (MALLORY, "Re: [VISI-3] hi", ""),
-        (MALLORY, "Re: hello", "ticket-VISI-1@mailbot.test"), (MALLORY, "Re: [VISI-1] again", ""),
-        (MALLORY, "Re: [VISI-2] again", ""), (MALLORY, "Re: [visi-1] and again", ""),
+        (MALLORY, "Re: [VISI-1] hello", ""),
+        (MALLORY, "[VISI-2] hi", ""),
+        (MALLORY, "Re: [VISI-3] hi", ""),
+        (MALLORY, "Re: hello", "ticket-VISI-1@mailbot.test"),
+        (MALLORY, "Re: [VISI-1] again", ""),
+        (MALLORY, "Re: [VISI-2] again", ""),
+        (MALLORY, "Re: [visi-1] and again", ""),
         (MALLORY, "RE: [ VISI-1 ] more", message_id_of(ack.message)),
     ] + [(CARL, "Re: [VISI-1] status?", "")] * 7
     for sender, subject, parent in guesses:
-        dovecot.append(mail_user.name, write_mail(sender, VISI, subject, "#close\n\nWhat is in this ticket?",
-                                                  in_reply_to=parent))
+        dovecot.append(
+            mail_user.name,
+            write_mail(sender, VISI, subject, "#close\n\nWhat is in this ticket?", in_reply_to=parent),
+        )
     # The ticket's customer, amid all that, adds to her ticket.
-    dovecot.append(mail_user.name, write_mail(DANA, VISI, "Re: [VISI-1] Licence server down", "Still down.",
-                                              in_reply_to=message_id_of(ack.message)))
+    dovecot.append(
+        mail_user.name,
+        write_mail(
+            DANA,
+            VISI,
+            "Re: [VISI-1] Licence server down",
+            "Still down.",
+            in_reply_to=message_id_of(ack.message),
+        ),
+    )
     site.poll()
 
     rows = ledger(site)[2:]
@@ -174,12 +209,15 @@ def test_guessed_references_attach_nothing_reveal_nothing_and_guessing_is_thrott
     dovecot.append(mail_user.name, team)
     site.poll()
     [relay] = smtp_sink.wait_for(1)
-    assert relay.rcpt_tos == [DANA] and "Restart the licence service." in relay.message.get_body(
-        ("plain",)).get_content()
+    assert (
+        relay.rcpt_tos == [DANA]
+        and "Restart the licence service." in relay.message.get_body(("plain",)).get_content()
+    )
 
 
-def test_a_reading_among_several_is_dana_s_as_a_customer_and_never_an_engineer_s(site, dovecot, mail_user,
-                                                                                  smtp_sink):
+def test_a_reading_among_several_is_dana_s_as_a_customer_and_never_an_engineer_s(
+    site, dovecot, mail_user, smtp_sink
+):
     for from_lines in UNCERTAIN_DANA:
         dovecot.append(mail_user.name, raw_mail(from_lines, "Need the licence file"))
     site.poll()
@@ -193,8 +231,12 @@ def test_a_reading_among_several_is_dana_s_as_a_customer_and_never_an_engineer_s
 
     # An engineer's commands from a list that names erin and mallory apply nothing.
     for from_lines in ([f"Erin <{ERIN}>, Mallory <mallory@evil.test>"], [ERIN, "mallory@evil.test"]):
-        dovecot.append(mail_user.name, raw_mail(from_lines, "Re: [VISI-1] Need the licence file",
-                                                "#status closed\n#priority urgent\n\nDone."))
+        dovecot.append(
+            mail_user.name,
+            raw_mail(
+                from_lines, "Re: [VISI-1] Need the licence file", "#status closed\n#priority urgent\n\nDone."
+            ),
+        )
     site.poll()
     shown = site.ticket("VISI-1")
     assert (shown["status"], shown["priority"]) == ("new", "medium")

@@ -28,9 +28,14 @@ WES = "wes@produsoft.test"  # engineer of WORKNC
 def site(tmp_path, dovecot, mail_user, smtp_sink):
     worknc_user = f"worknc-{secrets.token_hex(4)}"
     dovecot.add_user(worknc_user, "worknc-password")
-    site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()},
-                                "WORKNC": {"address": WORKNC, "mailbox": dovecot.imap_url(worknc_user)}},
-                     smtp_url=smtp_sink.url)
+    site = make_site(
+        tmp_path,
+        {
+            "VISI": {"address": VISI, "mailbox": mail_user.url()},
+            "WORKNC": {"address": WORKNC, "mailbox": dovecot.imap_url(worknc_user)},
+        },
+        smtp_url=smtp_sink.url,
+    )
     site.add_account(ERIN, "VISI", "engineer")
     site.add_account(ERIN, "WORKNC", "customer")
     site.add_account(CARL, "WORKNC")
@@ -55,10 +60,10 @@ def test_a_ticket_of_another_product_cannot_be_named_from_this_mailbox(site, dov
 
     # Erin, engineer of VISI, writes to VISI naming WORKNC tickets every way a mail can.
     attacks = [
-        ("Re: Plotter stops", "ticket-WORKNC-1@mailbot.test"),              # our pseudo Message-ID
-        ("Re: Plotter stops", message_id_of(ack_to_carl.message)),          # a real mail of WORKNC's
-        ("Re: [WORKNC-1] Plotter stops", ""),                               # the subject's reference
-        ("Re: My own WORKNC question", "ticket-WORKNC-2@mailbot.test"),     # her own ticket as customer
+        ("Re: Plotter stops", "ticket-WORKNC-1@mailbot.test"),  # our pseudo Message-ID
+        ("Re: Plotter stops", message_id_of(ack_to_carl.message)),  # a real mail of WORKNC's
+        ("Re: [WORKNC-1] Plotter stops", ""),  # the subject's reference
+        ("Re: My own WORKNC question", "ticket-WORKNC-2@mailbot.test"),  # her own ticket as customer
     ]
     for subject, parent in attacks:
         body = "#status closed\n#priority low\n\nDone."
@@ -78,8 +83,10 @@ def test_a_ticket_of_another_product_cannot_be_named_from_this_mailbox(site, dov
 
     # In WORKNC's own mailbox, Erin is a customer: her ticket takes no engineer's command.
     smtp_sink.clear()
-    dovecot.append(site.worknc_user, write_mail(ERIN, WORKNC, "Re: [WORKNC-2] My own WORKNC question",
-                                                "#status resolved\n\nFixed?"))
+    dovecot.append(
+        site.worknc_user,
+        write_mail(ERIN, WORKNC, "Re: [WORKNC-2] My own WORKNC question", "#status resolved\n\nFixed?"),
+    )
     site.poll()
     assert site.ticket("WORKNC-2")["status"] == "new"
     [error] = [m for m in smtp_sink.messages if m.rcpt_tos == [ERIN]]

@@ -30,10 +30,14 @@ def dated_1970(sender: str, to: str, subject: str) -> bytes:
 
 def test_a_live_mail_dated_1970_is_answered_from_every_door(tmp_path, mail_user, smtp_sink):
     maildir = tmp_path / "visi-maildir"
-    site = make_site(tmp_path, {
-        "VISI": {"address": VISI, "mailbox": f"maildir://{maildir}", "unknown_senders": "open"},
-        "GEN": {"address": GEN, "mailbox": mail_user.url(), "unknown_senders": "open"},
-    }, smtp_url=smtp_sink.url)
+    site = make_site(
+        tmp_path,
+        {
+            "VISI": {"address": VISI, "mailbox": f"maildir://{maildir}", "unknown_senders": "open"},
+            "GEN": {"address": GEN, "mailbox": mail_user.url(), "unknown_senders": "open"},
+        },
+        smtp_url=smtp_sink.url,
+    )
     site.add_account(ERIN, "VISI", "engineer")
     site.add_account(ERIN, "GEN", "engineer")
     site.poll()  # the first start, on empty mailboxes
@@ -41,8 +45,10 @@ def test_a_live_mail_dated_1970_is_answered_from_every_door(tmp_path, mail_user,
 
     # Maildir: copied in as the README's quick start does, with the mtime of 1970 kept; and
     # delivered by an MTA under a proper unique name (now), the mtime set back all the same.
-    for name, sender in (("customer-mail.eml", "ann@customer.test"),
-                         (f"{int(time.time())}.M1P2Q3.mx.test", "bob@customer.test")):
+    for name, sender in (
+        ("customer-mail.eml", "ann@customer.test"),
+        (f"{int(time.time())}.M1P2Q3.mx.test", "bob@customer.test"),
+    ):
         path = maildir / "new" / name
         path.write_bytes(dated_1970(sender, VISI, f"Request of {sender}"))
         os.utime(path, (0, 0))

@@ -32,9 +32,7 @@ def mail(subject: str) -> bytes:
 
 def source_for(user, tls="none", folder="INBOX", **kwargs) -> ImapSource:
     """An ImapSource for a `mail_user`, trusting the test CA."""
-    return ImapSource(
-        user.url(tls, folder), ssl_context=user.dovecot.client_context(), timeout=5, **kwargs
-    )
+    return ImapSource(user.url(tls, folder), ssl_context=user.dovecot.client_context(), timeout=5, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -285,8 +283,12 @@ def test_errors_name_the_mailbox_and_never_the_password(dovecot, mail_user):
 
 
 def test_bad_urls_are_configuration_errors():
-    for url in ("imap://host/INBOX", "imap://u:p@host:nope/", "imaps://u:p@h/?starttls=true",
-                "imap://u:p@h/?tls=yes"):
+    for url in (
+        "imap://host/INBOX",
+        "imap://u:p@host:nope/",
+        "imaps://u:p@h/?starttls=true",
+        "imap://u:p@h/?tls=yes",
+    ):
         with pytest.raises(ConfigError) as caught:
             ImapSource(url)
         assert ":p@" not in str(caught.value)

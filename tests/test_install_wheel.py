@@ -19,8 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(*args: str | Path, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                            stdin=subprocess.DEVNULL, timeout=600)
+    result = subprocess.run(
+        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600
+    )
     if check and result.returncode != 0:
         command = " ".join(map(str, args))
         pytest.fail(f"{command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}", pytrace=False)
@@ -36,8 +37,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source.mkdir()
     archive = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True)
     assert archive.stdout, "git ls-files listed nothing"
-    subprocess.run(["tar", "--null", "-T", "-", "-cf", str(work / "src.tar")], cwd=REPO,
-                   input=archive.stdout, check=True)
+    subprocess.run(
+        ["tar", "--null", "-T", "-", "-cf", str(work / "src.tar")], cwd=REPO, input=archive.stdout, check=True
+    )
     subprocess.run(["tar", "-xf", str(work / "src.tar"), "-C", str(source)], check=True)
     assert (source / "pyproject.toml").exists()
     _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", work / "dist", source, cwd=work)
@@ -45,14 +47,26 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert len(wheels) == 1, wheels
     env_dir = work / "venv"
     venv.create(env_dir, with_pip=True)
-    _run(env_dir / "bin" / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         wheels[0], cwd=work)
+    _run(
+        env_dir / "bin" / "python",
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        wheels[0],
+        cwd=work,
+    )
     return env_dir
 
 
 def test_the_wheel_carries_what_mailbot_reads(installed: Path, tmp_path: Path) -> None:
-    where = _run(installed / "bin" / "python", "-c",
-                 "import mailbot, pathlib; print(pathlib.Path(mailbot.__file__).parent)", cwd=tmp_path)
+    where = _run(
+        installed / "bin" / "python",
+        "-c",
+        "import mailbot, pathlib; print(pathlib.Path(mailbot.__file__).parent)",
+        cwd=tmp_path,
+    )
     package = Path(where.stdout.strip())
     assert installed in package.parents, f"mailbot imported from {package}, not from the venv"
     assert (package / "templates" / "en" / "ticket_opened.txt").is_file()
@@ -74,8 +88,19 @@ def test_a_customer_mail_becomes_a_ticket_and_an_acknowledgement(installed: Path
     env_file.chmod(0o600)
     mailbot = [installed / "bin" / "mailbot", "--env-file", env_file]
     _run(*mailbot, "db", "init", cwd=tmp_path)
-    _run(*mailbot, "account", "add", "erin@demo.example", "--name", "Erin Engineer",
-         "--product", "DEMO", "--role", "engineer", cwd=tmp_path)
+    _run(
+        *mailbot,
+        "account",
+        "add",
+        "erin@demo.example",
+        "--name",
+        "Erin Engineer",
+        "--product",
+        "DEMO",
+        "--role",
+        "engineer",
+        cwd=tmp_path,
+    )
     new = tmp_path / "inbox" / "new"
     new.mkdir(parents=True)
     (tmp_path / "inbox" / "cur").mkdir()

@@ -32,8 +32,7 @@ SLA_JOB_IDS = {job_id for job_id, _ in JOBS}
 def build_scheduler(desk) -> BackgroundScheduler:
     """The daemon's own scheduler, not started, with its service-level jobs only (the mailbox
     and outbox workers have their own tests, with real servers)."""
-    scheduler, _workers = daemon.build_scheduler(desk, ssl.create_default_context(),
-                                                 threading.Event())
+    scheduler, _workers = daemon.build_scheduler(desk, ssl.create_default_context(), threading.Event())
     for job in scheduler.get_jobs():
         if job.id not in SLA_JOB_IDS:
             scheduler.remove_job(job.id)
@@ -112,15 +111,13 @@ def test_board_is_warned_then_escalation_goes_out_once(desk, clock, dana):
         run_scheduled(scheduler)
     breaches = outbox("sla_breach")
     assert sorted(m.recipient for m in breaches) == [BOARD, SECOND_LINE]
-    assert all("SLA breached: the resolution target for ticket GEN-1 was missed" in m.text
-               for m in breaches)
+    assert all("SLA breached: the resolution target for ticket GEN-1 was missed" in m.text for m in breaches)
     assert len(outbox("sla_warning")) == 2
     history = [e.kind for e in Event.select().where(Event.ticket == ticket).order_by(Event.id)]
     assert history.count("sla_warning") == 2 and history.count("sla_breach") == 1
 
 
-def test_after_downtime_one_run_catches_up_and_a_restart_repeats_nothing(tmp_path, clock, desk,
-                                                                          dana):
+def test_after_downtime_one_run_catches_up_and_a_restart_repeats_nothing(tmp_path, clock, desk, dana):
     open_ticket(desk, "GEN", dana, MONDAY_10, "critical")
     # The daemon was down from Monday 10:00 to Wednesday: both deadlines passed meanwhile.
     clock.set(at("2027-02-03 09:30"))
@@ -235,8 +232,7 @@ def test_bas_ip_escalates_to_the_developers(desk, clock):
     assert sent("sla_warning") == [("tech@bas-ip.test", "[BASIP-1] Intercom offline")]
     clock.set(at("2027-02-01 08:05"))
     run_due_jobs(desk)
-    assert sorted(r for r, _ in sent("sla_breach")) == ["developers@bas-ip.test",
-                                                        "tech@bas-ip.test"]
+    assert sorted(r for r, _ in sent("sla_breach")) == ["developers@bas-ip.test", "tech@bas-ip.test"]
 
 
 def test_the_started_scheduler_runs_the_jobs_in_its_own_threads(desk, clock, dana):

@@ -12,13 +12,7 @@ from email.utils import format_datetime, make_msgid
 
 import pytest
 
-from tests.helpers.bulk import (
-    counts,
-    events_of_kind,
-    ledger_by_message_id,
-    messages_on,
-    undeliverable,
-)
+from tests.helpers.bulk import counts, events_of_kind, ledger_by_message_id, messages_on, undeliverable
 from tests.helpers.mails import message_id_of, write_mail
 from tests.helpers.site import make_site
 
@@ -50,8 +44,15 @@ def mails_to(sink, address: str) -> list:
     return [m for m in sink.messages if address in m.rcpt_tos]
 
 
-def write_dsn(original_headers: str, recipient: str, *, action: str = "failed", status: str = "5.1.1",
-              sender: str = "MAILER-DAEMON@mx.customer.test", to: str = VISI) -> bytes:
+def write_dsn(
+    original_headers: str,
+    recipient: str,
+    *,
+    action: str = "failed",
+    status: str = "5.1.1",
+    sender: str = "MAILER-DAEMON@mx.customer.test",
+    to: str = VISI,
+) -> bytes:
     """A delivery status notification (RFC 3464) as Postfix writes it, returning the headers of
     the mail that could not be delivered."""
     boundary = "dsn-boundary-1"
@@ -104,19 +105,35 @@ STRANGER = "someone@other.test"
 MACHINE_MAILS = [
     # label, sender, extra headers, expected ledger reason
     ("auto-replied", DANA, {"Auto-Submitted": "auto-replied"}, "automatic: auto-submitted:auto-replied"),
-    ("auto-generated", STRANGER, {"Auto-Submitted": "Auto-Generated"},
-     "automatic: auto-submitted:auto-generated"),
+    (
+        "auto-generated",
+        STRANGER,
+        {"Auto-Submitted": "Auto-Generated"},
+        "automatic: auto-submitted:auto-generated",
+    ),
     ("x-autoreply", STRANGER, {"X-Autoreply": "yes"}, "automatic: x-autoreply"),
     ("suppress all", STRANGER, {"X-Auto-Response-Suppress": "All"}, "automatic: x-auto-response-suppress"),
-    ("suppress oof", STRANGER, {"X-Auto-Response-Suppress": "OOF, AutoReply"},
-     "automatic: x-auto-response-suppress"),
+    (
+        "suppress oof",
+        STRANGER,
+        {"X-Auto-Response-Suppress": "OOF, AutoReply"},
+        "automatic: x-auto-response-suppress",
+    ),
     ("bulk", STRANGER, {"Precedence": "bulk"}, "automatic: precedence:bulk"),
     ("junk", STRANGER, {"Precedence": "junk"}, "automatic: precedence:junk"),
     ("auto_reply", STRANGER, {"Precedence": "auto_reply"}, "automatic: precedence:auto_reply"),
-    ("empty return path", "mail-system@mx.other.test", {"Return-Path": "<>"},
-     "bounce: original mail unknown (mailbot: return-path rule)"),
-    ("mailer-daemon", "MAILER-DAEMON@mx.other.test", {},
-     "bounce: original mail unknown (mailbot: sender rule)"),
+    (
+        "empty return path",
+        "mail-system@mx.other.test",
+        {"Return-Path": "<>"},
+        "bounce: original mail unknown (mailbot: return-path rule)",
+    ),
+    (
+        "mailer-daemon",
+        "MAILER-DAEMON@mx.other.test",
+        {},
+        "bounce: original mail unknown (mailbot: sender rule)",
+    ),
     ("postmaster", "postmaster@other.test", {}, "bounce: original mail unknown (mailbot: sender rule)"),
     ("noreply", "noreply@shop.test", {}, "automatic: noreply-sender"),
     ("no-reply", "no-reply@shop.test", {}, "automatic: noreply-sender"),
@@ -131,23 +148,34 @@ MACHINE_MAILS = [
 def test_machine_mail_is_recorded_and_answered_by_nothing(site, dovecot, mail_user, smtp_sink):
     expected = {}
     for label, sender, headers, reason in MACHINE_MAILS:
-        mid = deliver(dovecot, mail_user, write_mail(sender, VISI, f"About {label}", f"Mail of kind {label}.",
-                                                     headers=headers))
+        mid = deliver(
+            dovecot,
+            mail_user,
+            write_mail(sender, VISI, f"About {label}", f"Mail of kind {label}.", headers=headers),
+        )
         expected[mid] = (label, reason)
     someone_elses = "From: x@elsewhere.test\nMessage-ID: <unknown@elsewhere.test>\nSubject: hi"
     dsn = write_dsn(someone_elses, "gone@other.test", sender="mta@other.test")
-    expected[deliver(dovecot, mail_user, dsn)] = ("multipart/report",
-                                                 "bounce: original mail unknown (flufl.bounce: DSN)")
+    expected[deliver(dovecot, mail_user, dsn)] = (
+        "multipart/report",
+        "bounce: original mail unknown (flufl.bounce: DSN)",
+    )
     # "Auto-Submitted: no" is a person: the one mail here that is answered.
-    human = deliver(dovecot, mail_user, write_mail(DANA, VISI, "Licence question", "How many seats?",
-                                                   headers={"Auto-Submitted": "no"}))
+    human = deliver(
+        dovecot,
+        mail_user,
+        write_mail(DANA, VISI, "Licence question", "How many seats?", headers={"Auto-Submitted": "no"}),
+    )
 
     site.poll()
 
     ledger = ledger_by_message_id(site)
     assert len(ledger) == len(expected) + 1 == len(dovecot.uids(mail_user.name))
-    wrong = [(label, ledger[mid].outcome, ledger[mid].reason) for mid, (label, reason) in expected.items()
-             if (ledger[mid].outcome, ledger[mid].reason) != ("ignored", reason)]
+    wrong = [
+        (label, ledger[mid].outcome, ledger[mid].reason)
+        for mid, (label, reason) in expected.items()
+        if (ledger[mid].outcome, ledger[mid].reason) != ("ignored", reason)
+    ]
     assert wrong == []
     assert ledger[human].outcome == "ticket"
     found = counts(site)
@@ -168,16 +196,40 @@ def test_auto_replies_to_our_mail_go_on_the_ticket_and_change_nothing(site, dove
     ack_id = message_id_of(ack.message)
     smtp_sink.clear()
 
-    robots = [{"Auto-Submitted": "auto-replied"}, {"X-Autoreply": "yes"}, {"Precedence": "auto_reply"},
-              {"X-Auto-Response-Suppress": "OOF"}, {}]
+    robots = [
+        {"Auto-Submitted": "auto-replied"},
+        {"X-Autoreply": "yes"},
+        {"Precedence": "auto_reply"},
+        {"X-Auto-Response-Suppress": "OOF"},
+        {},
+    ]
     for headers in robots:
         subject = "Automatic reply: [VISI-1] Export fails" if not headers else "Re: [VISI-1] Export fails"
-        deliver(dovecot, mail_user, write_mail(DANA, VISI, subject, "I am out of the office until Monday.",
-                                               in_reply_to=ack_id, headers=headers))
+        deliver(
+            dovecot,
+            mail_user,
+            write_mail(
+                DANA,
+                VISI,
+                subject,
+                "I am out of the office until Monday.",
+                in_reply_to=ack_id,
+                headers=headers,
+            ),
+        )
     # A colleague's responder answering a mail forwarded to them: not on the ticket, no refusal.
-    deliver(dovecot, mail_user, write_mail("colleague@customer.test", VISI, "Re: [VISI-1] Export fails",
-                                           "Out of office.", in_reply_to=ack_id,
-                                           headers={"Auto-Submitted": "auto-replied"}))
+    deliver(
+        dovecot,
+        mail_user,
+        write_mail(
+            "colleague@customer.test",
+            VISI,
+            "Re: [VISI-1] Export fails",
+            "Out of office.",
+            in_reply_to=ack_id,
+            headers={"Auto-Submitted": "auto-replied"},
+        ),
+    )
     site.poll()
 
     found = counts(site)
@@ -190,20 +242,47 @@ def test_auto_replies_to_our_mail_go_on_the_ticket_and_change_nothing(site, dove
 
 
 def test_a_machine_notice_or_list_mail_from_a_customer_opens_a_ticket_without_acknowledgement(
-        site, dovecot, mail_user, smtp_sink):
-    deliver(dovecot, mail_user, write_mail(DANA, VISI, "Nightly licence check failed", "Failed at 02:00.",
-                                           headers={"Auto-Submitted": "auto-generated"}))
-    deliver(dovecot, mail_user, write_mail(DANA, VISI, "Weekly report", "All jobs ran.",
-                                           headers={"Precedence": "bulk"}))
+    site, dovecot, mail_user, smtp_sink
+):
+    deliver(
+        dovecot,
+        mail_user,
+        write_mail(
+            DANA,
+            VISI,
+            "Nightly licence check failed",
+            "Failed at 02:00.",
+            headers={"Auto-Submitted": "auto-generated"},
+        ),
+    )
+    deliver(
+        dovecot,
+        mail_user,
+        write_mail(DANA, VISI, "Weekly report", "All jobs ran.", headers={"Precedence": "bulk"}),
+    )
     # Dana writes through her team's Google Group: a person, through a list.
-    deliver(dovecot, mail_user, write_mail(DANA, VISI, "Plotter driver", "Which driver for the HP plotter?",
-                                           headers={"List-Id": "<cad-team.customer.test>",
-                                                    "Precedence": "list",
-                                                    "List-Unsubscribe": "<mailto:leave@customer.test>"}))
+    deliver(
+        dovecot,
+        mail_user,
+        write_mail(
+            DANA,
+            VISI,
+            "Plotter driver",
+            "Which driver for the HP plotter?",
+            headers={
+                "List-Id": "<cad-team.customer.test>",
+                "Precedence": "list",
+                "List-Unsubscribe": "<mailto:leave@customer.test>",
+            },
+        ),
+    )
     site.poll()
 
-    assert sorted(t["subject"] for t in site.tickets()) == ["Nightly licence check failed", "Plotter driver",
-                                                             "Weekly report"]
+    assert sorted(t["subject"] for t in site.tickets()) == [
+        "Nightly licence check failed",
+        "Plotter driver",
+        "Weekly report",
+    ]
     assert mails_to(smtp_sink, DANA) == [], "no acknowledgement to a machine or a list"
     assert len(mails_to(smtp_sink, ERIN)) == 3, "the engineers hear of each ticket"
 
@@ -212,8 +291,13 @@ def test_a_machine_notice_that_would_be_refused_gets_no_refusal(tmp_path, doveco
     visi = {"address": VISI, "mailbox": mail_user.url(), "contract_required": "true"}
     site = make_site(tmp_path, {"VISI": visi}, smtp_url=smtp_sink.url)
     site.add_account(DANA, "VISI")  # no contract
-    deliver(dovecot, mail_user, write_mail(DANA, VISI, "Backup failed", "Job 12 failed.",
-                                           headers={"Auto-Submitted": "auto-generated"}))
+    deliver(
+        dovecot,
+        mail_user,
+        write_mail(
+            DANA, VISI, "Backup failed", "Job 12 failed.", headers={"Auto-Submitted": "auto-generated"}
+        ),
+    )
     site.poll()
     found = counts(site)
     assert (found.ledger, found.tickets, found.outcomes) == (1, 0, {"ignored": 1})
@@ -221,7 +305,8 @@ def test_a_machine_notice_that_would_be_refused_gets_no_refusal(tmp_path, doveco
 
 
 def test_a_bounce_of_our_mail_goes_on_its_ticket_and_stops_automatic_mail(
-        site, dovecot, mail_user, smtp_sink):
+    site, dovecot, mail_user, smtp_sink
+):
     deliver(dovecot, mail_user, write_mail(DANA, VISI, "Crash on start", "VISI crashes at start."))
     site.poll()
     [ack] = mails_to(smtp_sink, DANA)
@@ -292,10 +377,12 @@ def test_our_own_mail_coming_back_is_recorded_only(site, dovecot, mail_user, smt
 
 @pytest.mark.parametrize(("ack_limit", "acks"), [(None, 3), ("1", 1), ("0", 5)])
 def test_acknowledgements_per_sender_and_day_are_limited(
-        tmp_path, dovecot, mail_user, smtp_sink, ack_limit, acks):
+    tmp_path, dovecot, mail_user, smtp_sink, ack_limit, acks
+):
     settings = {"ack_limit": ack_limit} if ack_limit is not None else {}
-    site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
-                     smtp_url=smtp_sink.url, **settings)
+    site = make_site(
+        tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}}, smtp_url=smtp_sink.url, **settings
+    )
     site.add_account(DANA, "VISI")
     site.add_account(ERIN, "VISI", "engineer")
     for n in range(5):
@@ -308,9 +395,15 @@ def test_acknowledgements_per_sender_and_day_are_limited(
 
 
 def test_automatic_mail_to_one_address_stops_at_the_daily_limit_but_engineers_hear_of_everything(
-        tmp_path, dovecot, mail_user, smtp_sink):
-    site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
-                     smtp_url=smtp_sink.url, ack_limit="0", automatic_limit="4")
+    tmp_path, dovecot, mail_user, smtp_sink
+):
+    site = make_site(
+        tmp_path,
+        {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
+        smtp_url=smtp_sink.url,
+        ack_limit="0",
+        automatic_limit="4",
+    )
     site.add_account(DANA, "VISI")
     site.add_account(ERIN, "VISI", "engineer")
     for n in range(6):

@@ -49,7 +49,8 @@ def deliver(dovecot, mail_user, name: str) -> str:
 
 
 def test_reports_and_notices_without_machine_headers_open_nothing_and_get_no_answer(
-        site, dovecot, mail_user, smtp_sink):
+    site, dovecot, mail_user, smtp_sink
+):
     machines = {deliver(dovecot, mail_user, name): (name, reason) for name, reason in MACHINES.items()}
     people = {deliver(dovecot, mail_user, name): name for name in PEOPLE}
 
@@ -57,8 +58,11 @@ def test_reports_and_notices_without_machine_headers_open_nothing_and_get_no_ans
 
     ledger = ledger_by_message_id(site)
     assert len(ledger) == len(machines) + len(people) == len(dovecot.uids(mail_user.name))
-    wrong = [(name, ledger[mid].outcome, ledger[mid].reason) for mid, (name, reason) in machines.items()
-             if (ledger[mid].outcome, ledger[mid].reason) != ("ignored", reason)]
+    wrong = [
+        (name, ledger[mid].outcome, ledger[mid].reason)
+        for mid, (name, reason) in machines.items()
+        if (ledger[mid].outcome, ledger[mid].reason) != ("ignored", reason)
+    ]
     assert wrong == []
     assert {people[mid]: ledger[mid].outcome for mid in people} == dict.fromkeys(PEOPLE, "ticket")
     found = counts(site)

@@ -30,20 +30,27 @@ ADMIN = "admin@ops.test"
 
 # Each breaks the acknowledgement, and names the line a reader should look at (None: no line).
 BROKEN = {
-    "syntax error": ("{% block subject %}[{{ ticket.reference }}] Thanks{% endblock %}\n"
-                     "{% block body %}\n"
-                     "Hello {{ recipient.name }},\n"
-                     "{% if ticket.priority == 'high' %}\n"
-                     "We are on it.\n"
-                     "{% endblock %}\n", "ticket_opened.txt:6"),
-    "missing block": ("{% block subject %}[{{ ticket.reference }}] Thanks{% endblock %}\n"
-                      "We have your mail.\n", "ticket_opened.txt: has no {% block body %}"),
+    "syntax error": (
+        "{% block subject %}[{{ ticket.reference }}] Thanks{% endblock %}\n"
+        "{% block body %}\n"
+        "Hello {{ recipient.name }},\n"
+        "{% if ticket.priority == 'high' %}\n"
+        "We are on it.\n"
+        "{% endblock %}\n",
+        "ticket_opened.txt:6",
+    ),
+    "missing block": (
+        "{% block subject %}[{{ ticket.reference }}] Thanks{% endblock %}\nWe have your mail.\n",
+        "ticket_opened.txt: has no {% block body %}",
+    ),
 }
-FIXED = ("{% block subject %}[{{ ticket.reference }}] We have your mail{% endblock %}\n"
-         "{% block body %}\n"
-         "{{ reply_marker }}\n"
-         "Hello {{ recipient.name }}, your ticket is {{ ticket.reference }}.\n"
-         "{% endblock %}\n")
+FIXED = (
+    "{% block subject %}[{{ ticket.reference }}] We have your mail{% endblock %}\n"
+    "{% block body %}\n"
+    "{{ reply_marker }}\n"
+    "Hello {{ recipient.name }}, your ticket is {{ ticket.reference }}.\n"
+    "{% endblock %}\n"
+)
 
 
 @pytest.fixture
@@ -52,9 +59,18 @@ def site(tmp_path, smtp_sink) -> Site:
     for folder in ("new", "cur", "tmp"):
         (inbox / folder).mkdir(parents=True)
     (tmp_path / "visi-templates" / "en").mkdir(parents=True)
-    site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": f"maildir://{inbox}",
-                                         "templates": str(tmp_path / "visi-templates")}},
-                     smtp_url=smtp_sink.url, alert_address=ADMIN)
+    site = make_site(
+        tmp_path,
+        {
+            "VISI": {
+                "address": VISI,
+                "mailbox": f"maildir://{inbox}",
+                "templates": str(tmp_path / "visi-templates"),
+            }
+        },
+        smtp_url=smtp_sink.url,
+        alert_address=ADMIN,
+    )
     site.add_account(DANA, "VISI", name="Dana Customer")
     site.add_account(ERIN, "VISI", "engineer", name="Erin Engineer")
     return site
@@ -89,8 +105,16 @@ def mails_to(sink, address: str) -> list:
 def test_a_broken_template_never_costs_the_customer_their_ticket(site, smtp_sink, fault, how):
     text, where = BROKEN[fault]
     path = override(site, text)
-    deliver(site, write_mail(f"Dana Customer <{DANA}>", VISI, "Export stops halfway",
-                             "Since the update the export stops halfway."), "1.dana")
+    deliver(
+        site,
+        write_mail(
+            f"Dana Customer <{DANA}>",
+            VISI,
+            "Export stops halfway",
+            "Since the update the export stops halfway.",
+        ),
+        "1.dana",
+    )
 
     poll_once(site)
 
@@ -157,7 +181,8 @@ def test_check_names_the_broken_file_and_line(site, fault):
 def test_check_finds_a_broken_default_layout_and_a_broken_dutch_override(site, tmp_path):
     (site.root / "visi-templates" / "nl").mkdir()
     (site.root / "visi-templates" / "nl" / "_layout.html").write_text(
-        "<html>\n<body>\n{% block content %}{% endblock %\n</body></html>\n")
+        "<html>\n<body>\n{% block content %}{% endblock %\n</body></html>\n"
+    )
     result = site.mailbot("check", expect=78)
     assert f"{site.root}/visi-templates/nl/_layout.html:3" in result.output, result.output
     assert "(nl, VISI)" in result.output and "(en, VISI)" not in result.output
@@ -170,8 +195,12 @@ def test_the_running_daemon_sends_the_mail_once_the_template_is_fixed(site, smtp
     site.write_env()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
     with (site.root / "mailbot.log").open("ab") as log:
-        daemon = subprocess.Popen([sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), "run"],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=log)
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), "run"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     try:
         deliver(site, write_mail(DANA, VISI, "Export stops halfway", "It stops."), "1.dana")
         smtp_sink.wait_for(2, timeout=60)  # the engineer's mail and the alert

@@ -30,16 +30,25 @@ def site(tmp_path, smtp_sink) -> Site:
     inbox = tmp_path / "inbox"
     for folder in ("new", "cur", "tmp"):
         (inbox / folder).mkdir(parents=True)
-    site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": f"maildir://{inbox}",
-                                         "unknown_senders": "open"}},
-                     smtp_url=smtp_sink.url, io_timeout="10", outbox_interval="1")
+    site = make_site(
+        tmp_path,
+        {"VISI": {"address": VISI, "mailbox": f"maildir://{inbox}", "unknown_senders": "open"}},
+        smtp_url=smtp_sink.url,
+        io_timeout="10",
+        outbox_interval="1",
+    )
     site.add_account(ERIN, "VISI", "engineer", name="Erin Engineer")
     mails = tmp_path / "mails"
     mails.mkdir()
     for number in range(1, CUSTOMERS + 1):
-        (mails / f"{number}.eml").write_bytes(write_mail(
-            f"Customer {number} <customer{number}@company.test>", VISI, f"Case {number}",
-            f"Case {number}: the export stops halfway."))
+        (mails / f"{number}.eml").write_bytes(
+            write_mail(
+                f"Customer {number} <customer{number}@company.test>",
+                VISI,
+                f"Case {number}",
+                f"Case {number}: the export stops halfway.",
+            )
+        )
     site.mailbot("ingest", "VISI", *sorted(str(p) for p in mails.iterdir()))
     [(queued,)] = site.query("SELECT count(*) FROM outbox WHERE status = 'pending'")
     assert queued == 2 * CUSTOMERS  # an acknowledgement and the engineer's new-ticket mail each
@@ -50,8 +59,12 @@ def start(site: Site, *args: str) -> subprocess.Popen:
     site.write_env()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
     with (site.root / "mailbot.log").open("ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), *args],
-                                env=env, stdout=subprocess.DEVNULL, stderr=log)
+        return subprocess.Popen(
+            [sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
 
 
 def pending(site: Site) -> int:

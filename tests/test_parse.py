@@ -52,10 +52,7 @@ def test_a_reply_names_the_mails_it_answers_without_brackets():
 
     assert msg.subject == "Re: [VISI-12] Export fails after the update"
     assert msg.in_reply_to == ("VISI-12.3.1717488000@mailbot.test",)
-    assert msg.references == (
-        "CAF1234.plain@customer.example",
-        "VISI-12.3.1717488000@mailbot.test",
-    )
+    assert msg.references == ("CAF1234.plain@customer.example", "VISI-12.3.1717488000@mailbot.test")
     assert msg.thread_ids[0] == "VISI-12.3.1717488000@mailbot.test"
 
 

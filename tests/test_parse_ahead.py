@@ -29,10 +29,15 @@ def store(tmp_path: Path) -> Store:
 
 
 def _mails() -> list[FetchedMail]:
-    raws = [write_mail(f"customer{n}@example.com", "support@example.com",
-                       f"Re: [VISI-{n}] Printer jams — ça bloque",
-                       f"Tray {n} is stuck.\n\nOn Mon, 2 Mar 2026, Support wrote:\n> Which tray?\n")
-            for n in range(24)]
+    raws = [
+        write_mail(
+            f"customer{n}@example.com",
+            "support@example.com",
+            f"Re: [VISI-{n}] Printer jams — ça bloque",
+            f"Tray {n} is stuck.\n\nOn Mon, 2 Mar 2026, Support wrote:\n> Which tray?\n",
+        )
+        for n in range(24)
+    ]
     raws[5] = b"\x00\x01\x02 not a mail at all"
     raws[9] = b""
     return [FetchedMail("test", 1, str(n + 1), raw) for n, raw in enumerate(raws)]
@@ -96,6 +101,9 @@ def test_the_helper_loads_the_parser_and_the_store_but_not_the_ticket_domain():
     is held twice more in memory during a backlog pass."""
     loaded = subprocess.run(
         [sys.executable, "-c", "import sys, mailbot.service.parse_ahead; print(sorted(sys.modules))"],
-        capture_output=True, text=True, check=True).stdout
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     for heavy in ("peewee", "jinja2", "mailbot.store.models", "mailbot.desk", "mailbot.service.ingest"):
         assert f"'{heavy}'" not in loaded, f"{heavy} is loaded by the helper"

@@ -70,8 +70,14 @@ ENGINEER = "erin@generic.test"
 
 def t(text: str):
     """A moment in the week: 'Mon 09:30', or a full date."""
-    days = {"Sat": "2021-01-30", "Mon": "2021-02-01", "Tue": "2021-02-02", "Wed": "2021-02-03",
-            "Thu": "2021-02-04", "Fri": "2021-02-05"}
+    days = {
+        "Sat": "2021-01-30",
+        "Mon": "2021-02-01",
+        "Tue": "2021-02-02",
+        "Wed": "2021-02-03",
+        "Thu": "2021-02-04",
+        "Fri": "2021-02-05",
+    }
     day, _, clock = text.partition(" ")
     return at(f"{days.get(day, day)} {clock}")
 
@@ -101,12 +107,18 @@ def week(tmp_path):
         t8 = ticket(desk, dana, "medium", "2021-01-25 09:00", [("answer", "2021-01-25 09:30", e)])
         credit.charge_time(desk, t8, e, 30, t("2021-01-26 10:00"))
         t3 = ticket(desk, dana, "high", "Sat 22:00", [("answer", "Mon 09:45", e)])
-        t1 = ticket(desk, dana, "critical", "Mon 09:00", [
-            ("answer", "Mon 09:30", e), ("resolved", "Mon 12:00", e), ("closed", "Tue 10:00", d)])
+        t1 = ticket(
+            desk,
+            dana,
+            "critical",
+            "Mon 09:00",
+            [("answer", "Mon 09:30", e), ("resolved", "Mon 12:00", e), ("closed", "Tue 10:00", d)],
+        )
         credit.charge_time(desk, t1, e, 45, t("Mon 11:00"))
         change_status(desk, t3, "waiting", t("Mon 10:00"), e)
-        ticket(desk, dana, "critical", "Mon 16:00", [
-            ("answer", "Mon 17:30", e), ("resolved", "Tue 11:00", e)])
+        ticket(
+            desk, dana, "critical", "Mon 16:00", [("answer", "Mon 17:30", e), ("resolved", "Tue 11:00", e)]
+        )
         change_status(desk, t3, "open", t("Tue 10:00"), d)
         ticket(desk, dana, "medium", "Tue 09:00", [("answer", "Tue 11:00", e)])
         ticket(desk, dana, "low", "Wed 09:00")
@@ -126,35 +138,70 @@ def week(tmp_path):
 
 
 def measure(count, target, mean, p90, within, overdue, breaches, share):
-    return {"count": count, "target_minutes": target, "mean_minutes": mean, "p90_minutes": p90,
-            "within_target": within, "overdue": overdue, "breaches": breaches,
-            "share_within_target": share}
+    return {
+        "count": count,
+        "target_minutes": target,
+        "mean_minutes": mean,
+        "p90_minutes": p90,
+        "within_target": within,
+        "overdue": overdue,
+        "breaches": breaches,
+        "share_within_target": share,
+    }
 
 
 EXPECTED_ROWS = [
-    {"priority": "critical", "opened": 3, "closed": 1,
-     "first_response": measure(3, 60.0, 46.67, 90.0, 2, 0, 1, 0.6667),
-     "resolution": measure(2, 240.0, 210.0, 240.0, 2, 1, 1, 0.6667)},
-    {"priority": "high", "opened": 1, "closed": 1,
-     "first_response": measure(2, 60.0, 27.5, 45.0, 2, 0, 0, 1.0),
-     "resolution": measure(2, 1440.0, 960.0, 1020.0, 2, 0, 0, 1.0)},
-    {"priority": "medium", "opened": 1, "closed": 0,
-     "first_response": measure(1, 60.0, 120.0, 120.0, 0, 0, 1, 0.0),
-     "resolution": measure(1, 2880.0, 3840.0, 3840.0, 0, 0, 1, 0.0)},
-    {"priority": "low", "opened": 2, "closed": 1,
-     "first_response": measure(0, 60.0, None, None, 0, 1, 1, 0.0),
-     "resolution": measure(1, 4320.0, 20.0, 20.0, 1, 0, 0, 1.0)},
+    {
+        "priority": "critical",
+        "opened": 3,
+        "closed": 1,
+        "first_response": measure(3, 60.0, 46.67, 90.0, 2, 0, 1, 0.6667),
+        "resolution": measure(2, 240.0, 210.0, 240.0, 2, 1, 1, 0.6667),
+    },
+    {
+        "priority": "high",
+        "opened": 1,
+        "closed": 1,
+        "first_response": measure(2, 60.0, 27.5, 45.0, 2, 0, 0, 1.0),
+        "resolution": measure(2, 1440.0, 960.0, 1020.0, 2, 0, 0, 1.0),
+    },
+    {
+        "priority": "medium",
+        "opened": 1,
+        "closed": 0,
+        "first_response": measure(1, 60.0, 120.0, 120.0, 0, 0, 1, 0.0),
+        "resolution": measure(1, 2880.0, 3840.0, 3840.0, 0, 0, 1, 0.0),
+    },
+    {
+        "priority": "low",
+        "opened": 2,
+        "closed": 1,
+        "first_response": measure(0, 60.0, None, None, 0, 1, 1, 0.0),
+        "resolution": measure(1, 4320.0, 20.0, 20.0, 1, 0, 0, 1.0),
+    },
 ]
 EXPECTED_TOTAL = {
-    "priority": "all", "opened": 7, "closed": 3,
+    "priority": "all",
+    "opened": 7,
+    "closed": 3,
     "first_response": measure(6, 60.0, 52.5, 120.0, 4, 1, 3, 0.5714),
     "resolution": measure(6, None, 1033.33, 3840.0, 5, 1, 2, 0.7143),
 }
 EXPECTED_TIME = [
-    {"organisation": "Acme", "spent_minutes": 75, "charged_minutes": 45, "free_minutes": 30,
-     "uncovered_minutes": 0},
-    {"organisation": "walt@solo.test", "spent_minutes": 45, "charged_minutes": 20,
-     "free_minutes": 0, "uncovered_minutes": 25},
+    {
+        "organisation": "Acme",
+        "spent_minutes": 75,
+        "charged_minutes": 45,
+        "free_minutes": 30,
+        "uncovered_minutes": 0,
+    },
+    {
+        "organisation": "walt@solo.test",
+        "spent_minutes": 45,
+        "charged_minutes": 20,
+        "free_minutes": 0,
+        "uncovered_minutes": 25,
+    },
 ]
 
 
@@ -173,18 +220,51 @@ def test_the_table_shows_the_same_figures(week):
     assert lines[0] == "GEN (Generic Support), 2021-02-01 to 2021-02-05, time zone UTC"
     [critical] = [line for line in lines if line.startswith("critical")]
     # 3 opened, 1 closed | 3 answered, mean 0:47, p90 1:30, 67 %, 1 breach | target 4:00, ...
-    assert critical.split() == ["critical", "3", "1", "|", "3", "0:47", "1:30", "67%", "1", "|",
-                                "4:00", "2", "3:30", "4:00", "67%", "1"]
+    assert critical.split() == [
+        "critical",
+        "3",
+        "1",
+        "|",
+        "3",
+        "0:47",
+        "1:30",
+        "67%",
+        "1",
+        "|",
+        "4:00",
+        "2",
+        "3:30",
+        "4:00",
+        "67%",
+        "1",
+    ]
     [total] = [line for line in lines if line.startswith("all")]
-    assert total.split() == ["all", "7", "3", "|", "6", "0:52", "2:00", "57%", "3", "|",
-                             "-", "6", "17:13", "64:00", "71%", "2"]
+    assert total.split() == [
+        "all",
+        "7",
+        "3",
+        "|",
+        "6",
+        "0:52",
+        "2:00",
+        "57%",
+        "3",
+        "|",
+        "-",
+        "6",
+        "17:13",
+        "64:00",
+        "71%",
+        "2",
+    ]
     [acme] = [line for line in lines if line.startswith("Acme")]
     assert acme.split() == ["Acme", "1:15", "0:45", "0:30", "0:00"]
 
 
 def test_a_quiet_period_reports_zeros_not_errors(week):
-    [gen] = report_data(build_report(week.settings, date(2021, 3, 1), date(2021, 3, 31),
-                                     REPORTED_AT, ["GEN"]))
+    [gen] = report_data(
+        build_report(week.settings, date(2021, 3, 1), date(2021, 3, 31), REPORTED_AT, ["GEN"])
+    )
     # Still open and overdue since early February: not a breach *of March*.
     assert gen["total"]["opened"] == 0 and gen["total"]["first_response"]["breaches"] == 0
     assert gen["total"]["resolution"]["share_within_target"] is None
@@ -193,18 +273,23 @@ def test_a_quiet_period_reports_zeros_not_errors(week):
 
 def test_mailbot_report_json_from_the_command_line(week, tmp_path):
     env_file = tmp_path / "site.env"
-    lines = [f"MAILBOT_DATA_DIR={tmp_path / 'data'}", f"MAILBOT_DATABASE_URL=sqlite:///{tmp_path}/mailbot.db",
-             "MAILBOT_PRODUCTS=GEN,VISI"]
-    lines += [f"MAILBOT_PRODUCT_{key}_{k}={v}" for key in ("GEN", "VISI")
-              for k, v in PRODUCTS[key].items()]
+    lines = [
+        f"MAILBOT_DATA_DIR={tmp_path / 'data'}",
+        f"MAILBOT_DATABASE_URL=sqlite:///{tmp_path}/mailbot.db",
+        "MAILBOT_PRODUCTS=GEN,VISI",
+    ]
+    lines += [f"MAILBOT_PRODUCT_{key}_{k}={v}" for key in ("GEN", "VISI") for k, v in PRODUCTS[key].items()]
     env_file.write_text("\n".join(lines) + "\n")
     close_database()
-    result = CliRunner().invoke(report_command, ["--product", "GEN", "--from", "2021-02-01",
-                                                 "--to", "2021-02-05", "--json"],
-                                obj=AppState(env_file))
+    result = CliRunner().invoke(
+        report_command,
+        ["--product", "GEN", "--from", "2021-02-01", "--to", "2021-02-05", "--json"],
+        obj=AppState(env_file),
+    )
     assert result.exit_code == 0, result.output
     [gen] = json.loads(result.output)
     assert gen["priorities"] == EXPECTED_ROWS and gen["total"] == EXPECTED_TOTAL
-    bad = CliRunner().invoke(report_command, ["--from", "2021-02-05", "--to", "2021-02-01"],
-                             obj=AppState(env_file))
+    bad = CliRunner().invoke(
+        report_command, ["--from", "2021-02-05", "--to", "2021-02-01"], obj=AppState(env_file)
+    )
     assert bad.exit_code == 2 and "before --from" in bad.output

@@ -69,16 +69,24 @@ def ca_file(tmp_path, dovecot, tls_sink) -> Path:
     return path
 
 
-def test_check_and_poll_never_show_a_password_even_when_debugging(tmp_path, dovecot, mail_user, tls_sink,
-                                                                   ca_file):
+def test_check_and_poll_never_show_a_password_even_when_debugging(
+    tmp_path, dovecot, mail_user, tls_sink, ca_file
+):
     with SilentServer() as silent:
         dead = f"imap://visi:{quote(DEAD_PASSWORD, safe='')}@{HOST}:{free_port()}/INBOX"
         silent_url = f"imaps://visi:{quote(DEAD_PASSWORD, safe='')}@{HOST}:{silent.port}/INBOX"
-        site = make_site(tmp_path, {
-            "VISI": {"address": VISI, "mailbox": mail_user.url("starttls")},
-            "WORKNC": {"address": WORKNC, "mailbox": dead},
-            "SILENT": {"address": "silent.support@produsoft.test", "mailbox": silent_url},
-        }, smtp_url=tls_sink.url, ca_file=str(ca_file), log_level="debug", io_timeout="1")
+        site = make_site(
+            tmp_path,
+            {
+                "VISI": {"address": VISI, "mailbox": mail_user.url("starttls")},
+                "WORKNC": {"address": WORKNC, "mailbox": dead},
+                "SILENT": {"address": "silent.support@produsoft.test", "mailbox": silent_url},
+            },
+            smtp_url=tls_sink.url,
+            ca_file=str(ca_file),
+            log_level="debug",
+            io_timeout="1",
+        )
         site.add_account(DANA, "VISI")
         site.add_account("erin@produsoft.test", "VISI", "engineer")
         dovecot.append(mail_user.name, write_mail(DANA, VISI, "Licence", "Where is my licence?"))
@@ -104,8 +112,11 @@ def test_check_and_poll_never_show_a_password_even_when_debugging(tmp_path, dove
 
 
 def env_with_secret(tmp_path: Path, mode: int) -> Path:
-    site = make_site(tmp_path, {"VISI": {"address": VISI}},
-                     smtp_url=f"smtp://{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@{HOST}:{free_port()}")
+    site = make_site(
+        tmp_path,
+        {"VISI": {"address": VISI}},
+        smtp_url=f"smtp://{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@{HOST}:{free_port()}",
+    )
     site.write_env()
     site.env_file.chmod(mode)
     return site.env_file
@@ -124,25 +135,36 @@ def test_a_world_readable_env_file_with_a_password_stops_every_command(tmp_path,
 def test_the_daemon_refuses_to_start_on_a_world_readable_env_file(tmp_path):
     env_file = env_with_secret(tmp_path, 0o604)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
-    done = subprocess.run([sys.executable, "-m", "mailbot", "--env-file", str(env_file), "run"],
-                          capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--env-file", str(env_file), "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 78
     assert f"chmod 600 {env_file}" in done.stderr and "Traceback" not in done.stderr
     assert_no_secret(done.stdout + done.stderr, SMTP_PASSWORD)
 
 
-@pytest.mark.parametrize(("line", "refused"), [
-    ("MAILBOT_PRODUCT_VISI_MAILBOX=imaps://u:p%40ss@mail.test/INBOX", True),
-    ("MAILBOT_DATABASE_URL=postgresql://mailbot:pw@db.test/mailbot", True),
-    ("MAILBOT_SMTP_PASSWORD=pw", True),
-    ("SOME_API_SECRET=abc", True),
-    ("MAILBOT_PRODUCT_VISI_MAILBOX=imaps://user@mail.test/INBOX", False),
-    ("MAILBOT_SMTP_URL=smtp://127.0.0.1:25", False),
-])
+@pytest.mark.parametrize(
+    ("line", "refused"),
+    [
+        ("MAILBOT_PRODUCT_VISI_MAILBOX=imaps://u:p%40ss@mail.test/INBOX", True),
+        ("MAILBOT_DATABASE_URL=postgresql://mailbot:pw@db.test/mailbot", True),
+        ("MAILBOT_SMTP_PASSWORD=pw", True),
+        ("SOME_API_SECRET=abc", True),
+        ("MAILBOT_PRODUCT_VISI_MAILBOX=imaps://user@mail.test/INBOX", False),
+        ("MAILBOT_SMTP_URL=smtp://127.0.0.1:25", False),
+    ],
+)
 def test_what_counts_as_a_secret(tmp_path, line, refused):
     env_file = tmp_path / "mailbot.env"
-    env_file.write_text(f"MAILBOT_DATA_DIR={tmp_path / 'data'}\nMAILBOT_PRODUCTS=VISI\n"
-                        f"MAILBOT_PRODUCT_VISI_ADDRESS={VISI}\n{line}\n")
+    env_file.write_text(
+        f"MAILBOT_DATA_DIR={tmp_path / 'data'}\nMAILBOT_PRODUCTS=VISI\n"
+        f"MAILBOT_PRODUCT_VISI_ADDRESS={VISI}\n{line}\n"
+    )
     env_file.chmod(0o644)
     result = run_cli(env_file, "product", "list")
     assert (result.exit_code == 78) is refused, result.output + result.stderr
@@ -150,10 +172,12 @@ def test_what_counts_as_a_secret(tmp_path, line, refused):
     assert run_cli(env_file, "product", "list").exit_code == 0
 
 
-def test_an_untrusted_mailbox_certificate_is_one_line_and_nothing_is_processed(tmp_path, dovecot, mail_user,
-                                                                                smtp_sink):
-    site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url("imaps")}},
-                     smtp_url=smtp_sink.url)
+def test_an_untrusted_mailbox_certificate_is_one_line_and_nothing_is_processed(
+    tmp_path, dovecot, mail_user, smtp_sink
+):
+    site = make_site(
+        tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url("imaps")}}, smtp_url=smtp_sink.url
+    )
     site.add_account(DANA, "VISI")
     uid = dovecot.append(mail_user.name, write_mail(DANA, VISI, "Licence", "Where is my licence?"))
 
@@ -172,8 +196,11 @@ def test_an_untrusted_mailbox_certificate_is_one_line_and_nothing_is_processed(t
 
 def test_starttls_asked_for_and_not_offered_sends_nothing_in_clear(tmp_path, dovecot, mail_user):
     with SmtpSink(auth=(SMTP_USER, SMTP_PASSWORD)) as plain:  # no STARTTLS offered at all
-        site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
-                         smtp_url=plain.url_for(starttls=True))
+        site = make_site(
+            tmp_path,
+            {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
+            smtp_url=plain.url_for(starttls=True),
+        )
         site.add_account(DANA, "VISI")
         dovecot.append(mail_user.name, write_mail(DANA, VISI, "Licence", "Where is my licence?"))
         result = site.mailbot("poll", "--once", expect=None)

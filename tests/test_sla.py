@@ -56,17 +56,13 @@ def test_a_pause_over_the_night_counts_only_its_business_time(generic):
 
 
 def test_produsoft_waiting_over_lunch_and_into_friday():
-    cal = make_calendar(
-        "Europe/Brussels", "mon-thu 08:30-12:30,13:00-17:00; fri 08:30-12:30,13:00-16:00", ""
-    )
+    cal = make_calendar("Europe/Brussels", "mon-thu 08:30-12:30,13:00-17:00; fri 08:30-12:30,13:00-16:00", "")
     start = at("2027-02-04 11:00", "Europe/Brussels")  # Thursday
     # Critical 4 h: Thursday 11:00-12:30 = 1.5 h, 13:00 + 2.5 h -> Thursday 15:30.
     assert due_time(cal, start, 4 * H, [], now=start) == at("2027-02-04 15:30", "Europe/Brussels")
     # Waiting Thursday 12:00 to Friday 14:00. The clock ran 1 h (11-12) and runs the other 3 h
     # from Friday 14:00: 2 h to Friday's 16:00 closing, then Monday 08:30 + 1 h = 09:30.
-    pause = Pause(
-        at("2027-02-04 12:00", "Europe/Brussels"), at("2027-02-05 14:00", "Europe/Brussels")
-    )
+    pause = Pause(at("2027-02-04 12:00", "Europe/Brussels"), at("2027-02-05 14:00", "Europe/Brussels"))
     due = due_time(cal, start, 4 * H, [pause], now=pause.end)
     assert due == at("2027-02-08 09:30", "Europe/Brussels")
     # Business time paused: Thu 12:00-12:30 0.5 + 13-17 4 + Fri 08:30-12:30 4 + 13-14 1 = 9.5 h,
@@ -90,15 +86,11 @@ def test_an_open_pause_counts_until_now(generic):
 def test_pauses_that_cannot_move_the_deadline(generic):
     # On hold after the 14:00 deadline: a breached ticket stays breached.
     late = Pause(at("2027-02-01 15:00"), at("2027-02-01 16:00"))
-    assert due_time(generic, MONDAY_10, 4 * H, [late], now=at("2027-02-01 17:00")) == at(
-        "2027-02-01 14:00"
-    )
+    assert due_time(generic, MONDAY_10, 4 * H, [late], now=at("2027-02-01 17:00")) == at("2027-02-01 14:00")
     # On hold over the weekend only: Friday 16:00 + 4 h = 2 h Friday + Monday 09:00 + 2 h.
     friday = at("2027-02-05 16:00")
     weekend = Pause(at("2027-02-06 10:00"), at("2027-02-07 10:00"))
-    assert due_time(generic, friday, 4 * H, [weekend], now=at("2027-02-08 08:00")) == at(
-        "2027-02-08 11:00"
-    )
+    assert due_time(generic, friday, 4 * H, [weekend], now=at("2027-02-08 08:00")) == at("2027-02-08 11:00")
 
 
 def test_pauses_before_the_start_or_overlapping_are_counted_once(generic):
@@ -239,6 +231,4 @@ def test_sla_module_is_pure():
     allowed = {"__future__", "math", "collections.abc", "dataclasses", "datetime"}
     assert imported <= allowed | {"mailbot.sla.calendar"}
     clock_reads = {"now", "utcnow", "today", "time_ns", "monotonic"}
-    assert not [
-        n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in clock_reads
-    ]
+    assert not [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in clock_reads]

@@ -25,14 +25,16 @@ def db(request, tmp_path, monkeypatch):
 
 
 def _ticket(requester: Account, **fields) -> Ticket:
-    return Ticket.create(product="ACME", number=1, reference="ACME-1", subject='say "hi"; --',
-                         requester=requester, **fields)
+    return Ticket.create(
+        product="ACME", number=1, reference="ACME-1", subject='say "hi"; --', requester=requester, **fields
+    )
 
 
 def test_a_created_row_reads_back_the_same_through_peewee_and_through_a_key_lookup(db):
     at = datetime(2026, 3, 29, 1, 30, tzinfo=timezone(timedelta(hours=2)))
-    account = Account.create(email="ann@example.com", name="Ann", contract_until=date(2027, 1, 31),
-                             undeliverable_since=at)
+    account = Account.create(
+        email="ann@example.com", name="Ann", contract_until=date(2027, 1, 31), undeliverable_since=at
+    )
     ticket = _ticket(account, waiting_since=at)
     by_peewee = Ticket.select().where(Ticket.id == ticket.id).first()
     by_key = Ticket.get_or_none((Ticket.reference == "ACME-1") & (Ticket.product == "ACME"))
@@ -65,8 +67,15 @@ def test_boolean_text_keys_and_misses(db):
     state.last_uid = 9
     state.save()
     assert MailboxState.get(MailboxState.mailbox == state.mailbox).last_uid == 9
-    row = Outbox.create(message_id="<a@x>", product="ACME", template="t", recipient="r@x",
-                        envelope_from="p@x", data=b"mail", automatic=True)
+    row = Outbox.create(
+        message_id="<a@x>",
+        product="ACME",
+        template="t",
+        recipient="r@x",
+        envelope_from="p@x",
+        data=b"mail",
+        automatic=True,
+    )
     assert Outbox.get_or_none(Outbox.message_id == "<a@x>").automatic is True
     assert Outbox.get_or_none(row.id).data == b"mail"
     assert Outbox.get_or_none(Outbox.message_id == "<b@x>") is None
@@ -79,8 +88,15 @@ def test_boolean_text_keys_and_misses(db):
 def test_the_limits_count_rows_after_a_moment(db):
     now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
     for hours, recipient in ((30, "ann@x"), (20, "ann@x"), (2, "ann@x"), (1, "bob@x")):
-        Outbox.create(message_id=f"<{hours}@x>", product="ACME", template="t", recipient=recipient,
-                      envelope_from="p@x", data=b"", created_at=now - timedelta(hours=hours))
+        Outbox.create(
+            message_id=f"<{hours}@x>",
+            product="ACME",
+            template="t",
+            recipient=recipient,
+            envelope_from="p@x",
+            data=b"",
+            created_at=now - timedelta(hours=hours),
+        )
     day = (Outbox.created_at, now - timedelta(days=1))
     assert statements.count_rows(Outbox, {Outbox.recipient: "ann@x", Outbox.product: "ACME"}, day) == 2
     assert statements.count_rows(Outbox, {Outbox.recipient: "ann@x", Outbox.automatic: True}, day) == 2
@@ -89,10 +105,24 @@ def test_the_limits_count_rows_after_a_moment(db):
 
 def test_an_outbox_row_is_claimed_once_until_its_claim_lapses(db):
     now = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
-    row = Outbox.create(message_id="m@x", product="ACME", template="t", recipient="r@x", envelope_from="",
-                        created_at=now, next_attempt_at=now)
-    later = Outbox.create(message_id="n@x", product="ACME", template="t", recipient="r@x", envelope_from="",
-                          created_at=now, next_attempt_at=now + timedelta(minutes=5))
+    row = Outbox.create(
+        message_id="m@x",
+        product="ACME",
+        template="t",
+        recipient="r@x",
+        envelope_from="",
+        created_at=now,
+        next_attempt_at=now,
+    )
+    later = Outbox.create(
+        message_id="n@x",
+        product="ACME",
+        template="t",
+        recipient="r@x",
+        envelope_from="",
+        created_at=now,
+        next_attempt_at=now + timedelta(minutes=5),
+    )
     until = now + timedelta(minutes=5)
     assert statements.claim_row(Outbox, row.id, "host:1:a", until, now) is True
     assert statements.claim_row(Outbox, row.id, "host:2:b", until, now) is False  # held

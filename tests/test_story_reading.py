@@ -40,8 +40,12 @@ class Scene:
 
     def reply(self, sender: str, to_mail, body: str) -> None:
         original = text_of(to_mail)
-        self.send(sender, f"Re: {to_mail.message['Subject']}", body + "\n\n" + quote(original),
-                  in_reply_to=message_id_of(to_mail.message))
+        self.send(
+            sender,
+            f"Re: {to_mail.message['Subject']}",
+            body + "\n\n" + quote(original),
+            in_reply_to=message_id_of(to_mail.message),
+        )
 
 
 def text_of(mail) -> str:
@@ -97,7 +101,9 @@ def test_text_status_and_priority_from_one_engineer_mail_reach_the_customer_as_o
     ticket = visi.site.ticket("VISI-1")
     assert (ticket["status"], ticket["priority"]) == ("open", "high")
     assert [(e["kind"], e["new"]) for e in ticket["events"] if e["kind"] in ("status", "priority")] == [
-        ("priority", "high"), ("status", "open")]
+        ("priority", "high"),
+        ("status", "open"),
+    ]
     [copy] = customer_copies(visi)[copies_before:]
     assert copy["kind"] == "reply" and "We are restarting the licence service." in copy["text"]
 
@@ -143,12 +149,16 @@ def test_a_relayed_reply_shows_no_empty_brackets(tmp_path, dovecot, mail_user, s
 # --- 3. command errors in the recipient's language -----------------------------------------------
 
 
-@pytest.mark.parametrize(("language", "says", "english"), [
-    ("nl", "alleen het supportteam kan #status gebruiken", "only the support team"),
-    ("fr", "seule l'équipe support peut utiliser #status", "only the support team"),
-])
-def test_a_refused_command_is_explained_in_the_customers_language(tmp_path, dovecot, mail_user, smtp_sink,
-                                                                  language, says, english):
+@pytest.mark.parametrize(
+    ("language", "says", "english"),
+    [
+        ("nl", "alleen het supportteam kan #status gebruiken", "only the support team"),
+        ("fr", "seule l'équipe support peut utiliser #status", "only the support team"),
+    ],
+)
+def test_a_refused_command_is_explained_in_the_customers_language(
+    tmp_path, dovecot, mail_user, smtp_sink, language, says, english
+):
     scene = make_scene(tmp_path, dovecot, mail_user, smtp_sink, customer_language=language)
     open_ticket(scene)
     scene.send(CUSTOMER, "Re: [VISI-1] Licence server down", "#status closed\n#priority high\n#priority low")
@@ -174,18 +184,42 @@ def test_a_customers_text_is_kept_when_their_command_is_refused(visi):
 # --- 5 and 6. dates as each language writes them; one name for the scene ----------------------------
 
 
-@pytest.mark.parametrize(("language", "desk_name", "month"), [
-    ("en", "VISI Support", r"(January|February|March|April|May|June|July|August|September|October"
-                           r"|November|December) \d+, \d{4}"),
-    ("nl", "Support VISI", r"\d+ (januari|februari|maart|april|mei|juni|juli|augustus|september|oktober"
-                           r"|november|december) \d{4}"),
-    ("fr", "Support VISI", r"\d+ (janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre"
-                           r"|novembre|décembre) \d{4}"),
-])
+@pytest.mark.parametrize(
+    ("language", "desk_name", "month"),
+    [
+        (
+            "en",
+            "VISI Support",
+            r"(January|February|March|April|May|June|July|August|September|October"
+            r"|November|December) \d+, \d{4}",
+        ),
+        (
+            "nl",
+            "Support VISI",
+            r"\d+ (januari|februari|maart|april|mei|juni|juli|augustus|september|oktober"
+            r"|november|december) \d{4}",
+        ),
+        (
+            "fr",
+            "Support VISI",
+            r"\d+ (janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre"
+            r"|novembre|décembre) \d{4}",
+        ),
+    ],
+)
 def test_the_confirmation_writes_dates_and_the_desk_name_in_the_customers_language(
-        tmp_path, dovecot, mail_user, smtp_sink, language, desk_name, month):
-    scene = make_scene(tmp_path, dovecot, mail_user, smtp_sink, customer_language=language,
-                     hours="24x7", timezone="Europe/Brussels", first_response="4h")
+    tmp_path, dovecot, mail_user, smtp_sink, language, desk_name, month
+):
+    scene = make_scene(
+        tmp_path,
+        dovecot,
+        mail_user,
+        smtp_sink,
+        customer_language=language,
+        hours="24x7",
+        timezone="Europe/Brussels",
+        first_response="4h",
+    )
     scene.send(f"Carla Operator <{CUSTOMER}>", "Licence server down", "The licence server stopped at 9.")
     confirmation = scene.only_to(CUSTOMER)
     body = text_of(confirmation)
@@ -198,8 +232,9 @@ def test_the_confirmation_writes_dates_and_the_desk_name_in_the_customers_langua
 
 
 def test_a_product_named_with_support_keeps_its_name(tmp_path, dovecot, mail_user, smtp_sink):
-    scene = make_scene(tmp_path, dovecot, mail_user, smtp_sink, customer_language="nl",
-                     name="Produsoft Support")
+    scene = make_scene(
+        tmp_path, dovecot, mail_user, smtp_sink, customer_language="nl", name="Produsoft Support"
+    )
     scene.send(CUSTOMER, "Licence server down", "The licence server stopped at 9.")
     confirmation = scene.only_to(CUSTOMER)
     assert from_name(confirmation) == "Produsoft Support"
@@ -218,22 +253,36 @@ def backdate_ticket(scene: Scene, reference: str, by: timedelta) -> None:
         # Stored as naive UTC text (mailbot.models.DateTimeField).
         stamp = (datetime.fromisoformat(created) - by).isoformat(sep=" ")
         db.execute("UPDATE ticket SET created_at = ? WHERE reference = ?", (stamp, reference))
-        db.execute("UPDATE event SET at = ? WHERE ticket_id = (SELECT id FROM ticket WHERE reference = ?)",
-                   (stamp, reference))
+        db.execute(
+            "UPDATE event SET at = ? WHERE ticket_id = (SELECT id FROM ticket WHERE reference = ?)",
+            (stamp, reference),
+        )
         db.commit()
     finally:
         db.close()
 
 
-@pytest.mark.parametrize(("account_language", "expected"), [
-    (None, "fr"),  # no account: the product's language
-    ("nl", "nl"),  # an account: its own language, like every other recipient
-])
+@pytest.mark.parametrize(
+    ("account_language", "expected"),
+    [
+        (None, "fr"),  # no account: the product's language
+        ("nl", "nl"),  # an account: its own language, like every other recipient
+    ],
+)
 def test_a_late_escalation_says_how_late_in_the_developers_language(
-        tmp_path, dovecot, mail_user, smtp_sink, account_language, expected):
+    tmp_path, dovecot, mail_user, smtp_sink, account_language, expected
+):
     developers = "developers@produsoft.test"
-    scene = make_scene(tmp_path, dovecot, mail_user, smtp_sink, hours="24x7", first_response="5m",
-                     language="fr", escalation_address=developers)
+    scene = make_scene(
+        tmp_path,
+        dovecot,
+        mail_user,
+        smtp_sink,
+        hours="24x7",
+        first_response="5m",
+        language="fr",
+        escalation_address=developers,
+    )
     if account_language:
         scene.site.add_account(developers, "VISI", "engineer", name="Dev Team", language=account_language)
     open_ticket(scene)
@@ -242,8 +291,10 @@ def test_a_late_escalation_says_how_late_in_the_developers_language(
     escalation = [m for m in scene.inbox(developers) if "sla" in text_of(m).lower()]
     assert len(escalation) == 1, [text_of(m)[:200] for m in scene.inbox(developers)]
     body = text_of(escalation[0])
-    late = {"fr": r"dépassée de 3 h 2\d min en heures ouvrées",
-            "nl": r"3 u 2\d min geleden verstreken, gerekend in werktijd"}[expected]
+    late = {
+        "fr": r"dépassée de 3 h 2\d min en heures ouvrées",
+        "nl": r"3 u 2\d min geleden verstreken, gerekend in werktijd",
+    }[expected]
     assert re.search(late, body), body
     assert "%" not in body, "no share of the target for a clock that caught up late"
     assert "SLA breached" not in body

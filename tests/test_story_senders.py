@@ -40,8 +40,9 @@ SHAPES = [  # fixture, requester, requester's name, ticket subject
 
 @pytest.fixture
 def site(tmp_path):
-    site = make_site(tmp_path, {"VISI": {"address": VISI, "unknown_senders": "open"}},
-                     alert_address="admin@produsoft.test")
+    site = make_site(
+        tmp_path, {"VISI": {"address": VISI, "unknown_senders": "open"}}, alert_address="admin@produsoft.test"
+    )
     site.add_account(DANA, "VISI", name="Dana Customer")
     site.add_account(ERIN, "VISI", "engineer", name="Erin Engineer")
     return site

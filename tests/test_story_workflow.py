@@ -162,7 +162,7 @@ def test_a_customer_using_an_engineers_command_is_refused_and_nothing_changes(ai
     after = aim.site.ticket("AIM-1")
     assert (after["status"], after["priority"]) == (before["status"], before["priority"])
     assert after["events"] == before["events"]
-    [kept] = after["messages"][len(before["messages"]):]
+    [kept] = after["messages"][len(before["messages"]) :]
     assert "Please hurry." in kept["text"], "the commands are refused, the text is kept"
     error = aim.last_to(CUSTOMER)
     body = text_of(error)
@@ -221,7 +221,7 @@ def produsoft(tmp_path, dovecot, mail_user, smtp_sink):
                 "contract_policy": "refuse",
                 "timezone": "Europe/Brussels",
                 "hours": "mon-thu 08:30-12:30,13:00-17:00; fri 08:30-12:30,13:00-16:00",
-            },
+            }
         },
         smtp_url=smtp_sink.url,
     )

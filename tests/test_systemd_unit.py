@@ -28,11 +28,22 @@ def directives() -> dict[str, list[str]]:
 def test_the_unit_asks_for_the_sandbox():
     unit = directives()
     for key, value in {
-        "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
-        "PrivateDevices": "yes", "RestrictNamespaces": "yes", "LockPersonality": "yes",
-        "MemoryDenyWriteExecute": "yes", "RestrictSUIDSGID": "yes", "ProtectKernelTunables": "yes",
-        "ProtectKernelModules": "yes", "ProtectControlGroups": "yes", "SystemCallArchitectures": "native",
-        "User": "mailbot", "StateDirectory": "mailbot", "Type": "notify",
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "RestrictNamespaces": "yes",
+        "LockPersonality": "yes",
+        "MemoryDenyWriteExecute": "yes",
+        "RestrictSUIDSGID": "yes",
+        "ProtectKernelTunables": "yes",
+        "ProtectKernelModules": "yes",
+        "ProtectControlGroups": "yes",
+        "SystemCallArchitectures": "native",
+        "User": "mailbot",
+        "StateDirectory": "mailbot",
+        "Type": "notify",
     }.items():
         assert unit.get(key) == [value], f"{key}={value} expected, found {unit.get(key)}"
     assert unit["CapabilityBoundingSet"] == [""] and unit["AmbientCapabilities"] == [""], "no capabilities"
@@ -49,8 +60,12 @@ def test_systemd_analyze_rates_the_unit_at_most_2():
     major = int(re.match(r"systemd (\d+)", version).group(1))  # type: ignore[union-attr]
     if major < 250:
         pytest.skip(f"systemd-analyze {major} cannot review a unit file offline (needs 250 or newer)")
-    done = subprocess.run([tool, "security", "--offline=true", "--no-pager", str(UNIT)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [tool, "security", "--offline=true", "--no-pager", str(UNIT)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     match = re.search(r"Overall exposure level for mailbot\.service: (\d+\.\d+)", done.stdout)
     assert match, f"no exposure level in the output:\n{done.stdout}\n{done.stderr}"
     exposure = float(match.group(1))

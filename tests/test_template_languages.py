@@ -24,8 +24,23 @@ _WORD = re.compile(r"[^\W\d_]{2,}")
 
 # Values that name something (a person, a ticket, the customer's own words) and read the same
 # in every language. Everything else in the context is meant to be worded by the template.
-NAMING = frozenset({"name", "email", "address", "key", "reference", "subject", "original_subject", "text",
-                    "attachments", "failed_address", "line", "requester", "assignee"})
+NAMING = frozenset(
+    {
+        "name",
+        "email",
+        "address",
+        "key",
+        "reference",
+        "subject",
+        "original_subject",
+        "text",
+        "attachments",
+        "failed_address",
+        "line",
+        "requester",
+        "assignee",
+    }
+)
 
 
 def _values(value: Any, naming: bool = False) -> Iterator[str]:

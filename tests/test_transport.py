@@ -10,12 +10,7 @@ import pytest
 import trustme
 
 from mailbot.errors import ConfigError, PermanentError, TransientError
-from mailbot.transports import (
-    Delivery,
-    MaildirTransport,
-    SmtpTransport,
-    transport_from_url,
-)
+from mailbot.transports import Delivery, MaildirTransport, SmtpTransport, transport_from_url
 from tests.helpers.servers import SilentServer
 from tests.helpers.smtp_sink import SmtpSink
 
@@ -83,8 +78,7 @@ def test_an_address_with_non_ascii_letters_goes_out_with_smtputf8(smtp_sink):
 
 
 def test_bare_newlines_go_out_as_crlf(smtp_sink):
-    transport_for(smtp_sink).send(
-        SENDER, [DANA], b"Subject: unix\nFrom: a@b.test\n\nline one\nline two\n")
+    transport_for(smtp_sink).send(SENDER, [DANA], b"Subject: unix\nFrom: a@b.test\n\nline one\nline two\n")
     [mail] = smtp_sink.wait_for(1)
     assert mail.raw == b"Subject: unix\r\nFrom: a@b.test\r\n\r\nline one\r\nline two\r\n"
 
@@ -162,8 +156,7 @@ def test_a_server_that_is_down_is_transient(smtp_sink):
 def test_a_silent_server_times_out():
     with SilentServer() as silent:
         transport = SmtpTransport(
-            f"smtp://127.0.0.1:{silent.port}", ssl_context=ssl.create_default_context(),
-            timeout=0.5,
+            f"smtp://127.0.0.1:{silent.port}", ssl_context=ssl.create_default_context(), timeout=0.5
         )
         _open.append(transport)
         started = time.monotonic()
@@ -199,7 +192,11 @@ def test_transport_from_url_picks_by_scheme(tmp_path):
     smtp = transport_from_url("smtps://u:secret@mail.test:465", tmp_path, **kwargs)
     assert isinstance(smtp, SmtpTransport) and "secret" not in smtp.name
     assert isinstance(transport_from_url("smtp://mail.test", tmp_path, **kwargs), SmtpTransport)
-    for bad in ("lmtp://mail.test", "smtp://mail.test:x", "smtp://mail.test?tls=1",
-                "smtps://mail.test?starttls=true"):
+    for bad in (
+        "lmtp://mail.test",
+        "smtp://mail.test:x",
+        "smtp://mail.test?tls=1",
+        "smtps://mail.test?starttls=true",
+    ):
         with pytest.raises(ConfigError, match="MAILBOT_SMTP_URL"):
             transport_from_url(bad, tmp_path, **kwargs)

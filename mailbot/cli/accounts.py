@@ -28,16 +28,33 @@ def _product_key(app: AppState, key: str) -> str:
 @click.option("--role", type=click.Choice(accounts.ROLES), default="customer", show_default=True)
 @click.option("--language", type=click.Choice(["en", "nl", "fr"]), default=None)
 @click.option("--organisation", default="")
-@click.option("--contract-until", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="Last day of the maintenance contract (YYYY-MM-DD).")
+@click.option(
+    "--contract-until",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Last day of the maintenance contract (YYYY-MM-DD).",
+)
 @click.pass_obj
-def account_add(app: AppState, email: str, name: str, product_key: str, role: str,
-                language: str | None, organisation: str, contract_until) -> None:  # type: ignore[no-untyped-def]
+def account_add(
+    app: AppState,
+    email: str,
+    name: str,
+    product_key: str,
+    role: str,
+    language: str | None,
+    organisation: str,
+    contract_until,
+) -> None:  # type: ignore[no-untyped-def]
     """Create or update an account and grant it ROLE on PRODUCT."""
     app.open()
     key = _product_key(app, product_key)
-    spec = accounts.AccountSpec(email, name=name, organisation=organisation, language=language or "",
-                                contract_until=contract_until.date() if contract_until else None)
+    spec = accounts.AccountSpec(
+        email,
+        name=name,
+        organisation=organisation,
+        language=language or "",
+        contract_until=contract_until.date() if contract_until else None,
+    )
     row = accounts.upsert_account(spec)
     accounts.grant(row, key, role)
     click.echo(f"{row.email}: {role} on {key}")
@@ -90,8 +107,14 @@ def account_import(app: AppState, product_key: str, csv_file: Path, role: str) -
 @click.option("--notify", default=None, help="all, none, or a comma list of mail kinds to receive.")
 @click.option("--contract-until", default=None, help="YYYY-MM-DD, or 'none'.")
 @click.pass_obj
-def account_set(app: AppState, email: str, language: str | None, organisation: str | None,
-                notify: str | None, contract_until: str | None) -> None:
+def account_set(
+    app: AppState,
+    email: str,
+    language: str | None,
+    organisation: str | None,
+    notify: str | None,
+    contract_until: str | None,
+) -> None:
     """Change an account's language, organisation, notification preferences or contract."""
     app.open()
     row = _existing(email)

@@ -46,14 +46,22 @@ class MailbotGroup(click.Group):
 
 
 @click.group(cls=MailbotGroup)
-@click.option("--env-file", type=click.Path(path_type=Path), default=None,
-              help="The .env file to read (default: ./.env).")
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The .env file to read (default: ./.env).",
+)
 @click.pass_context
 def main(ctx: click.Context, env_file: Path | None) -> None:
     """mailbot: a support desk that lives in email."""
     # force: each invocation logs to the stderr it has (tests run many in one process).
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        force=True,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     # APScheduler logs every run of every job at INFO, and mail-parser warns about every MIME
     # part it does not itself decode (we do): keep only what needs an admin's attention.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
@@ -135,8 +143,11 @@ def ingest(app: AppState, product: str, files: tuple[Path, ...]) -> None:
         click.echo(line)
         internal += result.internal
     if internal:
-        click.echo(f"mailbot: {internal} mail(s) quarantined after an internal error; see the log and "
-                   f"{desk.store.quarantine_dir}", err=True)
+        click.echo(
+            f"mailbot: {internal} mail(s) quarantined after an internal error; see the log and "
+            f"{desk.store.quarantine_dir}",
+            err=True,
+        )
         sys.exit(EX_SOFTWARE)
 
 
@@ -151,8 +162,9 @@ def check(app: AppState) -> None:
 
     settings = app.settings
     click.echo(f"configuration ok: {len(settings.products)} product(s), data in {settings.data_dir}")
-    broken = check_templates(make_renderer(settings),
-                             [(p.key, p.name, p.address) for p in settings.products if p.templates])
+    broken = check_templates(
+        make_renderer(settings), [(p.key, p.name, p.address) for p in settings.products if p.templates]
+    )
     for line in broken:
         click.echo(f"FAIL template {line}", err=True)
     if not broken:
@@ -178,9 +190,17 @@ def product() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def product_list(app: AppState, as_json: bool) -> None:
-    rows = [{"key": p.key, "name": p.name, "address": p.address, "prefix": p.prefix,
-             "unknown_senders": p.unknown_senders, "contract_required": p.contract_required}
-            for p in app.settings.products]
+    rows = [
+        {
+            "key": p.key,
+            "name": p.name,
+            "address": p.address,
+            "prefix": p.prefix,
+            "unknown_senders": p.unknown_senders,
+            "contract_required": p.contract_required,
+        }
+        for p in app.settings.products
+    ]
     if as_json:
         emit_json(rows)
         return

@@ -19,8 +19,9 @@ def outbox() -> None:
 
 
 @outbox.command("list")
-@click.option("--failed", is_flag=True,
-              help="Only mail that failed: not rendered (failed) or undeliverable (dead).")
+@click.option(
+    "--failed", is_flag=True, help="Only mail that failed: not rendered (failed) or undeliverable (dead)."
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def outbox_list(app: AppState, failed: bool, as_json: bool) -> None:
@@ -32,9 +33,11 @@ def outbox_list(app: AppState, failed: bool, as_json: bool) -> None:
         emit_json(rows)
         return
     for row in rows:
-        click.echo(f"{row['id']:<6} {row['status']:<8} {row['template']:<18} {row['recipient']:<32} "
-                   f"{row['ticket'] or '-':<12} attempts {row['attempts']}, next: "
-                   f"{row['next_attempt_at'] or _NEXT[OutboxStatus(row['status'])]}")
+        click.echo(
+            f"{row['id']:<6} {row['status']:<8} {row['template']:<18} {row['recipient']:<32} "
+            f"{row['ticket'] or '-':<12} attempts {row['attempts']}, next: "
+            f"{row['next_attempt_at'] or _NEXT[OutboxStatus(row['status'])]}"
+        )
         if row["last_error"]:
             click.echo(f"       {row['last_error']}")
 

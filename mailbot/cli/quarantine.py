@@ -105,9 +105,16 @@ def _summary(desk: Desk, path: Path) -> dict[str, Any]:
     note = desk.store.quarantine_note(path)
     rows = _rows(path)
     headers = dict((name.lower(), value) for name, value in reversed(_headers(path)))
-    return {"id": path.stem, "product": rows[0].product if rows else "", "reason": note.get("reason", ""),
-            "origin": note.get("origin", ""), "sha256": note.get("sha256", ""), "size": path.stat().st_size,
-            "from": headers.get("from", ""), "subject": headers.get("subject", "")}
+    return {
+        "id": path.stem,
+        "product": rows[0].product if rows else "",
+        "reason": note.get("reason", ""),
+        "origin": note.get("origin", ""),
+        "sha256": note.get("sha256", ""),
+        "size": path.stat().st_size,
+        "from": headers.get("from", ""),
+        "subject": headers.get("subject", ""),
+    }
 
 
 def _headers(path: Path) -> list[tuple[str, str]]:

@@ -39,8 +39,10 @@ def ticket_list(app: AppState, product_key: str | None, status: str | None, as_j
         emit_json(rows)
         return
     for row in rows:
-        click.echo(f"{row['reference']:<12} {row['status']:<9} {row['priority']:<9} "
-                   f"{row['requester']:<32} {row['subject']}")
+        click.echo(
+            f"{row['reference']:<12} {row['status']:<9} {row['priority']:<9} "
+            f"{row['requester']:<32} {row['subject']}"
+        )
 
 
 @ticket.command("search")
@@ -69,8 +71,11 @@ def _mentions(word: str):  # type: ignore[no-untyped-def]
     needle = word.lower()
     in_messages = Message.select(Message.ticket).where(fn.instr(fn.lower(Message.text), needle) > 0)
     requesters = Account.select(Account.id).where(fn.instr(Account.email, needle) > 0)
-    return ((fn.instr(fn.lower(Ticket.subject), needle) > 0) | Ticket.requester.in_(requesters)
-            | Ticket.id.in_(in_messages))
+    return (
+        (fn.instr(fn.lower(Ticket.subject), needle) > 0)
+        | Ticket.requester.in_(requesters)
+        | Ticket.id.in_(in_messages)
+    )
 
 
 @ticket.command("set")
@@ -79,11 +84,23 @@ def _mentions(word: str):  # type: ignore[no-untyped-def]
 @click.option("--priority", type=click.Choice(["critical", "high", "medium", "low"]), default=None)
 @click.option("--category", type=click.Choice(["question", "bug", "suggestion"]), default=None)
 @click.option("--assign", "assignee", default=None, metavar="EMAIL", help="An engineer of the product.")
-@click.option("--by", "actor_email", default="admin", show_default=True,
-              help="Who made the change, as the history shows it.")
+@click.option(
+    "--by",
+    "actor_email",
+    default="admin",
+    show_default=True,
+    help="Who made the change, as the history shows it.",
+)
 @click.pass_obj
-def ticket_set(app: AppState, reference: str, status: str | None, priority: str | None,
-               category: str | None, assignee: str | None, actor_email: str) -> None:
+def ticket_set(
+    app: AppState,
+    reference: str,
+    status: str | None,
+    priority: str | None,
+    category: str | None,
+    assignee: str | None,
+    actor_email: str,
+) -> None:
     """Change a ticket as an engineer's mail command would; the customer is told the same way."""
     desk = app.open()
     row = _ticket(reference)
@@ -99,12 +116,15 @@ def ticket_set(app: AppState, reference: str, status: str | None, priority: str 
         if category:
             tickets.set_field(row, "category", category, actor_email, now)
         if priority:
-            changes.change_priority(desk, product, row, priority, actor, actor_email, now,
-                                    tell=customer_recipients(row, product))
+            changes.change_priority(
+                desk, product, row, priority, actor, actor_email, now, tell=customer_recipients(row, product)
+            )
         if status:
             changes.change_status(desk, product, row, status, actor, actor_email, now)
-    click.echo(f"{row.reference}: {row.status}, {row.priority}, {row.category}, "
-               f"assigned to {row.assignee.email if row.assignee_id else 'nobody'}")
+    click.echo(
+        f"{row.reference}: {row.status}, {row.priority}, {row.category}, "
+        f"assigned to {row.assignee.email if row.assignee_id else 'nobody'}"
+    )
 
 
 def _ticket(reference: str) -> Ticket:
@@ -130,9 +150,21 @@ def ticket_show(app: AppState, reference: str, as_json: bool) -> None:
 
 def _print_detail(data: dict) -> None:  # type: ignore[type-arg]
     click.echo(f"{data['reference']}  {data['subject']}")
-    for key in ("product", "status", "priority", "category", "requester", "assignee", "flags",
-                "created_at", "due_first_response", "due_resolution", "time_spent_minutes",
-                "linked_to", "watchers"):
+    for key in (
+        "product",
+        "status",
+        "priority",
+        "category",
+        "requester",
+        "assignee",
+        "flags",
+        "created_at",
+        "due_first_response",
+        "due_resolution",
+        "time_spent_minutes",
+        "linked_to",
+        "watchers",
+    ):
         click.echo(f"  {key.replace('_', ' ')}: {data[key] if data[key] not in (None, []) else '-'}")
     click.echo("\nMessages:")
     for m in data["messages"]:

@@ -63,8 +63,12 @@ def flood_ticket(desk: Desk, product: str, requester: Account, now: datetime) ->
     if statements.count_rows(Ticket, equal, (Ticket.created_at, since)) < limits.flood_limit:
         return None  # the common case, in one cheap statement; below, the exact count
     # A first start's backlog is history, not a flood: its tickets do not count.
-    recent = ((Ticket.requester == requester) & (Ticket.product == product)
-              & (Ticket.created_at > since) & ~Ticket.flags.contains(BEFORE_CUTOVER_FLAG))
+    recent = (
+        (Ticket.requester == requester)
+        & (Ticket.product == product)
+        & (Ticket.created_at > since)
+        & ~Ticket.flags.contains(BEFORE_CUTOVER_FLAG)
+    )
     if Ticket.select(Ticket.number).where(recent).count() < limits.flood_limit:
         return None
     return Ticket.select().where(recent).order_by(Ticket.number.desc()).first()  # type: ignore[no-any-return]

@@ -21,8 +21,17 @@ from mailbot.store.models import Account, Message, Ticket
 STATUS_MAILS = ("open", "waiting", "resolved", "closed")
 
 
-def change_status(desk: Desk, product: ProductSettings, ticket: Ticket, status: str, actor: Account | None,
-                  actor_email: str, now: datetime, *, tell: list[notify.Recipient] | None = None) -> bool:
+def change_status(
+    desk: Desk,
+    product: ProductSettings,
+    ticket: Ticket,
+    status: str,
+    actor: Account | None,
+    actor_email: str,
+    now: datetime,
+    *,
+    tell: list[notify.Recipient] | None = None,
+) -> bool:
     """Set the status; `tell` defaults to the customers (requester and watchers)."""
     old = ticket.status
     if not tickets.set_status(ticket, status, actor_email, now):
@@ -30,26 +39,43 @@ def change_status(desk: Desk, product: ProductSettings, ticket: Ticket, status: 
     deadlines.refresh_deadlines(ticket, product, now)
     if status in STATUS_MAILS:
         people = customer_recipients(ticket, product) if tell is None else tell
-        notify.queue_mail(desk, "status_changed", product, ticket, people,
-                          context={"old": old, "new": status}, actor=actor)
+        notify.queue_mail(
+            desk, "status_changed", product, ticket, people, context={"old": old, "new": status}, actor=actor
+        )
     return True
 
 
-def change_priority(desk: Desk, product: ProductSettings, ticket: Ticket, priority: str,
-                    actor: Account | None, actor_email: str, now: datetime, *,
-                    tell: list[notify.Recipient]) -> bool:
+def change_priority(
+    desk: Desk,
+    product: ProductSettings,
+    ticket: Ticket,
+    priority: str,
+    actor: Account | None,
+    actor_email: str,
+    now: datetime,
+    *,
+    tell: list[notify.Recipient],
+) -> bool:
     """Set the priority and recompute the deadlines; `tell` learns the old and new priority."""
     old = ticket.priority
     if not tickets.set_field(ticket, "priority", priority, actor_email, now):
         return False
     deadlines.refresh_deadlines(ticket, product, now)
-    notify.queue_mail(desk, "priority_changed", product, ticket, tell,
-                      context={"old": old, "new": priority}, actor=actor)
+    notify.queue_mail(
+        desk, "priority_changed", product, ticket, tell, context={"old": old, "new": priority}, actor=actor
+    )
     return True
 
 
-def assign(desk: Desk, product: ProductSettings, ticket: Ticket, target: Account, actor: Account | None,
-           actor_email: str, now: datetime) -> bool:
+def assign(
+    desk: Desk,
+    product: ProductSettings,
+    ticket: Ticket,
+    target: Account,
+    actor: Account | None,
+    actor_email: str,
+    now: datetime,
+) -> bool:
     """Assign the ticket; an engineer assigned by someone else gets the ticket by mail."""
     if ticket.assignee_id == target.id:
         return False
@@ -59,8 +85,15 @@ def assign(desk: Desk, product: ProductSettings, ticket: Ticket, target: Account
     ticket.save()
     tickets.record_event(ticket, "assignee", actor_email, old=old, new=target.email, at=now)
     if actor is None or actor.id != target.id:
-        notify.queue_mail(desk, "new_ticket", product, ticket, staff_recipients(product, ticket),
-                          context={"text": first_text(ticket), "attachments": []}, actor=actor)
+        notify.queue_mail(
+            desk,
+            "new_ticket",
+            product,
+            ticket,
+            staff_recipients(product, ticket),
+            context={"text": first_text(ticket), "attachments": []},
+            actor=actor,
+        )
     return True
 
 

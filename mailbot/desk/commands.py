@@ -27,10 +27,7 @@ ENGINEER_COMMANDS = {
     "time": "#time 45m",
     "category": "#category question|bug|suggestion",
 }
-CUSTOMER_COMMANDS = {
-    "close": "#close",
-    "priority": "#priority critical|high|medium|low",
-}
+CUSTOMER_COMMANDS = {"close": "#close", "priority": "#priority critical|high|medium|low"}
 CommandError = dict[str, Any]
 """What is wrong with a command: `code` (twice, unknown, staff_only, choices, assign_target,
 duration, no_argument, info_with_status, info_with_internal, not_engineer), the `line` and

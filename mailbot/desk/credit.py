@@ -82,8 +82,16 @@ def credit_of(holder: Holder, today: date) -> Credit:
     return Credit(label(holder), max(usable, 0), holder.credit_expires, holder.credit_minutes)
 
 
-def add_credit(holder: Holder, minutes: int, now: datetime, *, expires: date | None = None,
-               clear_expiry: bool = False, actor: str = "", note: str = "") -> Credit:
+def add_credit(
+    holder: Holder,
+    minutes: int,
+    now: datetime,
+    *,
+    expires: date | None = None,
+    clear_expiry: bool = False,
+    actor: str = "",
+    note: str = "",
+) -> Credit:
     """Add `minutes` (may be 0 to change only the expiry); `expires` sets the expiry date of the
     whole balance, `clear_expiry` removes it. A balance that had already expired is forfeited
     first: an expired package does not come back by buying a new one."""
@@ -95,10 +103,16 @@ def add_credit(holder: Holder, minutes: int, now: datetime, *, expires: date | N
     if expires is not None or clear_expiry:
         holder.credit_expires = expires
     holder.save()
-    _write_entry(holder, "add", now, minutes=minutes, expires=holder.credit_expires, actor=actor,
-                 note=note or f"{minutes} min added")
-    log.info("credit of %s: %d min added, %d min now", label(holder), minutes,
-             holder.credit_minutes)
+    _write_entry(
+        holder,
+        "add",
+        now,
+        minutes=minutes,
+        expires=holder.credit_expires,
+        actor=actor,
+        note=note or f"{minutes} min added",
+    )
+    log.info("credit of %s: %d min added, %d min now", label(holder), minutes, holder.credit_minutes)
     return credit_of(holder, today)
 
 
@@ -109,14 +123,22 @@ def forfeit_expired(holder: Holder, now: datetime, today: date, actor: str = "")
     lost = holder.credit_minutes
     holder.credit_minutes = 0
     holder.save()
-    _write_entry(holder, "expire", now, minutes=-lost, expires=holder.credit_expires, actor=actor,
-                 note=f"{lost} min expired on {holder.credit_expires}")
+    _write_entry(
+        holder,
+        "expire",
+        now,
+        minutes=-lost,
+        expires=holder.credit_expires,
+        actor=actor,
+        note=f"{lost} min expired on {holder.credit_expires}",
+    )
     log.info("credit of %s: %d min expired on %s", label(holder), lost, holder.credit_expires)
     return lost
 
 
-def charge_time(desk: Desk, ticket: Ticket, actor: Account | str, minutes: int,
-                now: datetime) -> ChargeResult:
+def charge_time(
+    desk: Desk, ticket: Ticket, actor: Account | str, minutes: int, now: datetime
+) -> ChargeResult:
     """Record `minutes` of work on `ticket` (rounded up to started 15-minute blocks) and take
     them from the prepaid credit; a bug is recorded but not charged. Mails the customer when
     the credit falls below the product's threshold."""
@@ -145,12 +167,18 @@ def _take_credit(desk: Desk, ticket: Ticket, spent: int, actor: str, now: dateti
     if charged:
         # Subtract in SQL, not from the value read, so two charges at once both count.
         model = type(holder)
-        model.update(credit_minutes=model.credit_minutes - charged).where(
-            model.id == holder.id).execute()
+        model.update(credit_minutes=model.credit_minutes - charged).where(model.id == holder.id).execute()
         holder.credit_minutes = model.get_by_id(holder.id).credit_minutes
     low = 0 < product.credit_low <= before and holder.credit_minutes < product.credit_low
-    result = ChargeResult(spent, charged, spent - charged, label(holder), holder.credit_minutes,
-                          _charge_note(holder, spent, charged), low)
+    result = ChargeResult(
+        spent,
+        charged,
+        spent - charged,
+        label(holder),
+        holder.credit_minutes,
+        _charge_note(holder, spent, charged),
+        low,
+    )
     _write_time_entry(ticket, holder, result, actor, now)
     if result.uncovered and _is_prepaid(ticket.requester):
         _add_flag(ticket, "no_credit")
@@ -169,11 +197,12 @@ def _holder_for(account: Account, today: date) -> Holder:
 
 def _charge_note(holder: Holder, spent: int, charged: int) -> str:
     if charged == spent:
-        return (f"{charged} min taken from the credit of {label(holder)} "
-                f"({holder.credit_minutes} min left)")
+        return f"{charged} min taken from the credit of {label(holder)} ({holder.credit_minutes} min left)"
     if charged:
-        return (f"{charged} min taken from the credit of {label(holder)}, "
-                f"{spent - charged} min not covered: no credit left")
+        return (
+            f"{charged} min taken from the credit of {label(holder)}, "
+            f"{spent - charged} min not covered: no credit left"
+        )
     return f"not covered: {label(holder)} has no credit left"
 
 
@@ -195,18 +224,31 @@ def _add_flag(ticket: Ticket, flag: str) -> None:
 def _mail_credit_low(desk: Desk, ticket: Ticket, holder: Holder, today: date) -> None:
     product = desk.settings.product(ticket.product)
     credit = credit_of(holder, today)
-    context = {"credit": {"remaining_minutes": credit.minutes,
-                          "expires": credit.expires.isoformat() if credit.expires else ""}}
+    context = {
+        "credit": {
+            "remaining_minutes": credit.minutes,
+            "expires": credit.expires.isoformat() if credit.expires else "",
+        }
+    }
     recipient = notify.recipient_for(ticket.requester, "customer", product.language)
     notify.queue_mail(desk, "credit_low", product, ticket, [recipient], context=context)
-    log.info("%s: credit of %s low (%d min), customer told", ticket.reference, label(holder),
-             credit.minutes)
+    log.info("%s: credit of %s low (%d min), customer told", ticket.reference, label(holder), credit.minutes)
 
 
-def _write_time_entry(ticket: Ticket, holder: Holder | None, result: ChargeResult, actor: str,
-                      now: datetime) -> None:
-    _write_entry(holder, "time", now, ticket=ticket, spent=result.minutes, minutes=-result.charged,
-                 uncovered=result.uncovered, actor=actor, note=result.note)
+def _write_time_entry(
+    ticket: Ticket, holder: Holder | None, result: ChargeResult, actor: str, now: datetime
+) -> None:
+    _write_entry(
+        holder,
+        "time",
+        now,
+        ticket=ticket,
+        spent=result.minutes,
+        minutes=-result.charged,
+        uncovered=result.uncovered,
+        actor=actor,
+        note=result.note,
+    )
 
 
 def _write_entry(holder: Holder | None, kind: str, now: datetime, **fields: object) -> CreditEntry:

@@ -37,13 +37,21 @@ class Mail:
     now: datetime
 
 
-def store_inbound(desk: Desk, mail: Mail, ticket: Ticket, text: str, *, visibility: str = "public",
-                  kind: str = "mail") -> Message:
+def store_inbound(
+    desk: Desk, mail: Mail, ticket: Ticket, text: str, *, visibility: str = "public", kind: str = "mail"
+) -> Message:
     msg = mail.msg
     new = tickets.NewMessage(
-        direction="in", message_id=msg.message_id, author=mail.sender,
-        author_email=msg.sender.email if msg.sender else "", subject=msg.subject, text=text,
-        html=msg.html, visibility=visibility, kind=kind, raw_path=mail.raw_path,
+        direction="in",
+        message_id=msg.message_id,
+        author=mail.sender,
+        author_email=msg.sender.email if msg.sender else "",
+        subject=msg.subject,
+        text=text,
+        html=msg.html,
+        visibility=visibility,
+        kind=kind,
+        raw_path=mail.raw_path,
     )
     return tickets.add_message(ticket, new, desk.store, msg.attachments, at=mail.now)
 
@@ -60,12 +68,19 @@ def staff_recipients(product: ProductSettings, ticket: Ticket | None = None) -> 
 
 def customer_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.Recipient]:
     people = [notify.recipient_for(ticket.requester, "customer", product.language)]
-    people += [notify.recipient_for(a, "watcher", product.language) for a in tickets.watchers_of(ticket)
-               if accounts.role_of(a, product.key) is not None]
+    people += [
+        notify.recipient_for(a, "watcher", product.language)
+        for a in tickets.watchers_of(ticket)
+        if accounts.role_of(a, product.key) is not None
+    ]
     return people
 
 
 def last_public_message_id(ticket: Ticket) -> str:
-    row = (Message.select().where((Message.ticket == ticket) & (Message.visibility == "public"))
-           .order_by(Message.id.desc()).first())
+    row = (
+        Message.select()
+        .where((Message.ticket == ticket) & (Message.visibility == "public"))
+        .order_by(Message.id.desc())
+        .first()
+    )
     return row.message_id if row else ""

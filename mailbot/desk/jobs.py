@@ -94,8 +94,9 @@ def run_job(job: Job, desk: Desk, stop: threading.Event | None = None) -> int:
     try:
         done = job(desk, desk.clock())
     except OperationalError as exc:  # locked past the busy timeout, disk full: not a bug
-        log.warning("job %s stopped: database unavailable: %s; it runs again at the next interval",
-                    job.__name__, exc)
+        log.warning(
+            "job %s stopped: database unavailable: %s; it runs again at the next interval", job.__name__, exc
+        )
         return 0
     except Exception:
         log.exception("job %s failed; it runs again at the next interval", job.__name__)
@@ -110,16 +111,23 @@ def run_due_jobs(desk: Desk) -> dict[str, int]:
     return {name: run_job(job, desk) for name, job in JOBS}
 
 
-def register_jobs(scheduler: Scheduler, desk: Desk, stop: threading.Event,
-                  interval: float = JOB_INTERVAL_SECONDS) -> None:
+def register_jobs(
+    scheduler: Scheduler, desk: Desk, stop: threading.Event, interval: float = JOB_INTERVAL_SECONDS
+) -> None:
     """Add the jobs to the daemon's scheduler, beside the mailbox and outbox jobs."""
     # The first run is at once (catching up on what fell due while the daemon was down), by the
     # scheduler's own clock: desk.clock is the business clock the jobs read, and may be a test's.
     first = datetime.now(UTC)
     for job_id, job in JOBS:
         scheduler.add_job(
-            run_job, "interval", args=(job, desk, stop), id=job_id, seconds=interval,
-            next_run_time=first, max_instances=1, coalesce=True,
+            run_job,
+            "interval",
+            args=(job, desk, stop),
+            id=job_id,
+            seconds=interval,
+            next_run_time=first,
+            max_instances=1,
+            coalesce=True,
             # Close to the interval: APScheduler's default of 1 s silently drops late runs.
             misfire_grace_time=max(int(interval), 1),
         )
@@ -147,38 +155,55 @@ def _sweep_ticket(desk: Desk, ticket: Ticket, product: ProductSettings, now: dat
     return sent
 
 
-def _send_sla_mail(desk: Desk, template: str, ticket: Ticket, product: ProductSettings,
-                   clock: ClockState, now: datetime) -> None:
+def _send_sla_mail(
+    desk: Desk, template: str, ticket: Ticket, product: ProductSettings, clock: ClockState, now: datetime
+) -> None:
     recipients = _board_recipients(ticket, product)
     if template == "sla_breach" and product.escalation_address:
         recipients.append(_escalation_recipient(product))
     percent = math.floor(clock.share * 100 + 1e-9)  # 0.29 * 100 is 28.999...
     due = _local(clock.due, product)
-    sla = {"kind": clock.kind, "used_percent": percent,
-           "due": machine_moment(clock.due, product.calendar.zone)}
+    sla = {
+        "kind": clock.kind,
+        "used_percent": percent,
+        "due": machine_moment(clock.due, product.calendar.zone),
+    }
     if template == "sla_breach":
         # How late, in business time: a share of the target ("1100% used") says nothing when the
         # clock caught up after the daemon was down.
         sla["late_minutes"] = max(int((clock.used - clock.target).total_seconds() // 60), 0)
     context = {"sla": sla}
     rows = notify.queue_mail(desk, template, product, ticket, recipients, context=context)
-    tickets.record_event(ticket, template, "", new=clock.kind,
-                         detail=f"{percent}% of the {clock.kind.replace('_', ' ')} time used; "
-                                f"due {due}", at=now)
-    log.info("%s: %s (%s, %d%% used, due %s) mailed to %d recipient(s)", ticket.reference,
-             template, clock.kind, percent, due, len(rows))
+    tickets.record_event(
+        ticket,
+        template,
+        "",
+        new=clock.kind,
+        detail=f"{percent}% of the {clock.kind.replace('_', ' ')} time used; due {due}",
+        at=now,
+    )
+    log.info(
+        "%s: %s (%s, %d%% used, due %s) mailed to %d recipient(s)",
+        ticket.reference,
+        template,
+        clock.kind,
+        percent,
+        due,
+        len(rows),
+    )
 
 
 def _remind(desk: Desk, ticket: Ticket, product: ProductSettings, now: datetime) -> int:
     since = _since(ticket, "waiting")
     if not _due(ticket, "waiting", product.reminder_days, now) or not _claim(
-            ticket, "reminder", since.isoformat(), now):
+        ticket, "reminder", since.isoformat(), now
+    ):
         return 0
     days = (now - since).days
-    notify.queue_mail(desk, "reminder", product, ticket, _customer_recipients(ticket, product),
-                      context={"days": days})
-    tickets.record_event(ticket, "reminder", "", detail=f"waiting for the customer for {days} days",
-                         at=now)
+    notify.queue_mail(
+        desk, "reminder", product, ticket, _customer_recipients(ticket, product), context={"days": days}
+    )
+    tickets.record_event(ticket, "reminder", "", detail=f"waiting for the customer for {days} days", at=now)
     log.info("%s: customer reminded after %d days of waiting", ticket.reference, days)
     return 1
 
@@ -186,14 +211,22 @@ def _remind(desk: Desk, ticket: Ticket, product: ProductSettings, now: datetime)
 def _auto_close(desk: Desk, ticket: Ticket, product: ProductSettings, now: datetime) -> int:
     since = _since(ticket, "resolved")
     if not _due(ticket, "resolved", product.auto_close_days, now) or not _claim(
-            ticket, "auto_close", since.isoformat(), now):
+        ticket, "auto_close", since.isoformat(), now
+    ):
         return 0
     days = (now - since).days
     tickets.set_status(ticket, "closed", "", now)
-    tickets.record_event(ticket, "auto_close", "", new="closed",
-                         detail=f"closed automatically {days} days after it was resolved", at=now)
-    notify.queue_mail(desk, "auto_closed", product, ticket, _customer_recipients(ticket, product),
-                      context={"days": days})
+    tickets.record_event(
+        ticket,
+        "auto_close",
+        "",
+        new="closed",
+        detail=f"closed automatically {days} days after it was resolved",
+        at=now,
+    )
+    notify.queue_mail(
+        desk, "auto_closed", product, ticket, _customer_recipients(ticket, product), context={"days": days}
+    )
     log.info("%s: closed automatically, resolved %d days ago", ticket.reference, days)
     return 1
 
@@ -211,8 +244,13 @@ def _tickets(desk: Desk, condition: Any) -> Iterator[tuple[Ticket, ProductSettin
         yield ticket, products[ticket.product]
 
 
-def _guarded(handle: Callable[[Desk, Ticket, ProductSettings, datetime], int], desk: Desk,
-             ticket: Ticket, product: ProductSettings, now: datetime) -> int:
+def _guarded(
+    handle: Callable[[Desk, Ticket, ProductSettings, datetime], int],
+    desk: Desk,
+    ticket: Ticket,
+    product: ProductSettings,
+    now: datetime,
+) -> int:
     """Run `handle` for one ticket in one transaction, on a fresh copy of the ticket (mail may
     have changed it since the job's query); a failure is logged and rolled back."""
     try:
@@ -224,15 +262,17 @@ def _guarded(handle: Callable[[Desk, Ticket, ProductSettings, datetime], int], d
     except OperationalError:
         raise  # the database, not this ticket: the run stops instead of waiting once per ticket
     except Exception:
-        log.exception("%s: %s failed; tried again at the next run", ticket.reference,
-                      handle.__name__)
+        log.exception("%s: %s failed; tried again at the next run", ticket.reference, handle.__name__)
         return 0
 
 
 def _claim(ticket: Ticket, kind: str, key: str, now: datetime) -> bool:
     """Record that `kind` was done for this ticket and deadline; False when it already was."""
-    if Notice.select().where((Notice.ticket == ticket) & (Notice.kind == kind)
-                             & (Notice.key == key)).exists():
+    if (
+        Notice.select()
+        .where((Notice.ticket == ticket) & (Notice.kind == kind) & (Notice.key == key))
+        .exists()
+    ):
         return False
     try:
         with database.atomic():  # a savepoint: a concurrent claim must not undo the ticket's work
@@ -268,15 +308,20 @@ def _board_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.R
     people = accounts.staff_of(product.key, ("board",)) or accounts.staff_of(product.key)
     if ticket.assignee_id is not None and all(p.id != ticket.assignee_id for p in people):
         people.append(ticket.assignee)
-    return [notify.recipient_for(p, accounts.role_of(p, product.key) or "engineer",
-                                 product.language) for p in people]
+    return [
+        notify.recipient_for(p, accounts.role_of(p, product.key) or "engineer", product.language)
+        for p in people
+    ]
 
 
 def _customer_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.Recipient]:
     """The requester and the watchers who still have access to the product."""
     people = [notify.recipient_for(ticket.requester, "customer", product.language)]
-    people += [notify.recipient_for(a, "watcher", product.language)
-               for a in tickets.watchers_of(ticket) if accounts.role_of(a, product.key) is not None]
+    people += [
+        notify.recipient_for(a, "watcher", product.language)
+        for a in tickets.watchers_of(ticket)
+        if accounts.role_of(a, product.key) is not None
+    ]
     return people
 
 

@@ -87,9 +87,13 @@ def note_refused_reply(mail: Mail, ticket: Ticket) -> bool:
         return True
     tickets.record_event(ticket, "reply_refused", email, at=mail.now)
     if earlier + 1 == GUESSES_ALLOWED:
-        log.warning("%s was refused %d times within %s for writing to tickets not theirs: further mails"
-                    " from that address are throttled (recorded, never answered)", email, GUESSES_ALLOWED,
-                    GUESS_WINDOW)
+        log.warning(
+            "%s was refused %d times within %s for writing to tickets not theirs: further mails"
+            " from that address are throttled (recorded, never answered)",
+            email,
+            GUESSES_ALLOWED,
+            GUESS_WINDOW,
+        )
     return False
 
 
@@ -122,15 +126,32 @@ def unverified_staff_mail(desk: Desk, mail: Mail, ticket: Ticket, verdict: str) 
     sender, product = mail.sender, mail.product
     assert sender is not None
     missing = verdict == authresults.MISSING
-    store_inbound(desk, mail, ticket, mail.msg.reply_text, visibility="internal",
-                  kind=UNAUTHENTICATED if missing else "unverified")
+    store_inbound(
+        desk,
+        mail,
+        ticket,
+        mail.msg.reply_text,
+        visibility="internal",
+        kind=UNAUTHENTICATED if missing else "unverified",
+    )
     role = accounts.role_of(sender, ticket.product) or "engineer"
-    notify.queue_mail(desk, "command_not_trusted", product, ticket,
-                      [notify.recipient_for(sender, role, product.language)],
-                      context={"authentication": verdict}, parent_id=mail.msg.message_id)
+    notify.queue_mail(
+        desk,
+        "command_not_trusted",
+        product,
+        ticket,
+        [notify.recipient_for(sender, role, product.language)],
+        context={"authentication": verdict},
+        parent_id=mail.msg.message_id,
+    )
     why = "carries no Authentication-Results of our server" if missing else "failed sender authentication"
-    log.warning("%s: mail %s from %s %s: kept as an internal note, nothing applied", ticket.reference,
-                mail.msg.message_id, sender.email, why)
+    log.warning(
+        "%s: mail %s from %s %s: kept as an internal note, nothing applied",
+        ticket.reference,
+        mail.msg.message_id,
+        sender.email,
+        why,
+    )
     return Outcome("message", f"sender not verified ({verdict}): internal note, nothing applied", ticket)
 
 
@@ -138,9 +159,14 @@ def unauthenticated_share(last: int = 50) -> tuple[int, int]:
     """Of the last `last` mails engineers sent to tickets, how many carried no Authentication-
     Results of our server: (without, looked at). For `mailbot check`."""
     by_staff = (Grant.account == Message.author) & (Grant.product == Ticket.product)
-    recent = (Message.select(Message.kind).join(Ticket).join(Grant, on=by_staff)
-              .where((Message.direction == "in") & Grant.role.in_(accounts.STAFF_ROLES))
-              .order_by(Message.id.desc()).limit(last))
+    recent = (
+        Message.select(Message.kind)
+        .join(Ticket)
+        .join(Grant, on=by_staff)
+        .where((Message.direction == "in") & Grant.role.in_(accounts.STAFF_ROLES))
+        .order_by(Message.id.desc())
+        .limit(last)
+    )
     kinds = [row.kind for row in recent]
     return sum(kind == UNAUTHENTICATED for kind in kinds), len(kinds)
 
@@ -168,11 +194,15 @@ def command_error(desk: Desk, mail: Mail, ticket: Ticket, errors: list[CommandEr
         store_inbound(desk, mail, ticket, text)
         kept = "; text kept on the ticket"
     role = accounts.role_of(sender, mail.product.key) or "customer"
-    notify.queue_mail(desk, "command_error", mail.product, ticket,
-                      [notify.recipient_for(sender, role, mail.product.language)],
-                      context={"errors": errors, "valid_commands": valid_commands(staff),
-                               "text_kept": bool(kept)},
-                      parent_id=mail.msg.message_id)
+    notify.queue_mail(
+        desk,
+        "command_error",
+        mail.product,
+        ticket,
+        [notify.recipient_for(sender, role, mail.product.language)],
+        context={"errors": errors, "valid_commands": valid_commands(staff), "text_kept": bool(kept)},
+        parent_id=mail.msg.message_id,
+    )
     return Outcome("ignored", "command error: " + "; ".join(map(describe_error, errors)) + kept, ticket)
 
 
@@ -185,8 +215,14 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
     internal = "internal" in parsed
     answers = not internal and ("info" in parsed or bool(parsed.text))
     parent = last_public_message_id(ticket)
-    store_inbound(desk, mail, ticket, parsed.text, visibility="internal" if internal else "public",
-                  kind="note" if internal else "mail")
+    store_inbound(
+        desk,
+        mail,
+        ticket,
+        parsed.text,
+        visibility="internal" if internal else "public",
+        kind="note" if internal else "mail",
+    )
     customers = customer_recipients(ticket, product)
     if answers:
         tickets.mark_first_response(ticket, now)
@@ -198,15 +234,19 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
         made.status(desk, product, ticket, command.argument.strip().lower(), sender, now)
     elif answers and ticket.status == "new":
         made.status(desk, product, ticket, "open", sender, now)
-    context = {"text": parsed.text, "attachments": [a.filename for a in mail.msg.attachments],
-               "changes": list(made)}
+    context = {
+        "text": parsed.text,
+        "attachments": [a.filename for a in mail.msg.attachments],
+        "changes": list(made),
+    }
     if internal:
         others = [r for r in staff_recipients(product) if r.email != sender.email]
         notify.queue_mail(desk, "internal_note", product, ticket, others, context=context, actor=sender)
     if answers:
         template = "info_requested" if "info" in parsed else "reply"
-        notify.queue_mail(desk, template, product, ticket, customers, context=context, actor=sender,
-                          parent_id=parent)
+        notify.queue_mail(
+            desk, template, product, ticket, customers, context=context, actor=sender, parent_id=parent
+        )
     else:
         tell_changes(desk, product, ticket, customers, made, sender)
     return Outcome("message", "staff reply", ticket)
@@ -242,16 +282,34 @@ def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> 
         made.priority(desk, product, ticket, command.argument.strip().lower(), sender, now)
     if "close" in parsed:
         made.status(desk, product, ticket, "closed", sender, now)
-        notify.queue_mail(desk, "ticket_closed", product, ticket, customer_recipients(ticket, product),
-                          actor=sender, parent_id=mail.msg.message_id)
+        notify.queue_mail(
+            desk,
+            "ticket_closed",
+            product,
+            ticket,
+            customer_recipients(ticket, product),
+            actor=sender,
+            parent_id=mail.msg.message_id,
+        )
     elif ticket.status in ("waiting", "resolved"):
         # Reopened by the answer itself: the team reads it in the relayed text.
         changes.change_status(desk, product, ticket, "open", sender, sender.email, now, tell=[])
     if parsed.text:
-        context = {"text": parsed.text, "attachments": [a.filename for a in mail.msg.attachments],
-                   "changes": list(made)}
-        notify.queue_mail(desk, "customer_reply", product, ticket, staff, context=context,
-                          actor=sender, parent_id=mail.msg.message_id)
+        context = {
+            "text": parsed.text,
+            "attachments": [a.filename for a in mail.msg.attachments],
+            "changes": list(made),
+        }
+        notify.queue_mail(
+            desk,
+            "customer_reply",
+            product,
+            ticket,
+            staff,
+            context=context,
+            actor=sender,
+            parent_id=mail.msg.message_id,
+        )
     else:
         tell_changes(desk, product, ticket, staff, made, sender)
     return Outcome("message", "", ticket)

@@ -28,15 +28,24 @@ class Made(list[dict[str, str]]):
     """The changes one mail made, in order: `{"field": "status", "old": "new", "new": "open"}`;
     the shape the templates' `changes` list has."""
 
-    def status(self, desk: Desk, product: ProductSettings, ticket: Ticket, status: str, actor: Account,
-               now: datetime) -> None:
+    def status(
+        self, desk: Desk, product: ProductSettings, ticket: Ticket, status: str, actor: Account, now: datetime
+    ) -> None:
         old = ticket.status
         if changes.change_status(desk, product, ticket, status, actor, actor.email, now, tell=[]) and (
-                status in changes.STATUS_MAILS):
+            status in changes.STATUS_MAILS
+        ):
             self._note("status", old, status)
 
-    def priority(self, desk: Desk, product: ProductSettings, ticket: Ticket, priority: str, actor: Account,
-                 now: datetime) -> None:
+    def priority(
+        self,
+        desk: Desk,
+        product: ProductSettings,
+        ticket: Ticket,
+        priority: str,
+        actor: Account,
+        now: datetime,
+    ) -> None:
         old = ticket.priority
         if changes.change_priority(desk, product, ticket, priority, actor, actor.email, now, tell=[]):
             self._note("priority", old, priority)
@@ -52,16 +61,30 @@ class Made(list[dict[str, str]]):
         self.append({"field": field, "old": old, "new": new})
 
 
-def tell_changes(desk: Desk, product: ProductSettings, ticket: Ticket, people: list[notify.Recipient],
-                 made: Made, actor: Account) -> None:
+def tell_changes(
+    desk: Desk,
+    product: ProductSettings,
+    ticket: Ticket,
+    people: list[notify.Recipient],
+    made: Made,
+    actor: Account,
+) -> None:
     """The mail for changes made without text: the one change's own mail, or `ticket_updated`
     listing them all."""
     if not made:
         return
     if len(made) == 1:
         [change] = made
-        notify.queue_mail(desk, _SINGLE[change["field"]], product, ticket, people,
-                          context={"old": change["old"], "new": change["new"]}, actor=actor)
+        notify.queue_mail(
+            desk,
+            _SINGLE[change["field"]],
+            product,
+            ticket,
+            people,
+            context={"old": change["old"], "new": change["new"]},
+            actor=actor,
+        )
         return
-    notify.queue_mail(desk, "ticket_updated", product, ticket, people, context={"changes": list(made)},
-                      actor=actor)
+    notify.queue_mail(
+        desk, "ticket_updated", product, ticket, people, context={"changes": list(made)}, actor=actor
+    )

@@ -84,8 +84,13 @@ def find_ticket(product: str, number: int) -> Ticket | None:
     return Ticket.get_or_none((Ticket.product == product) & (Ticket.number == number))
 
 
-def add_message(ticket: Ticket, new: NewMessage, store: Store, attachments: Iterable[InboundAttachment] = (),
-                at: datetime | None = None) -> Message:
+def add_message(
+    ticket: Ticket,
+    new: NewMessage,
+    store: Store,
+    attachments: Iterable[InboundAttachment] = (),
+    at: datetime | None = None,
+) -> Message:
     message = Message.create(
         ticket=ticket,
         direction=new.direction,
@@ -113,8 +118,9 @@ def add_message(ticket: Ticket, new: NewMessage, store: Store, attachments: Iter
     return message
 
 
-def record_event(ticket: Ticket, kind: str, actor: str, *, old: str = "", new: str = "",
-                 detail: str = "", at: datetime) -> Event:
+def record_event(
+    ticket: Ticket, kind: str, actor: str, *, old: str = "", new: str = "", detail: str = "", at: datetime
+) -> Event:
     return Event.create(ticket=ticket, kind=kind, actor_email=actor, old=old, new=new, detail=detail, at=at)
 
 
@@ -176,6 +182,9 @@ def is_watcher(ticket: Ticket, account: Account) -> bool:
 
 
 def count_by_status(product: str) -> dict[str, int]:
-    rows = (Ticket.select(Ticket.status, fn.COUNT(Ticket.id).alias("n"))
-            .where(Ticket.product == product).group_by(Ticket.status))
+    rows = (
+        Ticket.select(Ticket.status, fn.COUNT(Ticket.id).alias("n"))
+        .where(Ticket.product == product)
+        .group_by(Ticket.status)
+    )
     return {row.status: row.n for row in rows}

@@ -63,8 +63,14 @@ def message_dict(message: Message) -> dict[str, Any]:
 
 
 def event_dict(event: Event) -> dict[str, Any]:
-    return {"kind": event.kind, "actor": event.actor_email, "old": event.old, "new": event.new,
-            "detail": event.detail, "at": _iso(event.at)}
+    return {
+        "kind": event.kind,
+        "actor": event.actor_email,
+        "old": event.old,
+        "new": event.new,
+        "detail": event.detail,
+        "at": _iso(event.at),
+    }
 
 
 def account_dict(account: Account) -> dict[str, Any]:

@@ -85,8 +85,9 @@ _BOUNCE_SUBJECT = re.compile(
 )
 
 # A person's answer or forward, in the languages mail clients write it: never a report itself.
-_PERSON_PREFIX = re.compile(r"^\s*(?:re|aw|sv|vs|antw|wg|fwd?|tr|rv|doorst|enc|i)\s*(?:\[\d+\])?\s*:",
-                            re.IGNORECASE)
+_PERSON_PREFIX = re.compile(
+    r"^\s*(?:re|aw|sv|vs|antw|wg|fwd?|tr|rv|doorst|enc|i)\s*(?:\[\d+\])?\s*:", re.IGNORECASE
+)
 _OPENING = 65536  # how much of the first text part the text rules read (SES's JSON can be long)
 
 # A list server holding a post for its moderator (Mailman 2 and 3, Sympa, Google Groups).
@@ -96,8 +97,9 @@ _MODERATION = re.compile(
     r"|en\s+attente\s+(?:de\s+)?(?:mod[ée]ration|validation|l'approbation\s+du\s+mod[ée]rateur)",
     re.IGNORECASE,
 )
-_LIST_ROBOT = re.compile(r"(?:.+-(?:owner|request|bounces|admin)|mailman|sympa|listserv|majordomo)(?:\+.*)?",
-                         re.IGNORECASE)
+_LIST_ROBOT = re.compile(
+    r"(?:.+-(?:owner|request|bounces|admin)|mailman|sympa|listserv|majordomo)(?:\+.*)?", re.IGNORECASE
+)
 
 _DELAY_SUBJECT = re.compile(
     r"\bdelay(?:ed)?\b|still\s+being\s+retried|will\s+(?:be\s+)?retr(?:y|ied)"
@@ -282,8 +284,11 @@ RULES: tuple[Rule, ...] = (
 """In order: the most specific reason first, subject guesses last."""
 
 
-_RULE_NAMES = {bounce_subject: "subject rule", vacation_subject: "subject rule",
-               noreply_sender: "sender rule"}
+_RULE_NAMES = {
+    bounce_subject: "subject rule",
+    vacation_subject: "subject rule",
+    noreply_sender: "sender rule",
+}
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ _FIELD_LINE = re.compile(_FIELD)
 _STRAY_LINE = re.compile(rb"(?m)^(?![ \t]|" + _FIELD + rb"|From |\r?$)")
 # A header block worth skipping junk for: a known field, then at least two more field lines.
 _KNOWN = rb"(?i:from|to|subject|date|message-id|received|return-path|mime-version|delivered-to)[ \t]*:"
-_BLOCK_START = re.compile(rb"(?m)^" + _KNOWN + rb"[^\n]*\n(?:[ \t][^\n]*\n)*" + _FIELD
-                          + rb"[^\n]*\n(?:[ \t][^\n]*\n)*" + _FIELD)
+_BLOCK_START = re.compile(
+    rb"(?m)^" + _KNOWN + rb"[^\n]*\n(?:[ \t][^\n]*\n)*" + _FIELD + rb"[^\n]*\n(?:[ \t][^\n]*\n)*" + _FIELD
+)
 _JUNK_SCAN = 4096  # junk in front is a line or a few, never a whole mail
 
 

@@ -111,7 +111,7 @@ def text_reports_failure(text: str) -> Finding | None:
     for index, line in enumerate(lines[:_REPORT_LINES]):
         if _UNDELIVERED.match(line):
             window = [line]
-            for below in lines[index + 1:index + 1 + _ADDRESS_WITHIN]:
+            for below in lines[index + 1 : index + 1 + _ADDRESS_WITHIN]:
                 if _RETURNED_PART.match(below):
                     break
                 window.append(below)
@@ -137,8 +137,9 @@ def ses_notification(text: str) -> Finding | None:
     bounced = details.get("bouncedRecipients", ())
     recipients = [r.get("emailAddress", "") for r in bounced if isinstance(r, dict)]
     delayed = details.get("bounceType") == "Transient"
-    return Finding("mailbot: Amazon SES rule", delayed=delayed,
-                   recipients=() if delayed else _addresses(recipients))
+    return Finding(
+        "mailbot: Amazon SES rule", delayed=delayed, recipients=() if delayed else _addresses(recipients)
+    )
 
 
 def _addresses(found: Iterable[bytes | str]) -> tuple[str, ...]:

@@ -30,13 +30,7 @@ import mailparser
 from mailbot.errors import QuarantineError
 from mailbot.inbound import automail
 from mailbot.inbound.bodies import attachment_filename, part_charset, safe_filename, text_and_html
-from mailbot.inbound.charsets import (
-    clean_line,
-    codec_name,
-    decode_header_value,
-    guess_charset,
-    unescape_8bit,
-)
+from mailbot.inbound.charsets import clean_line, codec_name, decode_header_value, guess_charset, unescape_8bit
 from mailbot.inbound.headblock import repair_head
 from mailbot.inbound.message import Address, Attachment, InboundMessage
 from mailbot.inbound.senders import read_sender
@@ -241,8 +235,11 @@ def _header_charset(msg: Message, declared: str | None) -> tuple[str | None, boo
     (UTF-8, then Latin-1). ASCII declares nothing about 8-bit bytes."""
     if codec_name(declared) not in (None, "ascii"):
         return declared, False
-    sample = b" ".join(v.encode("utf-8", "surrogateescape") for _, v in msg.raw_items()
-                       if isinstance(v, str) and not v.isascii())
+    sample = b" ".join(
+        v.encode("utf-8", "surrogateescape")
+        for _, v in msg.raw_items()
+        if isinstance(v, str) and not v.isascii()
+    )
     guessed = guess_charset(sample) if sample else None
     return (guessed, True) if guessed else (declared, False)
 

@@ -38,7 +38,7 @@ def parse_tree(head: bytes, raw: bytes, cut: int) -> tuple[Message, Spans]:
     view = memoryview(raw)
     runs = _base64_bodies(raw, cut) if len(raw) - cut > _SPLICE_FROM else []
     if runs:
-        token = hashlib.sha256(view[cut:runs[0][0]]).hexdigest()[:16]  # not in the mail: hashes precede it
+        token = hashlib.sha256(view[cut : runs[0][0]]).hexdigest()[:16]  # not in the mail: hashes precede it
         markers: dict[str, tuple[int, int]] = {}
         pieces: list[bytes | memoryview] = [head]
         position = cut
@@ -77,7 +77,7 @@ def _message_from_slices(pieces: list[bytes | memoryview]) -> Message:
     parser = BytesFeedParser()  # compat32, as message_from_bytes
     for piece in pieces:
         for start in range(0, len(piece), _FEED_SLICE):
-            parser.feed(bytes(piece[start:start + _FEED_SLICE]))
+            parser.feed(bytes(piece[start : start + _FEED_SLICE]))
     return parser.close()
 
 
@@ -103,9 +103,12 @@ def _spliced_parts(msg: Message, markers: dict[str, tuple[int, int]], prefix: st
 def _may_splice(part: Message) -> bool:
     ctype = part.get_content_type()
     attached = part.get_content_disposition() == "attachment" or bool(attachment_filename(part))
-    return (str(part.get("content-transfer-encoding", "")).strip().lower() == "base64"
-            and part.get_content_maintype() not in ("message", "multipart")
-            and ctype != "text/rfc822-headers" and (attached or ctype not in ("text/plain", "text/html")))
+    return (
+        str(part.get("content-transfer-encoding", "")).strip().lower() == "base64"
+        and part.get_content_maintype() not in ("message", "multipart")
+        and ctype != "text/rfc822-headers"
+        and (attached or ctype not in ("text/plain", "text/html"))
+    )
 
 
 def decoded_payload(part: Message, raw: bytes, span: tuple[int, int] | None) -> bytes | None:
@@ -116,7 +119,7 @@ def decoded_payload(part: Message, raw: bytes, span: tuple[int, int] | None) -> 
         decoded = _base64_in_slices(raw, *span)
         if decoded is not None:
             return decoded
-        part.set_payload(raw[span[0]:span[1]].decode("ascii"))
+        part.set_payload(raw[span[0] : span[1]].decode("ascii"))
     body = part.get_payload()
     cte = str(part.get("content-transfer-encoding", "")).strip().lower()
     if isinstance(body, str) and len(body) > _FEED_SLICE and cte == "base64" and body.isascii():

@@ -65,13 +65,25 @@ OUTLOOK_FIELDS: dict[str, tuple[str, ...]] = {
     "fi": ("lähettäjä", "lähetetty", "päivämäärä", "vastaanottaja", "kopio", "aihe"),
     "cs": ("od", "odesláno", "datum", "komu", "kopie", "předmět"),
     "ja": ("差出人", "送信日時", "日付", "宛先", "cc", "件名"),
-    "zh": ("发件人", "發件人", "寄件者", "发送时间", "發送時間", "寄件日期",
-           "收件人", "收件者", "抄送", "主题", "主旨"),
+    "zh": (
+        "发件人",
+        "發件人",
+        "寄件者",
+        "发送时间",
+        "發送時間",
+        "寄件日期",
+        "收件人",
+        "收件者",
+        "抄送",
+        "主题",
+        "主旨",
+    ),
 }
 """Outlook's header block per language; three such lines in a row start the quoted history."""
 _OUTLOOK_LINE = re.compile(
-    r"^\s*\*?(?:" + "|".join(sorted({re.escape(w) for ws in OUTLOOK_FIELDS.values() for w in ws}, key=len,
-                                     reverse=True)) + r")\*?\s*[:：]",
+    r"^\s*\*?(?:"
+    + "|".join(sorted({re.escape(w) for ws in OUTLOOK_FIELDS.values() for w in ws}, key=len, reverse=True))
+    + r")\*?\s*[:：]",
     re.IGNORECASE,
 )
 _OUTLOOK_BLOCK = 3
@@ -179,7 +191,7 @@ def library_header_regex() -> re.Pattern[str]:
 def _outlook_block(lines: list[str]) -> int:
     """Where `_OUTLOOK_BLOCK` Outlook header lines in a row start (len(lines) when nowhere)."""
     run = 0
-    for index, line in enumerate(lines[:_MAX_SCAN // 20]):
+    for index, line in enumerate(lines[: _MAX_SCAN // 20]):
         run = run + 1 if _OUTLOOK_LINE.match(line[:_MAX_HEADER_LINE]) else 0
         if run == _OUTLOOK_BLOCK and index + 1 - run > 0:
             return index + 1 - run
@@ -189,7 +201,7 @@ def _outlook_block(lines: list[str]) -> int:
 def _wrapped_header(lines: list[str]) -> int:
     """Where a quote header that the mail client wrapped over two or three lines starts ("On
     Tue, 4 Jun 2024, Support" / "<s@example.com> wrote:"), or a Russian one (... написал:)."""
-    for index, line in enumerate(lines[:_MAX_SCAN // 20]):
+    for index, line in enumerate(lines[: _MAX_SCAN // 20]):
         if not line.rstrip().endswith(":") or len(line) > _MAX_HEADER_LINE:
             continue
         if _EXTRA_HEADER.match(line.strip()):
@@ -197,7 +209,7 @@ def _wrapped_header(lines: list[str]) -> int:
         for above in (1, 2):
             if index - above <= 0 or not all(lines[i].strip() for i in range(index - above, index)):
                 break
-            joined = " ".join(_DASHES.sub("", x.strip()) for x in lines[index - above:index + 1])
+            joined = " ".join(_DASHES.sub("", x.strip()) for x in lines[index - above : index + 1])
             if _header_regex().match(joined):
                 return index - above
     return len(lines)
@@ -206,8 +218,11 @@ def _wrapped_header(lines: list[str]) -> int:
 def _header_top(lines: list[str], index: int) -> int:
     """A Russian header is often wrapped too: its first line starts with the date."""
     for above in (2, 1):
-        if index - above > 0 and all(x.strip() for x in lines[index - above:index]) \
-                and re.match(r"^\s*-*\s*\d", lines[index - above]):
+        if (
+            index - above > 0
+            and all(x.strip() for x in lines[index - above : index])
+            and re.match(r"^\s*-*\s*\d", lines[index - above])
+        ):
             return index - above
     return index
 
@@ -236,7 +251,7 @@ def _cut_signature(lines: list[str]) -> list[str]:
     text stays above."""
     written = False
     for index, line in enumerate(lines):
-        closing = _SENT_FROM.match(line) and not any(x.strip() for x in lines[index + 1:])
+        closing = _SENT_FROM.match(line) and not any(x.strip() for x in lines[index + 1 :])
         if written and (_SIGNATURE.match(line) or closing):
             return lines[:index]
         written = written or bool(line.strip())

@@ -51,8 +51,11 @@ def raise_alert(desk: Desk, kind: str, summary: str, detail: str = "") -> Outbox
         return None
     now = desk.clock()
     template = TEMPLATE_PREFIX + kind
-    recent = Outbox.select().where((Outbox.template == template)
-                                   & (Outbox.created_at > now - ALERT_INTERVAL)).exists()
+    recent = (
+        Outbox.select()
+        .where((Outbox.template == template) & (Outbox.created_at > now - ALERT_INTERVAL))
+        .exists()
+    )
     if recent:
         log.info("alert %s not mailed: one went to %s within the last %s", kind, address, ALERT_INTERVAL)
         return None
@@ -60,7 +63,8 @@ def raise_alert(desk: Desk, kind: str, summary: str, detail: str = "") -> Outbox
     message_id = make_message_id("", domain)
     text = (f"{summary}\n\n{detail}\n\n" if detail else f"{summary}\n\n") + (
         f"Further alerts of this kind within {_hours(ALERT_INTERVAL)} are written to the log only.\n"
-        "-- \nmailbot\n")
+        "-- \nmailbot\n"
+    )
     mail = OutgoingMail(
         sender=Address(f"mailbot@{domain}", "mailbot"),
         to=(Address(address),),
@@ -72,8 +76,16 @@ def raise_alert(desk: Desk, kind: str, summary: str, detail: str = "") -> Outbox
         automatic="auto-generated",
     )
     return Outbox.create(
-        message_id=message_id, ticket=None, product="", template=template, recipient=address.lower(),
-        envelope_from="", data=compose(mail), automatic=True, created_at=now, next_attempt_at=now,
+        message_id=message_id,
+        ticket=None,
+        product="",
+        template=template,
+        recipient=address.lower(),
+        envelope_from="",
+        data=compose(mail),
+        automatic=True,
+        created_at=now,
+        next_attempt_at=now,
     )
 
 

@@ -255,11 +255,14 @@ def _with_body(head: list[str], text: str, html: str) -> bytes:
         return _join(head + plain_part[0], plain_part[1])
     html_part = _text_part("html", html)
     boundary = _boundary(plain_part[1], html_part[1])
-    body = b"".join(
-        # The CRLF before each delimiter belongs to the delimiter (RFC 2046 5.1.1).
-        b"--%s\r\n%s\r\n\r\n%s\r\n" % (boundary.encode(), "\r\n".join(fields).encode(), data)
-        for fields, data in (plain_part, html_part)
-    ) + b"--%s--\r\n" % boundary.encode()
+    body = (
+        b"".join(
+            # The CRLF before each delimiter belongs to the delimiter (RFC 2046 5.1.1).
+            b"--%s\r\n%s\r\n\r\n%s\r\n" % (boundary.encode(), "\r\n".join(fields).encode(), data)
+            for fields, data in (plain_part, html_part)
+        )
+        + b"--%s--\r\n" % boundary.encode()
+    )
     return _join(head + [f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"'], body)
 
 
@@ -281,8 +284,10 @@ def _text_part(subtype: str, content: str) -> tuple[list[str], bytes]:
             cte = "base64"
             crlf = b"\r\n".join(lines) + b"\r\n"
             step = _MAX_HEADER_LINE // 4 * 3
-            data = b"".join(binascii.b2a_base64(crlf[i:i + step]).replace(b"\n", b"\r\n")
-                            for i in range(0, len(crlf), step))
+            data = b"".join(
+                binascii.b2a_base64(crlf[i : i + step]).replace(b"\n", b"\r\n")
+                for i in range(0, len(crlf), step)
+            )
         else:
             cte, data = "quoted-printable", qp.replace("\n", "\r\n").encode("ascii")
             if not data.endswith(b"\r\n"):

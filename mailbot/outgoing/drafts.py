@@ -40,21 +40,31 @@ class Headers:
     extra: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> str:
-        return _dumps({
-            "from": _pair(self.sender), "to": _pair(self.to), "loop_marker": self.loop_marker,
-            "reply_to": _pair(self.reply_to) if self.reply_to else None, "in_reply_to": self.in_reply_to,
-            "references": list(self.references), "automatic": self.automatic,
-            "extra": [list(header) for header in self.extra],
-        })
+        return _dumps(
+            {
+                "from": _pair(self.sender),
+                "to": _pair(self.to),
+                "loop_marker": self.loop_marker,
+                "reply_to": _pair(self.reply_to) if self.reply_to else None,
+                "in_reply_to": self.in_reply_to,
+                "references": list(self.references),
+                "automatic": self.automatic,
+                "extra": [list(header) for header in self.extra],
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Headers:
         data = json.loads(text)
         return cls(
-            sender=Address(*data["from"]), to=Address(*data["to"]), loop_marker=data["loop_marker"],
+            sender=Address(*data["from"]),
+            to=Address(*data["to"]),
+            loop_marker=data["loop_marker"],
             reply_to=Address(*data["reply_to"]) if data["reply_to"] else None,
-            in_reply_to=data["in_reply_to"], references=tuple(data["references"]),
-            automatic=data["automatic"], extra=tuple((name, value) for name, value in data["extra"]),
+            in_reply_to=data["in_reply_to"],
+            references=tuple(data["references"]),
+            automatic=data["automatic"],
+            extra=tuple((name, value) for name, value in data["extra"]),
         )
 
 

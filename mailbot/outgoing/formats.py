@@ -54,7 +54,8 @@ def format_moment(value: str, language: str) -> str:
         moment = moment.astimezone(tz)
     locale = Locale.parse(language)
     joined = locale.datetime_formats["long"].format(
-        format_time(moment, "short", locale=locale), format_date(moment, "long", locale=locale))
+        format_time(moment, "short", locale=locale), format_date(moment, "long", locale=locale)
+    )
     return f"{joined} {get_timezone_name(moment, width='short', locale=locale)}"
 
 

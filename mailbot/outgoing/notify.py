@@ -31,8 +31,16 @@ log = logging.getLogger(__name__)
 
 # Templates a person may opt out of (Account.notify); the rest always go out.
 OPTIONAL = frozenset(
-    {"ticket_opened", "new_ticket", "customer_reply", "internal_note", "status_changed",
-     "priority_changed", "ticket_closed", "ticket_updated"}
+    {
+        "ticket_opened",
+        "new_ticket",
+        "customer_reply",
+        "internal_note",
+        "status_changed",
+        "priority_changed",
+        "ticket_closed",
+        "ticket_updated",
+    }
 )
 # Mails written by a person, relayed by us: not marked Auto-Submitted.
 HUMAN = frozenset({"reply", "customer_reply", "internal_note", "info_requested"})
@@ -79,8 +87,9 @@ def queue_mail(
         if key in seen or not _may_send(desk, template, recipient, now):
             continue
         seen.add(key)
-        rows.append(_queue_one(desk, template, product, ticket, recipient, context or {}, actor, parent_id,
-                               now))
+        rows.append(
+            _queue_one(desk, template, product, ticket, recipient, context or {}, actor, parent_id, now)
+        )
     return rows
 
 
@@ -113,8 +122,12 @@ def _may_send(desk: Desk, template: str, recipient: Recipient, now: datetime) ->
         log.info("no automatic %s to %s: earlier mail bounced", template, email)
         return False
     if recipient.role not in STAFF_ROLES and caps.over_automatic_limit(desk, email, now):
-        log.warning("limit of %d automatic mails a day reached for %s; %s not sent",
-                    desk.settings.limits.automatic_limit, email, template)
+        log.warning(
+            "limit of %d automatic mails a day reached for %s; %s not sent",
+            desk.settings.limits.automatic_limit,
+            email,
+            template,
+        )
         return False
     return True
 
@@ -128,20 +141,32 @@ def _wants(account: Account, template: str) -> bool:
     return template in {p.strip() for p in prefs.split(",")}
 
 
-def _queue_one(desk: Desk, template: str, product: ProductSettings, ticket: Ticket | None,
-               recipient: Recipient, context: Mapping[str, Any], actor: Account | None,
-               parent_id: str, now: datetime) -> Outbox:
+def _queue_one(
+    desk: Desk,
+    template: str,
+    product: ProductSettings,
+    ticket: Ticket | None,
+    recipient: Recipient,
+    context: Mapping[str, Any],
+    actor: Account | None,
+    parent_id: str,
+    now: datetime,
+) -> Outbox:
     """One outbox row holding what to say; it is rendered when it is sent (`mailbot.drafts`)."""
     settings = desk.settings
     full = dict(context)
-    full.update(product=product_context(product), recipient=_recipient_context(recipient),
-                actor=_actor_context(actor, product))
+    full.update(
+        product=product_context(product),
+        recipient=_recipient_context(recipient),
+        actor=_actor_context(actor, product),
+    )
     if ticket is not None:
         full["ticket"] = ticket_context(ticket, product)
     reference = ticket.reference if ticket is not None else product.prefix
     message_id = make_message_id(reference, settings.mail_domain)
-    automatic = "" if template in HUMAN else (
-        "auto-replied" if template == "ticket_opened" else "auto-generated")
+    automatic = (
+        "" if template in HUMAN else ("auto-replied" if template == "ticket_opened" else "auto-generated")
+    )
     # The From name is the name the mail signs with, in the recipient's language.
     desk = desk_name(product.name, recipient.language)
     headers = Headers(
@@ -155,16 +180,32 @@ def _queue_one(desk: Desk, template: str, product: ProductSettings, ticket: Tick
         extra=_staff_headers(ticket, product) if recipient.role not in CUSTOMER_ROLES else (),
     )
     row = Outbox.create(
-        message_id=message_id, ticket=ticket, product=product.key, template=template,
-        recipient=recipient.email.lower(), envelope_from=product.address, data=b"",
-        language=recipient.language, context=context_json(full), headers=headers.to_json(),
-        automatic=bool(automatic), created_at=now, next_attempt_at=now,
+        message_id=message_id,
+        ticket=ticket,
+        product=product.key,
+        template=template,
+        recipient=recipient.email.lower(),
+        envelope_from=product.address,
+        data=b"",
+        language=recipient.language,
+        context=context_json(full),
+        headers=headers.to_json(),
+        automatic=bool(automatic),
+        created_at=now,
+        next_attempt_at=now,
     )
     if ticket is not None and recipient.role in CUSTOMER_ROLES and template not in OFF_THE_RECORD:
         # Its place in the conversation is now; subject and text are filled in when the mail is
         # rendered (`mailbot.outbox`).
-        Message.create(ticket=ticket, direction="out", message_id=message_id, author=actor,
-                       author_email=product.address, kind=template, created_at=now)
+        Message.create(
+            ticket=ticket,
+            direction="out",
+            message_id=message_id,
+            author=actor,
+            author_email=product.address,
+            kind=template,
+            created_at=now,
+        )
     return row
 
 
@@ -178,8 +219,12 @@ def _staff_headers(ticket: Ticket | None, product: ProductSettings) -> tuple[tup
     """Machine-readable headers so engineers can filter in their mail client."""
     headers = [("X-Mailbot-Product", product.key)]
     if ticket is not None:
-        headers += [("X-Mailbot-Ticket", ticket.reference), ("X-Mailbot-Status", ticket.status),
-                    ("X-Mailbot-Priority", ticket.priority), ("X-Mailbot-Category", ticket.category)]
+        headers += [
+            ("X-Mailbot-Ticket", ticket.reference),
+            ("X-Mailbot-Status", ticket.status),
+            ("X-Mailbot-Priority", ticket.priority),
+            ("X-Mailbot-Category", ticket.category),
+        ]
     return tuple(headers)
 
 
@@ -213,8 +258,12 @@ def ticket_context(ticket: Ticket, product: ProductSettings) -> dict[str, Any]:
 
 
 def _recipient_context(recipient: Recipient) -> dict[str, str]:
-    return {"name": recipient.name, "email": recipient.email, "role": recipient.role,
-            "language": recipient.language}
+    return {
+        "name": recipient.name,
+        "email": recipient.email,
+        "role": recipient.role,
+        "language": recipient.language,
+    }
 
 
 def _actor_context(actor: Account | None, product: ProductSettings) -> dict[str, str] | None:

@@ -69,13 +69,17 @@ def claim_period(desk: Desk) -> timedelta:
 
 def due_rows(desk: Desk, limit: int) -> list[Outbox]:
     now = desk.clock()
-    return list(Outbox.select().where((Outbox.status == Status.PENDING) & (Outbox.next_attempt_at <= now)
-                                      & _unclaimed(now))
-                .order_by(Outbox.id).limit(limit))
+    return list(
+        Outbox.select()
+        .where((Outbox.status == Status.PENDING) & (Outbox.next_attempt_at <= now) & _unclaimed(now))
+        .order_by(Outbox.id)
+        .limit(limit)
+    )
 
 
-def drain_outbox(desk: Desk, transport: Transport, limit: int = 200,
-                 should_stop: Callable[[], bool] = lambda: False) -> Counter[str]:
+def drain_outbox(
+    desk: Desk, transport: Transport, limit: int = 200, should_stop: Callable[[], bool] = lambda: False
+) -> Counter[str]:
     """Send everything that is due, `limit` rows at a time; returns counts of sent, retry,
     dead and failed. Raises SmtpUnavailable when the server cannot be reached (the rows not
     tried stay due), and TransientError when the database cannot record an attempt."""
@@ -120,13 +124,17 @@ def _release_dead_claims() -> None:
     """Take over at once the claims of processes of this host that no longer run (killed,
     crashed): their rows need not wait for the claims to lapse."""
     host = os.uname().nodename
-    holders = (Outbox.select(Outbox.claimed_by).distinct()
-               .where((Outbox.status == Status.PENDING) & Outbox.claimed_until.is_null(False)))
+    holders = (
+        Outbox.select(Outbox.claimed_by)
+        .distinct()
+        .where((Outbox.status == Status.PENDING) & Outbox.claimed_until.is_null(False))
+    )
     dead = [row.claimed_by for row in holders if _gone(row.claimed_by, host)]
     if dead:
         with database.atomic():
             Outbox.update(claimed_until=None).where(
-                (Outbox.status == Status.PENDING) & Outbox.claimed_by.in_(dead)).execute()
+                (Outbox.status == Status.PENDING) & Outbox.claimed_by.in_(dead)
+            ).execute()
         log.info("outbox: took over the mail claimed by %s (no longer running)", ", ".join(dead))
 
 
@@ -189,16 +197,20 @@ def _fail(desk: Desk, row: Outbox, error: str, now: datetime) -> str:
     with _recording(row, "record it as failed"), database.atomic():
         row.status, row.last_error, row.claimed_until = Status.FAILED, error[:1000], None
         row.save(only=[Outbox.status, Outbox.last_error, Outbox.claimed_until])
-        log.error("mail %s (%s) to %s could not be rendered: %s", row.message_id, row.template,
-                  row.recipient, error)
+        log.error(
+            "mail %s (%s) to %s could not be rendered: %s", row.message_id, row.template, row.recipient, error
+        )
         about = ""
         if row.ticket_id is not None:
             about = f" about {row.ticket.reference}"
             tickets.record_event(row.ticket, "mail_failed", "", new=row.recipient, detail=error, at=now)
         alerts.raise_alert(
-            desk, "template", f"mail {row.template} to {row.recipient}{about} could not be rendered",
+            desk,
+            "template",
+            f"mail {row.template} to {row.recipient}{about} could not be rendered",
             f"Outbox row {row.id}, Message-ID <{row.message_id}>: {error}\n\n"
-            f"Fix the template, then send it with: mailbot outbox retry {row.id}")
+            f"Fix the template, then send it with: mailbot outbox retry {row.id}",
+        )
     return "failed"
 
 
@@ -212,8 +224,14 @@ def _defer(desk: Desk, row: Outbox, exc: Exception, now: datetime) -> str:
         row.last_error = str(exc)[:1000] or type(exc).__name__
         row.claimed_until = None
         row.save(only=[Outbox.next_attempt_at, Outbox.last_error, Outbox.claimed_until])
-    log.warning("mail %s to %s not sent yet (attempt %d, next in %s): %s", row.message_id,
-                row.recipient, row.attempts, retry_delay(row.attempts), exc)
+    log.warning(
+        "mail %s to %s not sent yet (attempt %d, next in %s): %s",
+        row.message_id,
+        row.recipient,
+        row.attempts,
+        retry_delay(row.attempts),
+        exc,
+    )
     if isinstance(exc, SmtpUnavailable):
         raise exc
     return "retry"
@@ -224,15 +242,23 @@ def _give_up(desk: Desk, row: Outbox, error: str, now: datetime) -> str:
     with _recording(row, "record it undeliverable"), database.atomic():
         row.status, row.last_error, row.claimed_until = Status.DEAD, error[:1000], None
         row.save(only=[Outbox.status, Outbox.last_error, Outbox.claimed_until])
-        log.error("mail %s (%s) to %s could not be delivered: %s", row.message_id, row.template,
-                  row.recipient, error)
+        log.error(
+            "mail %s (%s) to %s could not be delivered: %s",
+            row.message_id,
+            row.template,
+            row.recipient,
+            error,
+        )
         if row.ticket_id is not None:
             tickets.record_event(row.ticket, "delivery_failed", "", new=row.recipient, detail=error, at=now)
         if not alerts.is_alert(row.template):  # an undeliverable alert raises no further alert
             about = f" about {row.ticket.reference}" if row.ticket_id is not None else ""
             alerts.raise_alert(
-                desk, "undeliverable", f"mail to {row.recipient}{about} could not be delivered",
-                f"Message-ID <{row.message_id}> ({row.template}), {row.attempts} attempt(s): {error}")
+                desk,
+                "undeliverable",
+                f"mail to {row.recipient}{about} could not be delivered",
+                f"Message-ID <{row.message_id}> ({row.template}), {row.attempts} attempt(s): {error}",
+            )
     return "dead"
 
 
@@ -245,7 +271,8 @@ def _recording(row: Outbox, doing: str) -> Iterator[None]:
     except DatabaseError as exc:
         log.error("outbox: cannot %s for mail %s: %s", doing, row.message_id, exc)
         raise TransientError(
-            f"database unavailable: cannot {doing} for mail {row.message_id}: {exc}") from exc
+            f"database unavailable: cannot {doing} for mail {row.message_id}: {exc}"
+        ) from exc
 
 
 def waiting_rows(failed_only: bool = False) -> list[Outbox]:

@@ -95,12 +95,7 @@ _WORDS: dict[str, dict[str, dict[str, str]]] = {
             "no_credit": "Geen supporttegoed meer",
         },
         "sla_kind": {"first_response": "eerste reactie", "resolution": "oplossing"},
-        "role": {
-            "customer": "klant",
-            "engineer": "engineer",
-            "board": "reviewboard",
-            "watcher": "volger",
-        },
+        "role": {"customer": "klant", "engineer": "engineer", "board": "reviewboard", "watcher": "volger"},
     },
     "fr": {
         "status": {
@@ -198,17 +193,19 @@ class Renderer:
     def template_names(self) -> list[str]:
         """Every mail template there is: the defaults' and the overrides' `NAME.txt` files."""
         roots = [self._template_dir, *self._overrides.values()]
-        return sorted({path.stem for root in roots for lang in LANGUAGES
-                       for path in (root / lang).glob("*.txt") if _TEMPLATE_NAME.match(path.stem)})
+        return sorted(
+            {
+                path.stem
+                for root in roots
+                for lang in LANGUAGES
+                for path in (root / lang).glob("*.txt")
+                if _TEMPLATE_NAME.match(path.stem)
+            }
+        )
 
     def _render(self, name: str, lang: str, product_key: str, context: Mapping[str, Any]) -> Rendered:
         env = self._environment(product_key, lang)
-        values = {
-            **context,
-            "language": lang,
-            "names": names(lang),
-            "reply_marker": REPLY_MARKERS[lang],
-        }
+        values = {**context, "language": lang, "names": names(lang), "reply_marker": REPLY_MARKERS[lang]}
         text_template = env.get_template(f"{name}.txt")
         subject = _one_line(_render_block(text_template, "subject", values))
         body = _render_block(text_template, "body", values)
@@ -290,8 +287,11 @@ def _where(exc: BaseException, name: str) -> str:
         return f"{exc.filename or exc.name}:{exc.lineno}"
     if isinstance(exc, TemplateNotFound):
         return f"{exc.name or name}"
-    frames = [frame for frame in traceback.extract_tb(exc.__traceback__)
-              if frame.filename.endswith((".txt", ".html"))]
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if frame.filename.endswith((".txt", ".html"))
+    ]
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else name
 
 

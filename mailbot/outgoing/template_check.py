@@ -14,8 +14,18 @@ from typing import Any
 from mailbot.errors import TemplateError
 from mailbot.outgoing.render import LANGUAGES, Renderer
 
-_ERROR_CODES = ("twice", "unknown", "staff_only", "choices", "assign_target", "duration", "no_argument",
-                "not_engineer", "info_with_status", "info_with_internal")
+_ERROR_CODES = (
+    "twice",
+    "unknown",
+    "staff_only",
+    "choices",
+    "assign_target",
+    "duration",
+    "no_argument",
+    "not_engineer",
+    "info_with_status",
+    "info_with_internal",
+)
 _PERSON = {"name": "Anna de Vries", "email": "anna@customer.example", "role": "customer", "language": "en"}
 
 
@@ -24,31 +34,52 @@ def sample_context(product: dict[str, str]) -> dict[str, Any]:
     return {
         "product": product,
         "ticket": {
-            "reference": f"{product['key']}-42", "subject": "Export stops halfway", "status": "open",
-            "priority": "high", "category": "bug",
+            "reference": f"{product['key']}-42",
+            "subject": "Export stops halfway",
+            "status": "open",
+            "priority": "high",
+            "category": "bug",
             "requester": {"name": _PERSON["name"], "email": _PERSON["email"]},
             "assignee": {"name": "Bert Janssens", "email": "bert@desk.example"},
             "created_at": "2026-03-03T09:12:00+01:00[Europe/Brussels]",
             "due_first_response": "2026-03-03T10:12:00+01:00[Europe/Brussels]",
-            "due_resolution": "2026-03-04T09:12:00+01:00[Europe/Brussels]", "flags": ["contract_expired"],
+            "due_resolution": "2026-03-04T09:12:00+01:00[Europe/Brussels]",
+            "flags": ["contract_expired"],
             "linked_reference": "",
         },
         "recipient": dict(_PERSON),
         "actor": {"name": "Bert Janssens", "email": "bert@desk.example", "role": "engineer"},
         "text": "Could you send us the log file?\nIt is in the logs folder.",
         "attachments": ["export.log"],
-        "old": "new", "new": "open",
-        "reason": "no_access", "original_subject": "Licence question", "limit": "",
-        "changes": [{"field": "priority", "old": "medium", "new": "high"},
-                    {"field": "status", "old": "new", "new": "open"}],
+        "old": "new",
+        "new": "open",
+        "reason": "no_access",
+        "original_subject": "Licence question",
+        "limit": "",
+        "changes": [
+            {"field": "priority", "old": "medium", "new": "high"},
+            {"field": "status", "old": "new", "new": "open"},
+        ],
         # One error of each kind (`mailbot.commands.CommandError`), so every wording is rendered.
-        "errors": [{"code": code, "line": "#priority urgent", "command": "priority",
-                    "choices": ["critical", "high", "medium", "low"], "address": "x@desk.example",
-                    "product": product["key"]} for code in _ERROR_CODES],
+        "errors": [
+            {
+                "code": code,
+                "line": "#priority urgent",
+                "command": "priority",
+                "choices": ["critical", "high", "medium", "low"],
+                "address": "x@desk.example",
+                "product": product["key"],
+            }
+            for code in _ERROR_CODES
+        ],
         "valid_commands": ["status", "priority", "info", "assign", "internal", "time", "category", "close"],
         "text_kept": True,
-        "sla": {"kind": "resolution", "due": "2026-03-04T09:12:00+01:00[Europe/Brussels]", "used_percent": 80,
-                "late_minutes": 200},
+        "sla": {
+            "kind": "resolution",
+            "due": "2026-03-04T09:12:00+01:00[Europe/Brussels]",
+            "used_percent": 80,
+            "late_minutes": 200,
+        },
         "days": 5,
         "credit": {"remaining_minutes": 30, "expires": "2026-12-31"},
         "failed_address": _PERSON["email"],

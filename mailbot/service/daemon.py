@@ -39,18 +39,24 @@ log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 30
 
 
-def poll_product(desk: Desk, product: ProductSettings, context: ssl.SSLContext,
-                 stop: threading.Event | None = None) -> str | None:
+def poll_product(
+    desk: Desk, product: ProductSettings, context: ssl.SSLContext, stop: threading.Event | None = None
+) -> str | None:
     """One pass over one product's mailbox; returns an error line instead of raising."""
     return _pass_over(desk, product, context, stop)[0]
 
 
-def _pass_over(desk: Desk, product: ProductSettings, context: ssl.SSLContext,
-               stop: threading.Event | None = None) -> tuple[str | None, int]:
+def _pass_over(
+    desk: Desk, product: ProductSettings, context: ssl.SSLContext, stop: threading.Event | None = None
+) -> tuple[str | None, int]:
     """`poll_product`, and how many mails it quarantined after an error in mailbot itself."""
     settings = desk.settings
-    source = open_source(product.mailbox, ssl_context=context, timeout=settings.io_timeout,
-                         processed_folder=product.processed_folder or None)
+    source = open_source(
+        product.mailbox,
+        ssl_context=context,
+        timeout=settings.io_timeout,
+        processed_folder=product.processed_folder or None,
+    )
     try:
         source.open()
         report = poll_mailbox(desk, product, source, stop.is_set if stop else lambda: False)
@@ -72,8 +78,9 @@ def _pass_over_failed(product: ProductSettings, mailbox: str, exc: MailbotError)
 
 def send_outbox(desk: Desk, context: ssl.SSLContext, stop: threading.Event | None = None) -> None:
     settings = desk.settings
-    transport = transport_from_url(settings.smtp_url or None, desk.store.outbox_dir,
-                                   ssl_context=context, timeout=settings.io_timeout)
+    transport = transport_from_url(
+        settings.smtp_url or None, desk.store.outbox_dir, ssl_context=context, timeout=settings.io_timeout
+    )
     try:
         counts = drain_outbox(desk, transport, should_stop=stop.is_set if stop else lambda: False)
         if counts:
@@ -95,8 +102,10 @@ def poll_everything(desk: Desk, context: ssl.SSLContext) -> tuple[list[str], int
         failures += [failure] if failure else []
         internal += errors
         if errors:
-            failures.append(f"mailbox of {product.key}: {errors} mail(s) quarantined after an internal "
-                            f"error; see the log and {desk.store.quarantine_dir}")
+            failures.append(
+                f"mailbox of {product.key}: {errors} mail(s) quarantined after an internal "
+                f"error; see the log and {desk.store.quarantine_dir}"
+            )
     jobs.run_due_jobs(desk)
     try:
         send_outbox(desk, context)
@@ -111,8 +120,9 @@ def ingest_files(desk: Desk, product: ProductSettings, files: Iterable[Path], st
     return [line for line, _ in ingest_each(desk, product, files, stdin)]
 
 
-def ingest_each(desk: Desk, product: ProductSettings, files: Iterable[Path],
-                stdin: BinaryIO) -> Iterator[tuple[str, IngestResult]]:
+def ingest_each(
+    desk: Desk, product: ProductSettings, files: Iterable[Path], stdin: BinaryIO
+) -> Iterator[tuple[str, IngestResult]]:
     """Each mail's line and result. The key is the content hash, so a mail an MTA delivers twice
     is handled once."""
     raws = [(str(path), path.read_bytes()) for path in files] or [("stdin", stdin.read())]
@@ -134,8 +144,12 @@ def check_connections(settings: Settings, context: ssl.SSLContext) -> list[str]:
         finally:
             source.close()
     try:
-        transport = transport_from_url(settings.smtp_url or None, settings.data_dir / "outbox",
-                                       ssl_context=context, timeout=settings.io_timeout)
+        transport = transport_from_url(
+            settings.smtp_url or None,
+            settings.data_dir / "outbox",
+            ssl_context=context,
+            timeout=settings.io_timeout,
+        )
         transport.check()
         lines.append(f"ok   outgoing mail: {_describe_smtp(settings)}")
         transport.close()
@@ -154,9 +168,11 @@ def check_authentication(settings: Settings, last: int = 50) -> list[str]:
     without, seen = replies.unauthenticated_share(last)
     if not without:
         return [f"ok   Authentication-Results of {trusted}: on all of the last {seen} engineers' mails"]
-    return [f"WARN {without} of the last {seen} engineers' mails carried no Authentication-Results of"
-            f" {trusted} at the top of their header, so their commands were not applied: does that server"
-            " add the header above its Received line, and is MAILBOT_TRUSTED_AUTHSERV_ID its authserv-id?"]
+    return [
+        f"WARN {without} of the last {seen} engineers' mails carried no Authentication-Results of"
+        f" {trusted} at the top of their header, so their commands were not applied: does that server"
+        " add the header above its Received line, and is MAILBOT_TRUSTED_AUTHSERV_ID its authserv-id?"
+    ]
 
 
 def _describe_smtp(settings: Settings) -> str:
@@ -195,8 +211,9 @@ def run_daemon(desk: Desk, context: ssl.SSLContext) -> None:
     log.info("mailbot stopped")
 
 
-def build_scheduler(desk: Desk, context: ssl.SSLContext,
-                    stop: threading.Event) -> tuple[BackgroundScheduler, list[MailboxWorker | OutboxWorker]]:
+def build_scheduler(
+    desk: Desk, context: ssl.SSLContext, stop: threading.Event
+) -> tuple[BackgroundScheduler, list[MailboxWorker | OutboxWorker]]:
     """A job per mailbox worker and one for the outbox worker, each running for the daemon's
     whole life in its own thread of the pool (so one slow server delays no other), and the SLA
     jobs."""
@@ -209,20 +226,28 @@ def build_scheduler(desk: Desk, context: ssl.SSLContext,
     for product in settings.products:
         worker = MailboxWorker(desk, product, context, stop, on_mail=outbox.wake.set)
         workers.append(worker)
-        _add_worker_job(scheduler, f"mailbox-{product.key}", worker.run_once, settings.poll_interval, now,
-                        stop)
+        _add_worker_job(
+            scheduler, f"mailbox-{product.key}", worker.run_once, settings.poll_interval, now, stop
+        )
     _add_worker_job(scheduler, "outbox", outbox.run_once, settings.outbox_interval, now, stop)
     jobs.register_jobs(scheduler, desk, stop)
     return scheduler, workers
 
 
-def _add_worker_job(scheduler: BackgroundScheduler, job_id: str, run_once, interval: float,  # type: ignore[no-untyped-def]
-                    first: datetime, stop: threading.Event) -> None:
+def _add_worker_job(
+    scheduler: BackgroundScheduler,
+    job_id: str,
+    run_once,
+    interval: float,  # type: ignore[no-untyped-def]
+    first: datetime,
+    stop: threading.Event,
+) -> None:
     """Start the worker once and keep it going until the stop event: each `run_once` handles mail
     and waits for news (IDLE, or the outbox's wake-up) for about an interval, and the next one
     follows at once. As an interval job that returned before its next run was due, it left the
     last tenth of every interval with nobody listening: mail arriving then waited for the next
     run (up to 6 s at the default 60 s; measured: a tenth of the mails at twice the latency)."""
+
     def run_until_stopped() -> None:
         while not stop.is_set():
             try:

@@ -49,8 +49,12 @@ def parse_limits(desk: Desk) -> ParseLimits:
     return ParseLimits(max_bytes=desk.settings.max_message_size)
 
 
-def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail,
-                prepare: Callable[[FetchedMail], Prepared] | None = None) -> IngestResult:
+def ingest_mail(
+    desk: Desk,
+    product: ProductSettings,
+    mail: FetchedMail,
+    prepare: Callable[[FetchedMail], Prepared] | None = None,
+) -> IngestResult:
     """Handle one fetched mail exactly once. Raises TransientError when the database cannot
     take it now: the mail then stays on the server for the next pass. `prepare`: where the mail
     may already be kept and parsed (`mailbot.service.parse_ahead`); by default that is done here
@@ -64,8 +68,9 @@ def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail,
         return quarantine(desk, product, mail, digest, ready.reason)
     if msg.sender is None and not msg.automatic:  # a person's mail is kept for a person to read
         return quarantine(desk, product, mail, digest, msg.sender_note or "no sender can be made out")
-    twin = Seen.get_or_none((Seen.product == product.key) & (Seen.sha256 == digest)
-                            & (Seen.message_id == msg.message_id))
+    twin = Seen.get_or_none(
+        (Seen.product == product.key) & (Seen.sha256 == digest) & (Seen.message_id == msg.message_id)
+    )
     try:
         with database.atomic():
             if twin is not None:
@@ -73,8 +78,16 @@ def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail,
             else:
                 outcome = intake.handle_mail(desk, product, msg, raw_path, mail.internal_date)
                 outcome = replace(outcome, reason=_with_detector(outcome.reason, msg))
-            _record(mail, product, msg.message_id, digest, outcome.outcome, outcome.reason,
-                    outcome.ticket, raw_path)
+            _record(
+                mail,
+                product,
+                msg.message_id,
+                digest,
+                outcome.outcome,
+                outcome.reason,
+                outcome.ticket,
+                raw_path,
+            )
     except IntegrityError:
         if _ledger_row(mail) is not None:  # another worker took the same mail first
             return IngestResult("ignored", "handled concurrently", already_seen=True)
@@ -85,16 +98,26 @@ def ingest_mail(desk: Desk, product: ProductSettings, mail: FetchedMail,
         raise
     except Exception as exc:  # the per-message boundary: one bad mail must not stop the pass
         log.exception("mail %s in %s could not be handled", msg.message_id, mail.mailbox)
-        return quarantine(desk, product, mail, digest, f"could not be handled: {type(exc).__name__}: {exc}",
-                          internal=True)
+        return quarantine(
+            desk, product, mail, digest, f"could not be handled: {type(exc).__name__}: {exc}", internal=True
+        )
     ref = outcome.ticket.reference if outcome.ticket is not None else ""
-    log.info("%s %s uid %s <%s>: %s %s %s", product.key, mail.mailbox, mail.key, msg.message_id,
-             outcome.outcome, ref, outcome.reason)
+    log.info(
+        "%s %s uid %s <%s>: %s %s %s",
+        product.key,
+        mail.mailbox,
+        mail.key,
+        msg.message_id,
+        outcome.outcome,
+        ref,
+        outcome.reason,
+    )
     return IngestResult(outcome.outcome, outcome.reason, ref)
 
 
-def quarantine(desk: Desk, product: ProductSettings, mail: FetchedMail, digest: str,
-               reason: str, internal: bool = False) -> IngestResult:
+def quarantine(
+    desk: Desk, product: ProductSettings, mail: FetchedMail, digest: str, reason: str, internal: bool = False
+) -> IngestResult:
     """Keep the mail under quarantine/ with its reason and record that in the ledger. `internal`:
     the reason is an error in mailbot, so the admin is alerted too."""
     origin = f"{mail.mailbox} uidvalidity {mail.uidvalidity} uid {mail.key}"
@@ -104,22 +127,45 @@ def quarantine(desk: Desk, product: ProductSettings, mail: FetchedMail, digest: 
         with database.atomic():
             _record(mail, product, "", digest, "quarantined", reason, None, str(path))
             if internal:
-                alerts.raise_alert(desk, "internal-error", f"{product.key}: a mail was quarantined after an "
-                                   "error in mailbot", f"{reason}\nkept as {path}\nfrom {origin}\n"
-                                   f"Once fixed: `mailbot quarantine reprocess {path.stem}`.")
+                alerts.raise_alert(
+                    desk,
+                    "internal-error",
+                    f"{product.key}: a mail was quarantined after an error in mailbot",
+                    f"{reason}\nkept as {path}\nfrom {origin}\n"
+                    f"Once fixed: `mailbot quarantine reprocess {path.stem}`.",
+                )
             else:
-                alerts.raise_alert(desk, "quarantine", f"a mail to {product.key} was quarantined: {reason}",
-                                   f"See `mailbot quarantine show {path.stem}`; `reprocess` or `drop` it.")
+                alerts.raise_alert(
+                    desk,
+                    "quarantine",
+                    f"a mail to {product.key} was quarantined: {reason}",
+                    f"See `mailbot quarantine show {path.stem}`; `reprocess` or `drop` it.",
+                )
     except OperationalError as exc:
         raise explain(exc, desk.settings.database_url) from exc
     return IngestResult("quarantined", reason, internal=internal)
 
 
-def _record(mail: FetchedMail, product: ProductSettings, message_id: str, digest: str, outcome: str,
-            reason: str, ticket: object, raw_path: str) -> None:
+def _record(
+    mail: FetchedMail,
+    product: ProductSettings,
+    message_id: str,
+    digest: str,
+    outcome: str,
+    reason: str,
+    ticket: object,
+    raw_path: str,
+) -> None:
     Seen.create(
-        mailbox=mail.mailbox, uidvalidity=mail.uidvalidity, uid=mail.seen_key, product=product.key,
-        message_id=message_id, sha256=digest, outcome=outcome, reason=reason[:500], ticket=ticket,
+        mailbox=mail.mailbox,
+        uidvalidity=mail.uidvalidity,
+        uid=mail.seen_key,
+        product=product.key,
+        message_id=message_id,
+        sha256=digest,
+        outcome=outcome,
+        reason=reason[:500],
+        ticket=ticket,
         raw_path=raw_path,
     )
 
@@ -133,8 +179,9 @@ def _with_detector(reason: str, msg: InboundMessage) -> str:
 
 
 def _ledger_row(mail: FetchedMail) -> Seen | None:
-    return Seen.get_or_none((Seen.mailbox == mail.mailbox) & (Seen.uidvalidity == mail.uidvalidity)
-                            & (Seen.uid == mail.seen_key))
+    return Seen.get_or_none(
+        (Seen.mailbox == mail.mailbox) & (Seen.uidvalidity == mail.uidvalidity) & (Seen.uid == mail.seen_key)
+    )
 
 
 def _reference(row: Seen) -> str:
@@ -153,13 +200,24 @@ def reprocess(desk: Desk, path: Path) -> IngestResult:
     product = desk.settings.product(row.product)
     ready = prepare_mail(desk.store, path.read_bytes(), parse_limits(desk))
     msg = ready.message
-    still = ready.reason if msg is None else (
-        msg.sender_note or "no sender can be made out" if msg.sender is None and not msg.automatic else "")
+    still = (
+        ready.reason
+        if msg is None
+        else (
+            msg.sender_note or "no sender can be made out" if msg.sender is None and not msg.automatic else ""
+        )
+    )
     try:
         with database.atomic():
-            twin = None if msg is None or still else Seen.get_or_none(
-                (Seen.product == product.key) & (Seen.sha256 == ready.digest)
-                & (Seen.message_id == msg.message_id))
+            twin = (
+                None
+                if msg is None or still
+                else Seen.get_or_none(
+                    (Seen.product == product.key)
+                    & (Seen.sha256 == ready.digest)
+                    & (Seen.message_id == msg.message_id)
+                )
+            )
             if still:
                 outcome = intake.Outcome("quarantined", still)
             elif twin is not None:
@@ -167,11 +225,17 @@ def reprocess(desk: Desk, path: Path) -> IngestResult:
             else:
                 assert msg is not None
                 outcome = intake.handle_mail(desk, product, msg, ready.raw_path)
-            changed = Seen.update(
-                outcome=outcome.outcome, reason=outcome.reason[:500], ticket=outcome.ticket,
-                message_id=msg.message_id if msg and not still else "",
-                raw_path=str(path) if still else ready.raw_path,
-            ).where((Seen.id == row.id) & (Seen.outcome == "quarantined")).execute()
+            changed = (
+                Seen.update(
+                    outcome=outcome.outcome,
+                    reason=outcome.reason[:500],
+                    ticket=outcome.ticket,
+                    message_id=msg.message_id if msg and not still else "",
+                    raw_path=str(path) if still else ready.raw_path,
+                )
+                .where((Seen.id == row.id) & (Seen.outcome == "quarantined"))
+                .execute()
+            )
             if changed != 1:  # another reprocess of the same mail committed first
                 raise _AlreadyDone
     except _AlreadyDone:
@@ -181,8 +245,14 @@ def reprocess(desk: Desk, path: Path) -> IngestResult:
     if not still:
         desk.store.release(path)
     ref = outcome.ticket.reference if outcome.ticket is not None else ""
-    log.info("%s: quarantined mail %s reprocessed: %s %s %s", product.key, path.name, outcome.outcome, ref,
-             outcome.reason)
+    log.info(
+        "%s: quarantined mail %s reprocessed: %s %s %s",
+        product.key,
+        path.name,
+        outcome.outcome,
+        ref,
+        outcome.reason,
+    )
     return IngestResult(outcome.outcome, outcome.reason, ref)
 
 

@@ -69,8 +69,9 @@ class ParseAhead:
         for mail in mails:
             if len(mail.raw) <= MAX_BYTES and not self._broken:
                 try:
-                    self._futures[mail.key] = self._helper().submit(_prepare, self._store, mail.raw,
-                                                                    self._limits)
+                    self._futures[mail.key] = self._helper().submit(
+                        _prepare, self._store, mail.raw, self._limits
+                    )
                 except Exception as exc:  # cannot start or reach the helper: parse here
                     self._give_up(exc)
 
@@ -96,14 +97,19 @@ class ParseAhead:
             # threads can inherit a lock another thread held. The server imports the parser once.
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["mailbot.service.parse_ahead"])
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_end_with,
-                                             initargs=(os.getpid(),))
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=context, initializer=_end_with, initargs=(os.getpid(),)
+            )
         return self._pool
 
     def _give_up(self, exc: BaseException) -> None:
         if not self._broken:
-            log.warning("preparing mail in a helper process failed (%s: %s); preparing it here for "
-                        "the rest of the pass", type(exc).__name__, exc)
+            log.warning(
+                "preparing mail in a helper process failed (%s: %s); preparing it here for "
+                "the rest of the pass",
+                type(exc).__name__,
+                exc,
+            )
         self._broken = True
         self._futures.clear()
 

@@ -50,16 +50,25 @@ class PassReport:
         return sum(self.outcomes.values())
 
 
-def poll_mailbox(desk: Desk, product: ProductSettings, source: MailSource,
-                 should_stop: Callable[[], bool] = lambda: False, limit: int | None = None) -> PassReport:
+def poll_mailbox(
+    desk: Desk,
+    product: ProductSettings,
+    source: MailSource,
+    should_stop: Callable[[], bool] = lambda: False,
+    limit: int | None = None,
+) -> PassReport:
     """Handle the mails waiting in `source`, at most `limit` of them (None: all)."""
     report = PassReport(source.name)
     state = _cursor(source)
     pending = source.pending(Cursor(state.uidvalidity, state.last_uid))
     if pending.uidvalidity != state.uidvalidity:
         if state.uidvalidity:
-            log.warning("%s: UIDVALIDITY changed from %d to %d; rescanning, duplicates are skipped",
-                        source.name, state.uidvalidity, pending.uidvalidity)
+            log.warning(
+                "%s: UIDVALIDITY changed from %d to %d; rescanning, duplicates are skipped",
+                source.name,
+                state.uidvalidity,
+                pending.uidvalidity,
+            )
         state.uidvalidity, state.last_uid = pending.uidvalidity, 0
         state.save()
     report.pending = len(pending.keys)
@@ -69,17 +78,24 @@ def poll_mailbox(desk: Desk, product: ProductSettings, source: MailSource,
     return report
 
 
-def _work_through(desk: Desk, product: ProductSettings, source: MailSource, keys: tuple[str, ...],
-                  state: MailboxState, report: PassReport, should_stop: Callable[[], bool]) -> int:
+def _work_through(
+    desk: Desk,
+    product: ProductSettings,
+    source: MailSource,
+    keys: tuple[str, ...],
+    state: MailboxState,
+    report: PassReport,
+    should_stop: Callable[[], bool],
+) -> int:
     """Take `keys` in batches until done or stopped; returns how many keys were looked at
     (handled, or vanished before they were fetched). A backlog is prepared ahead in a helper."""
     ahead = ParseAhead(desk.store, parse_limits(desk)) if len(keys) >= parse_ahead.MIN_MAILS else None
     try:
         for start in range(0, len(keys), BATCH_SIZE):
-            batch = keys[start:start + BATCH_SIZE]
+            batch = keys[start : start + BATCH_SIZE]
             before = report.handled
             for mails in _chunks(source.fetch(batch)):  # fetched before the transaction: no write
-                if ahead is not None:                  # lock held over the network
+                if ahead is not None:  # lock held over the network
                     ahead.submit(mails)
                 taken = _take_batch(desk, product, mails, report, should_stop, ahead)
                 _acknowledge(source, taken, state)
@@ -108,8 +124,14 @@ def _chunks(mails: Iterator[FetchedMail]) -> Iterator[list[FetchedMail]]:
         yield chunk
 
 
-def _take_batch(desk: Desk, product: ProductSettings, mails: list[FetchedMail], report: PassReport,
-                should_stop: Callable[[], bool], ahead: ParseAhead | None) -> list[FetchedMail]:
+def _take_batch(
+    desk: Desk,
+    product: ProductSettings,
+    mails: list[FetchedMail],
+    report: PassReport,
+    should_stop: Callable[[], bool],
+    ahead: ParseAhead | None,
+) -> list[FetchedMail]:
     """Ingest `mails` in one transaction, each mail in its own savepoint (a mail that fails is
     rolled back alone and quarantined); returns those taken, committed. One commit per batch
     instead of one per mail; a failure of the database itself rolls back the whole batch, and
@@ -124,8 +146,12 @@ def _take_batch(desk: Desk, product: ProductSettings, mails: list[FetchedMail], 
                     break
     except BaseException:
         if taken:  # the lines logged for them above did not last: say so
-            log.warning("%s: the %d mails handled before this failure were rolled back; they stay on "
-                        "the server for the next pass", product.key, len(taken))
+            log.warning(
+                "%s: the %d mails handled before this failure were rolled back; they stay on "
+                "the server for the next pass",
+                product.key,
+                len(taken),
+            )
         raise
     return taken
 
@@ -135,8 +161,9 @@ def _cursor(source: MailSource) -> MailboxState:
     return state  # type: ignore[no-any-return]
 
 
-def _take(desk: Desk, product: ProductSettings, mail: FetchedMail, report: PassReport,
-          ahead: ParseAhead | None) -> None:
+def _take(
+    desk: Desk, product: ProductSettings, mail: FetchedMail, report: PassReport, ahead: ParseAhead | None
+) -> None:
     """Ingest one mail (its own savepoint)."""
     result: IngestResult = ingest_mail(desk, product, mail, ahead.prepare if ahead is not None else None)
     report.outcomes["already seen" if result.already_seen else result.outcome] += 1
@@ -160,10 +187,19 @@ def _acknowledge(source: MailSource, mails: list[FetchedMail], state: MailboxSta
 
 def _summarise(desk: Desk, product: ProductSettings, report: PassReport) -> None:
     if report.before_cutover:
-        log.info("%s: %d mails arrived before the cut-over (%s): recorded, nothing sent for them",
-                 product.key, report.before_cutover, cutover(desk).isoformat())
+        log.info(
+            "%s: %d mails arrived before the cut-over (%s): recorded, nothing sent for them",
+            product.key,
+            report.before_cutover,
+            cutover(desk).isoformat(),
+        )
     if report.remaining > 0:
-        log.info("%s: %d/%d mails; %d left for the next pass", product.key, report.handled,
-                 report.pending, report.remaining)
+        log.info(
+            "%s: %d/%d mails; %d left for the next pass",
+            product.key,
+            report.handled,
+            report.pending,
+            report.remaining,
+        )
     elif report.pending > PROGRESS_EVERY:
         log.info("%s: %d/%d mails", product.key, report.handled, report.pending)

@@ -34,8 +34,14 @@ MAX_BACKOFF = 60.0
 
 
 class MailboxWorker:
-    def __init__(self, desk: Desk, product: ProductSettings, context: ssl.SSLContext,
-                 stop: threading.Event, on_mail: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        desk: Desk,
+        product: ProductSettings,
+        context: ssl.SSLContext,
+        stop: threading.Event,
+        on_mail: Callable[[], None] = lambda: None,
+    ):
         self.desk, self.product, self.context, self.stop = desk, product, context, stop
         self.on_mail = on_mail
         self.source: MailSource | None = None
@@ -59,8 +65,12 @@ class MailboxWorker:
         if self.source is not None:
             return
         settings = self.desk.settings
-        source = open_source(self.product.mailbox, ssl_context=self.context, timeout=settings.io_timeout,
-                             processed_folder=self.product.processed_folder or None)
+        source = open_source(
+            self.product.mailbox,
+            ssl_context=self.context,
+            timeout=settings.io_timeout,
+            processed_folder=self.product.processed_folder or None,
+        )
         source.open()
         self.source = source
         if self.failing:
@@ -121,8 +131,12 @@ class OutboxWorker:
     def _drain(self) -> None:
         settings = self.desk.settings
         if self.transport is None:
-            self.transport = transport_from_url(settings.smtp_url or None, self.desk.store.outbox_dir,
-                                                ssl_context=self.context, timeout=settings.io_timeout)
+            self.transport = transport_from_url(
+                settings.smtp_url or None,
+                self.desk.store.outbox_dir,
+                ssl_context=self.context,
+                timeout=settings.io_timeout,
+            )
         try:
             counts = drain_outbox(self.desk, self.transport, should_stop=self.stop.is_set)
         except (MailbotError, DatabaseError) as exc:  # the rows stay pending for the next round

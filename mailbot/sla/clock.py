@@ -75,9 +75,7 @@ def used_share(
     return elapsed(cal, start, now, pauses) / target
 
 
-def _merged(
-    pauses: Iterable[Pause], start: datetime, now: datetime
-) -> list[tuple[datetime, datetime]]:
+def _merged(pauses: Iterable[Pause], start: datetime, now: datetime) -> list[tuple[datetime, datetime]]:
     """The pauses as ordered, non-overlapping UTC periods from `start` on, open ones ended at
     `now`. Merging keeps overlapping pauses (a data slip) from being subtracted twice."""
     start, now = _to_utc(start, "start"), _to_utc(now, "now")

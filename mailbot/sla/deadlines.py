@@ -65,9 +65,11 @@ class SlaState:
 
 def pauses_of(ticket: Ticket) -> list[clock.Pause]:
     """The periods the ticket's clocks stood still, from its status events (oldest first)."""
-    events = (Event.select(Event.old, Event.new, Event.at)
-              .where((Event.ticket == ticket) & (Event.kind == "status"))
-              .order_by(Event.at, Event.id))
+    events = (
+        Event.select(Event.old, Event.new, Event.at)
+        .where((Event.ticket == ticket) & (Event.kind == "status"))
+        .order_by(Event.at, Event.id)
+    )
     pauses: list[clock.Pause] = []
     since: datetime | None = None
     for event in events:
@@ -84,8 +86,9 @@ def pauses_of(ticket: Ticket) -> list[clock.Pause]:
     return pauses
 
 
-def refresh_deadlines(ticket: Ticket, product: ProductSettings, now: datetime,
-                      pauses: list[clock.Pause] | None = None) -> bool:
+def refresh_deadlines(
+    ticket: Ticket, product: ProductSettings, now: datetime, pauses: list[clock.Pause] | None = None
+) -> bool:
     """Store the ticket's due times as they stand at `now`; True when they changed.
 
     The first-response due time is kept once the first response was given. Cheap (one query for
@@ -114,20 +117,30 @@ def refresh_deadlines(ticket: Ticket, product: ProductSettings, now: datetime,
     return bool(changed)
 
 
-def sla_state(ticket: Ticket, product: ProductSettings, now: datetime,
-              pauses: list[clock.Pause] | None = None) -> SlaState:
+def sla_state(
+    ticket: Ticket, product: ProductSettings, now: datetime, pauses: list[clock.Pause] | None = None
+) -> SlaState:
     """Both clocks of the ticket at `now` (give `pauses` when they are already read)."""
     if pauses is None:
         pauses = pauses_of(ticket)
     first = None
     if product.first_response > timedelta(0):
-        first = _clock(ticket, product, FIRST_RESPONSE, FIRST_RESPONSE, product.first_response,
-                       ticket.first_response_at, pauses, now)
+        first = _clock(
+            ticket,
+            product,
+            FIRST_RESPONSE,
+            FIRST_RESPONSE,
+            product.first_response,
+            ticket.first_response_at,
+            pauses,
+            now,
+        )
     resolution = None
     target = product.sla.get(ticket.priority)
     if target is not None:
-        resolution = _clock(ticket, product, RESOLUTION, f"{RESOLUTION}:{ticket.priority}", target,
-                            _stop(ticket), pauses, now)
+        resolution = _clock(
+            ticket, product, RESOLUTION, f"{RESOLUTION}:{ticket.priority}", target, _stop(ticket), pauses, now
+        )
     return SlaState(first, resolution)
 
 
@@ -138,13 +151,22 @@ def _stop(ticket: Ticket) -> datetime | None:
     return ticket.resolved_at or ticket.closed_at or ticket.updated_at
 
 
-def _clock(ticket: Ticket, product: ProductSettings, kind: str, key: str, target: timedelta,
-           stopped_at: datetime | None, pauses: list[clock.Pause], now: datetime) -> ClockState:
+def _clock(
+    ticket: Ticket,
+    product: ProductSettings,
+    kind: str,
+    key: str,
+    target: timedelta,
+    stopped_at: datetime | None,
+    pauses: list[clock.Pause],
+    now: datetime,
+) -> ClockState:
     end = stopped_at if stopped_at is not None else now
     cal = product.calendar
     # A stopped clock ignores what happened after it stopped (a later wait must not move it).
-    pauses = [clock.Pause(p.start, p.end if p.end is None or p.end < end else end)
-              for p in pauses if p.start < end]
+    pauses = [
+        clock.Pause(p.start, p.end if p.end is None or p.end < end else end) for p in pauses if p.start < end
+    ]
     return ClockState(
         kind=kind,
         key=key,

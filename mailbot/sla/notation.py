@@ -70,17 +70,13 @@ def _parse_days(text: str, group: str) -> list[int]:
 
 def _day_index(name: str, group: str) -> int:
     if name not in DAY_NAMES:
-        raise ValueError(
-            f"unknown day {name!r} in {group!r}; expected mon, tue, wed, thu, fri, sat or sun"
-        )
+        raise ValueError(f"unknown day {name!r} in {group!r}; expected mon, tue, wed, thu, fri, sat or sun")
     return DAY_NAMES.index(name)
 
 
 def _parse_intervals(text: str, group: str) -> DayHours:
     if not text:
-        raise ValueError(
-            f"no times after the days in {group!r}; expected e.g. 'mon-fri 09:00-18:00'"
-        )
+        raise ValueError(f"no times after the days in {group!r}; expected e.g. 'mon-fri 09:00-18:00'")
     intervals = []
     for item in (part.strip() for part in text.split(",")):
         first, dash, last = item.partition("-")
@@ -114,9 +110,7 @@ def parse_holidays(spec: str) -> Holidays:
     for item in filter(None, (part.strip() for part in spec.split(","))):
         if ".." in item:
             first, _, last = item.partition("..")
-            dates.update(
-                _date_range(_parse_date(first.strip(), item), _parse_date(last.strip(), item))
-            )
+            dates.update(_date_range(_parse_date(first.strip(), item), _parse_date(last.strip(), item)))
         elif re.fullmatch(r"\d{2}-\d{2}", item):
             month, day = int(item[:2]), int(item[3:])
             try:
@@ -132,8 +126,7 @@ def parse_holidays(spec: str) -> Holidays:
 def _parse_date(text: str, item: str) -> date:
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
         raise ValueError(
-            f"{item!r} is not a holiday; expected YYYY-MM-DD, MM-DD (every year) "
-            "or YYYY-MM-DD..YYYY-MM-DD"
+            f"{item!r} is not a holiday; expected YYYY-MM-DD, MM-DD (every year) or YYYY-MM-DD..YYYY-MM-DD"
         )
     try:
         return date.fromisoformat(text)

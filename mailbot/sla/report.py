@@ -117,8 +117,9 @@ class _Sample:
     resolution_overdue: bool
 
 
-def build_report(settings: Settings, start: date, end: date, now: datetime,
-                 product_keys: Iterable[str] = ()) -> list[ProductReport]:
+def build_report(
+    settings: Settings, start: date, end: date, now: datetime, product_keys: Iterable[str] = ()
+) -> list[ProductReport]:
     """The report for each product (all configured ones when `product_keys` is empty)."""
     if end < start:
         raise ValueError(f"the period ends ({end}) before it starts ({start})")
@@ -130,14 +131,23 @@ def product_report(product: ProductSettings, start: date, end: date, now: dateti
     t0, t1 = period_bounds(product, start, end)
     cutoff = min(t1, now)
     candidates = Ticket.select().where(
-        (Ticket.product == product.key) & (Ticket.created_at < t1)
-        & (Ticket.closed_at.is_null() | (Ticket.closed_at >= t0)))
+        (Ticket.product == product.key)
+        & (Ticket.created_at < t1)
+        & (Ticket.closed_at.is_null() | (Ticket.closed_at >= t0))
+    )
     samples = [_sample(t, product, t0, t1, cutoff) for t in candidates.order_by(Ticket.id)]
-    rows = tuple(_row(p, [s for s in samples if s.priority == p], product.first_response,
-                      product.sla.get(p)) for p in PRIORITIES)
+    rows = tuple(
+        _row(p, [s for s in samples if s.priority == p], product.first_response, product.sla.get(p))
+        for p in PRIORITIES
+    )
     return ProductReport(
-        key=product.key, name=product.name, zone=str(product.calendar.zone), start=start, end=end,
-        first_response_target=product.first_response, rows=rows,
+        key=product.key,
+        name=product.name,
+        zone=str(product.calendar.zone),
+        start=start,
+        end=end,
+        first_response_target=product.first_response,
+        rows=rows,
         total=_row("all", samples, product.first_response, None),
         time=tuple(_time_rows(product, t0, t1)),
     )
@@ -146,12 +156,15 @@ def product_report(product: ProductSettings, start: date, end: date, now: dateti
 def period_bounds(product: ProductSettings, start: date, end: date) -> tuple[datetime, datetime]:
     """[start 00:00, the day after end 00:00) in the product's time zone."""
     zone = product.calendar.zone
-    return (datetime.combine(start, time(0), tzinfo=zone),
-            datetime.combine(end + timedelta(days=1), time(0), tzinfo=zone))
+    return (
+        datetime.combine(start, time(0), tzinfo=zone),
+        datetime.combine(end + timedelta(days=1), time(0), tzinfo=zone),
+    )
 
 
-def _sample(ticket: Ticket, product: ProductSettings, t0: datetime, t1: datetime,
-            cutoff: datetime) -> _Sample:
+def _sample(
+    ticket: Ticket, product: ProductSettings, t0: datetime, t1: datetime, cutoff: datetime
+) -> _Sample:
     state = sla_state(ticket, product, cutoff, pauses_of(ticket))
     first = resolution = None
     first_overdue = resolution_overdue = False
@@ -173,13 +186,16 @@ def _sample(ticket: Ticket, product: ProductSettings, t0: datetime, t1: datetime
         priority=ticket.priority,
         opened=t0 <= ticket.created_at < t1,
         closed=ticket.closed_at is not None and t0 <= ticket.closed_at < t1,
-        first=first, first_overdue=first_overdue,
-        resolution=resolution, resolution_overdue=resolution_overdue,
+        first=first,
+        first_overdue=first_overdue,
+        resolution=resolution,
+        resolution_overdue=resolution_overdue,
     )
 
 
-def _row(priority: str, samples: Sequence[_Sample], first_target: timedelta,
-         resolution_target: timedelta | None) -> Row:
+def _row(
+    priority: str, samples: Sequence[_Sample], first_target: timedelta, resolution_target: timedelta | None
+) -> Row:
     def measure(target: timedelta | None, pairs: list[tuple[timedelta, bool]], overdue: int) -> Measure:
         return Measure(target, tuple(v for v, _ in pairs), sum(ok for _, ok in pairs), overdue)
 
@@ -187,18 +203,29 @@ def _row(priority: str, samples: Sequence[_Sample], first_target: timedelta,
         priority=priority,
         opened=sum(s.opened for s in samples),
         closed=sum(s.closed for s in samples),
-        first_response=measure(first_target, [s.first for s in samples if s.first],
-                               sum(s.first_overdue for s in samples)),
-        resolution=measure(resolution_target, [s.resolution for s in samples if s.resolution],
-                           sum(s.resolution_overdue for s in samples)),
+        first_response=measure(
+            first_target, [s.first for s in samples if s.first], sum(s.first_overdue for s in samples)
+        ),
+        resolution=measure(
+            resolution_target,
+            [s.resolution for s in samples if s.resolution],
+            sum(s.resolution_overdue for s in samples),
+        ),
     )
 
 
 def _time_rows(product: ProductSettings, t0: datetime, t1: datetime) -> list[TimeRow]:
-    entries = (CreditEntry.select(CreditEntry, Ticket, Account)
-               .join(Ticket).join(Account, on=(Ticket.requester == Account.id))
-               .where((CreditEntry.kind == "time") & (Ticket.product == product.key)
-                      & (CreditEntry.at >= t0) & (CreditEntry.at < t1)))
+    entries = (
+        CreditEntry.select(CreditEntry, Ticket, Account)
+        .join(Ticket)
+        .join(Account, on=(Ticket.requester == Account.id))
+        .where(
+            (CreditEntry.kind == "time")
+            & (Ticket.product == product.key)
+            & (CreditEntry.at >= t0)
+            & (CreditEntry.at < t1)
+        )
+    )
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for entry in entries:
         requester = entry.ticket.requester
@@ -221,30 +248,48 @@ def report_data(reports: Sequence[ProductReport]) -> list[dict[str, Any]]:
     """The report as plain values for --json."""
     return [
         {
-            "product": r.key, "name": r.name, "time_zone": r.zone,
-            "from": r.start.isoformat(), "to": r.end.isoformat(),
+            "product": r.key,
+            "name": r.name,
+            "time_zone": r.zone,
+            "from": r.start.isoformat(),
+            "to": r.end.isoformat(),
             "priorities": [_row_data(row) for row in r.rows],
             "total": _row_data(r.total),
-            "time": [{"organisation": t.organisation, "spent_minutes": t.spent,
-                      "charged_minutes": t.charged, "free_minutes": t.free,
-                      "uncovered_minutes": t.uncovered} for t in r.time],
+            "time": [
+                {
+                    "organisation": t.organisation,
+                    "spent_minutes": t.spent,
+                    "charged_minutes": t.charged,
+                    "free_minutes": t.free,
+                    "uncovered_minutes": t.uncovered,
+                }
+                for t in r.time
+            ],
         }
         for r in reports
     ]
 
 
 def _row_data(row: Row) -> dict[str, Any]:
-    return {"priority": row.priority, "opened": row.opened, "closed": row.closed,
-            "first_response": _measure_data(row.first_response),
-            "resolution": _measure_data(row.resolution)}
+    return {
+        "priority": row.priority,
+        "opened": row.opened,
+        "closed": row.closed,
+        "first_response": _measure_data(row.first_response),
+        "resolution": _measure_data(row.resolution),
+    }
 
 
 def _measure_data(m: Measure) -> dict[str, Any]:
     share = m.share_within
     return {
-        "count": m.count, "target_minutes": minutes(m.target),
-        "mean_minutes": minutes(m.mean), "p90_minutes": minutes(m.p90),
-        "within_target": m.within, "overdue": m.overdue, "breaches": m.breaches,
+        "count": m.count,
+        "target_minutes": minutes(m.target),
+        "mean_minutes": minutes(m.mean),
+        "p90_minutes": minutes(m.p90),
+        "within_target": m.within,
+        "overdue": m.overdue,
+        "breaches": m.breaches,
         "share_within_target": None if share is None else round(share, 4),
     }
 
@@ -254,9 +299,11 @@ def format_report(reports: Sequence[ProductReport]) -> str:
     return "\n".join(_format_product(r) for r in reports)
 
 
-_HEADER = (f"{'priority':<9}{'opened':>7}{'closed':>7} | {'answered':>8}{'mean':>8}{'p90':>8}"
-           f"{'within':>8}{'breach':>7} | {'target':>7}{'resolved':>9}{'mean':>8}{'p90':>8}"
-           f"{'within':>8}{'breach':>7}")
+_HEADER = (
+    f"{'priority':<9}{'opened':>7}{'closed':>7} | {'answered':>8}{'mean':>8}{'p90':>8}"
+    f"{'within':>8}{'breach':>7} | {'target':>7}{'resolved':>9}{'mean':>8}{'p90':>8}"
+    f"{'within':>8}{'breach':>7}"
+)
 
 
 def _format_product(r: ProductReport) -> str:
@@ -269,19 +316,25 @@ def _format_product(r: ProductReport) -> str:
     ]
     lines += [_format_row(row) for row in (*r.rows, r.total)]
     if r.time:
-        lines.append(f"\n{'time per organisation':<32}{'spent':>8}{'charged':>9}{'free (bug)':>12}"
-                     f"{'no credit':>11}")
-        lines += [f"{t.organisation:<32}{_clock(t.spent):>8}{_clock(t.charged):>9}"
-                  f"{_clock(t.free):>12}{_clock(t.uncovered):>11}" for t in r.time]
+        lines.append(
+            f"\n{'time per organisation':<32}{'spent':>8}{'charged':>9}{'free (bug)':>12}{'no credit':>11}"
+        )
+        lines += [
+            f"{t.organisation:<32}{_clock(t.spent):>8}{_clock(t.charged):>9}"
+            f"{_clock(t.free):>12}{_clock(t.uncovered):>11}"
+            for t in r.time
+        ]
     return "\n".join(lines) + "\n"
 
 
 def _format_row(row: Row) -> str:
     f, s = row.first_response, row.resolution
-    return (f"{row.priority:<9}{row.opened:>7}{row.closed:>7} | {f.count:>8}{_hours(f.mean):>8}"
-            f"{_hours(f.p90):>8}{_share(f.share_within):>8}{f.breaches:>7} | "
-            f"{_hours(s.target):>7}{s.count:>9}{_hours(s.mean):>8}{_hours(s.p90):>8}"
-            f"{_share(s.share_within):>8}{s.breaches:>7}")
+    return (
+        f"{row.priority:<9}{row.opened:>7}{row.closed:>7} | {f.count:>8}{_hours(f.mean):>8}"
+        f"{_hours(f.p90):>8}{_share(f.share_within):>8}{f.breaches:>7} | "
+        f"{_hours(s.target):>7}{s.count:>9}{_hours(s.mean):>8}{_hours(s.p90):>8}"
+        f"{_share(s.share_within):>8}{s.breaches:>7}"
+    )
 
 
 def _hours(value: timedelta | None) -> str:

@@ -14,20 +14,14 @@ from mailbot.sources.base import MailSource
 
 
 def open_source(
-    url: str,
-    *,
-    ssl_context: ssl.SSLContext,
-    timeout: float,
-    processed_folder: str | None = None,
+    url: str, *, ssl_context: ssl.SSLContext, timeout: float, processed_folder: str | None = None
 ) -> MailSource:
     """The source for `imap://`, `imaps://` or `maildir:///path` URLs; ConfigError otherwise."""
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("imap", "imaps"):
         from mailbot.sources.imap import ImapSource  # imapclient only when IMAP is used
 
-        return ImapSource(
-            url, ssl_context=ssl_context, timeout=timeout, processed_folder=processed_folder
-        )
+        return ImapSource(url, ssl_context=ssl_context, timeout=timeout, processed_folder=processed_folder)
     if scheme == "maildir":
         from mailbot.sources.maildir import MaildirSource
 

@@ -119,7 +119,9 @@ class ImapSource:
         target = self._target
         with self._errors("cannot open the mailbox", unavailable=True):
             client = IMAPClient(
-                target.host, target.port, ssl=target.implicit_tls,
+                target.host,
+                target.port,
+                ssl=target.implicit_tls,
                 ssl_context=self._ssl_context,
                 timeout=SocketTimeout(connect=self._timeout, read=self._timeout),
             )
@@ -234,14 +236,17 @@ class ImapSource:
         if uidvalidity != cursor.uidvalidity and cursor.uidvalidity:
             log.warning(
                 "%s: UIDVALIDITY changed from %d to %d; all %d mails are looked at again",
-                self.name, cursor.uidvalidity, uidvalidity, len(uids),
+                self.name,
+                cursor.uidvalidity,
+                uidvalidity,
+                len(uids),
             )
         return Pending(uidvalidity=uidvalidity, keys=tuple(str(uid) for uid in sorted(uids)))
 
     def fetch(self, keys: Iterable[str]) -> Iterator[FetchedMail]:
         uids = [int(key) for key in keys]
         for start in range(0, len(uids), FETCH_BATCH):
-            for batch in self._by_size(uids[start:start + FETCH_BATCH]):
+            for batch in self._by_size(uids[start : start + FETCH_BATCH]):
                 yield from self._fetch_batch(batch)
 
     def _by_size(self, uids: list[int]) -> Iterator[list[int]]:
@@ -274,8 +279,11 @@ class ImapSource:
                 log.info("%s: UID %d vanished before it was fetched", self.name, uid)
                 continue
             yield FetchedMail(
-                mailbox=self.name, uidvalidity=self._uidvalidity, key=str(uid),
-                raw=bytes(body), internal_date=data.get(b"INTERNALDATE"),
+                mailbox=self.name,
+                uidvalidity=self._uidvalidity,
+                key=str(uid),
+                raw=bytes(body),
+                internal_date=data.get(b"INTERNALDATE"),
             )
 
     def acknowledge(self, mail: FetchedMail) -> None:
@@ -296,7 +304,10 @@ class ImapSource:
                     # the rescan and recognised by its Message-ID and hash.
                     log.warning(
                         "%s: UIDVALIDITY is now %d, not %d; UID %s left as it is",
-                        self.name, self._uidvalidity, mail.uidvalidity, mail.key,
+                        self.name,
+                        self._uidvalidity,
+                        mail.uidvalidity,
+                        mail.key,
                     )
                 else:
                     uids.append(mail.uid)
@@ -320,8 +331,7 @@ class ImapSource:
         elif not self._warned_flag_only:
             self._warned_flag_only = True
             log.warning(
-                "%s: server has neither MOVE nor UIDPLUS; handled mail stays here, flagged",
-                self.name,
+                "%s: server has neither MOVE nor UIDPLUS; handled mail stays here, flagged", self.name
             )
 
     def _ensure_processed_folder(self, client: IMAPClient) -> None:

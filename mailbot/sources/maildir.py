@@ -47,9 +47,7 @@ class MaildirSource:
             for sub in ("new", "cur", "tmp"):
                 (self.path / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise SourceUnavailable(
-                f"{self.name}: cannot create the Maildir: {exc.strerror}"
-            ) from exc
+            raise SourceUnavailable(f"{self.name}: cannot create the Maildir: {exc.strerror}") from exc
 
     def close(self) -> None:
         pass
@@ -77,7 +75,11 @@ class MaildirSource:
             except OSError as exc:
                 raise SourceUnavailable(f"{self.name}: cannot read {key}: {exc.strerror}") from exc
             yield FetchedMail(
-                mailbox=self.name, uidvalidity=0, key=key, raw=raw, internal_date=delivery_time(key),
+                mailbox=self.name,
+                uidvalidity=0,
+                key=key,
+                raw=raw,
+                internal_date=delivery_time(key),
                 ledger_key=f"{key[:_NAME_ROOM]}#{hashlib.sha256(raw).hexdigest()}",
             )
 
@@ -97,9 +99,7 @@ class MaildirSource:
         except FileNotFoundError:
             log.info("%s: %s was already moved away", self.name, key)
         except OSError as exc:
-            raise SourceUnavailable(
-                f"{self.name}: cannot move {key} to cur/: {exc.strerror}"
-            ) from exc
+            raise SourceUnavailable(f"{self.name}: cannot move {key} to cur/: {exc.strerror}") from exc
 
     def wait_for_news(self, timeout: float, should_stop: Callable[[], bool] = lambda: False) -> bool:
         deadline = time.monotonic() + timeout

@@ -62,8 +62,9 @@ def open_database(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Datab
         if str(path) != ":memory:":
             _make_folder(path.parent)
         pragmas = {**SQLITE_PRAGMAS, "busy_timeout": int(busy_timeout * 1000)}
-        db: Database = _SqliteDatabase(str(path), pragmas=pragmas, check_same_thread=False,
-                                       lock_type="IMMEDIATE")
+        db: Database = _SqliteDatabase(
+            str(path), pragmas=pragmas, check_same_thread=False, lock_type="IMMEDIATE"
+        )
     else:
         try:
             db = connect(url)
@@ -123,8 +124,10 @@ def hold_daemon_lock(url: str) -> BinaryIO | None:
         holder = handle.read(20).decode("ascii", "replace").strip()
         handle.close()
         pid = f" (pid {holder})" if holder.isdigit() else ""
-        raise AlreadyRunning(f"another mailbot daemon{pid} already runs on the database {path} "
-                             f"(it holds {lock_path}): one daemon per SQLite database") from None
+        raise AlreadyRunning(
+            f"another mailbot daemon{pid} already runs on the database {path} "
+            f"(it holds {lock_path}): one daemon per SQLite database"
+        ) from None
     handle.truncate(0)
     handle.write(f"{os.getpid()}\n".encode())
     handle.flush()
@@ -140,12 +143,15 @@ def explain(exc: Exception, url: str) -> DatabaseUnavailable:
         return DatabaseUnavailable(f"database unavailable: {text}")
     lowered = text.lower()
     if "not a database" in lowered or "malformed" in lowered:
-        return DatabaseUnavailable(f"database unavailable: {path} is damaged ({text}); restore it from a "
-                                   "backup (mailbot has not written to it)")
+        return DatabaseUnavailable(
+            f"database unavailable: {path} is damaged ({text}); restore it from a "
+            "backup (mailbot has not written to it)"
+        )
     if "full" in lowered or ("disk i/o error" in lowered and _no_room_beside(path)):
         # A full disk shows as an I/O error where SQLite could not grow its -shm file.
-        return DatabaseUnavailable(f"database unavailable: no space left on the disk for {path} ({text}); "
-                                   "make room and try again")
+        return DatabaseUnavailable(
+            f"database unavailable: no space left on the disk for {path} ({text}); make room and try again"
+        )
     if "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
         stuck = read_only_files(path)
         what = f"; {', '.join(map(str, stuck))} cannot be written" if stuck else ""

@@ -35,13 +35,21 @@ def _add_outbox_drafts_and_claims(db: Database) -> None:
     have = {column.name for column in db.get_columns(Outbox._meta.table_name)}
     migrator = SchemaMigrator.from_database(db)
     fields = (Outbox.language, Outbox.context, Outbox.headers, Outbox.claimed_by, Outbox.claimed_until)
-    apply_operations(*(migrator.add_column(Outbox._meta.table_name, field.column_name, field)
-                       for field in fields if field.column_name not in have))
+    apply_operations(
+        *(
+            migrator.add_column(Outbox._meta.table_name, field.column_name, field)
+            for field in fields
+            if field.column_name not in have
+        )
+    )
 
 
 # version -> step that brings the database from version-1 to version.
 STEPS: dict[int, Callable[[Database], None]] = {
-    1: _create_initial, 2: _add_credit_and_notices, 3: _add_outbox_drafts_and_claims}
+    1: _create_initial,
+    2: _add_credit_and_notices,
+    3: _add_outbox_drafts_and_claims,
+}
 LATEST = max(STEPS)
 
 
@@ -80,4 +88,3 @@ def schema_sql(db: Database) -> str:
     header += "`mailbot db schema`;\n"
     header += "-- a test fails when the two differ. Change the models and add a migration, then regenerate.\n"
     return header + "\n".join(statements) + "\n"
-

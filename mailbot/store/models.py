@@ -21,9 +21,7 @@ from peewee import (
     Model,
     TextField,
 )
-from peewee import (
-    DateTimeField as _PlainDateTimeField,
-)
+from peewee import DateTimeField as _PlainDateTimeField
 
 from mailbot.store import statements
 
@@ -303,9 +301,7 @@ class CreditEntry(BaseModel):
 
     kind = CharField()  # add, time, expire
     account = ForeignKeyField(Account, null=True, backref="credit_entries", on_delete="CASCADE")
-    organisation = ForeignKeyField(
-        Organisation, null=True, backref="credit_entries", on_delete="CASCADE"
-    )
+    organisation = ForeignKeyField(Organisation, null=True, backref="credit_entries", on_delete="CASCADE")
     ticket = ForeignKeyField(Ticket, null=True, backref="credit_entries", on_delete="SET NULL")
     spent = IntegerField(default=0)  # time entries: minutes recorded, in started 15-minute blocks
     minutes = IntegerField(default=0)  # change of the balance: + added, - taken or forfeited

@@ -44,8 +44,12 @@ def _collect(node: Any, model: type[Model], terms: list[tuple[Field, Any]]) -> b
         return _collect(node.lhs, model, terms) and _collect(node.rhs, model, terms)
     field = node.lhs
     value = node.rhs  # a plain value, or a row of the model a foreign key points to
-    if node.op != OP.EQ or not isinstance(field, Field) or value is None \
-            or (isinstance(value, Node) and not isinstance(value, Model)):
+    if (
+        node.op != OP.EQ
+        or not isinstance(field, Field)
+        or value is None
+        or (isinstance(value, Node) and not isinstance(value, Model))
+    ):
         return False
     if field.model is not model or model._meta.fields.get(field.name) is not field:
         return False  # an alias, or a field of another model
@@ -87,13 +91,22 @@ def claim_row(model: type[Model], key: int, holder: str, until: datetime, now: d
     meta = model._meta
     f = meta.fields
     if not prepared(model):
-        query = model.update({f["claimed_by"]: holder, f["claimed_until"]: until,
-                              f["attempts"]: f["attempts"] + 1}).where(
-            (meta.primary_key == key) & (f["status"] == "pending") & (f["next_attempt_at"] <= now)
-            & (f["claimed_until"].is_null() | (f["claimed_until"] < now)))
+        query = model.update(
+            {f["claimed_by"]: holder, f["claimed_until"]: until, f["attempts"]: f["attempts"] + 1}
+        ).where(
+            (meta.primary_key == key)
+            & (f["status"] == "pending")
+            & (f["next_attempt_at"] <= now)
+            & (f["claimed_until"].is_null() | (f["claimed_until"] < now))
+        )
         return bool(query.execute())
-    params = [holder, f["claimed_until"].db_value(until), meta.primary_key.db_value(key),
-              f["next_attempt_at"].db_value(now), f["claimed_until"].db_value(now)]
+    params = [
+        holder,
+        f["claimed_until"].db_value(until),
+        meta.primary_key.db_value(key),
+        f["next_attempt_at"].db_value(now),
+        f["claimed_until"].db_value(now),
+    ]
     return bool(meta.database.execute_sql(_claim_sql(model), params).rowcount)
 
 
@@ -132,9 +145,11 @@ def _count_sql(model: type[Model], fields: tuple[Field, ...], later: Field) -> s
 @lru_cache(maxsize=16)
 def _claim_sql(model: type[Model]) -> str:
     table, key = _quoted(model._meta.table_name), _quoted(model._meta.primary_key.column_name)
-    return (f'UPDATE {table} SET "claimed_by" = ?, "claimed_until" = ?, "attempts" = "attempts" + 1 '
-            f"""WHERE {key} = ? AND "status" = 'pending' AND "next_attempt_at" <= ? """
-            'AND ("claimed_until" IS NULL OR "claimed_until" < ?)')
+    return (
+        f'UPDATE {table} SET "claimed_by" = ?, "claimed_until" = ?, "attempts" = "attempts" + 1 '
+        f"""WHERE {key} = ? AND "status" = 'pending' AND "next_attempt_at" <= ? """
+        'AND ("claimed_until" IS NULL OR "claimed_until" < ?)'
+    )
 
 
 @lru_cache(maxsize=256)

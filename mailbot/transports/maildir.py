@@ -43,8 +43,7 @@ class MaildirTransport:
             out.flush()
             os.fsync(out.fileno())
         os.rename(tmp, self.path / "new" / unique)
-        log.info("wrote mail from %s to %d recipient(s) into %s", sender, len(recipients),
-                 self.name)
+        log.info("wrote mail from %s to %d recipient(s) into %s", sender, len(recipients), self.name)
         return Delivery(accepted=tuple(recipients), refused={})
 
     def check(self) -> None:

@@ -101,7 +101,8 @@ class SmtpTransport:
         try:
             if target.implicit_tls:
                 conn: smtplib.SMTP = smtplib.SMTP_SSL(
-                    target.host, target.port, timeout=self._timeout, context=self._ssl_context)
+                    target.host, target.port, timeout=self._timeout, context=self._ssl_context
+                )
             else:
                 conn = smtplib.SMTP(target.host, target.port, timeout=self._timeout)
             try:
@@ -186,13 +187,14 @@ class SmtpTransport:
             raise
         log.info(
             "sent from %s to %d recipient(s) via %s (%d refused)",
-            sender, len(delivery.accepted), self.name, len(delivery.refused),
+            sender,
+            len(delivery.accepted),
+            self.name,
+            len(delivery.refused),
         )
         return delivery
 
-    def _transaction(
-        self, conn: smtplib.SMTP, sender: str, recipients: list[str], data: bytes
-    ) -> Delivery:
+    def _transaction(self, conn: smtplib.SMTP, sender: str, recipients: list[str], data: bytes) -> Delivery:
         options = self._mail_options(conn, sender, recipients, data)
         code, message = conn.mail(sender, options)
         self._check(code, message, f"MAIL FROM:<{sender}>")
@@ -241,9 +243,7 @@ class SmtpTransport:
             raise PermanentError(f"{self.name}: {command} refused: {reply}")
         raise TransientError(f"{self.name}: {command} deferred: {reply}")
 
-    def _mail_options(
-        self, conn: smtplib.SMTP, sender: str, recipients: list[str], data: bytes
-    ) -> list[str]:
+    def _mail_options(self, conn: smtplib.SMTP, sender: str, recipients: list[str], data: bytes) -> list[str]:
         options = []
         if conn.has_extn("size"):
             options.append(f"SIZE={len(data)}")
@@ -251,8 +251,7 @@ class SmtpTransport:
             options.append("BODY=8BITMIME")
         if not all(address.isascii() for address in [sender, *recipients]):
             if not conn.has_extn("smtputf8"):
-                raise PermanentError(
-                    f"{self.name}: an address is not ASCII and the server has no SMTPUTF8")
+                raise PermanentError(f"{self.name}: an address is not ASCII and the server has no SMTPUTF8")
             options.append("SMTPUTF8")
         return options
 

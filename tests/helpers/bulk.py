@@ -21,13 +21,14 @@ from tests.helpers.servers import Dovecot
 from tests.helpers.site import Site
 
 
-def append_many(dovecot: Dovecot, user: str, raws: Iterable[bytes], *, arrived: datetime | None = None,
-                batch: int = 250) -> int:
+def append_many(
+    dovecot: Dovecot, user: str, raws: Iterable[bytes], *, arrived: datetime | None = None, batch: int = 250
+) -> int:
     """APPEND `raws` to the user's INBOX, `batch` mails per command; returns how many."""
     items = [{"msg": raw, "date": arrived} if arrived else {"msg": raw} for raw in raws]
     with dovecot.client(user) as imap:
         for start in range(0, len(items), batch):
-            imap.multiappend("INBOX", items[start:start + batch])
+            imap.multiappend("INBOX", items[start : start + batch])
     return len(items)
 
 

@@ -26,21 +26,39 @@ from mailbot.store.models import Account, Outbox, Ticket
 
 PRODUCTS = {
     # The generic support service: 9:00-18:00 on weekdays, 4/24/48/72 h, answer within an hour.
-    "GEN": {"ADDRESS": "support@generic.test", "NAME": "Generic Support", "TIMEZONE": "UTC",
-            "HOURS": "mon-fri 09:00-18:00", "ESCALATION_ADDRESS": "second-line@generic.test"},
+    "GEN": {
+        "ADDRESS": "support@generic.test",
+        "NAME": "Generic Support",
+        "TIMEZONE": "UTC",
+        "HOURS": "mon-fri 09:00-18:00",
+        "ESCALATION_ADDRESS": "second-line@generic.test",
+    },
     # Produsoft: office hours with a lunch break, Brussels time.
-    "VISI": {"ADDRESS": "visi.support@produsoft.test", "NAME": "VISI Support",
-             "TIMEZONE": "Europe/Brussels",
-             "HOURS": "mon-thu 08:30-12:30,13:00-17:00; fri 08:30-12:30,13:00-16:00"},
+    "VISI": {
+        "ADDRESS": "visi.support@produsoft.test",
+        "NAME": "VISI Support",
+        "TIMEZONE": "Europe/Brussels",
+        "HOURS": "mon-thu 08:30-12:30,13:00-17:00; fri 08:30-12:30,13:00-16:00",
+    },
     # BAS-IP: 06:00-22:00 GMT on weekdays, first response in 5 minutes, resolution in 5 hours,
     # escalation to the developers.
-    "BASIP": {"ADDRESS": "support@bas-ip.test", "NAME": "BAS-IP Support", "TIMEZONE": "UTC",
-              "HOURS": "mon-fri 06:00-22:00", "FIRST_RESPONSE": "5m",
-              "SLA": "critical=5h,high=5h,medium=5h,low=5h",
-              "ESCALATION_ADDRESS": "developers@bas-ip.test"},
+    "BASIP": {
+        "ADDRESS": "support@bas-ip.test",
+        "NAME": "BAS-IP Support",
+        "TIMEZONE": "UTC",
+        "HOURS": "mon-fri 06:00-22:00",
+        "FIRST_RESPONSE": "5m",
+        "SLA": "critical=5h,high=5h,medium=5h,low=5h",
+        "ESCALATION_ADDRESS": "developers@bas-ip.test",
+    },
     # Alias: prepaid support packages, 9:00-17:00 Paris time.
-    "ALIAS": {"ADDRESS": "support@alias.test", "NAME": "Alias Support",
-              "TIMEZONE": "Europe/Paris", "HOURS": "mon-fri 09:00-17:00", "CREDIT_LOW": "60"},
+    "ALIAS": {
+        "ADDRESS": "support@alias.test",
+        "NAME": "Alias Support",
+        "TIMEZONE": "Europe/Paris",
+        "HOURS": "mon-fri 09:00-17:00",
+        "CREDIT_LOW": "60",
+    },
 }
 
 
@@ -69,8 +87,11 @@ class Clock:
 def make_settings(data_dir: Path, **overrides: str) -> Settings:
     """Settings for the four seed products; overrides are MAILBOT_PRODUCT_<KEY>_<NAME> keys
     without the MAILBOT_PRODUCT_ prefix, e.g. GEN_REMINDER_DAYS="2"."""
-    env = {"MAILBOT_DATA_DIR": str(data_dir), "MAILBOT_MAIL_DOMAIN": "mailbot.test",
-           "MAILBOT_PRODUCTS": ",".join(PRODUCTS)}
+    env = {
+        "MAILBOT_DATA_DIR": str(data_dir),
+        "MAILBOT_MAIL_DOMAIN": "mailbot.test",
+        "MAILBOT_PRODUCTS": ",".join(PRODUCTS),
+    }
     for key, values in PRODUCTS.items():
         env.update({f"MAILBOT_PRODUCT_{key}_{name}": value for name, value in values.items()})
     env.update({f"MAILBOT_PRODUCT_{name}": value for name, value in overrides.items()})
@@ -94,25 +115,32 @@ def person(email_address: str, product: str, role: str = "customer", **fields: s
     return account
 
 
-def open_ticket(desk: Desk, product_key: str, requester: Account, created: datetime,
-                priority: str = "medium", subject: str = "Something is wrong") -> Ticket:
+def open_ticket(
+    desk: Desk,
+    product_key: str,
+    requester: Account,
+    created: datetime,
+    priority: str = "medium",
+    subject: str = "Something is wrong",
+) -> Ticket:
     """A ticket opened at `created`, with its deadlines, as the ticket domain does it."""
     product = desk.settings.product(product_key)
-    ticket = tickets.open_ticket(product.key, product.prefix, requester, subject, created,
-                                 priority=priority)
+    ticket = tickets.open_ticket(product.key, product.prefix, requester, subject, created, priority=priority)
     refresh_deadlines(ticket, product, created)
     return ticket
 
 
-def answer(desk: Desk, ticket: Ticket, moment: datetime, status: str = "open",
-           engineer: str = "erin@desk.test") -> None:
+def answer(
+    desk: Desk, ticket: Ticket, moment: datetime, status: str = "open", engineer: str = "erin@desk.test"
+) -> None:
     """An engineer answers at `moment` (the first response) and sets `status`."""
     tickets.mark_first_response(ticket, moment)
     change_status(desk, ticket, status, moment, engineer)
 
 
-def change_status(desk: Desk, ticket: Ticket, status: str, moment: datetime,
-                  actor: str = "erin@desk.test") -> None:
+def change_status(
+    desk: Desk, ticket: Ticket, status: str, moment: datetime, actor: str = "erin@desk.test"
+) -> None:
     tickets.set_status(ticket, status, actor, moment)
     refresh_deadlines(ticket, desk.settings.product(ticket.product), moment)
 
@@ -139,7 +167,14 @@ def outbox(template: str | None = None) -> list[Sent]:
     if template is not None:
         query = query.where(Outbox.template == template)
     renderer = Renderer(TEMPLATE_DIR)
-    return [Sent(row.template, row.recipient,
-                 email.message_from_bytes(drafts.write_mail(renderer, row)[1] if drafts.is_draft(row)
-                                          else bytes(row.data), policy=email.policy.default))
-            for row in query]
+    return [
+        Sent(
+            row.template,
+            row.recipient,
+            email.message_from_bytes(
+                drafts.write_mail(renderer, row)[1] if drafts.is_draft(row) else bytes(row.data),
+                policy=email.policy.default,
+            ),
+        )
+        for row in query
+    ]

@@ -47,11 +47,16 @@ def writable_again(*paths: Path) -> Iterator[None]:
 def small_disk(path: Path, size: str = "2m") -> Iterator[Path]:
     """A tmpfs of SIZE mounted at PATH (made here), unmounted at the end."""
     path.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip()}); the full database is "
-                    "still tested with SQLite's max_page_count in test_faults_database.py")
+        pytest.skip(
+            f"cannot mount a small tmpfs here ({mounted.stderr.strip()}); the full database is "
+            "still tested with SQLite's max_page_count in test_faults_database.py"
+        )
     try:
         yield path
     finally:

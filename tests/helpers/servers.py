@@ -220,10 +220,16 @@ class Dovecot:
             capability_line = "imap_capability = " + " ".join(self.capabilities)
         (self.workdir / "dovecot.conf").write_text(
             _DOVECOT_CONF.format(
-                workdir=self.workdir, host=HOST, user=self.account.name,
-                group=self.account.group, uid=self.account.uid, gid=self.account.gid,
-                ssl="yes" if self.tls else "no", capability_line=capability_line,
-                imap_port=self.imap_port, imaps_port=self.imaps_port,
+                workdir=self.workdir,
+                host=HOST,
+                user=self.account.name,
+                group=self.account.group,
+                uid=self.account.uid,
+                gid=self.account.gid,
+                ssl="yes" if self.tls else "no",
+                capability_line=capability_line,
+                imap_port=self.imap_port,
+                imaps_port=self.imaps_port,
             )
         )
         self._hand_over(self.workdir)

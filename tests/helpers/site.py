@@ -77,8 +77,11 @@ class Site:
 def make_site(root: Path, products: dict[str, dict[str, str]], **settings: str) -> Site:
     """A site with PRODUCTS (key -> per-product settings without the prefix) and global
     SETTINGS (MAILBOT_ keys without the prefix, e.g. SMTP_URL)."""
-    env = {"MAILBOT_DATA_DIR": str(root / "data"), "MAILBOT_MAIL_DOMAIN": "mailbot.test",
-           "MAILBOT_PRODUCTS": ",".join(products)}
+    env = {
+        "MAILBOT_DATA_DIR": str(root / "data"),
+        "MAILBOT_MAIL_DOMAIN": "mailbot.test",
+        "MAILBOT_PRODUCTS": ",".join(products),
+    }
     for key, values in products.items():
         for name, value in values.items():
             env[f"MAILBOT_PRODUCT_{key}_{name.upper()}"] = value

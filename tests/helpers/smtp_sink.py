@@ -182,7 +182,9 @@ class SmtpSink:
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
         ok = isinstance(auth_data, LoginPassword) and self.auth == (
-            auth_data.login.decode(), auth_data.password.decode())
+            auth_data.login.decode(),
+            auth_data.password.decode(),
+        )
         # handled=False: let aiosmtpd answer 535 itself (its default is to send nothing).
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
@@ -201,8 +203,7 @@ class SmtpSink:
         elif self.tls == "implicit":
             kwargs["ssl_context"] = self._server_context()
         # A fresh controller each time: a stopped one has closed its event loop.
-        controller = _TrackingController(
-            self._handler, hostname=HOST, port=self.port, **kwargs)
+        controller = _TrackingController(self._handler, hostname=HOST, port=self.port, **kwargs)
         controller.start()
         self._controller = controller
 
@@ -238,8 +239,7 @@ class SmtpSink:
         return f"{scheme}://{auth}{HOST}:{self.port}{query}"
 
     def fail_next(
-        self, code: int, text: str, stage: str = "mail",
-        recipient: str | None = None, times: int = 1,
+        self, code: int, text: str, stage: str = "mail", recipient: str | None = None, times: int = 1
     ) -> None:
         """Answer the next `times` MAIL / RCPT (to `recipient`, or any) / end of DATA with
         `code text` instead of accepting."""
