@@ -12,6 +12,13 @@ source scripts/setup-venv.sh
 
 source scripts/ensure-dovecot.sh
 
+# Lint and format first: a finding fails the run before the servers start.
+.venv/bin/ruff check mailbot tests bench
+.venv/bin/ruff format --check --quiet mailbot tests bench || {
+  echo "test.sh: files above need 'ruff format mailbot tests bench'" >&2
+  exit 1
+}
+
 status=0
 .venv/bin/python -m pytest "$@" </dev/null || status=$?
 if [ "$status" -eq 5 ]; then
