@@ -38,7 +38,7 @@ GLOBAL_KEYS: dict[str, str] = {
     "MAILBOT_MAX_MESSAGE_SIZE": "25M",
     "MAILBOT_OUTBOX_GIVE_UP": "48h",
     "MAILBOT_ALERT_ADDRESS": "",
-    # Loop and flood limits (mailbot.caps): see config.example.env for where the defaults come from.
+    # Loop and flood limits (mailbot.desk.caps): see config.example.env for where the defaults come from.
     "MAILBOT_ACK_LIMIT": "3",
     "MAILBOT_AUTOMATIC_LIMIT": "40",
     "MAILBOT_FLOOD_LIMIT": "20",
@@ -90,7 +90,7 @@ class ProductSettings:
     calendar: Calendar
     sla: Mapping[str, timedelta]
     first_response: timedelta
-    # The scheduler's promises (mailbot.jobs) and the credit warning (mailbot.credit). Defaults
+    # The scheduler's promises (mailbot.desk.jobs) and the credit warning (mailbot.desk.credit). Defaults
     # here too, so code that builds a ProductSettings by hand keeps working.
     sla_warning: float = 0.8
     reminder_days: int = 3
@@ -287,7 +287,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     return Settings(
         products=products,
         data_dir=data_dir,
-        database_url=read.get("MAILBOT_DATABASE_URL") or f"sqlite:///{data_dir}/mailbot.db",
+        database_url=read.get("MAILBOT_DATABASE_URL") or f"sqlite:///{data_dir}/mailbot.store.db",
         smtp_url=read.get("MAILBOT_SMTP_URL"),
         mail_domain=domain.lower(),
         ca_file=Path(ca_file) if ca_file else None,

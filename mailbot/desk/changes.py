@@ -1,6 +1,6 @@
 """Changes to a ticket that people are told about: status, priority, assignee and category.
 
-Shared by engineers' and customers' mail commands (`mailbot.replies`) and the admin's
+Shared by engineers' and customers' mail commands (`mailbot.desk.replies`) and the admin's
 `mailbot ticket set`, so that a change made either way records the same event, recomputes the
 same deadlines and sends the same mails. Runs inside the caller's transaction.
 """

@@ -9,8 +9,8 @@ in its own transaction, holding its outbox rows, its history event and its notic
 fails is logged and the job goes on with the next.
 
 `register_jobs` adds the jobs to the daemon's APScheduler scheduler; `run_due_jobs` runs them
-once (`poll --once`). Who receives which mail, and in which words, is `mailbot.notify`'s and the
-templates' business; the SLA arithmetic is `mailbot.deadlines`'.
+once (`poll --once`). Who receives which mail, and in which words, is `mailbot.outgoing.notify`'s and the
+templates' business; the SLA arithmetic is `mailbot.sla.deadlines`'.
 """
 
 from __future__ import annotations

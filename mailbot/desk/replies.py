@@ -3,7 +3,7 @@ at its top: all of them apply together, or none does and the sender is told what
 
 An engineer's mail acts on the ticket only when it is verified: where the site names its mail
 server's authserv-id (MAILBOT_TRUSTED_AUTHSERV_ID), that server's own Authentication-Results must
-show the sender passed (`mailbot.authresults`). Otherwise the mail is kept as an internal note,
+show the sender passed (`mailbot.inbound.authresults`). Otherwise the mail is kept as an internal note,
 nothing is applied or relayed to the customer, and the engineer is told. Customers' mail is
 never asked for this: what a customer may do is harmless to the ticket's other readers.
 
@@ -104,7 +104,7 @@ def _refused_replies(email: str, now: datetime) -> int:
 
 def staff_mail_verdict(desk: Desk, mail: Mail) -> str:
     """FAIL for a sender read with a note (several mailboxes, a repaired or borrowed address:
-    `mailbot.senders`); else PASS where the site checks nothing, else what our own server's
+    `mailbot.inbound.senders`); else PASS where the site checks nothing, else what our own server's
     Authentication-Results say about the From domain: PASS, FAIL, or MISSING (our server's
     header is not there)."""
     if mail.msg.sender_note:

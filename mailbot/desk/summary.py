@@ -2,12 +2,12 @@
 they travel together.
 
 An engineer's mail with text, `#status` and `#priority` is one answer to the customer: the text,
-every change it made and the ticket as it is after them. `mailbot.replies` makes the changes
-through `mailbot.changes` without mail (`tell=[]`), notes each here (`Made`), and then queues one
+every change it made and the ticket as it is after them. `mailbot.desk.replies` makes the changes
+through `mailbot.desk.changes` without mail (`tell=[]`), notes each here (`Made`), and then queues one
 mail: the reply (its template lists `changes`), or, for commands without text, `tell_changes`.
 
-It leaves the changes themselves and their events to `mailbot.changes` and `mailbot.tickets`,
-and who is who to `mailbot.replies`.
+It leaves the changes themselves and their events to `mailbot.desk.changes` and `mailbot.desk.tickets`,
+and who is who to `mailbot.desk.replies`.
 """
 
 from __future__ import annotations

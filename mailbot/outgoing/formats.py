@@ -3,8 +3,8 @@ writes them (Babel, from the Unicode CLDR data), and the desk's name as it signs
 
 Pure functions of plain values. The outbox keeps a moment in its machine form (ISO 8601 with the
 offset) in a mail's context; the templates turn it into words when the mail is rendered, through
-the `datetime` and `date` filters that `mailbot.render` registers. The desk's name is used both
-there (the signature) and by `mailbot.notify` (the From header), so that both say the same.
+the `datetime` and `date` filters that `mailbot.outgoing.render` registers. The desk's name is used both
+there (the signature) and by `mailbot.outgoing.notify` (the From header), so that both say the same.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Turning a ticket change into outgoing mail: who gets which template, in which language, with
 which headers. Each mail becomes one outbox row per recipient, written in the caller's
-transaction, holding what to say (`mailbot.drafts`); `mailbot.outbox` renders and delivers them
-later, so a broken template never undoes the change that caused the mail.
+transaction, holding what to say (`mailbot.outgoing.drafts`); `mailbot.outgoing.outbox` renders
+and delivers them later, so a broken template never undoes the change that caused the mail.
 
 Rules that keep mailbot from ever starting a loop live here too: no automatic mail to our own
 addresses, to no-reply style senders, to addresses that bounced, or past the daily limit of
-automatic mail per address (`mailbot.caps`); and no mail at all from a quiet desk (mail older than
+automatic mail per address (`mailbot.desk.caps`); and no mail at all from a quiet desk (mail older than
 the cut-over).
 """
 
@@ -152,7 +152,7 @@ def _queue_one(
     parent_id: str,
     now: datetime,
 ) -> Outbox:
-    """One outbox row holding what to say; it is rendered when it is sent (`mailbot.drafts`)."""
+    """One outbox row holding what to say; it is rendered when it is sent (`mailbot.outgoing.drafts`)."""
     settings = desk.settings
     full = dict(context)
     full.update(
@@ -196,7 +196,7 @@ def _queue_one(
     )
     if ticket is not None and recipient.role in CUSTOMER_ROLES and template not in OFF_THE_RECORD:
         # Its place in the conversation is now; subject and text are filled in when the mail is
-        # rendered (`mailbot.outbox`).
+        # rendered (`mailbot.outgoing.outbox`).
         Message.create(
             ticket=ticket,
             direction="out",

@@ -8,7 +8,7 @@ has a timeout. Connection trouble becomes `SourceUnavailable` (the caller reconn
 backoff), other server refusals `TransientError`; messages name the mailbox, never its password.
 
 What this module leaves to others: remembering the cursor (the poller), deduplication and the
-database (ingest), parsing (mailbot.message), retry timing (the scheduler).
+database (ingest), parsing (mailbot.inbound.message), retry timing (the scheduler).
 """
 
 from __future__ import annotations
