@@ -287,7 +287,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     return Settings(
         products=products,
         data_dir=data_dir,
-        database_url=read.get("MAILBOT_DATABASE_URL") or f"sqlite:///{data_dir}/mailbot.store.db",
+        database_url=read.get("MAILBOT_DATABASE_URL") or f"sqlite:///{data_dir}/mailbot.db",
         smtp_url=read.get("MAILBOT_SMTP_URL"),
         mail_domain=domain.lower(),
         ca_file=Path(ca_file) if ca_file else None,
