@@ -198,6 +198,7 @@ class Delivered:
 
     recipients: tuple[str, ...]
     message: EmailMessage
+    template: str  # the outbox row's template: ticket_opened, reply, status_changed ...
 
     @property
     def subject(self) -> str:
@@ -248,9 +249,16 @@ class MailDesk:
 
     @property
     def delivered(self) -> list[Delivered]:
+        parsed = [email.message_from_bytes(m.data, policy=email.policy.default) for m in self.transport.sent]
+        templates = {
+            row.message_id: row.template
+            for row in Outbox.select(Outbox.message_id, Outbox.template).where(
+                Outbox.message_id.in_([str(p["Message-ID"]).strip("<>") for p in parsed])
+            )
+        }
         return [
-            Delivered(m.recipients, email.message_from_bytes(m.data, policy=email.policy.default))
-            for m in self.transport.sent
+            Delivered(m.recipients, p, templates.get(str(p["Message-ID"]).strip("<>"), ""))
+            for m, p in zip(self.transport.sent, parsed, strict=True)
         ]
 
     def inbox(self, address: str) -> list[Delivered]:
