@@ -22,6 +22,7 @@ def poll_again(desk: MailDesk) -> dict[str, int]:
 def test_a_poll_acknowledges_what_it_handled_and_the_next_finds_nothing(desk: MailDesk):
     open_ticket(desk)
     assert desk.sources["GEN"].unacknowledged == []
+    assert desk.sources["GEN"].wait_for_news(0) is False
     assert poll_again(desk) == {}
     assert Ticket.select().count() == 1
 
