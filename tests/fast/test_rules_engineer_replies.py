@@ -3,6 +3,7 @@ gets one mail carrying the text, every change and the status after them."""
 
 from __future__ import annotations
 
+from mailbot.store.models import Ticket
 from tests.fast.people import CARLA, CHRIS, EDDIE, ERIN, open_ticket
 from tests.helpers.desks import MailDesk
 
@@ -115,6 +116,4 @@ def test_an_engineer_may_answer_a_closed_ticket_without_opening_a_new_one(desk: 
     desk.reply(ERIN, "GEN", new, "One more thing: the toner is on its way.")
     assert desk.ticket("GEN-1").status == "closed"
     assert desk.sources["GEN"].unacknowledged == []
-    from mailbot.store.models import Ticket
-
     assert Ticket.select().count() == 1
