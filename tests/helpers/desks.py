@@ -1,6 +1,7 @@
 """A desk for one test, without mail servers: the seeds' products and calendars, a database in
 the test's folder, a clock the test moves by hand, and the outbox read back as parsed mail.
-Used by the service-level tests (deadlines, jobs, credit, report)."""
+Used by the service-level tests (deadlines, jobs, credit, report). `MailDesk` adds mail in and
+out through the honest twins (a memory mailbox, a recording transport): the fast tier, tests/fast."""
 
 from __future__ import annotations
 
@@ -12,17 +13,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from mailbot.config import Settings, load_settings
 from mailbot.context import TEMPLATE_DIR, Desk, make_desk
 from mailbot.desk import accounts, tickets
 from mailbot.outgoing import drafts
+from mailbot.outgoing.outbox import drain_outbox
 from mailbot.outgoing.render import Renderer
+from mailbot.service.poller import PassReport, poll_mailbox
 from mailbot.sla.deadlines import refresh_deadlines
+from mailbot.sources.memory import MemorySource
 from mailbot.store.db import close_database, open_database
 from mailbot.store.migrations import migrate
 from mailbot.store.models import Account, Outbox, Ticket
+from mailbot.transports.recording import RecordingTransport
+from tests.helpers.mails import quote, write_mail
 
 PRODUCTS = {
     # The generic support service: 9:00-18:00 on weekdays, 4/24/48/72 h, answer within an hour.
@@ -178,3 +185,120 @@ def outbox(template: str | None = None) -> list[Sent]:
         )
         for row in query
     ]
+
+
+# -- a whole desk in one process: mail in through memory, mail out recorded ---------------------
+
+CUTOVER = "2000-01-01T00:00:00+00:00"  # every mail of a test is live mail, whatever the clock says
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """One mail the transport was given, parsed, with its envelope."""
+
+    recipients: tuple[str, ...]
+    message: EmailMessage
+    template: str  # the outbox row's template: ticket_opened, reply, status_changed ...
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+    @property
+    def text(self) -> str:
+        return self.message.get_body(("plain",)).get_content()
+
+
+class MailDesk:
+    """The seed products' desk wired as the daemon wires it (source -> poll -> ingest -> outbox ->
+    transport), with a `MemorySource` per product, a `RecordingTransport` and the test's clock.
+    `send` is a person's mail client: the mail arrives, one poll and one outbox round run."""
+
+    def __init__(self, desk: Desk, clock: Clock):
+        self.desk, self.clock = desk, clock
+        self.transport = RecordingTransport()
+        self.sources = {p.key: MemorySource(f"memory://{p.key}") for p in desk.settings.products}
+
+    def address(self, product: str) -> str:
+        return self.desk.settings.product(product).address
+
+    def send(self, sender: str, product: str, subject: str, body: str, **fields: Any) -> PassReport:
+        """`sender` writes to `product`'s address (write_mail's keywords: cc, in_reply_to, headers...)."""
+        return self.deliver(product, write_mail(sender, self.address(product), subject, body, **fields))
+
+    def deliver(self, product: str, raw: bytes) -> PassReport:
+        """Raw bytes into `product`'s mailbox, then a poll and an outbox round."""
+        self.sources[product].deliver(raw, self.clock())
+        report = poll_mailbox(self.desk, self.desk.settings.product(product), self.sources[product])
+        self.drain()
+        return report
+
+    def drain(self) -> None:
+        drain_outbox(self.desk, self.transport)
+
+    def reply(self, sender: str, product: str, to: Delivered, body: str, **fields: Any) -> PassReport:
+        """Answer `to` from a mail client: Re: its subject, In-Reply-To, its text quoted below."""
+        return self.send(
+            sender,
+            product,
+            f"Re: {to.subject}",
+            f"{body}\n\n{quote(to.text)}",
+            in_reply_to=str(to.message["Message-ID"]),
+            **fields,
+        )
+
+    @property
+    def delivered(self) -> list[Delivered]:
+        parsed = [email.message_from_bytes(m.data, policy=email.policy.default) for m in self.transport.sent]
+        templates = {
+            row.message_id: row.template
+            for row in Outbox.select(Outbox.message_id, Outbox.template).where(
+                Outbox.message_id.in_([str(p["Message-ID"]).strip("<>") for p in parsed])
+            )
+        }
+        return [
+            Delivered(m.recipients, p, templates.get(str(p["Message-ID"]).strip("<>"), ""))
+            for m, p in zip(self.transport.sent, parsed, strict=True)
+        ]
+
+    def inbox(self, address: str) -> list[Delivered]:
+        """The mails that reached `address`, oldest first."""
+        return [m for m in self.delivered if address.lower() in (r.lower() for r in m.recipients)]
+
+    def last_to(self, address: str) -> Delivered:
+        mails = self.inbox(address)
+        assert mails, (
+            f"no mail reached {address}; sent: {[(m.recipients, m.subject) for m in self.delivered]}"
+        )
+        return mails[-1]
+
+    def clear(self) -> None:
+        self.transport.clear()
+
+    def ticket(self, reference: str) -> Ticket:
+        prefix, _, number = reference.rpartition("-")
+        product = next(p for p in self.desk.settings.products if p.prefix == prefix)
+        found = tickets.find_ticket(product.key, int(number))
+        assert found is not None, f"no ticket {reference}"
+        return found
+
+
+@contextmanager
+def open_mail_desk(root: Path, clock: Clock, **overrides: str) -> Iterator[MailDesk]:
+    """A `MailDesk` on SQLite in memory, files (raw mails, attachments) under `root`.
+    `overrides` are settings without the MAILBOT_ prefix (ACK_LIMIT="1", PRODUCT_GEN_NAME=...)."""
+    env = {
+        "MAILBOT_DATA_DIR": str(root / "data"),
+        "MAILBOT_MAIL_DOMAIN": "mailbot.test",
+        "MAILBOT_PRODUCTS": ",".join(PRODUCTS),
+        "MAILBOT_ACK_CUTOVER": CUTOVER,
+    }
+    for key, values in PRODUCTS.items():
+        env.update({f"MAILBOT_PRODUCT_{key}_{name}": value for name, value in values.items()})
+    env.update({f"MAILBOT_{name}": value for name, value in overrides.items()})
+    db = open_database("sqlite:///:memory:")
+    migrate(db)
+    try:
+        yield MailDesk(make_desk(load_settings(env), clock=clock), clock)
+    finally:
+        close_database()
