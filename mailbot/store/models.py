@@ -23,8 +23,6 @@ from peewee import (
 )
 from peewee import DateTimeField as _PlainDateTimeField
 
-from mailbot.store import statements
-
 
 class _DatabaseProxy(DatabaseProxy):  # type: ignore[misc]
     def savepoint(self):  # type: ignore[no-untyped-def]
@@ -60,61 +58,6 @@ class BaseModel(Model):
     class Meta:
         database = database
         legacy_table_names = False
-
-    # Lookups by key and row saves take `mailbot.store.statements`' prepared SQL; the rest is peewee's.
-
-    @classmethod
-    def get(cls, *query, **filters):  # type: ignore[no-untyped-def]
-        found = cls._by_key(query, filters)
-        if found is False:
-            return super().get(*query, **filters)
-        if found is None:
-            raise cls.DoesNotExist(f"no {cls.__name__} matches")
-        return found
-
-    @classmethod
-    def get_or_none(cls, *query, **filters):  # type: ignore[no-untyped-def]
-        """peewee's own raises DoesNotExist and catches it, and the exception's message builds
-        the SQL a second time: a miss cost twice a hit, and ingest misses on every new mail."""
-        found = cls._by_key(query, filters)
-        if found is not False:
-            return found
-        select = cls.select().where(*query) if query else cls.select()
-        return (select.filter(**filters) if filters else select).first()
-
-    @classmethod
-    def _by_key(cls, query, filters):  # type: ignore[no-untyped-def]
-        """The row for a simple `field == value` lookup, None when there is none, False when the
-        lookup is not that simple."""
-        shape = None if filters or not statements.prepared(cls) else statements.key_filter(cls, query)
-        if shape is None:
-            return False
-        return statements.first_row(cls, *shape)
-
-    def save(self, force_insert: bool = False, only=None) -> int:  # type: ignore[no-untyped-def]
-        if not statements.prepared(type(self)):
-            return super().save(force_insert, only)  # type: ignore[no-any-return]
-        meta = self._meta
-        data = self.__data__.copy()
-        if only is not None:
-            data = self._prune_fields(data, only)
-        self._populate_unsaved_relations(data)
-        key_field, key = meta.primary_key, self._pk
-        if key is not None and not force_insert:
-            data.pop(key_field.name, None)
-            if not data:
-                raise ValueError("no data to save!")
-            rows = statements.update_row(type(self), data, key)
-        else:
-            if meta.auto_increment and key is None:
-                data.pop(key_field.name, None)
-            rowid = statements.insert_row(type(self), data)
-            if meta.auto_increment or key is None:
-                self._pk = rowid
-                self._dirty.discard(key_field.name)
-            rows = 1
-        self._dirty -= set(data)
-        return rows
 
 
 class SchemaVersion(BaseModel):

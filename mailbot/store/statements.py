@@ -1,23 +1,32 @@
-"""The statements every mail runs, with their SQL built once per shape instead of once per call.
+"""The statements every mail runs, by name, with their SQL built once per shape instead of once
+per call; everything else in mailbot uses peewee's public API.
 
 Peewee builds a statement's SQL from its expression tree on every call; for the short, fixed
-statements ingest runs some twenty times a mail (a row by key, a new row, a row saved) that cost
-several times what SQLite spends running them. The SQL here is the same peewee would write: the
+statements ingest runs some twenty times a mail (a ledger or key lookup, a new row, a row saved,
+a count) that cost several times what SQLite spends running them. The hot path (ingest, the desk,
+the outbox) calls the named queries below instead. Their SQL is the same peewee would write: the
 model's columns, `?` parameters, the values converted by the fields' own `db_value` and read back
-with their `python_value`. Anything else (joins, ordering, NULL tests, other operators) is left to
-peewee: `key_filter` returns None and the caller takes peewee's own path. So does every statement
-on a database other than SQLite (`prepared` is False): the SQL here is SQLite's.
+with their `python_value`. On a database other than SQLite (`prepared` is False) each one takes
+its public-API equivalent, which is also what tests/test_statements.py compares it with.
+
+This is the one module that reads peewee internals (`Model.__data__`, `_dirty`, `_meta`): the
+range of peewee versions it is known to work with is pinned in pyproject.toml and checked by
+tests/test_statements.py.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from functools import lru_cache, reduce
-from typing import Any
+from typing import Any, TypeVar
 
-from peewee import OP, Expression, Field, Model, Node, SqliteDatabase
+from peewee import Field, Model, SqliteDatabase
+
+from mailbot.store.models import Account, Grant, Message, Outbox, ProductCounter, Seen, Ticket, Watcher
+
+M = TypeVar("M", bound=Model)
 
 
 def prepared(model: type[Model]) -> bool:
@@ -25,39 +34,108 @@ def prepared(model: type[Model]) -> bool:
     return isinstance(model._meta.database.obj, SqliteDatabase)
 
 
-def key_filter(model: type[Model], query: tuple[Any, ...]) -> tuple[tuple[Field, ...], list[Any]] | None:
-    """The fields and values of `query` when it is a primary key or `field == value` terms joined
-    by AND, all on `model`'s own columns; None for anything else."""
+# The named lookups: each is `Model.get_or_none` of `field == value` terms joined by AND.
+
+
+def seen_at(mailbox: str, uidvalidity: int, uid: str) -> Seen | None:
+    """The ledger row of a mail by its place in a mailbox."""
+    return _first(Seen, {Seen.mailbox: mailbox, Seen.uidvalidity: uidvalidity, Seen.uid: uid})
+
+
+def seen_twin(product: str, sha256: str, message_id: str) -> Seen | None:
+    """The ledger row of the same mail (bytes and Message-ID) taken before in `product`."""
+    return _first(Seen, {Seen.product: product, Seen.sha256: sha256, Seen.message_id: message_id})
+
+
+def account_by_email(email: str) -> Account | None:
+    """The account of an address, already lower-cased."""
+    return _first(Account, {Account.email: email})
+
+
+def grant_of(account: Account, product: str) -> Grant | None:
+    return _first(Grant, {Grant.account: account, Grant.product: product})
+
+
+def counter_of(product: str) -> ProductCounter | None:
+    return _first(ProductCounter, {ProductCounter.product: product})
+
+
+def ticket_by_number(product: str, number: int) -> Ticket | None:
+    return _first(Ticket, {Ticket.product: product, Ticket.number: number})
+
+
+def ticket_by_reference(product: str, reference: str) -> Ticket | None:
+    return _first(Ticket, {Ticket.reference: reference, Ticket.product: product})
+
+
+def watcher_of(ticket: Ticket, account: Account) -> Watcher | None:
+    return _first(Watcher, {Watcher.ticket: ticket, Watcher.account: account})
+
+
+def outbox_by_message_id(message_id: str, product: str | None = None) -> Outbox | None:
+    """The outbox row of a mail we sent, by its Message-ID (and of `product` when given)."""
+    if product is None:
+        return _first(Outbox, {Outbox.message_id: message_id})
+    return _first(Outbox, {Outbox.message_id: message_id, Outbox.product: product})
+
+
+def outgoing_message(message_id: str) -> Message | None:
+    """The conversation's record of a mail we send, by its Message-ID."""
+    return _first(Message, {Message.message_id: message_id, Message.direction: "out"})
+
+
+# The rows written: `Model.create` and `instance.save` with the same arguments.
+
+
+def add(model: type[M], **values: Any) -> M:
+    """`model.create(**values)`: the new row, saved, with its key."""
+    if not prepared(model):
+        return model.create(**values)
+    instance = model(**values)
+    save(instance, force_insert=True)
+    return instance
+
+
+def save(instance: Model, force_insert: bool = False, only: Iterable[Any] | None = None) -> int:
+    """`instance.save(force_insert, only)`: the number of rows written."""
+    model = type(instance)
+    if not prepared(model):
+        return int(instance.save(force_insert=force_insert, only=only))
     meta = model._meta
-    if len(query) == 1 and isinstance(query[0], int) and meta.auto_increment:
-        return (meta.primary_key,), [query[0]]
-    terms: list[tuple[Field, Any]] = []
-    if not all(_collect(term, model, terms) for term in query) or not terms:
-        return None
-    return tuple(field for field, _ in terms), [field.db_value(value) for field, value in terms]
+    data = instance.__data__.copy()
+    if only is not None:
+        data = instance._prune_fields(data, only)
+    instance._populate_unsaved_relations(data)
+    key_field, key = meta.primary_key, instance._pk
+    if key is not None and not force_insert:
+        data.pop(key_field.name, None)
+        if not data:
+            raise ValueError("no data to save!")
+        rows = update_row(model, data, key)
+    else:
+        if meta.auto_increment and key is None:
+            data.pop(key_field.name, None)
+        rowid = insert_row(model, data)
+        if meta.auto_increment or key is None:
+            instance._pk = rowid
+            instance._dirty.discard(key_field.name)
+        rows = 1
+    instance._dirty -= set(data)
+    return rows
 
 
-def _collect(node: Any, model: type[Model], terms: list[tuple[Field, Any]]) -> bool:
-    if not isinstance(node, Expression):
-        return False
-    if node.op == OP.AND:
-        return _collect(node.lhs, model, terms) and _collect(node.rhs, model, terms)
-    field = node.lhs
-    value = node.rhs  # a plain value, or a row of the model a foreign key points to
-    if (
-        node.op != OP.EQ
-        or not isinstance(field, Field)
-        or value is None
-        or (isinstance(value, Node) and not isinstance(value, Model))
-    ):
-        return False
-    if field.model is not model or model._meta.fields.get(field.name) is not field:
-        return False  # an alias, or a field of another model
-    terms.append((field, value))
-    return True
+# The counts and the outbox's claim, and the SQL underneath.
 
 
-def first_row(model: type[Model], fields: tuple[Field, ...], values: list[Any]) -> Model | None:
+def _first(model: type[M], equal: Mapping[Field, Any]) -> M | None:
+    if not prepared(model):
+        terms = [field == value for field, value in equal.items()]
+        return model.get_or_none(reduce(operator.and_, terms))
+    fields = tuple(equal)
+    return first_row(model, fields, [field.db_value(value) for field, value in equal.items()])
+
+
+def first_row(model: type[M], fields: tuple[Field, ...], values: list[Any]) -> M | None:
     """The first row whose `fields` equal `values` (already converted), as a clean instance."""
     columns = model._meta.sorted_fields
     row = model._meta.database.execute_sql(_select_sql(model, fields), [*values, 1]).fetchone()
