@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from peewee import (
+    AutoField,
     BlobField,
     BooleanField,
     CharField,
@@ -19,6 +20,7 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     Model,
+    ModelSelect,
     TextField,
 )
 from peewee import DateTimeField as _PlainDateTimeField
@@ -55,6 +57,10 @@ class DateTimeField(_PlainDateTimeField):
 
 
 class BaseModel(Model):
+    # For the type checker only (annotations make no fields): the key peewee adds to every model
+    # but ProductCounter and MailboxState, each foreign key's `<name>_id`, and the backrefs used.
+    id: AutoField[int]
+
     class Meta:
         database = database
         legacy_table_names = False
@@ -83,6 +89,7 @@ class Account(BaseModel):
     credit_expires = DateField(null=True)
     undeliverable_since = DateTimeField(null=True)
     created_at = DateTimeField(default=utcnow)
+    grants: ModelSelect[Grant]
 
 
 class Grant(BaseModel):
@@ -115,6 +122,11 @@ class Ticket(BaseModel):
     due_first_response = DateTimeField(null=True)
     due_resolution = DateTimeField(null=True)
     time_spent = IntegerField(default=0)  # minutes, in started 15-minute blocks
+    requester_id: int
+    assignee_id: int | None
+    linked_to_id: int | None
+    messages: ModelSelect[Message]
+    events: ModelSelect[Event]
 
     class Meta:
         indexes = ((("product", "number"), True), (("product", "status"), False))
@@ -143,6 +155,7 @@ class Seen(BaseModel):
     ticket = ForeignKeyField(Ticket, null=True, backref="ledger")
     raw_path = CharField(default="")
     received_at = DateTimeField(default=utcnow)
+    ticket_id: int | None
 
     class Meta:
         indexes = ((("mailbox", "uidvalidity", "uid"), True), (("product", "sha256"), False))
@@ -161,6 +174,7 @@ class Message(BaseModel):
     html = TextField(default="")
     raw_path = CharField(default="")
     created_at = DateTimeField(default=utcnow)
+    attachments: ModelSelect[Attachment]
 
 
 class Attachment(BaseModel):
@@ -218,6 +232,7 @@ class Outbox(BaseModel):
     headers = TextField(default="")
     claimed_by = CharField(default="")
     claimed_until = DateTimeField(null=True)
+    ticket_id: int | None
 
 
 class MailboxState(BaseModel):
