@@ -102,11 +102,12 @@ def save(instance: Model, force_insert: bool = False, only: Iterable[Any] | None
     if not prepared(model):
         return int(instance.save(force_insert=force_insert, only=only))
     meta = model._meta
-    data = instance.__data__.copy()
+    row: Any = instance  # its private attributes are not in peewee's stubs
+    data = row.__data__.copy()
     if only is not None:
-        data = instance._prune_fields(data, only)
-    instance._populate_unsaved_relations(data)
-    key_field, key = meta.primary_key, instance._pk
+        data = row._prune_fields(data, only)
+    row._populate_unsaved_relations(data)
+    key_field, key = _key(model), row._pk
     if key is not None and not force_insert:
         data.pop(key_field.name, None)
         if not data:
@@ -117,11 +118,18 @@ def save(instance: Model, force_insert: bool = False, only: Iterable[Any] | None
             data.pop(key_field.name, None)
         rowid = insert_row(model, data)
         if meta.auto_increment or key is None:
-            instance._pk = rowid
-            instance._dirty.discard(key_field.name)
+            row._pk = rowid
+            row._dirty.discard(key_field.name)
         rows = 1
-    instance._dirty -= set(data)
+    row._dirty -= set(data)
     return rows
+
+
+def _key(model: type[Model]) -> Field:
+    key = model._meta.primary_key
+    assert key is not False, f"{model.__name__} has a composite key"  # none of mailbot's has
+    field: Field = key
+    return field
 
 
 # The counts and the outbox's claim, and the SQL underneath.
@@ -142,17 +150,17 @@ def first_row(model: type[M], fields: tuple[Field, ...], values: list[Any]) -> M
     if row is None:
         return None
     data = {field.name: field.python_value(value) for field, value in zip(columns, row, strict=True)}
-    instance = model(__no_default__=1, **data)
-    instance._dirty.clear()
-    return instance
+    instance: Any = model(__no_default__=1, **data)
+    instance._dirty.clear()  # not in peewee's stubs
+    return instance  # type: ignore[no-any-return]
 
 
-def count_rows(model: type[Model], equal: Mapping[Field, Any], later: tuple[Field, Any]) -> int:
+def count_rows(model: type[Model], equal: Mapping[Any, Any], later: tuple[Field, Any]) -> int:
     """How many rows have the values of `equal` and a value of `later`'s field after its value
     (the limits' "how many in the last day")."""
     if not prepared(model):
         terms = [field == value for field, value in equal.items()]
-        return model.select().where(reduce(operator.and_, terms, later[0] > later[1])).count()  # type: ignore[no-any-return]
+        return model.select().where(reduce(operator.and_, terms, later[0] > later[1])).count()
     fields = tuple(equal)
     params = [field.db_value(value) for field, value in equal.items()]
     params.append(later[0].db_value(later[1]))
@@ -172,7 +180,7 @@ def claim_row(model: type[Model], key: int, holder: str, until: datetime, now: d
         query = model.update(
             {f["claimed_by"]: holder, f["claimed_until"]: until, f["attempts"]: f["attempts"] + 1}
         ).where(
-            (meta.primary_key == key)
+            (_key(model) == key)
             & (f["status"] == "pending")
             & (f["next_attempt_at"] <= now)
             & (f["claimed_until"].is_null() | (f["claimed_until"] < now))
@@ -181,7 +189,7 @@ def claim_row(model: type[Model], key: int, holder: str, until: datetime, now: d
     params = [
         holder,
         f["claimed_until"].db_value(until),
-        meta.primary_key.db_value(key),
+        _key(model).db_value(key),
         f["next_attempt_at"].db_value(now),
         f["claimed_until"].db_value(now),
     ]
@@ -199,7 +207,7 @@ def update_row(model: type[Model], data: dict[str, Any], key: Any) -> int:
     """Set `data` on the row whose primary key is `key`; returns the number of rows changed."""
     fields = tuple(model._meta.fields[name] for name in data)
     params = [field.db_value(data[field.name]) for field in fields]
-    params.append(model._meta.primary_key.db_value(key))
+    params.append(_key(model).db_value(key))
     return model._meta.database.execute_sql(_update_sql(model, fields), params).rowcount  # type: ignore[no-any-return]
 
 
@@ -222,7 +230,7 @@ def _count_sql(model: type[Model], fields: tuple[Field, ...], later: Field) -> s
 
 @lru_cache(maxsize=16)
 def _claim_sql(model: type[Model]) -> str:
-    table, key = _quoted(model._meta.table_name), _quoted(model._meta.primary_key.column_name)
+    table, key = _quoted(model._meta.table_name), _quoted(_key(model).column_name)
     return (
         f'UPDATE {table} SET "claimed_by" = ?, "claimed_until" = ?, "attempts" = "attempts" + 1 '
         f"""WHERE {key} = ? AND "status" = 'pending' AND "next_attempt_at" <= ? """
@@ -240,5 +248,5 @@ def _insert_sql(model: type[Model], fields: tuple[Field, ...]) -> str:
 @lru_cache(maxsize=256)
 def _update_sql(model: type[Model], fields: tuple[Field, ...]) -> str:
     assignments = ", ".join(f"{_quoted(f.column_name)} = ?" for f in fields)
-    key = _quoted(model._meta.primary_key.column_name)
+    key = _quoted(_key(model).column_name)
     return f"UPDATE {_quoted(model._meta.table_name)} SET {assignments} WHERE {key} = ?"
