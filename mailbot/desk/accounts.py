@@ -13,6 +13,7 @@ from datetime import date
 from typing import TextIO
 
 from mailbot.errors import MailbotError
+from mailbot.store import statements
 from mailbot.store.models import Account, Grant
 
 ROLES = ("customer", "engineer", "board")
@@ -28,13 +29,13 @@ def normalise(email: str) -> str:
 
 
 def find_account(email: str) -> Account | None:
-    return Account.get_or_none(Account.email == normalise(email))
+    return statements.account_by_email(normalise(email))
 
 
 def role_of(account: Account | None, product: str) -> str | None:
     if account is None:
         return None
-    grant = Grant.get_or_none((Grant.account == account) & (Grant.product == product))
+    grant = statements.grant_of(account, product)
     return grant.role if grant else None
 
 

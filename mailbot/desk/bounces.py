@@ -14,6 +14,7 @@ from mailbot.context import Desk
 from mailbot.desk import accounts, tickets
 from mailbot.desk.inmail import Mail, Outcome, staff_recipients, store_inbound
 from mailbot.outgoing import notify
+from mailbot.store import statements
 from mailbot.store.models import Outbox
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def _bounced_mail(mail: Mail) -> Outbox | None:
     mid = mail.msg.bounced_message_id
     if not mid:
         return None
-    return Outbox.get_or_none((Outbox.message_id == mid) & (Outbox.product == mail.product.key))
+    return statements.outbox_by_message_id(mid, mail.product.key)
 
 
 def _failed_address(mail: Mail, original: Outbox) -> str | None:
@@ -84,6 +85,6 @@ def _mark_undeliverable(address: str, now: datetime) -> bool:
     if account.undeliverable_since is not None:
         return False
     account.undeliverable_since = now
-    account.save()
+    statements.save(account)
     log.warning("mail to %s bounced: no more automatic mail to it until it writes again", address)
     return True

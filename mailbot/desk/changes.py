@@ -15,6 +15,7 @@ from mailbot.desk import tickets
 from mailbot.desk.inmail import customer_recipients, staff_recipients
 from mailbot.outgoing import notify
 from mailbot.sla import deadlines
+from mailbot.store import statements
 from mailbot.store.models import Account, Message, Ticket
 
 # Status changes the customer is mailed about (all of them, as the policies promise).
@@ -82,7 +83,7 @@ def assign(
     old = ticket.assignee.email if ticket.assignee_id else ""
     ticket.assignee = target
     ticket.updated_at = now
-    ticket.save()
+    statements.save(ticket)
     tickets.record_event(ticket, "assignee", actor_email, old=old, new=target.email, at=now)
     if actor is None or actor.id != target.id:
         notify.queue_mail(

@@ -24,6 +24,7 @@ from mailbot.context import Desk
 from mailbot.desk import tickets
 from mailbot.outgoing import notify
 from mailbot.sla import clock
+from mailbot.store import statements
 from mailbot.store.models import Account, CreditEntry, Organisation, Ticket
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def add_credit(
     holder.credit_minutes += minutes
     if expires is not None or clear_expiry:
         holder.credit_expires = expires
-    holder.save()
+    statements.save(holder)
     _write_entry(
         holder,
         "add",
@@ -122,7 +123,7 @@ def forfeit_expired(holder: Holder, now: datetime, today: date, actor: str = "")
         return 0
     lost = holder.credit_minutes
     holder.credit_minutes = 0
-    holder.save()
+    statements.save(holder)
     _write_entry(
         holder,
         "expire",
@@ -150,7 +151,7 @@ def charge_time(
     else:
         result = _take_credit(desk, ticket, spent, actor_email, now)
     ticket.time_spent += spent
-    ticket.save(only=[Ticket.time_spent, Ticket.flags])
+    statements.save(ticket, only=[Ticket.time_spent, Ticket.flags])
     detail = f"{minutes} min entered, {spent} min recorded; {result.note}"
     tickets.record_event(ticket, "time", actor_email, new=str(spent), detail=detail, at=now)
     log.info("%s: %d min recorded by %s; %s", ticket.reference, spent, actor_email, result.note)
@@ -253,7 +254,8 @@ def _write_time_entry(
 
 def _write_entry(holder: Holder | None, kind: str, now: datetime, **fields: object) -> CreditEntry:
     actor = fields.pop("actor", "")
-    return CreditEntry.create(
+    return statements.add(
+        CreditEntry,
         kind=kind,
         account=holder if isinstance(holder, Account) else None,
         organisation=holder if isinstance(holder, Organisation) else None,

@@ -33,6 +33,7 @@ from mailbot.desk.subjects import (
 from mailbot.inbound.message import InboundMessage
 from mailbot.outgoing import alerts, notify
 from mailbot.sla import deadlines
+from mailbot.store import statements
 from mailbot.store.models import Account, Event, Message, Outbox, Ticket
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def _handle(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path:
         # A person writes from the address again: it works, automatic mail may go there again.
         log.info("%s writes again; automatic mail to the address resumes", email)
         sender.undeliverable_since = None
-        sender.save()
+        statements.save(sender)
     if ticket is not None:
         if not may_reply(ticket, mail.sender):
             if replies.note_refused_reply(mail, ticket):
@@ -141,7 +142,7 @@ def route(desk: Desk, mail: Mail) -> Ticket | None:
 
 
 def _ticket_of_message_id(mid: str, product: ProductSettings, domain: str) -> Ticket | None:
-    sent = Outbox.get_or_none(Outbox.message_id == mid)
+    sent = statements.outbox_by_message_id(mid)
     if sent is not None and sent.ticket_id is not None and sent.product == product.key:
         return sent.ticket
     known = (
@@ -155,7 +156,7 @@ def _ticket_of_message_id(mid: str, product: ProductSettings, domain: str) -> Ti
     local, _, host = mid.partition("@")
     if host.lower() == domain and local.lower().startswith("ticket-"):
         reference = local[len("ticket-") :].upper()
-        return Ticket.get_or_none((Ticket.reference == reference) & (Ticket.product == product.key))
+        return statements.ticket_by_reference(product.key, reference)
     return None
 
 
@@ -176,7 +177,7 @@ def _is_our_own(desk: Desk, email: str, msg: InboundMessage) -> bool:
     """Mail from a product address, with our loop header, or one we sent (its Message-ID)."""
     if email in desk.settings.own_addresses or msg.automatic == "own-loop":
         return True
-    return Outbox.get_or_none(Outbox.message_id == msg.message_id) is not None
+    return statements.outbox_by_message_id(msg.message_id) is not None
 
 
 def handle_new(desk: Desk, mail: Mail, linked_to: Ticket | None = None) -> Outcome:

@@ -15,6 +15,7 @@ from datetime import datetime
 from peewee import fn
 
 from mailbot.inbound.message import Attachment as InboundAttachment
+from mailbot.store import statements
 from mailbot.store.files import Store
 from mailbot.store.models import Account, Attachment, Event, Message, ProductCounter, Ticket, Watcher
 
@@ -40,12 +41,12 @@ class NewMessage:
 def next_number(product: str) -> int:
     """Take the next ticket number of `product` (inside the caller's transaction)."""
     # The caller's transaction is IMMEDIATE: nobody else writes between this read and the save.
-    counter = ProductCounter.get_or_none(ProductCounter.product == product)
+    counter = statements.counter_of(product)
     if counter is None:
-        counter = ProductCounter.create(product=product, last_number=1)
+        counter = statements.add(ProductCounter, product=product, last_number=1)
     else:
         counter.last_number += 1
-        counter.save()
+        statements.save(counter)
     return counter.last_number  # type: ignore[no-any-return]
 
 
@@ -62,7 +63,8 @@ def open_ticket(
     linked_to: Ticket | None = None,
 ) -> Ticket:
     number = next_number(product)
-    ticket = Ticket.create(
+    ticket = statements.add(
+        Ticket,
         product=product,
         number=number,
         reference=f"{prefix}-{number}",
@@ -81,7 +83,7 @@ def open_ticket(
 
 
 def find_ticket(product: str, number: int) -> Ticket | None:
-    return Ticket.get_or_none((Ticket.product == product) & (Ticket.number == number))
+    return statements.ticket_by_number(product, number)
 
 
 def add_message(
@@ -91,7 +93,8 @@ def add_message(
     attachments: Iterable[InboundAttachment] = (),
     at: datetime | None = None,
 ) -> Message:
-    message = Message.create(
+    message = statements.add(
+        Message,
         ticket=ticket,
         direction=new.direction,
         message_id=new.message_id,
@@ -107,7 +110,8 @@ def add_message(
     )
     for item in attachments:
         digest, path = store.save_attachment(item.payload)
-        Attachment.create(
+        statements.add(
+            Attachment,
             message=message,
             filename=item.filename,
             content_type=item.content_type,
@@ -121,7 +125,9 @@ def add_message(
 def record_event(
     ticket: Ticket, kind: str, actor: str, *, old: str = "", new: str = "", detail: str = "", at: datetime
 ) -> Event:
-    return Event.create(ticket=ticket, kind=kind, actor_email=actor, old=old, new=new, detail=detail, at=at)
+    return statements.add(
+        Event, ticket=ticket, kind=kind, actor_email=actor, old=old, new=new, detail=detail, at=at
+    )
 
 
 def set_status(ticket: Ticket, status: str, actor: str, now: datetime) -> bool:
@@ -141,7 +147,7 @@ def set_status(ticket: Ticket, status: str, actor: str, now: datetime) -> bool:
         ticket.resolved_at = ticket.resolved_at or now
     else:
         ticket.resolved_at = ticket.closed_at = None
-    ticket.save()
+    statements.save(ticket)
     record_event(ticket, "status", actor, old=old, new=status, at=now)
     return True
 
@@ -153,7 +159,7 @@ def set_field(ticket: Ticket, field: str, value: str, actor: str, now: datetime)
         return False
     setattr(ticket, field, value)
     ticket.updated_at = now
-    ticket.save()
+    statements.save(ticket)
     record_event(ticket, field, actor, old=str(old), new=str(value), at=now)
     return True
 
@@ -161,16 +167,17 @@ def set_field(ticket: Ticket, field: str, value: str, actor: str, now: datetime)
 def mark_first_response(ticket: Ticket, now: datetime) -> None:
     if ticket.first_response_at is None:
         ticket.first_response_at = now
-        ticket.save()
+        statements.save(ticket)
 
 
 def add_watcher(ticket: Ticket, account: Account, actor: str, now: datetime) -> bool:
     if account.id == ticket.requester_id:
         return False
-    _, created = Watcher.get_or_create(ticket=ticket, account=account)
-    if created:
-        record_event(ticket, "watcher", actor, new=account.email, at=now)
-    return created
+    if statements.watcher_of(ticket, account) is not None:
+        return False
+    statements.add(Watcher, ticket=ticket, account=account)
+    record_event(ticket, "watcher", actor, new=account.email, at=now)
+    return True
 
 
 def watchers_of(ticket: Ticket) -> list[Account]:

@@ -25,6 +25,7 @@ from mailbot.inbound.message import Address
 from mailbot.outgoing.addressing import build_references, check_address, make_message_id
 from mailbot.outgoing.drafts import Headers, context_json
 from mailbot.outgoing.formats import desk_name, machine_moment
+from mailbot.store import statements
 from mailbot.store.models import Account, Message, Outbox, Ticket
 
 log = logging.getLogger(__name__)
@@ -168,18 +169,19 @@ def _queue_one(
         "" if template in HUMAN else ("auto-replied" if template == "ticket_opened" else "auto-generated")
     )
     # The From name is the name the mail signs with, in the recipient's language.
-    desk = desk_name(product.name, recipient.language)
+    signed_as = desk_name(product.name, recipient.language)
     headers = Headers(
-        sender=Address(product.address, desk),
+        sender=Address(product.address, signed_as),
         to=Address(recipient.email, recipient.name),
         loop_marker=settings.mail_domain,
-        reply_to=Address(product.address, desk),
+        reply_to=Address(product.address, signed_as),
         in_reply_to=parent_id,
         references=_references(ticket, parent_id, settings.mail_domain),
         automatic=automatic,
         extra=_staff_headers(ticket, product) if recipient.role not in CUSTOMER_ROLES else (),
     )
-    row = Outbox.create(
+    row = statements.add(
+        Outbox,
         message_id=message_id,
         ticket=ticket,
         product=product.key,
@@ -197,7 +199,8 @@ def _queue_one(
     if ticket is not None and recipient.role in CUSTOMER_ROLES and template not in OFF_THE_RECORD:
         # Its place in the conversation is now; subject and text are filled in when the mail is
         # rendered (`mailbot.outgoing.outbox`).
-        Message.create(
+        statements.add(
+            Message,
             ticket=ticket,
             direction="out",
             message_id=message_id,

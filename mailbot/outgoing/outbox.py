@@ -176,7 +176,9 @@ def _deliver(desk: Desk, transport: Transport, row: Outbox) -> str:
     with _recording(row, "mark it sent (it may go out once more)"), database.atomic():
         row.status, row.sent_at, row.last_error, row.claimed_until = Status.SENT, now, "", None
         row.data = data
-        row.save(only=[Outbox.status, Outbox.sent_at, Outbox.last_error, Outbox.claimed_until, Outbox.data])
+        statements.save(
+            row, only=[Outbox.status, Outbox.sent_at, Outbox.last_error, Outbox.claimed_until, Outbox.data]
+        )
         if rendered is not None:
             _fill_message(row, rendered)
     log.info("mail %s (%s) sent to %s", row.message_id, row.template, row.recipient)
@@ -185,10 +187,10 @@ def _deliver(desk: Desk, transport: Transport, row: Outbox) -> str:
 
 def _fill_message(row: Outbox, rendered: Rendered) -> None:
     """The outgoing message kept on the ticket (customer mail only) gets the text as sent."""
-    message = Message.get_or_none((Message.message_id == row.message_id) & (Message.direction == "out"))
+    message = statements.outgoing_message(row.message_id)
     if message is not None:
         message.subject, message.text = rendered.subject, rendered.text
-        message.save(only=[Message.subject, Message.text])
+        statements.save(message, only=[Message.subject, Message.text])
 
 
 def _fail(desk: Desk, row: Outbox, error: str, now: datetime) -> str:
@@ -196,7 +198,7 @@ def _fail(desk: Desk, row: Outbox, error: str, now: datetime) -> str:
     waits for `mailbot outbox retry`: trying it every round would only raise the alert again."""
     with _recording(row, "record it as failed"), database.atomic():
         row.status, row.last_error, row.claimed_until = Status.FAILED, error[:1000], None
-        row.save(only=[Outbox.status, Outbox.last_error, Outbox.claimed_until])
+        statements.save(row, only=[Outbox.status, Outbox.last_error, Outbox.claimed_until])
         log.error(
             "mail %s (%s) to %s could not be rendered: %s", row.message_id, row.template, row.recipient, error
         )
@@ -223,7 +225,7 @@ def _defer(desk: Desk, row: Outbox, exc: Exception, now: datetime) -> str:
         row.next_attempt_at = now + retry_delay(row.attempts)
         row.last_error = str(exc)[:1000] or type(exc).__name__
         row.claimed_until = None
-        row.save(only=[Outbox.next_attempt_at, Outbox.last_error, Outbox.claimed_until])
+        statements.save(row, only=[Outbox.next_attempt_at, Outbox.last_error, Outbox.claimed_until])
     log.warning(
         "mail %s to %s not sent yet (attempt %d, next in %s): %s",
         row.message_id,
@@ -241,7 +243,7 @@ def _give_up(desk: Desk, row: Outbox, error: str, now: datetime) -> str:
     """Dead: recorded on the row and its ticket, and an alert, in one transaction."""
     with _recording(row, "record it undeliverable"), database.atomic():
         row.status, row.last_error, row.claimed_until = Status.DEAD, error[:1000], None
-        row.save(only=[Outbox.status, Outbox.last_error, Outbox.claimed_until])
+        statements.save(row, only=[Outbox.status, Outbox.last_error, Outbox.claimed_until])
         log.error(
             "mail %s (%s) to %s could not be delivered: %s",
             row.message_id,
@@ -293,7 +295,7 @@ def retry_rows(desk: Desk, ids: list[int] | None) -> list[Outbox]:
             rows = [_retryable(row_id) for row_id in ids]
         for row in rows:
             row.status, row.next_attempt_at, row.claimed_until = Status.PENDING, desk.clock(), None
-            row.save(only=[Outbox.status, Outbox.next_attempt_at, Outbox.claimed_until])
+            statements.save(row, only=[Outbox.status, Outbox.next_attempt_at, Outbox.claimed_until])
             log.info("mail %s (%s) to %s queued again", row.message_id, row.template, row.recipient)
     return rows
 

@@ -30,6 +30,7 @@ from mailbot.inbound.parse import ParseLimits
 from mailbot.inbound.prepare import Prepared, prepare_mail
 from mailbot.outgoing import alerts
 from mailbot.sources.base import FetchedMail
+from mailbot.store import statements
 from mailbot.store.db import explain
 from mailbot.store.models import Seen, database
 
@@ -68,9 +69,7 @@ def ingest_mail(
         return quarantine(desk, product, mail, digest, ready.reason)
     if msg.sender is None and not msg.automatic:  # a person's mail is kept for a person to read
         return quarantine(desk, product, mail, digest, msg.sender_note or "no sender can be made out")
-    twin = Seen.get_or_none(
-        (Seen.product == product.key) & (Seen.sha256 == digest) & (Seen.message_id == msg.message_id)
-    )
+    twin = statements.seen_twin(product.key, digest, msg.message_id)
     try:
         with database.atomic():
             if twin is not None:
@@ -156,7 +155,8 @@ def _record(
     ticket: object,
     raw_path: str,
 ) -> None:
-    Seen.create(
+    statements.add(
+        Seen,
         mailbox=mail.mailbox,
         uidvalidity=mail.uidvalidity,
         uid=mail.seen_key,
@@ -179,9 +179,7 @@ def _with_detector(reason: str, msg: InboundMessage) -> str:
 
 
 def _ledger_row(mail: FetchedMail) -> Seen | None:
-    return Seen.get_or_none(
-        (Seen.mailbox == mail.mailbox) & (Seen.uidvalidity == mail.uidvalidity) & (Seen.uid == mail.seen_key)
-    )
+    return statements.seen_at(mail.mailbox, mail.uidvalidity, mail.seen_key)
 
 
 def _reference(row: Seen) -> str:
@@ -212,11 +210,7 @@ def reprocess(desk: Desk, path: Path) -> IngestResult:
             twin = (
                 None
                 if msg is None or still
-                else Seen.get_or_none(
-                    (Seen.product == product.key)
-                    & (Seen.sha256 == ready.digest)
-                    & (Seen.message_id == msg.message_id)
-                )
+                else statements.seen_twin(product.key, ready.digest, msg.message_id)
             )
             if still:
                 outcome = intake.Outcome("quarantined", still)

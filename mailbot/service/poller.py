@@ -27,6 +27,7 @@ from mailbot.service import parse_ahead
 from mailbot.service.ingest import IngestResult, ingest_mail, parse_limits
 from mailbot.service.parse_ahead import ParseAhead
 from mailbot.sources.base import Cursor, FetchedMail, MailSource
+from mailbot.store import statements
 from mailbot.store.models import MailboxState, database
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def poll_mailbox(
                 pending.uidvalidity,
             )
         state.uidvalidity, state.last_uid = pending.uidvalidity, 0
-        state.save()
+        statements.save(state)
     report.pending = len(pending.keys)
     keys = pending.keys if limit is None else pending.keys[:limit]
     report.remaining = report.pending - _work_through(desk, product, source, keys, state, report, should_stop)
@@ -182,7 +183,7 @@ def _acknowledge(source: MailSource, mails: list[FetchedMail], state: MailboxSta
     last = max(mail.uid for mail in mails)
     if last > state.last_uid:
         state.last_uid = last
-        state.save()
+        statements.save(state)
 
 
 def _summarise(desk: Desk, product: ProductSettings, report: PassReport) -> None:

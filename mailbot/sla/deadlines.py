@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 from mailbot.config import ProductSettings
 from mailbot.sla import clock
+from mailbot.store import statements
 from mailbot.store.models import Event, Ticket
 
 # A resolved ticket waits for the customer too (for sign-off, or for word that it is not
@@ -113,7 +114,7 @@ def refresh_deadlines(
             ticket.due_resolution = due
             changed.append(Ticket.due_resolution)
     if changed:
-        ticket.save(only=changed)
+        statements.save(ticket, only=changed)
     return bool(changed)
 
 

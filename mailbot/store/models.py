@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from peewee import (
+    AutoField,
     BlobField,
     BooleanField,
     CharField,
@@ -19,11 +20,10 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     Model,
+    ModelSelect,
     TextField,
 )
 from peewee import DateTimeField as _PlainDateTimeField
-
-from mailbot.store import statements
 
 
 class _DatabaseProxy(DatabaseProxy):  # type: ignore[misc]
@@ -57,64 +57,13 @@ class DateTimeField(_PlainDateTimeField):
 
 
 class BaseModel(Model):
+    # For the type checker only (annotations make no fields): the key peewee adds to every model
+    # but ProductCounter and MailboxState, each foreign key's `<name>_id`, and the backrefs used.
+    id: AutoField[int]
+
     class Meta:
         database = database
         legacy_table_names = False
-
-    # Lookups by key and row saves take `mailbot.store.statements`' prepared SQL; the rest is peewee's.
-
-    @classmethod
-    def get(cls, *query, **filters):  # type: ignore[no-untyped-def]
-        found = cls._by_key(query, filters)
-        if found is False:
-            return super().get(*query, **filters)
-        if found is None:
-            raise cls.DoesNotExist(f"no {cls.__name__} matches")
-        return found
-
-    @classmethod
-    def get_or_none(cls, *query, **filters):  # type: ignore[no-untyped-def]
-        """peewee's own raises DoesNotExist and catches it, and the exception's message builds
-        the SQL a second time: a miss cost twice a hit, and ingest misses on every new mail."""
-        found = cls._by_key(query, filters)
-        if found is not False:
-            return found
-        select = cls.select().where(*query) if query else cls.select()
-        return (select.filter(**filters) if filters else select).first()
-
-    @classmethod
-    def _by_key(cls, query, filters):  # type: ignore[no-untyped-def]
-        """The row for a simple `field == value` lookup, None when there is none, False when the
-        lookup is not that simple."""
-        shape = None if filters or not statements.prepared(cls) else statements.key_filter(cls, query)
-        if shape is None:
-            return False
-        return statements.first_row(cls, *shape)
-
-    def save(self, force_insert: bool = False, only=None) -> int:  # type: ignore[no-untyped-def]
-        if not statements.prepared(type(self)):
-            return super().save(force_insert, only)  # type: ignore[no-any-return]
-        meta = self._meta
-        data = self.__data__.copy()
-        if only is not None:
-            data = self._prune_fields(data, only)
-        self._populate_unsaved_relations(data)
-        key_field, key = meta.primary_key, self._pk
-        if key is not None and not force_insert:
-            data.pop(key_field.name, None)
-            if not data:
-                raise ValueError("no data to save!")
-            rows = statements.update_row(type(self), data, key)
-        else:
-            if meta.auto_increment and key is None:
-                data.pop(key_field.name, None)
-            rowid = statements.insert_row(type(self), data)
-            if meta.auto_increment or key is None:
-                self._pk = rowid
-                self._dirty.discard(key_field.name)
-            rows = 1
-        self._dirty -= set(data)
-        return rows
 
 
 class SchemaVersion(BaseModel):
@@ -140,6 +89,7 @@ class Account(BaseModel):
     credit_expires = DateField(null=True)
     undeliverable_since = DateTimeField(null=True)
     created_at = DateTimeField(default=utcnow)
+    grants: ModelSelect[Grant]
 
 
 class Grant(BaseModel):
@@ -172,6 +122,11 @@ class Ticket(BaseModel):
     due_first_response = DateTimeField(null=True)
     due_resolution = DateTimeField(null=True)
     time_spent = IntegerField(default=0)  # minutes, in started 15-minute blocks
+    requester_id: int
+    assignee_id: int | None
+    linked_to_id: int | None
+    messages: ModelSelect[Message]
+    events: ModelSelect[Event]
 
     class Meta:
         indexes = ((("product", "number"), True), (("product", "status"), False))
@@ -200,6 +155,7 @@ class Seen(BaseModel):
     ticket = ForeignKeyField(Ticket, null=True, backref="ledger")
     raw_path = CharField(default="")
     received_at = DateTimeField(default=utcnow)
+    ticket_id: int | None
 
     class Meta:
         indexes = ((("mailbox", "uidvalidity", "uid"), True), (("product", "sha256"), False))
@@ -218,6 +174,7 @@ class Message(BaseModel):
     html = TextField(default="")
     raw_path = CharField(default="")
     created_at = DateTimeField(default=utcnow)
+    attachments: ModelSelect[Attachment]
 
 
 class Attachment(BaseModel):
@@ -275,6 +232,7 @@ class Outbox(BaseModel):
     headers = TextField(default="")
     claimed_by = CharField(default="")
     claimed_until = DateTimeField(null=True)
+    ticket_id: int | None
 
 
 class MailboxState(BaseModel):

@@ -1,23 +1,32 @@
-"""The statements every mail runs, with their SQL built once per shape instead of once per call.
+"""The statements every mail runs, by name, with their SQL built once per shape instead of once
+per call; everything else in mailbot uses peewee's public API.
 
 Peewee builds a statement's SQL from its expression tree on every call; for the short, fixed
-statements ingest runs some twenty times a mail (a row by key, a new row, a row saved) that cost
-several times what SQLite spends running them. The SQL here is the same peewee would write: the
+statements ingest runs some twenty times a mail (a ledger or key lookup, a new row, a row saved,
+a count) that cost several times what SQLite spends running them. The hot path (ingest, the desk,
+the outbox) calls the named queries below instead. Their SQL is the same peewee would write: the
 model's columns, `?` parameters, the values converted by the fields' own `db_value` and read back
-with their `python_value`. Anything else (joins, ordering, NULL tests, other operators) is left to
-peewee: `key_filter` returns None and the caller takes peewee's own path. So does every statement
-on a database other than SQLite (`prepared` is False): the SQL here is SQLite's.
+with their `python_value`. On a database other than SQLite (`prepared` is False) each one takes
+its public-API equivalent, which is also what tests/test_statements.py compares it with.
+
+This is the one module that reads peewee internals (`Model.__data__`, `_dirty`, `_meta`): the
+range of peewee versions it is known to work with is pinned in pyproject.toml and checked by
+tests/test_statements.py.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from functools import lru_cache, reduce
-from typing import Any
+from typing import Any, TypeVar
 
-from peewee import OP, Expression, Field, Model, Node, SqliteDatabase
+from peewee import Field, Model, SqliteDatabase
+
+from mailbot.store.models import Account, Grant, Message, Outbox, ProductCounter, Seen, Ticket, Watcher
+
+M = TypeVar("M", bound=Model)
 
 
 def prepared(model: type[Model]) -> bool:
@@ -25,56 +34,133 @@ def prepared(model: type[Model]) -> bool:
     return isinstance(model._meta.database.obj, SqliteDatabase)
 
 
-def key_filter(model: type[Model], query: tuple[Any, ...]) -> tuple[tuple[Field, ...], list[Any]] | None:
-    """The fields and values of `query` when it is a primary key or `field == value` terms joined
-    by AND, all on `model`'s own columns; None for anything else."""
+# The named lookups: each is `Model.get_or_none` of `field == value` terms joined by AND.
+
+
+def seen_at(mailbox: str, uidvalidity: int, uid: str) -> Seen | None:
+    """The ledger row of a mail by its place in a mailbox."""
+    return _first(Seen, {Seen.mailbox: mailbox, Seen.uidvalidity: uidvalidity, Seen.uid: uid})
+
+
+def seen_twin(product: str, sha256: str, message_id: str) -> Seen | None:
+    """The ledger row of the same mail (bytes and Message-ID) taken before in `product`."""
+    return _first(Seen, {Seen.product: product, Seen.sha256: sha256, Seen.message_id: message_id})
+
+
+def account_by_email(email: str) -> Account | None:
+    """The account of an address, already lower-cased."""
+    return _first(Account, {Account.email: email})
+
+
+def grant_of(account: Account, product: str) -> Grant | None:
+    return _first(Grant, {Grant.account: account, Grant.product: product})
+
+
+def counter_of(product: str) -> ProductCounter | None:
+    return _first(ProductCounter, {ProductCounter.product: product})
+
+
+def ticket_by_number(product: str, number: int) -> Ticket | None:
+    return _first(Ticket, {Ticket.product: product, Ticket.number: number})
+
+
+def ticket_by_reference(product: str, reference: str) -> Ticket | None:
+    return _first(Ticket, {Ticket.reference: reference, Ticket.product: product})
+
+
+def watcher_of(ticket: Ticket, account: Account) -> Watcher | None:
+    return _first(Watcher, {Watcher.ticket: ticket, Watcher.account: account})
+
+
+def outbox_by_message_id(message_id: str, product: str | None = None) -> Outbox | None:
+    """The outbox row of a mail we sent, by its Message-ID (and of `product` when given)."""
+    if product is None:
+        return _first(Outbox, {Outbox.message_id: message_id})
+    return _first(Outbox, {Outbox.message_id: message_id, Outbox.product: product})
+
+
+def outgoing_message(message_id: str) -> Message | None:
+    """The conversation's record of a mail we send, by its Message-ID."""
+    return _first(Message, {Message.message_id: message_id, Message.direction: "out"})
+
+
+# The rows written: `Model.create` and `instance.save` with the same arguments.
+
+
+def add(model: type[M], **values: Any) -> M:
+    """`model.create(**values)`: the new row, saved, with its key."""
+    if not prepared(model):
+        return model.create(**values)
+    instance = model(**values)
+    save(instance, force_insert=True)
+    return instance
+
+
+def save(instance: Model, force_insert: bool = False, only: Iterable[Any] | None = None) -> int:
+    """`instance.save(force_insert, only)`: the number of rows written."""
+    model = type(instance)
+    if not prepared(model):
+        return int(instance.save(force_insert=force_insert, only=only))
     meta = model._meta
-    if len(query) == 1 and isinstance(query[0], int) and meta.auto_increment:
-        return (meta.primary_key,), [query[0]]
-    terms: list[tuple[Field, Any]] = []
-    if not all(_collect(term, model, terms) for term in query) or not terms:
-        return None
-    return tuple(field for field, _ in terms), [field.db_value(value) for field, value in terms]
+    row: Any = instance  # its private attributes are not in peewee's stubs
+    data = row.__data__.copy()
+    if only is not None:
+        data = row._prune_fields(data, only)
+    row._populate_unsaved_relations(data)
+    key_field, key = _key(model), row._pk
+    if key is not None and not force_insert:
+        data.pop(key_field.name, None)
+        if not data:
+            raise ValueError("no data to save!")
+        rows = update_row(model, data, key)
+    else:
+        if meta.auto_increment and key is None:
+            data.pop(key_field.name, None)
+        rowid = insert_row(model, data)
+        if meta.auto_increment or key is None:
+            row._pk = rowid
+            row._dirty.discard(key_field.name)
+        rows = 1
+    row._dirty -= set(data)
+    return rows
 
 
-def _collect(node: Any, model: type[Model], terms: list[tuple[Field, Any]]) -> bool:
-    if not isinstance(node, Expression):
-        return False
-    if node.op == OP.AND:
-        return _collect(node.lhs, model, terms) and _collect(node.rhs, model, terms)
-    field = node.lhs
-    value = node.rhs  # a plain value, or a row of the model a foreign key points to
-    if (
-        node.op != OP.EQ
-        or not isinstance(field, Field)
-        or value is None
-        or (isinstance(value, Node) and not isinstance(value, Model))
-    ):
-        return False
-    if field.model is not model or model._meta.fields.get(field.name) is not field:
-        return False  # an alias, or a field of another model
-    terms.append((field, value))
-    return True
+def _key(model: type[Model]) -> Field:
+    key = model._meta.primary_key
+    assert key is not False, f"{model.__name__} has a composite key"  # none of mailbot's has
+    field: Field = key
+    return field
 
 
-def first_row(model: type[Model], fields: tuple[Field, ...], values: list[Any]) -> Model | None:
+# The counts and the outbox's claim, and the SQL underneath.
+
+
+def _first(model: type[M], equal: Mapping[Field, Any]) -> M | None:
+    if not prepared(model):
+        terms = [field == value for field, value in equal.items()]
+        return model.get_or_none(reduce(operator.and_, terms))
+    fields = tuple(equal)
+    return first_row(model, fields, [field.db_value(value) for field, value in equal.items()])
+
+
+def first_row(model: type[M], fields: tuple[Field, ...], values: list[Any]) -> M | None:
     """The first row whose `fields` equal `values` (already converted), as a clean instance."""
     columns = model._meta.sorted_fields
     row = model._meta.database.execute_sql(_select_sql(model, fields), [*values, 1]).fetchone()
     if row is None:
         return None
     data = {field.name: field.python_value(value) for field, value in zip(columns, row, strict=True)}
-    instance = model(__no_default__=1, **data)
-    instance._dirty.clear()
-    return instance
+    instance: Any = model(__no_default__=1, **data)
+    instance._dirty.clear()  # not in peewee's stubs
+    return instance  # type: ignore[no-any-return]
 
 
-def count_rows(model: type[Model], equal: Mapping[Field, Any], later: tuple[Field, Any]) -> int:
+def count_rows(model: type[Model], equal: Mapping[Any, Any], later: tuple[Field, Any]) -> int:
     """How many rows have the values of `equal` and a value of `later`'s field after its value
     (the limits' "how many in the last day")."""
     if not prepared(model):
         terms = [field == value for field, value in equal.items()]
-        return model.select().where(reduce(operator.and_, terms, later[0] > later[1])).count()  # type: ignore[no-any-return]
+        return model.select().where(reduce(operator.and_, terms, later[0] > later[1])).count()
     fields = tuple(equal)
     params = [field.db_value(value) for field, value in equal.items()]
     params.append(later[0].db_value(later[1]))
@@ -94,7 +180,7 @@ def claim_row(model: type[Model], key: int, holder: str, until: datetime, now: d
         query = model.update(
             {f["claimed_by"]: holder, f["claimed_until"]: until, f["attempts"]: f["attempts"] + 1}
         ).where(
-            (meta.primary_key == key)
+            (_key(model) == key)
             & (f["status"] == "pending")
             & (f["next_attempt_at"] <= now)
             & (f["claimed_until"].is_null() | (f["claimed_until"] < now))
@@ -103,7 +189,7 @@ def claim_row(model: type[Model], key: int, holder: str, until: datetime, now: d
     params = [
         holder,
         f["claimed_until"].db_value(until),
-        meta.primary_key.db_value(key),
+        _key(model).db_value(key),
         f["next_attempt_at"].db_value(now),
         f["claimed_until"].db_value(now),
     ]
@@ -121,7 +207,7 @@ def update_row(model: type[Model], data: dict[str, Any], key: Any) -> int:
     """Set `data` on the row whose primary key is `key`; returns the number of rows changed."""
     fields = tuple(model._meta.fields[name] for name in data)
     params = [field.db_value(data[field.name]) for field in fields]
-    params.append(model._meta.primary_key.db_value(key))
+    params.append(_key(model).db_value(key))
     return model._meta.database.execute_sql(_update_sql(model, fields), params).rowcount  # type: ignore[no-any-return]
 
 
@@ -144,7 +230,7 @@ def _count_sql(model: type[Model], fields: tuple[Field, ...], later: Field) -> s
 
 @lru_cache(maxsize=16)
 def _claim_sql(model: type[Model]) -> str:
-    table, key = _quoted(model._meta.table_name), _quoted(model._meta.primary_key.column_name)
+    table, key = _quoted(model._meta.table_name), _quoted(_key(model).column_name)
     return (
         f'UPDATE {table} SET "claimed_by" = ?, "claimed_until" = ?, "attempts" = "attempts" + 1 '
         f"""WHERE {key} = ? AND "status" = 'pending' AND "next_attempt_at" <= ? """
@@ -162,5 +248,5 @@ def _insert_sql(model: type[Model], fields: tuple[Field, ...]) -> str:
 @lru_cache(maxsize=256)
 def _update_sql(model: type[Model], fields: tuple[Field, ...]) -> str:
     assignments = ", ".join(f"{_quoted(f.column_name)} = ?" for f in fields)
-    key = _quoted(model._meta.primary_key.column_name)
+    key = _quoted(_key(model).column_name)
     return f"UPDATE {_quoted(model._meta.table_name)} SET {assignments} WHERE {key} = ?"
