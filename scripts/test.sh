@@ -20,6 +20,7 @@ source scripts/ensure-dovecot.sh
   echo "test.sh: files above need 'ruff format mailbot tests bench'" >&2
   exit 1
 }
+.venv/bin/mypy  # configured in pyproject.toml: the package, checked against peewee's own stubs
 
 # pytest "$@" with the Python of venv $1; exit code 5 (nothing collected) is a failure here.
 run_pytest() {

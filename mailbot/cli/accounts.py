@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import click
@@ -43,8 +43,8 @@ def account_add(
     role: str,
     language: str | None,
     organisation: str,
-    contract_until,
-) -> None:  # type: ignore[no-untyped-def]
+    contract_until: datetime | None,
+) -> None:
     """Create or update an account and grant it ROLE on PRODUCT."""
     app.open()
     key = _product_key(app, product_key)

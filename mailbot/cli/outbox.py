@@ -65,7 +65,7 @@ def _describe(row: Outbox) -> dict[str, Any]:
         "status": status.value,
         "template": row.template,
         "recipient": row.recipient,
-        "ticket": row.ticket.reference if row.ticket_id is not None else "",
+        "ticket": row.ticket.reference if row.ticket is not None else "",
         "message_id": row.message_id,
         "attempts": row.attempts,
         "created_at": row.created_at.isoformat(),

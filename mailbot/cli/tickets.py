@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from peewee import fn
 
@@ -123,7 +125,7 @@ def ticket_set(
             changes.change_status(desk, product, row, status, actor, actor_email, now)
     click.echo(
         f"{row.reference}: {row.status}, {row.priority}, {row.category}, "
-        f"assigned to {row.assignee.email if row.assignee_id else 'nobody'}"
+        f"assigned to {row.assignee.email if row.assignee is not None else 'nobody'}"
     )
 
 
@@ -148,7 +150,7 @@ def ticket_show(app: AppState, reference: str, as_json: bool) -> None:
     _print_detail(data)
 
 
-def _print_detail(data: dict) -> None:  # type: ignore[type-arg]
+def _print_detail(data: dict[str, Any]) -> None:
     click.echo(f"{data['reference']}  {data['subject']}")
     for key in (
         "product",

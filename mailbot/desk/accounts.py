@@ -10,7 +10,7 @@ import csv
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import TextIO
+from typing import TextIO, cast
 
 from mailbot.errors import MailbotError
 from mailbot.store import statements
@@ -91,7 +91,7 @@ def upsert_account(spec: AccountSpec) -> Account:
         if value:
             setattr(account, field, value)
     account.save()
-    return account
+    return cast(Account, account)
 
 
 def grant(account: Account, product: str, role: str) -> Grant:
@@ -101,11 +101,12 @@ def grant(account: Account, product: str, role: str) -> Grant:
     if not created and row.role != role:
         row.role = role
         row.save()
-    return row
+    return cast(Grant, row)
 
 
 def revoke(account: Account, product: str) -> bool:
-    return Grant.delete().where((Grant.account == account) & (Grant.product == product)).execute() > 0
+    removed: int = Grant.delete().where((Grant.account == account) & (Grant.product == product)).execute()
+    return removed > 0
 
 
 def import_accounts(handle: TextIO, product: str, default_role: str = "customer") -> int:

@@ -39,9 +39,9 @@ def handle_bounce(desk: Desk, mail: Mail) -> Outcome:
             f"bounce: names addresses <{original.message_id}> was not sent to; delivery state unchanged",
         )
     newly_dead = failed is not None and _mark_undeliverable(failed, mail.now)
-    if original.ticket_id is None:
-        return Outcome("ignored", "bounce: of a mail that belongs to no ticket")
     ticket = original.ticket
+    if ticket is None:
+        return Outcome("ignored", "bounce: of a mail that belongs to no ticket")
     store_inbound(desk, mail, ticket, msg.text, visibility="internal", kind="bounce")
     if failed is not None:
         tickets.record_event(ticket, "delivery_failed", "", new=failed, at=mail.now)

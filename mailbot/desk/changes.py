@@ -80,7 +80,7 @@ def assign(
     """Assign the ticket; an engineer assigned by someone else gets the ticket by mail."""
     if ticket.assignee_id == target.id:
         return False
-    old = ticket.assignee.email if ticket.assignee_id else ""
+    old = ticket.assignee.email if ticket.assignee is not None else ""
     ticket.assignee = target
     ticket.updated_at = now
     statements.save(ticket)

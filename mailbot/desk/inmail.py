@@ -6,6 +6,7 @@ values handed between them, storing a mail on its ticket, and who is told about 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -59,7 +60,8 @@ def store_inbound(
 def staff_recipients(product: ProductSettings, ticket: Ticket | None = None) -> list[notify.Recipient]:
     """The assignee when there is one; else the product's review board, who triage (AimTicket);
     else, for a product without a board, all its engineers."""
-    if ticket is not None and ticket.assignee_id is not None:
+    people: Sequence[tuple[Account, str | None]]
+    if ticket is not None and ticket.assignee is not None:
         people = [(ticket.assignee, accounts.role_of(ticket.assignee, product.key))]
     else:  # with their roles in the same query: not one more query per person
         people = accounts.staff_with_roles(product.key, ("board",)) or accounts.staff_with_roles(product.key)

@@ -152,7 +152,8 @@ def _ticket_of_message_id(mid: str, product: ProductSettings, domain: str) -> Ti
         .first()
     )
     if known is not None:
-        return known.ticket
+        found: Ticket = known.ticket
+        return found
     local, _, host = mid.partition("@")
     if host.lower() == domain and local.lower().startswith("ticket-"):
         reference = local[len("ticket-") :].upper()
@@ -272,9 +273,10 @@ def admit_sender(mail: Mail) -> Account | None:
         return sender
     if product.unknown_senders != "open":
         return None
-    name = mail.msg.sender.name if mail.msg.sender else ""
+    if mail.msg.sender is None:
+        return None
     account = accounts.upsert_account(
-        accounts.AccountSpec(mail.msg.sender.email, name=name, language=product.language)
+        accounts.AccountSpec(mail.msg.sender.email, name=mail.msg.sender.name, language=product.language)
     )
     accounts.grant(account, product.key, "customer")
     return account

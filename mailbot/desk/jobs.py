@@ -290,7 +290,8 @@ def _due(ticket: Ticket, status: str, days: int, now: datetime) -> bool:
 def _since(ticket: Ticket, status: str) -> datetime:
     """When the ticket entered its current `status` (waiting or resolved)."""
     moment = ticket.waiting_since if status == "waiting" else ticket.resolved_at
-    return moment or ticket.updated_at
+    since: datetime = moment or ticket.updated_at
+    return since
 
 
 def _escalation_recipient(product: ProductSettings) -> notify.Recipient:
@@ -306,8 +307,9 @@ def _escalation_recipient(product: ProductSettings) -> notify.Recipient:
 def _board_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.Recipient]:
     """The product's review board (its engineers when it has no board) and the assignee."""
     people = accounts.staff_of(product.key, ("board",)) or accounts.staff_of(product.key)
-    if ticket.assignee_id is not None and all(p.id != ticket.assignee_id for p in people):
-        people.append(ticket.assignee)
+    assignee = ticket.assignee
+    if assignee is not None and all(p.id != assignee.id for p in people):
+        people.append(assignee)
     return [
         notify.recipient_for(p, accounts.role_of(p, product.key) or "engineer", product.language)
         for p in people

@@ -22,7 +22,7 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
         "priority": ticket.priority,
         "category": ticket.category,
         "requester": ticket.requester.email,
-        "assignee": ticket.assignee.email if ticket.assignee_id else None,
+        "assignee": ticket.assignee.email if ticket.assignee is not None else None,
         "flags": [f for f in ticket.flags.split(",") if f],
         "created_at": _iso(ticket.created_at),
         "due_first_response": _iso(ticket.due_first_response),

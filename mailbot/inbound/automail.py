@@ -284,7 +284,7 @@ RULES: tuple[Rule, ...] = (
 """In order: the most specific reason first, subject guesses last."""
 
 
-_RULE_NAMES = {
+_RULE_NAMES: dict[Rule, str] = {
     bounce_subject: "subject rule",
     vacation_subject: "subject rule",
     noreply_sender: "sender rule",

@@ -133,7 +133,7 @@ def ses_notification(text: str) -> Finding | None:
         return None
     if not isinstance(data, dict) or data.get("notificationType") != "Bounce":
         return None
-    details = data.get("bounce") if isinstance(data.get("bounce"), dict) else {}
+    details = data["bounce"] if isinstance(data.get("bounce"), dict) else {}
     bounced = details.get("bouncedRecipients", ())
     recipients = [r.get("emailAddress", "") for r in bounced if isinstance(r, dict)]
     delayed = details.get("bounceType") == "Transient"

@@ -127,7 +127,8 @@ def decoded_payload(part: Message, raw: bytes, span: tuple[int, int] | None) -> 
         decoded = _base64_in_slices(data, 0, len(data))
         if decoded is not None:
             return decoded
-    return part.get_payload(decode=True)  # type: ignore[no-any-return]
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else None
 
 
 def _base64_in_slices(data: bytes, start: int, stop: int) -> bytes | None:

@@ -185,7 +185,8 @@ def library_header_regex() -> re.Pattern[str]:
     # count changes nothing; the warning is the library's, not a fault of ours.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        return EmailMessage(text="", languages=list(MAIL_LANGUAGES)).HEADER_REGEX
+        pattern: re.Pattern[str] = EmailMessage(text="", languages=list(MAIL_LANGUAGES)).HEADER_REGEX
+        return pattern
 
 
 def _outlook_block(lines: list[str]) -> int:

@@ -58,7 +58,8 @@ MAX_RETRY = timedelta(hours=1)
 
 def retry_delay(attempts: int) -> timedelta:
     """1 min, 2, 4, ... capped at an hour."""
-    return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), MAX_RETRY)
+    delay: timedelta = min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), MAX_RETRY)
+    return delay
 
 
 def claim_period(desk: Desk) -> timedelta:
@@ -203,7 +204,7 @@ def _fail(desk: Desk, row: Outbox, error: str, now: datetime) -> str:
             "mail %s (%s) to %s could not be rendered: %s", row.message_id, row.template, row.recipient, error
         )
         about = ""
-        if row.ticket_id is not None:
+        if row.ticket is not None:
             about = f" about {row.ticket.reference}"
             tickets.record_event(row.ticket, "mail_failed", "", new=row.recipient, detail=error, at=now)
         alerts.raise_alert(
@@ -251,10 +252,10 @@ def _give_up(desk: Desk, row: Outbox, error: str, now: datetime) -> str:
             row.recipient,
             error,
         )
-        if row.ticket_id is not None:
+        if row.ticket is not None:
             tickets.record_event(row.ticket, "delivery_failed", "", new=row.recipient, detail=error, at=now)
         if not alerts.is_alert(row.template):  # an undeliverable alert raises no further alert
-            about = f" about {row.ticket.reference}" if row.ticket_id is not None else ""
+            about = f" about {row.ticket.reference}" if row.ticket is not None else ""
             alerts.raise_alert(
                 desk,
                 "undeliverable",

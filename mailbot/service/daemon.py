@@ -12,7 +12,7 @@ import signal
 import socket
 import ssl
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -237,8 +237,8 @@ def build_scheduler(
 def _add_worker_job(
     scheduler: BackgroundScheduler,
     job_id: str,
-    run_once,
-    interval: float,  # type: ignore[no-untyped-def]
+    run_once: Callable[[float], object],
+    interval: float,
     first: datetime,
     stop: threading.Event,
 ) -> None:

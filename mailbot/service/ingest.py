@@ -183,7 +183,7 @@ def _ledger_row(mail: FetchedMail) -> Seen | None:
 
 
 def _reference(row: Seen) -> str:
-    return row.ticket.reference if row.ticket_id is not None else ""
+    return row.ticket.reference if row.ticket is not None else ""
 
 
 def reprocess(desk: Desk, path: Path) -> IngestResult:

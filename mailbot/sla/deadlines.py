@@ -149,7 +149,8 @@ def _stop(ticket: Ticket) -> datetime | None:
     """When the resolution clock stopped, or None while it runs."""
     if ticket.status not in DONE_STATUSES:
         return None
-    return ticket.resolved_at or ticket.closed_at or ticket.updated_at
+    stopped: datetime | None = ticket.resolved_at or ticket.closed_at or ticket.updated_at
+    return stopped
 
 
 def _clock(

@@ -228,6 +228,8 @@ def _time_rows(product: ProductSettings, t0: datetime, t1: datetime) -> list[Tim
     )
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for entry in entries:
+        if entry.ticket is None:
+            continue
         requester = entry.ticket.requester
         row = totals[requester.organisation or requester.email]
         row[0] += entry.spent

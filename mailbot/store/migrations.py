@@ -78,9 +78,9 @@ def schema_sql(db: Database) -> str:
         bound = model._meta.database
         model._meta.database = db  # bound to `db` only while its SQL is generated
         try:
-            table_sql, _ = model._schema._create_table(safe=False).query()
+            table_sql, _ = model._schema._create_table(safe=False).query()  # type: ignore[attr-defined]
             statements.append(table_sql + ";")
-            for index in model._schema._create_indexes(safe=False):
+            for index in model._schema._create_indexes(safe=False):  # type: ignore[attr-defined]
                 statements.append(index.query()[0] + ";")
         finally:
             model._meta.database = bound

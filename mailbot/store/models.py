@@ -26,7 +26,7 @@ from peewee import (
 from peewee import DateTimeField as _PlainDateTimeField
 
 
-class _DatabaseProxy(DatabaseProxy):  # type: ignore[misc]
+class _DatabaseProxy(DatabaseProxy):
     def savepoint(self):  # type: ignore[no-untyped-def]
         """The connected database's own savepoints (peewee's proxy makes plain ones), so that
         `mailbot.store.db` decides how a savepoint rolls back."""

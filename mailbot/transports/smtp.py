@@ -223,7 +223,7 @@ class SmtpTransport:
         try:
             code, message = conn.data(data)
         except smtplib.SMTPDataError as exc:  # the DATA command itself was refused
-            code, message = exc.smtp_code, exc.smtp_error
+            code, message = exc.smtp_code, _as_bytes(exc.smtp_error)
         except (smtplib.SMTPServerDisconnected, OSError):
             self._drop()
             # The server may or may not have taken it; the outbox sends it again with the same
@@ -278,3 +278,8 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return f"{type(exc).__name__}: {exc}"
+
+
+def _as_bytes(reply: bytes | str) -> bytes:
+    """smtplib hands a server's reply text over as bytes, or as str where it made one up."""
+    return reply if isinstance(reply, bytes) else reply.encode("utf-8", "replace")
