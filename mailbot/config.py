@@ -13,11 +13,23 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from dotenv import dotenv_values
 
+from mailbot.config_values import (
+    address,
+    alert_address,
+    authserv_id,
+    choice,
+    parse_bool,
+    parse_count,
+    parse_moment,
+    parse_seconds,
+    parse_share,
+    parse_size,
+)
 from mailbot.errors import ConfigError
 from mailbot.sla import notation
 from mailbot.sla.calendar import Calendar
@@ -71,7 +83,6 @@ PRODUCT_KEYS: dict[str, str] = {
 
 LANGUAGES = ("en", "nl", "fr")
 _PRODUCT_KEY_RE = re.compile(r"^[A-Z][A-Z0-9]{0,15}$")
-_ADDRESS_RE = re.compile(r"^[^@\s<>,;\"]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$|^[^@\s<>,;\"]+@localhost$")
 
 
 @dataclass(frozen=True)
@@ -198,76 +209,6 @@ class _Reader:
             raise ConfigError(f"{key}={value!r}: {exc}") from None
 
 
-def parse_bool(value: str) -> bool:
-    if value.lower() in ("true", "yes", "1"):
-        return True
-    if value.lower() in ("false", "no", "0"):
-        return False
-    raise ValueError("expected true or false")
-
-
-def parse_size(value: str) -> int:
-    match = re.fullmatch(r"(\d+)\s*([kKmMgG]?)[bB]?", value)
-    if not match:
-        raise ValueError("expected a size such as 25M, 512K or 1048576")
-    factor = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
-    return int(match.group(1)) * factor
-
-
-MAX_SECONDS = 7 * 24 * 3600  # a week: past it a timer or socket timeout overflows, or means a typo
-
-
-def parse_seconds(value: str) -> float:
-    seconds = float(value)
-    # Written this way round so that nan, which compares false with everything, fails it too.
-    if not 0 < seconds <= MAX_SECONDS:
-        raise ValueError(f"expected a number of seconds above 0 and at most {MAX_SECONDS} (a week)")
-    return seconds
-
-
-def parse_share(value: str) -> float:
-    share = float(value)
-    if not 0 < share < 1:
-        raise ValueError("expected a share of the target between 0 and 1, e.g. 0.8")
-    return share
-
-
-def parse_count(value: str) -> int:
-    if not value.isdigit():
-        raise ValueError("expected a whole number, 0 or more")
-    return int(value)
-
-
-def _choice(*allowed: str) -> Callable[[str], str]:
-    def check(value: str) -> str:
-        if value.lower() not in allowed:
-            raise ValueError("expected one of " + ", ".join(allowed))
-        return value.lower()
-
-    return check
-
-
-def _address(value: str) -> str:
-    if not _ADDRESS_RE.match(value):
-        raise ValueError("expected one mail address such as support@example.com")
-    return value
-
-
-def _alert_address(value: str, products: tuple[ProductSettings, ...]) -> str:
-    if value.lower() in {p.address.lower() for p in products}:
-        raise ValueError("alerts must not go to a product's own address (that would start a loop)")
-    return _address(value)
-
-
-def _authserv_id(value: str) -> str:
-    if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
-        raise ValueError(
-            "expected the name your mail server writes first in its Authentication-Results"
-            " header, e.g. mx.example.com"
-        )
-    return value.lower()
-
-
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Validate `env` into Settings; raises ConfigError naming the first wrong key."""
     read = _Reader(env)
@@ -291,18 +232,22 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         smtp_url=read.get("MAILBOT_SMTP_URL"),
         mail_domain=domain.lower(),
         ca_file=Path(ca_file) if ca_file else None,
-        log_level=str(read.parse("MAILBOT_LOG_LEVEL", _choice("debug", "info", "warning", "error"))).upper(),
+        log_level=str(read.parse("MAILBOT_LOG_LEVEL", choice("debug", "info", "warning", "error"))).upper(),
         poll_interval=float(read.parse("MAILBOT_POLL_INTERVAL", parse_seconds)),  # type: ignore[arg-type]
         outbox_interval=float(read.parse("MAILBOT_OUTBOX_INTERVAL", parse_seconds)),  # type: ignore[arg-type]
         io_timeout=float(read.parse("MAILBOT_IO_TIMEOUT", parse_seconds)),  # type: ignore[arg-type]
         max_message_size=int(read.parse("MAILBOT_MAX_MESSAGE_SIZE", parse_size)),  # type: ignore[call-overload]
         outbox_give_up=read.parse("MAILBOT_OUTBOX_GIVE_UP", notation.parse_duration),  # type: ignore[arg-type]
-        alert_address=str(read.parse("MAILBOT_ALERT_ADDRESS", lambda v: v and _alert_address(v, products))),
+        alert_address=str(read.parse("MAILBOT_ALERT_ADDRESS", lambda v: v and _alert(v, products))),
         db_busy_timeout=float(read.parse("MAILBOT_DB_BUSY_TIMEOUT", parse_seconds)),  # type: ignore[arg-type]
-        trusted_authserv_id=str(read.parse("MAILBOT_TRUSTED_AUTHSERV_ID", _authserv_id)),
+        trusted_authserv_id=str(read.parse("MAILBOT_TRUSTED_AUTHSERV_ID", authserv_id)),
         limits=_load_limits(read),
         product_by_key={p.key: p for p in products},
     )
+
+
+def _alert(value: str, products: tuple[ProductSettings, ...]) -> str:
+    return alert_address(value, {p.address for p in products})
 
 
 def _load_product(read: _Reader, key: str, data_dir: Path) -> ProductSettings:
@@ -321,13 +266,13 @@ def _load_product(read: _Reader, key: str, data_dir: Path) -> ProductSettings:
     return ProductSettings(
         key=key,
         name=read.get(name("NAME")) or key,
-        address=str(read.parse(name("ADDRESS"), _address)),
+        address=str(read.parse(name("ADDRESS"), address)),
         mailbox=_mailbox_url(read.get(name("MAILBOX")), name("MAILBOX"), data_dir / "maildirs" / key),
         prefix=prefix.upper(),
-        unknown_senders=str(read.parse(name("UNKNOWN_SENDERS"), _choice("reject", "open"))),
+        unknown_senders=str(read.parse(name("UNKNOWN_SENDERS"), choice("reject", "open"))),
         contract_required=bool(read.parse(name("CONTRACT_REQUIRED"), parse_bool)),
-        contract_policy=str(read.parse(name("CONTRACT_POLICY"), _choice("refuse", "flag"))),
-        language=str(read.parse(name("LANGUAGE"), _choice(*LANGUAGES))),
+        contract_policy=str(read.parse(name("CONTRACT_POLICY"), choice("refuse", "flag"))),
+        language=str(read.parse(name("LANGUAGE"), choice(*LANGUAGES))),
         templates=Path(templates) if templates else None,
         processed_folder=read.get(name("PROCESSED_FOLDER")),
         calendar=calendar,
@@ -336,7 +281,7 @@ def _load_product(read: _Reader, key: str, data_dir: Path) -> ProductSettings:
         sla_warning=float(read.parse(name("SLA_WARNING"), parse_share)),  # type: ignore[arg-type]
         reminder_days=int(read.parse(name("REMINDER_DAYS"), parse_count)),  # type: ignore[call-overload]
         auto_close_days=int(read.parse(name("AUTO_CLOSE_DAYS"), parse_count)),  # type: ignore[call-overload]
-        escalation_address=str(read.parse(name("ESCALATION_ADDRESS"), lambda v: v and _address(v))),
+        escalation_address=str(read.parse(name("ESCALATION_ADDRESS"), lambda v: v and address(v))),
         credit_low=int(read.parse(name("CREDIT_LOW"), parse_count)),  # type: ignore[call-overload]
     )
 
@@ -381,14 +326,3 @@ def _load_limits(read: _Reader) -> MailLimits:
         flood_window=read.parse("MAILBOT_FLOOD_WINDOW", notation.parse_duration),  # type: ignore[arg-type]
         cutover=read.parse("MAILBOT_ACK_CUTOVER", parse_moment),  # type: ignore[arg-type]
     )
-
-
-def parse_moment(value: str) -> datetime | None:
-    """An ISO 8601 date or date-time (UTC unless it names an offset); "" for none."""
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError("expected an ISO date-time, e.g. 2026-11-01T00:00:00+01:00 or 2026-11-01") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

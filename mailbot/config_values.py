@@ -1,0 +1,91 @@
+"""The values a `MAILBOT_*` key may hold: each function takes the text of the setting and returns
+its value or raises ValueError saying what was expected (the caller names the key)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+_ADDRESS_RE = re.compile(r"^[^@\s<>,;\"]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$|^[^@\s<>,;\"]+@localhost$")
+
+
+def parse_bool(value: str) -> bool:
+    if value.lower() in ("true", "yes", "1"):
+        return True
+    if value.lower() in ("false", "no", "0"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def parse_size(value: str) -> int:
+    match = re.fullmatch(r"(\d+)\s*([kKmMgG]?)[bB]?", value)
+    if not match:
+        raise ValueError("expected a size such as 25M, 512K or 1048576")
+    factor = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
+    return int(match.group(1)) * factor
+
+
+MAX_SECONDS = 7 * 24 * 3600  # a week: past it a timer or socket timeout overflows, or means a typo
+
+
+def parse_seconds(value: str) -> float:
+    seconds = float(value)
+    # Written this way round so that nan, which compares false with everything, fails it too.
+    if not 0 < seconds <= MAX_SECONDS:
+        raise ValueError(f"expected a number of seconds above 0 and at most {MAX_SECONDS} (a week)")
+    return seconds
+
+
+def parse_share(value: str) -> float:
+    share = float(value)
+    if not 0 < share < 1:
+        raise ValueError("expected a share of the target between 0 and 1, e.g. 0.8")
+    return share
+
+
+def parse_count(value: str) -> int:
+    if not value.isdigit():
+        raise ValueError("expected a whole number, 0 or more")
+    return int(value)
+
+
+def choice(*allowed: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value.lower() not in allowed:
+            raise ValueError("expected one of " + ", ".join(allowed))
+        return value.lower()
+
+    return check
+
+
+def address(value: str) -> str:
+    if not _ADDRESS_RE.match(value):
+        raise ValueError("expected one mail address such as support@example.com")
+    return value
+
+
+def alert_address(value: str, product_addresses: set[str]) -> str:
+    if value.lower() in {a.lower() for a in product_addresses}:
+        raise ValueError("alerts must not go to a product's own address (that would start a loop)")
+    return address(value)
+
+
+def authserv_id(value: str) -> str:
+    if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
+        raise ValueError(
+            "expected the name your mail server writes first in its Authentication-Results"
+            " header, e.g. mx.example.com"
+        )
+    return value.lower()
+
+
+def parse_moment(value: str) -> datetime | None:
+    """An ISO 8601 date or date-time (UTC unless it names an offset); "" for none."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("expected an ISO date-time, e.g. 2026-11-01T00:00:00+01:00 or 2026-11-01") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
