@@ -23,6 +23,8 @@ from mailbot.config_values import (
     alert_address,
     authserv_id,
     choice,
+    is_loopback,
+    listen_address,
     parse_bool,
     parse_count,
     parse_moment,
@@ -44,6 +46,10 @@ GLOBAL_KEYS: dict[str, str] = {
     "MAILBOT_CA_FILE": "",
     "MAILBOT_TRUSTED_AUTHSERV_ID": "",
     "MAILBOT_LOG_LEVEL": "INFO",
+    "MAILBOT_LOG_FORMAT": "text",
+    "MAILBOT_METRICS": "",
+    "MAILBOT_METRICS_ALLOW_REMOTE": "false",
+    "MAILBOT_UNREACHABLE_ALERT": "30m",
     "MAILBOT_POLL_INTERVAL": "60",
     "MAILBOT_OUTBOX_INTERVAL": "15",
     "MAILBOT_IO_TIMEOUT": "60",
@@ -79,6 +85,7 @@ PRODUCT_KEYS: dict[str, str] = {
     "AUTO_CLOSE_DAYS": "7",
     "ESCALATION_ADDRESS": "",
     "CREDIT_LOW": "60",
+    "SILENCE_ALERT": "",
 }
 
 LANGUAGES = ("en", "nl", "fr")
@@ -108,6 +115,7 @@ class ProductSettings:
     auto_close_days: int = 7
     escalation_address: str = ""
     credit_low: int = 60
+    silence_alert: timedelta | None = None  # alert when no mail came for this long; None: never
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,9 @@ class Settings:
     db_busy_timeout: float = 10.0
     trusted_authserv_id: str = ""  # "" = engineers' commands are trusted without checking
     limits: MailLimits = field(default_factory=MailLimits)
+    log_format: str = "text"  # or "json": one JSON object per line
+    metrics: tuple[str, int] | None = None  # where Prometheus metrics are served; None: nowhere
+    unreachable_alert: timedelta | None = timedelta(minutes=30)  # None: never
     product_by_key: Mapping[str, ProductSettings] = field(repr=False, default_factory=dict)
 
     def product(self, key: str) -> ProductSettings:
@@ -242,8 +253,27 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         db_busy_timeout=float(read.parse("MAILBOT_DB_BUSY_TIMEOUT", parse_seconds)),  # type: ignore[arg-type]
         trusted_authserv_id=str(read.parse("MAILBOT_TRUSTED_AUTHSERV_ID", authserv_id)),
         limits=_load_limits(read),
+        log_format=str(read.parse("MAILBOT_LOG_FORMAT", choice("text", "json"))),
+        metrics=_load_metrics(read),
+        unreachable_alert=read.parse("MAILBOT_UNREACHABLE_ALERT", _optional_duration),  # type: ignore[arg-type]
         product_by_key={p.key: p for p in products},
     )
+
+
+def _optional_duration(value: str) -> timedelta | None:
+    return None if value in ("", "never") else notation.parse_duration(value)
+
+
+def _load_metrics(read: _Reader) -> tuple[str, int] | None:
+    where: tuple[str, int] | None = read.parse("MAILBOT_METRICS", listen_address)  # type: ignore[assignment]
+    allow_remote = read.parse("MAILBOT_METRICS_ALLOW_REMOTE", parse_bool)
+    if where is not None and not is_loopback(where[0]) and not allow_remote:
+        raise ConfigError(
+            f"MAILBOT_METRICS={read.get('MAILBOT_METRICS')!r}: {where[0]} is not a loopback address, so "
+            "anyone on the network could read the metrics; bind 127.0.0.1 and scrape through a proxy "
+            "or SSH tunnel, or set MAILBOT_METRICS_ALLOW_REMOTE=true"
+        )
+    return where
 
 
 def _alert(value: str, products: tuple[ProductSettings, ...]) -> str:
@@ -283,6 +313,7 @@ def _load_product(read: _Reader, key: str, data_dir: Path) -> ProductSettings:
         auto_close_days=int(read.parse(name("AUTO_CLOSE_DAYS"), parse_count)),  # type: ignore[call-overload]
         escalation_address=str(read.parse(name("ESCALATION_ADDRESS"), lambda v: v and address(v))),
         credit_low=int(read.parse(name("CREDIT_LOW"), parse_count)),  # type: ignore[call-overload]
+        silence_alert=read.parse(name("SILENCE_ALERT"), _optional_duration),  # type: ignore[arg-type]
     )
 
 

@@ -3,6 +3,7 @@ its value or raises ValueError saying what was expected (the caller names the ke
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -89,3 +90,25 @@ def parse_moment(value: str) -> datetime | None:
     except ValueError:
         raise ValueError("expected an ISO date-time, e.g. 2026-11-01T00:00:00+01:00 or 2026-11-01") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def listen_address(value: str) -> tuple[str, int] | None:
+    """`HOST:PORT`, `[IPv6]:PORT` or a bare `PORT` (on 127.0.0.1); "" for none."""
+    if not value:
+        return None
+    host, colon, port = value.rpartition(":")
+    if not colon:
+        host = "127.0.0.1"
+    host = host.strip("[]")
+    if not port.isdigit() or not 0 < int(port) < 65536 or (colon and not host):
+        raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:9464")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

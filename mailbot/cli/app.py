@@ -5,7 +5,6 @@ registers the subcommand modules, so that those import this and nothing imports 
 from __future__ import annotations
 
 import json
-import logging
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import click
 
+from mailbot.cli.logs import use_settings
 from mailbot.config import Settings, load_settings, read_environment
 from mailbot.context import Desk, make_desk
 from mailbot.store import migrations
@@ -28,7 +28,7 @@ class AppState:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(read_environment(self.env_file))
-            logging.getLogger().setLevel(self._settings.log_level)
+            use_settings(self._settings.log_level, self._settings.log_format)
         return self._settings
 
     def open(self) -> Desk:

@@ -15,8 +15,9 @@ from typing import Any
 import click
 from peewee import DatabaseError
 
-from mailbot.cli import accounts, outbox, quarantine, report, tickets
+from mailbot.cli import accounts, outbox, quarantine, report, status, tickets
 from mailbot.cli.app import AppState, emit_json, ssl_context
+from mailbot.cli.logs import setup_logging
 from mailbot.context import make_renderer
 from mailbot.errors import EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL, DiskFull, MailbotError
 from mailbot.store import migrations
@@ -55,17 +56,7 @@ class MailbotGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, env_file: Path | None) -> None:
     """mailbot: a support desk that lives in email."""
-    # force: each invocation logs to the stderr it has (tests run many in one process).
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        force=True,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # APScheduler logs every run of every job at INFO, and mail-parser warns about every MIME
-    # part it does not itself decode (we do): keep only what needs an admin's attention.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("mailparser").setLevel(logging.ERROR)
+    setup_logging()
     ctx.obj = AppState(env_file)
 
 
@@ -132,16 +123,20 @@ def ingest(app: AppState, product: str, files: tuple[Path, ...]) -> None:
     """Take raw mails from FILES, or one from stdin (an MTA pipe). Exits 75 on a temporary
     failure so the MTA tries again, 70 when a mail was quarantined after an error in mailbot."""
     from mailbot.service.daemon import ingest_each
+    from mailbot.service.health import record_ingested
     from mailbot.store.db import require_durable_commits
     from mailbot.store.files import Store
 
     # The MTA deletes its copy once we exit 0: every commit and file must be on disk by then.
     desk = dataclasses.replace(app.open(), store=Store(app.settings.data_dir, fsync=True))
     require_durable_commits()
-    internal = 0
-    for line, result in ingest_each(desk, desk.settings.product(product), files, sys.stdin.buffer):
+    internal = new_mails = 0
+    settings = desk.settings.product(product)
+    for line, result in ingest_each(desk, settings, files, sys.stdin.buffer):
         click.echo(line)
         internal += result.internal
+        new_mails += not result.already_seen
+    record_ingested(desk, settings, new_mails)
     if internal:
         click.echo(
             f"mailbot: {internal} mail(s) quarantined after an internal error; see the log and "
@@ -213,4 +208,5 @@ main.add_command(outbox.outbox)
 main.add_command(quarantine.quarantine)
 main.add_command(tickets.ticket)
 main.add_command(report.report)
+main.add_command(status.status)
 accounts.account.add_command(report.credit)

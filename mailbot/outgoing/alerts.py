@@ -37,11 +37,14 @@ def is_alert(template: str) -> bool:
     return template.startswith(TEMPLATE_PREFIX)
 
 
-def raise_alert(desk: Desk, kind: str, summary: str, detail: str = "") -> Outbox | None:
-    """Log the alert and, unless one of the same `kind` was queued within the hour, queue a mail
-    to the alert address. Returns the outbox row, or None when only logged. Call inside the
-    transaction of the change the alert is about."""
-    log.error("alert %s: %s%s", kind, summary, f" ({detail})" if detail else "")
+def raise_alert(
+    desk: Desk, kind: str, summary: str, detail: str = "", level: int = logging.ERROR
+) -> Outbox | None:
+    """Log the alert (at `level`: INFO for news that a problem ended) and, unless one of the
+    same `kind` was queued within the hour, queue a mail to the alert address. Returns the
+    outbox row, or None when only logged. Call inside the transaction of the change the alert
+    is about."""
+    log.log(level, "alert %s: %s%s", kind, summary, f" ({detail})" if detail else "")
     settings = desk.settings
     address = settings.alert_address
     if not address:

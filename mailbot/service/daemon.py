@@ -6,12 +6,14 @@ here."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,9 +28,11 @@ from mailbot.context import Desk
 from mailbot.desk import jobs, replies
 from mailbot.errors import EX_SOFTWARE, EX_TEMPFAIL, MailbotError
 from mailbot.outgoing.outbox import drain_outbox
+from mailbot.service import health
 from mailbot.service.ingest import IngestResult, ingest_mail
+from mailbot.service.metrics import Metrics
 from mailbot.service.poller import poll_mailbox
-from mailbot.service.workers import MailboxWorker, OutboxWorker
+from mailbot.service.workers import MailboxWorker, OutboxWorker, record_pass
 from mailbot.sources import open_source
 from mailbot.sources.base import FetchedMail
 from mailbot.store.db import explain
@@ -37,6 +41,7 @@ from mailbot.transports import transport_from_url
 
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 30
+HEALTH_INTERVAL = 60  # seconds between health checks (alerts) in the daemon
 
 
 def poll_product(
@@ -57,15 +62,18 @@ def _pass_over(
         timeout=settings.io_timeout,
         processed_folder=product.processed_folder or None,
     )
+    started = time.monotonic()
     try:
         source.open()
         report = poll_mailbox(desk, product, source, stop.is_set if stop else lambda: False)
+        record_pass(desk, product, report, time.monotonic() - started)
         if report.handled:
             log.info("%s: %s", source.name, dict(report.outcomes))
         return None, report.internal_errors
     except DatabaseError as exc:  # the cursor could not be saved: the mail stays on the server
         return _pass_over_failed(product, source.name, explain(exc, settings.database_url))
     except MailbotError as exc:
+        health.record_failure(desk, product, source.name, str(exc))
         return _pass_over_failed(product, source.name, exc)
     finally:
         source.close()
@@ -112,7 +120,24 @@ def poll_everything(desk: Desk, context: ssl.SSLContext) -> tuple[list[str], int
     except MailbotError as exc:
         log.warning("outbox: %s", exc)
         failures.append(f"outbox not delivered: {exc}")
+    if check_health(desk):  # the alert mails go out now, not at the next pass
+        with contextlib.suppress(MailbotError):
+            send_outbox(desk, context)
     return failures, EX_SOFTWARE if internal else EX_TEMPFAIL if failures else 0
+
+
+def check_health(desk: Desk, stop: threading.Event | None = None) -> list[str]:
+    """The health alerts (`mailbot.service.health`), raised or recovered now; never raises, so
+    that the daemon's job comes back."""
+    if stop is not None and stop.is_set():
+        return []
+    try:
+        return health.check_alarms(desk)
+    except (DatabaseError, MailbotError) as exc:
+        log.warning("health check not done: %s", exc)
+    except Exception:  # the per-job boundary
+        log.exception("health check failed")
+    return []
 
 
 def ingest_files(desk: Desk, product: ProductSettings, files: Iterable[Path], stdin: BinaryIO) -> list[str]:
@@ -186,7 +211,17 @@ def _describe_smtp(settings: Settings) -> str:
 def run_daemon(desk: Desk, context: ssl.SSLContext) -> None:
     stop = threading.Event()
     _install_signal_handlers(stop)
-    scheduler, workers = build_scheduler(desk, context, stop)
+    metrics = Metrics(desk)
+    if desk.settings.metrics is not None:
+        metrics.serve(*desk.settings.metrics)
+    try:
+        _run_scheduler(desk, context, stop, metrics)
+    finally:
+        metrics.close()
+
+
+def _run_scheduler(desk: Desk, context: ssl.SSLContext, stop: threading.Event, metrics: Metrics) -> None:
+    scheduler, workers = build_scheduler(desk, context, stop, metrics)
     scheduler.start()
     notify_systemd("READY=1")
     log.info("mailbot running: %d mailbox(es)", len(desk.settings.products))
@@ -212,25 +247,40 @@ def run_daemon(desk: Desk, context: ssl.SSLContext) -> None:
 
 
 def build_scheduler(
-    desk: Desk, context: ssl.SSLContext, stop: threading.Event
+    desk: Desk, context: ssl.SSLContext, stop: threading.Event, metrics: Metrics | None = None
 ) -> tuple[BackgroundScheduler, list[MailboxWorker | OutboxWorker]]:
     """A job per mailbox worker and one for the outbox worker, each running for the daemon's
-    whole life in its own thread of the pool (so one slow server delays no other), and the SLA
-    jobs."""
+    whole life in its own thread of the pool (so one slow server delays no other), the SLA
+    jobs and the health check."""
     settings = desk.settings
-    jobs_count = len(settings.products) + 1 + len(jobs.JOBS)
+    jobs_count = len(settings.products) + 2 + len(jobs.JOBS)
     scheduler = BackgroundScheduler(timezone="UTC", executors={"default": ThreadPoolExecutor(jobs_count + 1)})
-    outbox = OutboxWorker(desk, context, stop)
+    outbox = OutboxWorker(desk, context, stop, metrics)
     workers: list[MailboxWorker | OutboxWorker] = [outbox]
     now = datetime.now(UTC)
     for product in settings.products:
-        worker = MailboxWorker(desk, product, context, stop, on_mail=outbox.wake.set)
+        worker = MailboxWorker(desk, product, context, stop, on_mail=outbox.wake.set, metrics=metrics)
         workers.append(worker)
         _add_worker_job(
             scheduler, f"mailbox-{product.key}", worker.run_once, settings.poll_interval, now, stop
         )
     _add_worker_job(scheduler, "outbox", outbox.run_once, settings.outbox_interval, now, stop)
     jobs.register_jobs(scheduler, desk, stop)
+
+    def check_and_send() -> None:
+        if check_health(desk, stop):
+            outbox.wake.set()  # the alert mail goes out now
+
+    scheduler.add_job(
+        check_and_send,
+        "interval",
+        id="health",
+        seconds=HEALTH_INTERVAL,
+        next_run_time=now,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=HEALTH_INTERVAL,
+    )
     return scheduler, workers
 
 

@@ -24,7 +24,9 @@ from mailbot.config import ProductSettings
 from mailbot.context import Desk
 from mailbot.errors import MailbotError
 from mailbot.outgoing.outbox import drain_outbox
-from mailbot.service.poller import PASS_LIMIT, poll_mailbox
+from mailbot.service import health
+from mailbot.service.metrics import Metrics
+from mailbot.service.poller import PASS_LIMIT, PassReport, poll_mailbox
 from mailbot.sources import open_source
 from mailbot.sources.base import MailSource
 from mailbot.transports import Transport, transport_from_url
@@ -41,10 +43,12 @@ class MailboxWorker:
         context: ssl.SSLContext,
         stop: threading.Event,
         on_mail: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
     ):
         self.desk, self.product, self.context, self.stop = desk, product, context, stop
-        self.on_mail = on_mail
+        self.on_mail, self.metrics = on_mail, metrics
         self.source: MailSource | None = None
+        self.mailbox_name = ""
         self.backoff = 1.0
         self.failing = False
 
@@ -71,6 +75,7 @@ class MailboxWorker:
             timeout=settings.io_timeout,
             processed_folder=self.product.processed_folder or None,
         )
+        self.mailbox_name = source.name  # never with the password
         source.open()
         self.source = source
         if self.failing:
@@ -80,7 +85,12 @@ class MailboxWorker:
     def _poll(self) -> bool:
         """One pass of at most PASS_LIMIT mails; True when mail is left for the next one."""
         assert self.source is not None
+        started = time.monotonic()
         report = poll_mailbox(self.desk, self.product, self.source, self.stop.is_set, limit=PASS_LIMIT)
+        seconds = time.monotonic() - started
+        record_pass(self.desk, self.product, report, seconds)
+        if self.metrics is not None:
+            self.metrics.count_pass(self.product.key, report.outcomes, seconds)
         if report.handled:
             log.info("%s: %s", self.source.name, dict(report.outcomes))
             self.on_mail()
@@ -97,6 +107,8 @@ class MailboxWorker:
             # The source's errors name the mailbox (without its password); the database's don't.
             detail = f"database unavailable: {exc}" if isinstance(exc, DatabaseError) else str(exc)
             log.warning("%s: %s; retrying with backoff", self.product.key, detail)
+        if not isinstance(exc, DatabaseError):  # a database error could not be recorded either
+            health.record_failure(self.desk, self.product, self.mailbox_name, str(exc))
         self.failing = True
         self.close()
 
@@ -111,9 +123,17 @@ class MailboxWorker:
                 self.source = None
 
 
+def record_pass(desk: Desk, product: ProductSettings, report: PassReport, seconds: float) -> None:
+    """The pass's one health write (`mailbot.service.health`)."""
+    new_mails = report.handled - report.outcomes["already seen"]
+    health.record_pass(desk, product, health.PassResult(report.mailbox, new_mails, report.remaining, seconds))
+
+
 class OutboxWorker:
-    def __init__(self, desk: Desk, context: ssl.SSLContext, stop: threading.Event):
-        self.desk, self.context, self.stop = desk, context, stop
+    def __init__(
+        self, desk: Desk, context: ssl.SSLContext, stop: threading.Event, metrics: Metrics | None = None
+    ):
+        self.desk, self.context, self.stop, self.metrics = desk, context, stop, metrics
         self.wake = threading.Event()
         self.transport: Transport | None = None
         self.failing = False
@@ -145,6 +165,8 @@ class OutboxWorker:
             self.failing = True
             self.close()
             return
+        if self.metrics is not None:
+            self.metrics.count_sent(counts)
         if counts:
             log.info("outbox: %s", dict(counts))
         if self.failing and counts["sent"]:

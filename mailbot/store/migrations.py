@@ -11,7 +11,16 @@ from peewee import Database
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as apply_operations
 
-from mailbot.store.models import MODELS, CreditEntry, Notice, Organisation, Outbox, SchemaVersion
+from mailbot.store.models import (
+    MODELS,
+    Alarm,
+    CreditEntry,
+    MailboxHealth,
+    Notice,
+    Organisation,
+    Outbox,
+    SchemaVersion,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +53,19 @@ def _add_outbox_drafts_and_claims(db: Database) -> None:
     )
 
 
+def _add_mailbox_health(db: Database) -> None:
+    """Version 6: what the passes over each mailbox found (`mailbot status`, metrics, health
+    alerts) and the health alerts currently raised. New tables only; safe=True because a
+    database created fresh already has them from step 1."""
+    db.create_tables([MailboxHealth, Alarm], safe=True)
+
+
 # version -> step that brings the database from version-1 to version.
 STEPS: dict[int, Callable[[Database], None]] = {
     1: _create_initial,
     2: _add_credit_and_notices,
     3: _add_outbox_drafts_and_claims,
+    6: _add_mailbox_health,
 }
 LATEST = max(STEPS)
 
@@ -63,7 +80,7 @@ def current_version(db: Database) -> int:
 def migrate(db: Database) -> tuple[int, int]:
     """Bring the database to LATEST; returns (version before, version after)."""
     before = current_version(db)
-    for version in range(before + 1, LATEST + 1):
+    for version in sorted(v for v in STEPS if v > before):  # numbers may have gaps
         with db.atomic():
             STEPS[version](db)
             SchemaVersion.create(version=version)

@@ -17,6 +17,7 @@ from peewee import (
     CharField,
     DatabaseProxy,
     DateField,
+    FloatField,
     ForeignKeyField,
     IntegerField,
     Model,
@@ -242,6 +243,32 @@ class MailboxState(BaseModel):
     updated_at = DateTimeField(default=utcnow)
 
 
+class MailboxHealth(BaseModel):
+    """What the last passes over a product's mailbox found, for `mailbot status`, the metrics and
+    the health alerts: one row per product, written once per pass (not per mail) and on each
+    failed connection."""
+
+    product = CharField(primary_key=True)
+    mailbox = CharField(default="")  # the source's name: never its password
+    first_pass_at = DateTimeField(null=True)  # the silence alert counts from here until a mail came
+    last_pass_at = DateTimeField(null=True)  # the last pass that read the mailbox
+    last_mail_at = DateTimeField(null=True)  # the last pass that took new mail
+    pass_seconds = FloatField(default=0.0)
+    backlog = IntegerField(default=0)  # mails left on the server after the last pass
+    failing_since = DateTimeField(null=True)  # None: reachable at the last try
+    last_error = TextField(default="")
+    last_error_at = DateTimeField(null=True)
+
+
+class Alarm(BaseModel):
+    """A health alert that is raised and not yet recovered (`mailbot.service.health`): its row
+    makes the alert mail go out once, and the recovery mail once when the row is removed."""
+
+    key = CharField(primary_key=True)  # e.g. "unreachable:VISI", "silence:VISI", "outbox"
+    summary = TextField(default="")
+    raised_at = DateTimeField(default=utcnow)
+
+
 class Organisation(BaseModel):
     """A customer organisation that holds prepaid support credit for its people (matched by
     name with Account.organisation). Time is taken from here before the account's own credit."""
@@ -301,4 +328,6 @@ MODELS: tuple[type[BaseModel], ...] = (
     Organisation,
     CreditEntry,
     Notice,
+    MailboxHealth,
+    Alarm,
 )
