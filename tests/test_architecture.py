@@ -151,7 +151,14 @@ def reaches(name: str, targets: tuple[str, ...] | set[str]) -> bool:
 
 def test_every_module_lives_in_a_package_with_a_rule():
     loose = [p.name for p in modules() if package_of(p) == ""]
-    assert sorted(loose) == ["__init__.py", "__main__.py", "config.py", "config_values.py", "context.py", "errors.py"]
+    assert sorted(loose) == [
+        "__init__.py",
+        "__main__.py",
+        "config.py",
+        "config_values.py",
+        "context.py",
+        "errors.py",
+    ]
     assert {package_of(p) for p in modules()} - {""} == set(FORBIDDEN)
 
 
