@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -363,3 +365,34 @@ def test_log_lines_are_one_per_event_and_carry_no_password(tmp_path):
         "imap", "to imap", 1
     )
     assert "second line" in parsed["exc_info"]
+
+
+# -- upgrade -------------------------------------------------------------------------------------
+
+
+def test_an_installation_from_schema_3_gains_the_health_tables_and_keeps_its_data(tmp_path):
+    path = tmp_path / "data" / "mailbot.db"
+    path.parent.mkdir()
+    db = sqlite3.connect(path)
+    try:
+        db.executescript((Path(__file__).resolve().parent / "fixtures" / "schema_v3.sql").read_text())
+        db.executemany(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?, '2026-01-01 00:00:00')",
+            [(1,), (2,), (3,)],
+        )
+        db.execute("INSERT INTO mailbox_state VALUES ('maildir:///old', 7, 42, '2026-01-01 00:00:00')")
+        db.commit()
+    finally:
+        db.close()
+    site = make_site(tmp_path, {"VISI": {"address": VISI}})  # `db init`: migrated in place
+    assert site.query("SELECT max(version) FROM schema_version") == [(6,)]
+    assert site.query("SELECT uidvalidity, last_uid FROM mailbox_state WHERE mailbox = 'maildir:///old'") == [
+        (7, 42)
+    ]
+    site.poll()
+    [visi] = site.json("status")["mailboxes"]
+    assert (visi["reachable"], visi["backlog"]) == (True, 0)
+    (tmp_path / "fresh").mkdir()
+    fresh = make_site(tmp_path / "fresh", {"VISI": {"address": VISI}})
+    for table in ("mailbox_health", "alarm"):
+        assert site.query(f'PRAGMA table_info("{table}")') == fresh.query(f'PRAGMA table_info("{table}")')
