@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import sqlite3
@@ -258,9 +259,13 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def test_a_running_daemon_serves_metrics_that_count_the_mail(tmp_path, dovecot, mail_user, smtp_sink):
     port = free_port()
+    dead_mailbox = f"imap://worknc:{quote(SECRET, safe='')}@127.0.0.1:{free_port()}/INBOX"
     site = make_site(
         tmp_path,
-        {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
+        {
+            "VISI": {"address": VISI, "mailbox": mail_user.url()},
+            "WORKNC": {"address": WORKNC, "mailbox": dead_mailbox},
+        },
         smtp_url=smtp_sink.url,
         metrics=f"127.0.0.1:{port}",
         log_format="json",
@@ -308,6 +313,13 @@ def test_a_running_daemon_serves_metrics_that_count_the_mail(tmp_path, dovecot, 
         assert 0 <= metrics[("mailbot_last_pass_age_seconds", (("product", "VISI"),))] < 120
         assert metrics[("mailbot_pass_duration_seconds_count", (("product", "VISI"),))] >= 1
         assert metrics[("mailbot_quarantined_mails", ())] == 0
+        assert metrics[("mailbot_mailbox_up", (("product", "WORKNC"),))] == 0
+        assert math.isnan(metrics[("mailbot_last_pass_age_seconds", (("product", "WORKNC"),))])
+        worknc = site.json("status")["mailboxes"][1]
+        assert (worknc["reachable"], worknc["mailbox"]) == (
+            False,
+            f"imap://worknc@{dead_mailbox.split('@')[1]}",
+        )
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=40)
         assert daemon.returncode == 0
@@ -318,6 +330,7 @@ def test_a_running_daemon_serves_metrics_that_count_the_mail(tmp_path, dovecot, 
     with pytest.raises(OSError):  # the endpoint went with the daemon
         scrape(port)
     lines = log_path.read_text().splitlines()
+    assert quote(SECRET, safe="") not in log_path.read_text()
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     assert {"time", "level", "logger", "message"} <= set(records[0])
     assert any(r["message"].startswith("metrics on http://127.0.0.1:") for r in records)
