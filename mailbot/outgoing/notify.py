@@ -46,8 +46,9 @@ OPTIONAL = frozenset(
 # Mails written by a person, relayed by us: not marked Auto-Submitted.
 HUMAN = frozenset({"reply", "customer_reply", "internal_note", "info_requested"})
 CUSTOMER_ROLES = ("customer", "watcher")
-# Answers about a mail that changed nothing: sent, but not part of the ticket's conversation.
-OFF_THE_RECORD = frozenset({"command_error", "command_not_trusted", "refused"})
+# Answers about a mail that changed nothing (a refused command, a customer's `#show`): sent, but
+# not part of the ticket's conversation.
+OFF_THE_RECORD = frozenset({"command_error", "command_not_trusted", "refused", "query_answer"})
 # The product's own people: never held back by the daily limit of automatic mail.
 STAFF_ROLES = ("engineer", "board")
 

@@ -60,6 +60,7 @@ def test_list_includes_the_tickets_one_watches(desk: MailDesk):
 
 def test_show_answers_with_the_public_history_and_never_an_internal_note(desk: MailDesk):
     _three_tickets(desk)
+    conversation = desk.ticket("GEN-1").messages.count()
     desk.send(CARLA, "GEN", "history", "#show GEN-1")
     [answer] = desk.inbox(CARLA)
     assert "It burns since Monday." in answer.text
@@ -68,8 +69,9 @@ def test_show_answers_with_the_public_history_and_never_an_internal_note(desk: M
     assert "warranty" not in answer.text and "warranty" not in _html(answer)
     assert answer.subject == "[GEN-1] Printer on fire"
     assert _everyone(desk)[ERIN] == 0
-    # The question itself is stored nowhere: the ticket keeps its own conversation.
+    # Neither the question nor its answer joins the ticket's conversation.
     assert not Message.select().where(Message.text.contains("#show")).exists()
+    assert desk.ticket("GEN-1").messages.count() == conversation
 
 
 def test_show_of_another_customers_ticket_tells_nothing_of_it(desk: MailDesk):
