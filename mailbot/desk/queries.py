@@ -7,6 +7,8 @@ owner. Nothing of a ticket the sender may not see is told, not even whether it e
 reference of another product, of another customer or of nothing gets the same "not found".
 Who may see a ticket is `may_see`; there is no organisation-wide view (no product rule grants
 one), so a customer sees the tickets they asked or watch, the product's engineers all of its.
+A sender gets at most ANSWERS_PER_HOUR answers an hour, whatever they ask: guessing references
+is slow, and the silence after the limit is the same for references that exist and that do not.
 
 Called by `mailbot.desk.intake` before routing, inside the ingest transaction; reads tickets and
 queues one mail through `mailbot.outgoing.notify`.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -28,12 +30,16 @@ from mailbot.desk.inmail import Mail, Outcome
 from mailbot.outgoing import notify
 from mailbot.outgoing.formats import machine_moment
 from mailbot.store import statements
-from mailbot.store.models import Account, Message, Ticket, Watcher
+from mailbot.store.models import Account, Message, Outbox, Ticket, Watcher
 
 log = logging.getLogger(__name__)
 
 QUERY_COMMANDS = {"list": "#list", "show": "#show REF"}
 """The questions a mail may ask, with their syntax."""
+# Answers per sender and hour: beyond, questions are logged and not answered. The same for
+# every question, found or not, so that the silence tells nothing of which references exist.
+ANSWERS_PER_HOUR = 10
+HOUR = timedelta(hours=1)
 _REFERENCE = re.compile(r"^([A-Za-z][A-Za-z0-9]*)-(\d{1,9})$")
 # The messages that make up a ticket's public conversation: what the customers wrote and what
 # the team answered (an engineer's reply is stored once, as it came in).
@@ -55,6 +61,14 @@ def answer_query(desk: Desk, mail: Mail, question: str) -> Outcome:
     assert msg.sender is not None
     if msg.automatic or msg.list_mail:
         return Outcome("ignored", f"#{question} in automatic or list mail: not answered")
+    if _answered_lately(msg.sender.key, mail.now) >= ANSWERS_PER_HOUR:
+        log.warning(
+            "%s: %s asked more than %d times within an hour: not answered",
+            product.key,
+            msg.sender.key,
+            ANSWERS_PER_HOUR,
+        )
+        return Outcome("ignored", f"#{question}: over {ANSWERS_PER_HOUR} answers an hour, not answered")
     sender = mail.sender
     role = accounts.role_of(sender, product.key)
     zone = product.calendar.zone
@@ -82,6 +96,11 @@ def answer_query(desk: Desk, mail: Mail, question: str) -> Outcome:
     return Outcome("ignored", f"asked {what}: answered" + ("" if found else " (not found)"))
 
 
+def _answered_lately(email: str, now: datetime) -> int:
+    equal = {Outbox.recipient: email, Outbox.template: "query_answer"}
+    return statements.count_rows(Outbox, equal, (Outbox.created_at, now - HOUR))
+
+
 def _argument(mail: Mail) -> str:
     command = read_commands(mail.msg.reply_text).get("show")
     return command.argument.strip().split(" ")[0][:40] if command is not None else ""
@@ -93,7 +112,12 @@ def _ticket_asked(mail: Mail, sender: Account | None) -> Ticket | None:
     if match is None or match.group(1).upper() != mail.product.prefix.upper():
         return None
     ticket = statements.ticket_by_number(mail.product.key, int(match.group(2)))
-    if ticket is None or not may_see(ticket, sender):
+    if ticket is None:
+        return None
+    if not may_see(ticket, sender):
+        # For the team's eyes only: the answer is the same as for a reference that does not exist.
+        email = mail.msg.sender.key if mail.msg.sender is not None else ""
+        tickets.record_event(ticket, "show_refused", email, at=mail.now)
         return None
     return ticket
 

@@ -9,7 +9,7 @@ import pytest
 from mailbot.context import TEMPLATE_DIR
 from mailbot.outgoing.render import Renderer
 from mailbot.outgoing.template_check import sample_context
-from mailbot.store.models import Message, Ticket
+from mailbot.store.models import Event, Message, Ticket
 from tests.fast.people import CARLA, CHRIS, EDDIE, ERIN, STRANGER, VERA, VICTOR, open_ticket
 from tests.helpers.desks import MailDesk, person
 from tests.test_template_languages import sentences
@@ -86,6 +86,23 @@ def test_show_of_another_customers_ticket_tells_nothing_of_it(desk: MailDesk):
     assert refused.text.replace("GEN-3", "REF") == missing.text.replace("GEN-99", "REF")
     assert refused.subject.replace("GEN-3", "REF") == missing.subject.replace("GEN-99", "REF")
     assert _everyone(desk) == {CARLA: 2, CHRIS: 0, ERIN: 0, EDDIE: 0, VERA: 0, VICTOR: 0}
+
+
+def test_the_team_sees_who_tried_to_read_a_ticket(desk: MailDesk):
+    _three_tickets(desk)
+    desk.send(CARLA, "GEN", "peek", "#show GEN-3")
+    [event] = Event.select().where(Event.kind == "show_refused")
+    assert (event.ticket.reference, event.actor_email) == ("GEN-3", CARLA)
+
+
+def test_asking_again_and_again_is_answered_ten_times_an_hour(desk: MailDesk, clock):
+    _three_tickets(desk)
+    for number in range(12):
+        desk.send(CARLA, "GEN", "guess", f"#show GEN-{number + 3}")
+    assert len(desk.inbox(CARLA)) == 10
+    clock.advance(hours=1)
+    desk.send(CARLA, "GEN", "list", "#list")
+    assert len(desk.inbox(CARLA)) == 11
 
 
 def test_show_of_another_products_ticket_tells_nothing_of_it(desk: MailDesk):
