@@ -218,14 +218,14 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
         tickets.mark_first_response(ticket, now)
     made = Made()
     _apply_fields(desk, mail, ticket, parsed, made)
-    if (command := parsed.get("escalate")) is not None:
-        escalate(desk, mail, ticket, command.argument.strip())
     if "info" in parsed:
         made.status(desk, product, ticket, "waiting", sender, now)
     elif (command := parsed.get("status")) is not None:
         made.status(desk, product, ticket, command.argument.strip().lower(), sender, now)
     elif answers and ticket.status == "new":
         made.status(desk, product, ticket, "open", sender, now)
+    if (command := parsed.get("escalate")) is not None:  # with the ticket as this mail left it
+        escalate(desk, mail, ticket, command.argument.strip())
     context = {
         "text": parsed.text,
         "attachments": [a.filename for a in mail.msg.attachments],

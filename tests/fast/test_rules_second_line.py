@@ -23,6 +23,7 @@ def test_escalate_sends_the_ticket_to_the_second_line_with_the_note(desk: MailDe
     assert "Firmware 2.3 crashes on boot" in mail.text
     assert "It reboots every hour." in mail.text  # the customer's own words
     assert "[GEN-1]" in mail.subject
+    assert "In progress" in mail.text  # the ticket as the engineer's mail left it
     # The engineer's text below the commands goes to the customer as usual; the note does not.
     answer = desk.last_to(CARLA)
     assert answer.template == "reply" and "We passed this to our developers." in answer.text
