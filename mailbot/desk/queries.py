@@ -69,31 +69,40 @@ def answer_query(desk: Desk, mail: Mail, question: str) -> Outcome:
             ANSWERS_PER_HOUR,
         )
         return Outcome("ignored", f"#{question}: over {ANSWERS_PER_HOUR} answers an hour, not answered")
-    sender = mail.sender
-    role = accounts.role_of(sender, product.key)
-    zone = product.calendar.zone
-    context: dict[str, Any]
-    if question == "list":
-        ticket, context = None, {"asked": "list", "tickets": open_tickets(sender, product.key, zone)}
-    else:
-        ticket = _ticket_asked(mail, sender)
-        context = {"asked": "show", "found": ticket is not None, "reference": _argument(mail)}
-        if ticket is not None:
-            context["history"] = public_history(ticket, zone)
-    recipient = notify.Recipient(
-        msg.sender.email,
-        sender.name if sender is not None else msg.sender.name,
-        role if role in ("engineer", "board") else "customer",
-        sender.language if sender is not None and sender.language else product.language,
-        sender,
-    )
+    ticket, context = _answer(mail, question)
     notify.queue_mail(
-        desk, "query_answer", product, ticket, [recipient], context=context, parent_id=msg.message_id
+        desk, "query_answer", product, ticket, [_asker(mail)], context=context, parent_id=msg.message_id
     )
     what = f"#{question}" + (f" {context['reference']}" if question == "show" else "")
     log.info("%s: %s asked %s: answered", product.key, msg.sender.key, what)
     found = question == "list" or ticket is not None
     return Outcome("ignored", f"asked {what}: answered" + ("" if found else " (not found)"))
+
+
+def _answer(mail: Mail, question: str) -> tuple[Ticket | None, dict[str, Any]]:
+    """The ticket the answer is about (a `#show` the sender may see) and what it says."""
+    zone = mail.product.calendar.zone
+    if question == "list":
+        return None, {"asked": "list", "tickets": open_tickets(mail.sender, mail.product.key, zone)}
+    ticket = _ticket_asked(mail, mail.sender)
+    context: dict[str, Any] = {"asked": "show", "found": ticket is not None, "reference": _argument(mail)}
+    if ticket is not None:
+        context["history"] = public_history(ticket, zone)
+    return ticket, context
+
+
+def _asker(mail: Mail) -> notify.Recipient:
+    """The sender's own address (never a Reply-To), in their account's language."""
+    msg, sender, product = mail.msg, mail.sender, mail.product
+    assert msg.sender is not None
+    role = accounts.role_of(sender, product.key)
+    return notify.Recipient(
+        msg.sender.email,
+        sender.name if sender is not None else msg.sender.name,
+        role if role in accounts.STAFF_ROLES else "customer",
+        sender.language if sender is not None and sender.language else product.language,
+        sender,
+    )
 
 
 def _answered_lately(email: str, now: datetime) -> int:
