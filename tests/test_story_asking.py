@@ -130,3 +130,20 @@ def test_the_developers_answer_and_the_distributor_asks_without_seeing_anything_
             assert secret not in text_of(answer) and secret not in html_of(answer)
     assert desk.count() == {DIRK: 7, PAULA: 1, TOM: 2, VERA: 1, DEVELOPERS: 1}
     assert len(desk.site.tickets()) == 3, "questions open no ticket"
+
+
+BOARD = "bob.board@bas-ip.test"
+
+
+def test_the_boards_note_written_with_assign_reaches_the_new_assignee(desk):
+    desk.site.add_account(BOARD, "BASIP", "board", name="Bob Board")
+    desk.send(f"Paula Partner <{PAULA}>", BASIP, "Door station offline", "Since the update.")
+    [triage] = desk.inbox(BOARD)
+    assert desk.inbox(TOM) == [], "with a board, the board triages"
+    desk.reply(
+        BOARD, BASIP, triage, f"#assign {TOM}\n#internal\n\nTom: Paula is our biggest partner, call her."
+    )
+    notes = [m for m in desk.inbox(TOM) if "biggest partner" in text_of(m)]
+    assert len(notes) == 1 and "[BASIP-1]" in notes[0].message["Subject"]
+    assert all("biggest partner" not in text_of(m) for m in desk.inbox(PAULA))
+    assert desk.count() == {DIRK: 0, PAULA: 1, TOM: 2, VERA: 0, DEVELOPERS: 0}  # Tom: the ticket, the note
