@@ -133,6 +133,15 @@ def test_a_stranger_is_refused_and_no_ticket_is_opened(desk: MailDesk):
     assert Ticket.select().count() == 3
 
 
+def test_a_stranger_on_an_open_product_hears_they_have_no_requests(make_desk):
+    desk = make_desk(PRODUCT_GEN_UNKNOWN_SENDERS="open")
+    _three_tickets(desk)
+    desk.send(STRANGER, "GEN", "list", "#list")
+    [answer] = desk.inbox(STRANGER)
+    assert answer.template == "query_answer" and "You have no open requests" in answer.text
+    assert Ticket.select().count() == 3
+
+
 def test_a_robot_asking_gets_no_answer(desk: MailDesk):
     _three_tickets(desk)
     desk.send(CARLA, "GEN", "Automatic reply: list", "#list", headers={"Auto-Submitted": "auto-replied"})
