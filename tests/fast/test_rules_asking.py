@@ -9,7 +9,7 @@ import pytest
 from mailbot.context import TEMPLATE_DIR
 from mailbot.outgoing.render import Renderer
 from mailbot.outgoing.template_check import sample_context
-from mailbot.store.models import Event, Message, Ticket
+from mailbot.store.models import Account, Event, Message, Ticket
 from tests.fast.people import CARLA, CHRIS, EDDIE, ERIN, STRANGER, VERA, VICTOR, open_ticket
 from tests.helpers.desks import MailDesk, person
 from tests.test_template_languages import sentences
@@ -140,6 +140,7 @@ def test_a_stranger_on_an_open_product_hears_they_have_no_requests(make_desk):
     [answer] = desk.inbox(STRANGER)
     assert answer.template == "query_answer" and "You have no open requests" in answer.text
     assert Ticket.select().count() == 3
+    assert not Account.select().where(Account.email == STRANGER).exists()
 
 
 def test_a_robot_asking_gets_no_answer(desk: MailDesk):
