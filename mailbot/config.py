@@ -9,6 +9,7 @@ a connection; `mailbot check` does that.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -150,6 +151,9 @@ class Settings:
     log_format: str = "text"  # or "json": one JSON object per line
     metrics: tuple[str, int] | None = None  # where Prometheus metrics are served; None: nowhere
     unreachable_alert: timedelta | None = timedelta(minutes=30)  # None: never
+    # One line per MAILBOT_ key that is set but read by nothing (a typo, most often): the daemon
+    # logs them as warnings when it starts, `mailbot check` fails on them.
+    unknown_keys: tuple[str, ...] = ()
     product_by_key: Mapping[str, ProductSettings] = field(repr=False, default_factory=dict)
 
     def product(self, key: str) -> ProductSettings:
@@ -256,8 +260,24 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         log_format=str(read.parse("MAILBOT_LOG_FORMAT", choice("text", "json"))),
         metrics=_load_metrics(read),
         unreachable_alert=read.parse("MAILBOT_UNREACHABLE_ALERT", _optional_duration),  # type: ignore[arg-type]
+        unknown_keys=find_unknown_keys(env, keys),
         product_by_key={p.key: p for p in products},
     )
+
+
+def find_unknown_keys(env: Mapping[str, str], products: list[str]) -> tuple[str, ...]:
+    """A line for each MAILBOT_ key in `env` that no setting reads, naming the closest known key
+    of the configured products (difflib's ratio, as `git` suggests a misspelt command)."""
+    known = [*GLOBAL_KEYS, *(f"MAILBOT_PRODUCT_{p}_{suffix}" for p in products for suffix in PRODUCT_KEYS)]
+    lines = []
+    for key in sorted(k for k in env if k.startswith("MAILBOT_") and k not in known):
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]}?" if close else "see config.example.env for the settings"
+        product, _, suffix = key.removeprefix("MAILBOT_PRODUCT_").partition("_")
+        if key.startswith("MAILBOT_PRODUCT_") and suffix in PRODUCT_KEYS:
+            hint = f"product {product} is not in MAILBOT_PRODUCTS ({', '.join(products)})"
+        lines.append(f"{key} is not a setting mailbot knows; {hint}")
+    return tuple(lines)
 
 
 def _optional_duration(value: str) -> timedelta | None:

@@ -31,18 +31,28 @@ MAX_SECONDS = 7 * 24 * 3600  # a week: past it a timer or socket timeout overflo
 
 
 def parse_seconds(value: str) -> float:
-    seconds = float(value)
+    expected = f"expected a number of seconds above 0 and at most {MAX_SECONDS} (a week)"
+    seconds = _number(value, expected)
     # Written this way round so that nan, which compares false with everything, fails it too.
     if not 0 < seconds <= MAX_SECONDS:
-        raise ValueError(f"expected a number of seconds above 0 and at most {MAX_SECONDS} (a week)")
+        raise ValueError(expected)
     return seconds
 
 
 def parse_share(value: str) -> float:
-    share = float(value)
+    expected = "expected a share of the target between 0 and 1, e.g. 0.8 (not a percentage)"
+    share = _number(value, expected)
     if not 0 < share < 1:
-        raise ValueError("expected a share of the target between 0 and 1, e.g. 0.8")
+        raise ValueError(expected)
     return share
+
+
+def _number(value: str, expected: str) -> float:
+    """float() with our message: Python's own ("could not convert string to float") names no unit."""
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(expected) from None
 
 
 def parse_count(value: str) -> int:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailbot.sla import calendar, notation
+from mailbot.sla import calendar, notation, public_holidays
 from mailbot.sla.calendar import (
     ALWAYS,
     DEFAULT_SLA,
@@ -458,7 +458,7 @@ def test_between_agrees_with_a_minute_by_minute_count():
 # --- purity ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", [calendar, notation], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [calendar, notation, public_holidays], ids=lambda m: m.__name__)
 def test_business_hours_modules_are_pure(module):
     tree = ast.parse(Path(module.__file__).read_text())
     imported = {
@@ -475,7 +475,10 @@ def test_business_hours_modules_are_pure(module):
         "datetime",
         "types",
         "zoneinfo",
+        "functools",
+        "holidays",  # computes public holidays from rules; no clock, no I/O
         "mailbot.sla.calendar",
+        "mailbot.sla.public_holidays",
     }
     clock_reads = {"now", "utcnow", "today", "time_ns", "monotonic"}
     assert not [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in clock_reads]
