@@ -55,7 +55,7 @@ class UsageError(click.UsageError):
     exit_code = EX_USAGE
 
     def show(self, file: Any = None) -> None:
-        hint = f"; see '{self.ctx.command_path} --help'" if self.ctx is not None else ""
+        hint = f" (see '{self.ctx.command_path} --help')" if self.ctx is not None else ""
         click.echo(f"mailbot: {self.format_message().rstrip('.')}{hint}", err=True)
 
 
