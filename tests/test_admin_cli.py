@@ -155,6 +155,7 @@ def test_an_import_with_bad_lines_reports_each_and_imports_nothing(site, tmp_pat
         ("MAILBOT_POLL_INTERVAL", "1m", "expected a number of seconds above 0"),
         ("MAILBOT_PRODUCT_VISI_REMINDER_DAYS", "three", "expected a whole number"),
         ("MAILBOT_PRODUCT_VISI_HOLIDAYS", "NL,XX", "no public holidays are known for country XX"),
+        ("MAILBOT_MAIL_DOMAIN", "produsoft test", "expected a domain name"),
     ],
 )
 def test_a_bad_value_is_answered_with_what_was_expected(site, key, value, expected):
@@ -162,6 +163,22 @@ def test_a_bad_value_is_answered_with_what_was_expected(site, key, value, expect
     line = one_line(site.mailbot("ticket", "list", expect=78))
     assert line.startswith(f"mailbot: {key}={value!r}: ") and expected in line
     assert "could not convert" not in line and "invalid literal" not in line
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("MAILBOT_SMTP_URL", "smtp://mailbot:hunter2@mail.test:25x", "the port is not a number"),
+        ("MAILBOT_SMTP_URL", "mail.test:587", "expected smtp:// or smtps://HOST[:PORT]"),
+        ("MAILBOT_PRODUCT_VISI_MAILBOX", "imaps://visi:hunter2@/INBOX", "expected imap:// or imaps://HOST"),
+        ("MAILBOT_DATABASE_URL", "mailbot.db", "expected sqlite:///PATH or postgresql://"),
+    ],
+)
+def test_a_bad_url_is_refused_without_repeating_it(site, key, value, expected):
+    site.env[key] = value
+    line = one_line(site.mailbot("ticket", "list", expect=78))
+    assert line.startswith(f"mailbot: {key}: ") and expected in line
+    assert value not in line and "hunter2" not in line
 
 
 def test_check_fails_on_a_misspelt_key_naming_the_closest(site):
