@@ -402,6 +402,9 @@ CALENDARS = [
     ("Europe/Brussels", "24x7", "12-25,2027-03-28"),
     ("America/New_York", "mon-sun 00:00-06:00,22:00-24:00", "07-04"),
     ("Australia/Lord_Howe", "mon-sat 00:00-03:00,09:00-17:00", ""),
+    # Public holidays by country and region, from the holidays library, beside dates of our own.
+    ("Europe/Amsterdam", PRODUSOFT_HOURS, "NL,DE-BY,12-24"),
+    ("Europe/Paris", "24x7", "FR"),
 ]
 # Days the clocks change in the zones above, so that the random spans often cross one.
 CLOCK_CHANGES = ["2027-03-14", "2027-03-28", "2027-04-04", "2027-10-03", "2027-10-31", "2027-11-07"]
