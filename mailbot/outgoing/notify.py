@@ -134,6 +134,23 @@ def _may_send(desk: Desk, template: str, recipient: Recipient, now: datetime) ->
     return True
 
 
+def parse_notify(value: str) -> str:
+    """Read a notification preference: `all`, `none`, or a comma list of the mails in OPTIONAL
+    (the rest always go out). ValueError names the valid values: a typo stored here would
+    silently stop a person's mail."""
+    text = value.strip().lower() or "all"
+    if text in ("all", "none"):
+        return text
+    kinds = [part.strip() for part in text.split(",") if part.strip()]
+    wrong = [kind for kind in kinds if kind not in OPTIONAL]
+    if wrong or not kinds:
+        raise ValueError(
+            f"{', '.join(wrong) or value!r} is not a kind of mail; expected all, none, or a comma list of "
+            + ", ".join(sorted(OPTIONAL))
+        )
+    return ",".join(dict.fromkeys(kinds))
+
+
 def _wants(account: Account, template: str) -> bool:
     prefs = (account.notify or "all").lower()
     if prefs == "all":
