@@ -67,8 +67,11 @@ def link_tickets(ticket: Ticket, other: Ticket, kind: str, actor: str, now: date
         ((TicketLink.ticket == ticket) & (TicketLink.other == other))
         | ((TicketLink.ticket == other) & (TicketLink.other == ticket))
     )
-    if kind != MERGED and known.exists():
-        return False
+    if known.exists():
+        if kind != MERGED:
+            return False
+        # A merge says more than the relation it may have had: it replaces it.
+        TicketLink.delete().where(TicketLink.id.in_([row.id for row in known])).execute()
     statements.add(TicketLink, ticket=ticket, other=other, kind=kind, actor_email=actor, at=now)
     tickets.record_event(ticket, "link", actor, new=other.reference, detail=kind, at=now)
     tickets.record_event(other, "link", actor, new=ticket.reference, detail=kind, at=now)

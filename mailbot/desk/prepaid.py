@@ -50,6 +50,7 @@ class CreditNews:
 def remaining(account: Account, today: date) -> tuple[int, date | None]:
     """The customer's usable credit (their organisation's and their own) and the first day one
     of them expires."""
+    account = Account.get_by_id(account.id)  # read afresh: a refund updates another instance
     holders: list[credit.Holder] = [account]
     organisation = credit.find_organisation(account.organisation)
     if organisation is not None:
