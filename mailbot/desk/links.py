@@ -79,10 +79,13 @@ def link_tickets(ticket: Ticket, other: Ticket, kind: str, actor: str, now: date
 
 
 def merge_ticket(ticket: Ticket, target: Ticket, actor: str, now: datetime) -> int:
-    """Move every message of `ticket` into `target`, close `ticket` as merged; returns how many
-    messages moved. The outbox keeps its rows: mail answering them is followed to `target`
+    """Move every message of `ticket` into `target` (and its watchers), close `ticket` as merged;
+    returns how many messages moved. The outbox keeps its rows: mail answering them is followed to `target`
     by `merged_target`."""
     moved = Message.update(ticket=target).where(Message.ticket == ticket).execute()
+    # Who followed the old ticket follows the new one: their replies to the old reference land there.
+    for watcher in tickets.watchers_of(ticket):
+        tickets.add_watcher(target, watcher, actor, now)
     link_tickets(ticket, target, MERGED, actor, now)
     tickets.set_status(ticket, "closed", actor, now)
     tickets.record_event(

@@ -123,3 +123,14 @@ def test_a_ticket_linked_by_its_text_can_be_merged_into_the_one_it_names(desk: M
     assert TicketLink.select().count() == 1
     assert related(desk, "GEN-1") == ["GEN-2"]
     assert ticket_detail(desk.ticket("GEN-2"))["merged_into"] == "GEN-1"
+
+
+def test_a_watcher_of_the_merged_ticket_may_go_on_writing_under_the_old_reference(desk: MailDesk):
+    open_ticket(desk)
+    desk.send(CARLA, "GEN", "Printer again", "It burns again.", cc=CHRIS)
+    new = desk.last_to(ERIN)
+    desk.reply(ERIN, "GEN", new, "#merge GEN-1")
+    desk.clear()
+    desk.send(CHRIS, "GEN", "Re: [GEN-2] Printer again", "Our floor smells of smoke too.")
+    assert "Our floor smells of smoke too." in [m.text for m in desk.ticket("GEN-1").messages]
+    assert "[GEN-1]" in desk.last_to(ERIN).subject
