@@ -164,6 +164,21 @@ def test_prepaid_credit_runs_out_once_and_bug_time_comes_back(desks):
 
 
 @pytest.mark.servers
+def test_an_admin_who_makes_the_ticket_a_bug_gives_the_time_back_and_the_customer_is_told(desks):
+    desks.site.mailbot("account", "credit", CLAIRE, "--add", "120")
+    desks.send(CLAIRE, "ALIAS", "Rendu bloqué", "Le rendu s'arrête à 50 %.")
+    desks.reply(MARC, "ALIAS", desks.last_to(MARC), "#time 1h\n\nJe regarde.")
+    desks.sink.clear()
+    desks.site.mailbot("ticket", "set", "ALIAS-1", "--category", "bug", "--by", MARC)
+    desks.site.poll()  # sends what the outbox holds
+    [told] = desks.inbox(CLAIRE)
+    assert "bug logiciel confirmé" in text_of(told) and "les 1 h déjà déduites" in text_of(told)
+    assert desks.inbox(MARC) == []
+    [claire] = desks.site.json("account", "credit", CLAIRE)
+    assert claire["minutes"] == 120
+
+
+@pytest.mark.servers
 def test_an_expiry_date_in_the_past_is_refused_in_one_line(desks):
     result = desks.site.mailbot(
         "account", "credit", CLAIRE, "--add", "60", "--expires", "2020-01-31", expect=2

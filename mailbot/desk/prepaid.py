@@ -20,7 +20,8 @@ from typing import Any
 
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
-from mailbot.desk import credit
+from mailbot.desk import credit, tickets
+from mailbot.desk.inmail import customer_recipients
 from mailbot.outgoing import notify
 from mailbot.store.models import Account, Ticket
 
@@ -45,6 +46,23 @@ class CreditNews:
 
     def __bool__(self) -> bool:
         return bool(self.recorded or self.refunded)
+
+
+def change_category(ticket: Ticket, category: str, actor: str, now: datetime) -> int:
+    """Set the category (an engineer's `#category`, an admin's `ticket set`); a ticket that
+    becomes a bug gets the credit charged on it back. Returns the minutes given back."""
+    if tickets.set_field(ticket, "category", category, actor, now) and category == "bug":
+        return credit.refund_bug_time(ticket, actor, now)
+    return 0
+
+
+def tell_refund(desk: Desk, ticket: Ticket, refunded: int, now: datetime) -> None:
+    """The customers' `credit_refunded` mail for a change that sends them nothing else (an
+    admin's `ticket set --category bug`)."""
+    product = desk.settings.product(ticket.product)
+    context = credit_context(product, ticket, CreditNews(refunded=refunded), now)
+    if context is not None:
+        tell_alone(desk, product, ticket, customer_recipients(ticket, product), context, None)
 
 
 def remaining(account: Account, today: date) -> tuple[int, date | None]:
@@ -88,7 +106,7 @@ def tell_alone(
     ticket: Ticket,
     customers: list[notify.Recipient],
     context: dict[str, Any],
-    actor: Account,
+    actor: Account | None,
 ) -> None:
     """The customer's credit mail when the engineer's mail sends them nothing else."""
     if context["exhausted"]:

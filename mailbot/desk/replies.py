@@ -298,9 +298,7 @@ def _apply_fields(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands, made
             changes.assign(desk, product, ticket, target, sender, sender.email, now)
     # Category before time: `#category bug` with `#time` in one mail is not charged.
     if (command := parsed.get("category")) is not None:
-        category = command.argument.strip().lower()
-        if tickets.set_field(ticket, "category", category, sender.email, now) and category == "bug":
-            news.refunded = credit.refund_bug_time(ticket, sender.email, now)
+        news.refunded = prepaid.change_category(ticket, command.argument.strip().lower(), sender.email, now)
     if (command := parsed.get("priority")) is not None:
         made.priority(desk, product, ticket, command.argument.strip().lower(), sender, now)
     if (command := parsed.get("time")) is not None:
