@@ -250,7 +250,12 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
     if money is not None:
         prepaid.tell_engineers(desk, product, ticket, money, sender)
     if (command := parsed.get("merge")) is not None:
-        _merge(desk, mail, ticket, command.argument, dict(context, text=parsed.text if answers else ""))
+        # The one mail says where the request continues, with the engineer's text if any.
+        merged_into = _merge(mail, ticket, command.argument)
+        context.update(text=parsed.text if answers else "", merged_into=merged_into)
+        notify.queue_mail(
+            desk, "ticket_merged", product, ticket, customers, context=context, actor=sender, parent_id=parent
+        )
     elif answers:
         template = "info_requested" if "info" in parsed else "reply"
         notify.queue_mail(
@@ -263,28 +268,15 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
     return Outcome("message", "staff reply", ticket)
 
 
-def _merge(desk: Desk, mail: Mail, ticket: Ticket, reference: str, context: dict[str, object]) -> None:
-    """Move the ticket into `reference` and tell its customers, in the one mail this engineer
-    mail sends them, where their request continues (with the engineer's text, if any)."""
-    sender = mail.sender
-    assert sender is not None
+def _merge(mail: Mail, ticket: Ticket, reference: str) -> dict[str, str]:
+    """Move the ticket into `reference` (or where that one was merged into); returns what the
+    customers' mail names of it."""
+    assert mail.sender is not None
     target = links.find_in_product(ticket.product, reference)
     assert target is not None  # checked with the other commands
     target = links.merged_target(target)
-    customers = customer_recipients(ticket, mail.product)
-    parent = last_public_message_id(ticket)
-    links.merge_ticket(ticket, target, sender.email, mail.now)
-    context["merged_into"] = {"reference": target.reference, "subject": target.subject}
-    notify.queue_mail(
-        desk,
-        "ticket_merged",
-        mail.product,
-        ticket,
-        customers,
-        context=context,
-        actor=sender,
-        parent_id=parent,
-    )
+    links.merge_ticket(ticket, target, mail.sender.email, mail.now)
+    return {"reference": target.reference, "subject": target.subject}
 
 
 def _apply_fields(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands, made: Made) -> prepaid.CreditNews:

@@ -64,6 +64,8 @@ def test_merge_moves_the_messages_tells_the_customer_once_and_the_old_reference_
     assert told.template == "ticket_merged"
     assert "This is the fire you reported this morning." in told.text
     assert "merged the two" in told.text and "GEN-1" in told.text
+    # It answers the last mail Carla had about the old request, in her mail client's thread.
+    assert told.message["In-Reply-To"] == ack_of_second.message["Message-ID"]
     old, target = desk.ticket("GEN-2"), desk.ticket("GEN-1")
     assert old.status == "closed" and target.status != "closed"
     texts = [m.text for m in target.messages.where(Message.direction == "in")]
