@@ -98,9 +98,9 @@ def credit(
     desk = app.open()
     now = desk.clock()
     changing = add_minutes is not None or expires is not None
+    until = _expiry(expires, now.date())  # before anything is created: a refusal changes nothing
     holders = _holders(email, organisation, create=changing)
     if changing:
-        until = _expiry(expires)
         with database.atomic():
             credits.add_credit(
                 holders[0],
@@ -136,15 +136,23 @@ def _holders(email: str | None, organisation: str | None, *, create: bool) -> li
     return [account] if org is None else [account, org]
 
 
-def _expiry(value: str | None) -> date | None:
+def _expiry(value: str | None, today: date) -> date | None:
+    """The expiry date given; one in the past is refused: credit that expired on the day it was
+    bought is a typing mistake, and would be forfeited at the next look."""
     if value is None or value.strip().lower() == "none":
         return None
     try:
-        return date.fromisoformat(value.strip())
+        until = date.fromisoformat(value.strip())
     except ValueError:
         raise click.BadParameter(
             f"{value!r}: expected YYYY-MM-DD or 'none'", param_hint="--expires"
         ) from None
+    if until < today:
+        raise click.BadParameter(
+            f"{until.isoformat()} is in the past (today is {today.isoformat()}); give today or a later day",
+            param_hint="--expires",
+        )
+    return until
 
 
 def _holder_data(holder: Any, today: date) -> dict[str, Any]:

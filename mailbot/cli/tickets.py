@@ -9,7 +9,7 @@ import click
 from peewee import fn
 
 from mailbot.cli.app import AppState, emit_json
-from mailbot.desk import accounts, changes, tickets, views
+from mailbot.desk import accounts, changes, prepaid, tickets, views
 from mailbot.desk.inmail import customer_recipients
 from mailbot.errors import MailbotError
 from mailbot.service.health import overdue_tickets, running_tickets
@@ -171,8 +171,8 @@ def ticket_set(
             if target is None or not accounts.is_staff(target, product.key):
                 raise NotFound(f"{assignee} is not an engineer of {product.key}")
             changes.assign(desk, product, row, target, actor, actor_email, now)
-        if category:
-            tickets.set_field(row, "category", category, actor_email, now)
+        if category and (refunded := prepaid.change_category(row, category, actor_email, now)):
+            prepaid.tell_refund(desk, row, refunded, now)
         if priority:
             changes.change_priority(
                 desk, product, row, priority, actor, actor_email, now, tell=customer_recipients(row, product)

@@ -27,12 +27,15 @@ ENGINEER_COMMANDS = {
     "time": "#time 45m",
     "category": "#category question|bug|suggestion",
     "escalate": "#escalate [text]",
+    "link": "#link REF",
+    "merge": "#merge REF",
 }
 CUSTOMER_COMMANDS = {"close": "#close", "priority": "#priority critical|high|medium|low"}
 CommandError = dict[str, Any]
 """What is wrong with a command: `code` (twice, unknown, staff_only, choices, assign_target,
-duration, no_argument, info_with_status, info_with_internal, not_engineer, no_second_line), the `line` and
-`command` it is about, and the values its wording needs (`choices`, `address`)."""
+duration, no_argument, info_with_status, info_with_internal, not_engineer, no_second_line, reference,
+not_linkable, link_self, merge_requester), the `line` and `command` it is about, and the values
+its wording needs (`choices`, `address`, `reference`, `product`)."""
 _COMMAND_LINE = re.compile(r"^\s*#([A-Za-z][A-Za-z_-]*)\b[ \t:]*(.*?)\s*$")
 
 
@@ -121,6 +124,8 @@ def _argument_problem(command: Command) -> CommandError | None:
         return error_for("assign_target", command)
     if command.name == "time" and not time_minutes(arg):
         return error_for("duration", command)
+    if command.name in ("link", "merge") and not re.fullmatch(r"[a-z][a-z0-9_]*-\d{1,9}", arg):
+        return error_for("reference", command)
     if command.name in ("info", "internal", "close") and arg:
         return error_for("no_argument", command)
     return None

@@ -59,6 +59,8 @@ class ChargeResult:
     balance: int | None  # the holder's balance afterwards
     note: str  # what the ticket's history says about it
     credit_low_mailed: bool
+    exhausted: bool = False  # this entry used up the last of the holder's credit
+    fell_low: bool = False  # this entry took the credit below the product's threshold
 
 
 def label(holder: Holder) -> str:
@@ -138,18 +140,19 @@ def forfeit_expired(holder: Holder, now: datetime, today: date, actor: str = "")
 
 
 def charge_time(
-    desk: Desk, ticket: Ticket, actor: Account | str, minutes: int, now: datetime
+    desk: Desk, ticket: Ticket, actor: Account | str, minutes: int, now: datetime, *, mail: bool = True
 ) -> ChargeResult:
     """Record `minutes` of work on `ticket` (rounded up to started 15-minute blocks) and take
     them from the prepaid credit; a bug is recorded but not charged. Mails the customer when
-    the credit falls below the product's threshold."""
+    the credit falls below the product's threshold, unless `mail` is False (the caller words
+    it in the mail it sends anyway: `mailbot.desk.prepaid`)."""
     spent = clock.round_up_to_blocks(minutes, BLOCK_MINUTES)
     actor_email = actor.email if isinstance(actor, Account) else actor
     if ticket.category == "bug":
         result = ChargeResult(spent, 0, 0, "", None, BUG_NOTE, False)
         _write_time_entry(ticket, None, result, actor_email, now)
     else:
-        result = _take_credit(desk, ticket, spent, actor_email, now)
+        result = _take_credit(desk, ticket, spent, actor_email, now, mail)
     ticket.time_spent += spent
     statements.save(ticket, only=[Ticket.time_spent, Ticket.flags])
     detail = f"{minutes} min entered, {spent} min recorded; {result.note}"
@@ -158,7 +161,9 @@ def charge_time(
     return result
 
 
-def _take_credit(desk: Desk, ticket: Ticket, spent: int, actor: str, now: datetime) -> ChargeResult:
+def _take_credit(
+    desk: Desk, ticket: Ticket, spent: int, actor: str, now: datetime, mail: bool
+) -> ChargeResult:
     product = desk.settings.product(ticket.product)
     today = now.astimezone(product.calendar.zone).date()
     holder = _holder_for(ticket.requester, today)
@@ -170,7 +175,10 @@ def _take_credit(desk: Desk, ticket: Ticket, spent: int, actor: str, now: dateti
         model = type(holder)
         model.update(credit_minutes=model.credit_minutes - charged).where(model.id == holder.id).execute()
         holder.credit_minutes = model.get_by_id(holder.id).credit_minutes
-    low = 0 < product.credit_low <= before and holder.credit_minutes < product.credit_low
+    # Used up: nothing left here, nor with the account when the organisation paid.
+    exhausted = before > 0 and holder.credit_minutes <= 0 and credit_of(ticket.requester, today).minutes <= 0
+    # Used up says more than running low: one of the two, never both.
+    low = 0 < product.credit_low <= before and holder.credit_minutes < product.credit_low and not exhausted
     result = ChargeResult(
         spent,
         charged,
@@ -178,14 +186,52 @@ def _take_credit(desk: Desk, ticket: Ticket, spent: int, actor: str, now: dateti
         label(holder),
         holder.credit_minutes,
         _charge_note(holder, spent, charged),
+        low and mail,
+        exhausted,
         low,
     )
     _write_time_entry(ticket, holder, result, actor, now)
-    if result.uncovered and _is_prepaid(ticket.requester):
+    if result.uncovered and is_prepaid(ticket.requester):
         _add_flag(ticket, "no_credit")
-    if low:
+    if low and mail:
         _mail_credit_low(desk, ticket, holder, today)
     return result
+
+
+def refund_bug_time(ticket: Ticket, actor: str, now: datetime) -> int:
+    """Give back the credit taken for time on `ticket`, which turned out to be a confirmed bug
+    (bug time is free); returns the minutes given back, each to the holder it was taken from.
+    What was given back before is not given twice: the ledger's time and refund entries of the
+    ticket add up to what is still charged."""
+    given = 0
+    for holder, charged in _charged_on(ticket):
+        model = type(holder)
+        model.update(credit_minutes=model.credit_minutes + charged).where(model.id == holder.id).execute()
+        holder.credit_minutes = model.get_by_id(holder.id).credit_minutes
+        note = f"{charged} min given back to {label(holder)}: confirmed bug"
+        _write_entry(holder, "refund", now, ticket=ticket, minutes=charged, actor=actor, note=note)
+        given += charged
+    if given:
+        tickets.record_event(ticket, "credit_refund", actor, new=str(given), detail=BUG_NOTE, at=now)
+        log.info("%s: %d min of credit given back, confirmed bug", ticket.reference, given)
+    return given
+
+
+def _charged_on(ticket: Ticket) -> list[tuple[Holder, int]]:
+    """(holder, minutes still charged) per holder whose credit paid for time on `ticket`."""
+    totals: dict[tuple[str, int], int] = {}
+    holders: dict[tuple[str, int], Holder] = {}
+    entries = CreditEntry.select().where(
+        (CreditEntry.ticket == ticket) & CreditEntry.kind.in_(("time", "refund"))
+    )
+    for entry in entries:
+        holder = entry.organisation if entry.organisation_id else entry.account
+        if holder is None:
+            continue
+        key = (type(holder).__name__, holder.id)
+        holders[key] = holder
+        totals[key] = totals.get(key, 0) - entry.minutes
+    return [(holders[key], minutes) for key, minutes in totals.items() if minutes > 0]
 
 
 def _holder_for(account: Account, today: date) -> Holder:
@@ -207,7 +253,7 @@ def _charge_note(holder: Holder, spent: int, charged: int) -> str:
     return f"not covered: {label(holder)} has no credit left"
 
 
-def _is_prepaid(account: Account) -> bool:
+def is_prepaid(account: Account) -> bool:
     """Whether the customer works with prepaid credit at all (someone once added some)."""
     organisation = find_organisation(account.organisation)
     whose = CreditEntry.account == account

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
-from mailbot.desk import accounts, caps, queries, replies, secondline, tickets
+from mailbot.desk import accounts, caps, links, queries, replies, secondline, tickets
 from mailbot.desk.bounces import handle_bounce
 from mailbot.desk.inmail import Mail, Outcome, staff_recipients, store_inbound
 from mailbot.desk.subjects import (
@@ -133,17 +133,18 @@ def route(desk: Desk, mail: Mail) -> Ticket | None:
     """The subject's reference first, then the mails this one answers; only tickets of the
     product whose mailbox received the mail. Our Message-IDs (`ticket-VISI-42@...`) travel in
     every mail we send, so anyone who got one can name another product's ticket: from this
-    mailbox such a mail threads nowhere and becomes a new mail of this product."""
+    mailbox such a mail threads nowhere and becomes a new mail of this product. A ticket merged
+    into another sends its mail on to that one."""
     product = mail.product
     number = find_reference(mail.msg.subject, product.prefix)
     if number is not None:
         ticket = tickets.find_ticket(product.key, number)
         if ticket is not None:
-            return ticket
+            return links.merged_target(ticket)
     for mid in mail.msg.thread_ids:
         ticket = _ticket_of_message_id(mid, product, desk.settings.mail_domain)
         if ticket is not None:
-            return ticket
+            return links.merged_target(ticket)
     return None
 
 
@@ -215,6 +216,8 @@ def handle_new(desk: Desk, mail: Mail, linked_to: Ticket | None = None) -> Outco
     # The first mail is kept whole: it may carry a forwarded history the team needs.
     store_inbound(desk, mail, ticket, msg.text)
     add_cc_watchers(mail, ticket)
+    # "zie VISI-12": the earlier tickets it names, those the sender may see.
+    links.link_mentions(ticket, product.prefix, msg.text, lambda t: may_reply(t, sender), sender, mail.now)
     parent = msg.message_id
     withheld = acknowledgement_withheld(desk, mail, sender)
     if withheld:

@@ -17,7 +17,7 @@ import logging
 from datetime import datetime, timedelta
 
 from mailbot.context import Desk
-from mailbot.desk import accounts, changes, credit, tickets
+from mailbot.desk import accounts, changes, credit, links, prepaid, tickets
 from mailbot.desk.commands import (
     CommandError,
     Commands,
@@ -60,9 +60,11 @@ def handle_reply(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
     if verdict != authresults.PASS:
         return unverified_staff_mail(desk, mail, ticket, verdict)
     parsed = read_commands(mail.msg.reply_text)
-    errors = check_commands(parsed, staff) + _check_assignee(parsed, ticket)
+    errors = check_commands(parsed, staff)
     if staff:
         errors += check_escalation(parsed, mail.product)
+    if staff and not errors:
+        errors = _check_assignee(parsed, ticket) + links.check_link_commands(parsed, ticket)
     if errors:
         return command_error(desk, mail, ticket, errors, staff)
     if staff:
@@ -199,7 +201,8 @@ def command_error(desk: Desk, mail: Mail, ticket: Ticket, errors: list[CommandEr
 def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Outcome:
     """Apply every command, then send one mail: the customers get the text (a reply, or a
     request for information) listing every change it made, with the ticket as it is after
-    them; commands without text get one mail of the changes (`mailbot.desk.summary`)."""
+    them; commands without text get one mail of the changes (`mailbot.desk.summary`). A
+    `#merge` makes it the mail that says where the request continues."""
     sender, product, now = mail.sender, mail.product, mail.now
     assert sender is not None
     internal = "internal" in parsed
@@ -217,7 +220,7 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
     if answers:
         tickets.mark_first_response(ticket, now)
     made = Made()
-    _apply_fields(desk, mail, ticket, parsed, made)
+    news = _apply_fields(desk, mail, ticket, parsed, made)
     if "info" in parsed:
         made.status(desk, product, ticket, "waiting", sender, now)
     elif (command := parsed.get("status")) is not None:
@@ -226,29 +229,54 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
         made.status(desk, product, ticket, "open", sender, now)
     if (command := parsed.get("escalate")) is not None:  # with the ticket as this mail left it
         escalate(desk, mail, ticket, command.argument.strip())
+    money = prepaid.credit_context(product, ticket, news, now)
     context = {
         "text": parsed.text,
         "attachments": [a.filename for a in mail.msg.attachments],
         "changes": list(made),
+        "prepaid": money,
     }
     if internal:
         # The board's note written with `#assign` is for the new assignee above all.
         team = staff_recipients(product) + staff_recipients(product, ticket)
         others = [r for r in team if r.email != sender.email]
         notify.queue_mail(desk, "internal_note", product, ticket, others, context=context, actor=sender)
-    if answers:
+    if money is not None:
+        prepaid.tell_engineers(desk, product, ticket, money, sender)
+    if (command := parsed.get("merge")) is not None:
+        # The one mail says where the request continues, with the engineer's text if any.
+        merged_into = _merge(mail, ticket, command.argument)
+        context.update(text=parsed.text if answers else "", merged_into=merged_into)
+        notify.queue_mail(
+            desk, "ticket_merged", product, ticket, customers, context=context, actor=sender, parent_id=parent
+        )
+    elif answers:
         template = "info_requested" if "info" in parsed else "reply"
         notify.queue_mail(
             desk, template, product, ticket, customers, context=context, actor=sender, parent_id=parent
         )
-    else:
-        tell_changes(desk, product, ticket, customers, made, sender)
+    elif made:
+        tell_changes(desk, product, ticket, customers, made, sender, prepaid=money)
+    elif money is not None:
+        prepaid.tell_alone(desk, product, ticket, customers, money, sender)
     return Outcome("message", "staff reply", ticket)
 
 
-def _apply_fields(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands, made: Made) -> None:
+def _merge(mail: Mail, ticket: Ticket, reference: str) -> dict[str, str]:
+    """Move the ticket into `reference` (or where that one was merged into); returns what the
+    customers' mail names of it."""
+    assert mail.sender is not None
+    target = links.find_in_product(ticket.product, reference)
+    assert target is not None  # checked with the other commands
+    target = links.merged_target(target)
+    links.merge_ticket(ticket, target, mail.sender.email, mail.now)
+    return {"reference": target.reference, "subject": target.subject}
+
+
+def _apply_fields(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands, made: Made) -> prepaid.CreditNews:
     sender, product, now = mail.sender, mail.product, mail.now
     assert sender is not None
+    news = prepaid.CreditNews()
     if (command := parsed.get("assign")) is not None:
         arg = command.argument.strip().lower()
         target = sender if arg == "me" else accounts.find_account(arg)
@@ -256,11 +284,17 @@ def _apply_fields(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands, made
             changes.assign(desk, product, ticket, target, sender, sender.email, now)
     # Category before time: `#category bug` with `#time` in one mail is not charged.
     if (command := parsed.get("category")) is not None:
-        tickets.set_field(ticket, "category", command.argument.strip().lower(), sender.email, now)
+        news.refunded = prepaid.change_category(ticket, command.argument.strip().lower(), sender.email, now)
     if (command := parsed.get("priority")) is not None:
         made.priority(desk, product, ticket, command.argument.strip().lower(), sender, now)
     if (command := parsed.get("time")) is not None:
-        credit.charge_time(desk, ticket, sender, time_minutes(command.argument), now)
+        charge = credit.charge_time(desk, ticket, sender, time_minutes(command.argument), now, mail=False)
+        news.add_charge(charge)
+    if (command := parsed.get("link")) is not None:
+        other = links.find_in_product(ticket.product, command.argument)
+        if other is not None:
+            links.link_tickets(ticket, other, links.RELATED, sender.email, now)
+    return news
 
 
 def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Outcome:

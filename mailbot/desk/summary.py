@@ -13,6 +13,7 @@ and who is who to `mailbot.desk.replies`.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
@@ -68,12 +69,14 @@ def tell_changes(
     people: list[notify.Recipient],
     made: Made,
     actor: Account,
+    *,
+    prepaid: dict[str, Any] | None = None,
 ) -> None:
     """The mail for changes made without text: the one change's own mail, or `ticket_updated`
-    listing them all."""
+    listing them all (also for one change when there is news of the credit to tell with it)."""
     if not made:
         return
-    if len(made) == 1:
+    if len(made) == 1 and prepaid is None:
         [change] = made
         notify.queue_mail(
             desk,
@@ -86,5 +89,11 @@ def tell_changes(
         )
         return
     notify.queue_mail(
-        desk, "ticket_updated", product, ticket, people, context={"changes": list(made)}, actor=actor
+        desk,
+        "ticket_updated",
+        product,
+        ticket,
+        people,
+        context={"changes": list(made), "prepaid": prepaid},
+        actor=actor,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from mailbot.desk import tickets
+from mailbot.desk import links, tickets
 from mailbot.store.models import Account, Event, Grant, Message, Ticket
 
 
@@ -38,11 +38,18 @@ def ticket_detail(ticket: Ticket) -> dict[str, Any]:
         resolved_at=_iso(ticket.resolved_at),
         closed_at=_iso(ticket.closed_at),
         linked_to=ticket.linked_to.reference if ticket.linked_to_id else None,
+        related=links.related_references(ticket),
+        merged_into=_merged_into(ticket),
         watchers=[a.email for a in tickets.watchers_of(ticket)],
         messages=[message_dict(m) for m in ticket.messages.order_by(Message.id)],
         events=[event_dict(e) for e in ticket.events.order_by(Event.id)],
     )
     return data
+
+
+def _merged_into(ticket: Ticket) -> str | None:
+    target = links.merged_target(ticket)
+    return target.reference if target.id != ticket.id else None
 
 
 def message_dict(message: Message) -> dict[str, Any]:

@@ -275,6 +275,7 @@ def ticket_context(ticket: Ticket, product: ProductSettings) -> dict[str, Any]:
         "due_resolution": when(ticket.due_resolution),
         "flags": [f for f in ticket.flags.split(",") if f],
         "linked_reference": ticket.linked_to.reference if ticket.linked_to_id else "",
+        "related": statements.related_references(ticket),
     }
 
 

@@ -26,6 +26,10 @@ _ERROR_CODES = (
     "info_with_status",
     "info_with_internal",
     "no_second_line",
+    "reference",
+    "not_linkable",
+    "link_self",
+    "merge_requester",
 )
 _PERSON = {"name": "Anna de Vries", "email": "anna@customer.example", "role": "customer", "language": "en"}
 
@@ -47,6 +51,7 @@ def sample_context(product: dict[str, str]) -> dict[str, Any]:
             "due_resolution": "2026-03-04T09:12:00+01:00[Europe/Brussels]",
             "flags": ["contract_expired"],
             "linked_reference": "",
+            "related": [f"{product['key']}-7"],
         },
         "recipient": dict(_PERSON),
         "actor": {"name": "Bert Janssens", "email": "bert@desk.example", "role": "engineer"},
@@ -70,6 +75,7 @@ def sample_context(product: dict[str, str]) -> dict[str, Any]:
                 "choices": ["critical", "high", "medium", "low"],
                 "address": "x@desk.example",
                 "product": product["key"],
+                "reference": f"{product['key']}-7",
             }
             for code in _ERROR_CODES
         ],
@@ -82,7 +88,6 @@ def sample_context(product: dict[str, str]) -> dict[str, Any]:
             "late_minutes": 200,
         },
         "days": 5,
-        "credit": {"remaining_minutes": 30, "expires": "2026-12-31"},
         # A customer's question (`query_answer`): their tickets, or one ticket's public history;
         # the history also goes with an escalation (`escalated`).
         "asked": "show",
@@ -111,6 +116,25 @@ def sample_context(product: dict[str, str]) -> dict[str, Any]:
                 "text": "Could you send us the log file?",
             },
         ],
+        "credit": {
+            "remaining_minutes": 30,
+            "expires": "2026-12-31",
+            "recorded_minutes": 45,
+            "charged_minutes": 45,
+            "refunded_minutes": 60,
+            "exhausted": False,
+            "low": True,
+        },
+        "prepaid": {
+            "remaining_minutes": 30,
+            "expires": "2026-12-31",
+            "recorded_minutes": 45,
+            "charged_minutes": 45,
+            "refunded_minutes": 60,
+            "exhausted": False,
+            "low": True,
+        },
+        "merged_into": {"reference": f"{product['key']}-7", "subject": "Export stops at 50%"},
         "failed_address": _PERSON["email"],
         "authentication": "missing",
     }

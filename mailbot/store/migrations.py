@@ -20,6 +20,7 @@ from mailbot.store.models import (
     Organisation,
     Outbox,
     SchemaVersion,
+    TicketLink,
 )
 
 log = logging.getLogger(__name__)
@@ -60,12 +61,19 @@ def _add_mailbox_health(db: Database) -> None:
     db.create_tables([MailboxHealth, Alarm], safe=True)
 
 
+def _add_ticket_links(db: Database) -> None:
+    """Version 8: tickets related by `#link`, by a reference named in a new mail, or merged by
+    `#merge`. A new table only; safe=True because a database created fresh already has it."""
+    db.create_tables([TicketLink], safe=True)
+
+
 # version -> step that brings the database from version-1 to version.
 STEPS: dict[int, Callable[[Database], None]] = {
     1: _create_initial,
     2: _add_credit_and_notices,
     3: _add_outbox_drafts_and_claims,
     6: _add_mailbox_health,
+    8: _add_ticket_links,
 }
 LATEST = max(STEPS)
 

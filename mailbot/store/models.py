@@ -197,6 +197,23 @@ class Event(BaseModel):
     at = DateTimeField(default=utcnow)
 
 
+class TicketLink(BaseModel):
+    """Two tickets of one product that belong together, with why: `related` (an engineer's
+    `#link`), `mention` (a new mail named the earlier reference) or `merged` (`#merge`: the
+    ticket's messages moved into `other`, and mail about the ticket threads to `other`)."""
+
+    ticket = ForeignKeyField(Ticket, backref="links_out", on_delete="CASCADE")
+    other = ForeignKeyField(Ticket, backref="links_in", on_delete="CASCADE")
+    kind = CharField()  # related, mention, merged
+    actor_email = CharField(default="")
+    at = DateTimeField(default=utcnow)
+    ticket_id: int
+    other_id: int
+
+    class Meta:
+        indexes = ((("ticket", "other"), True),)
+
+
 class OutboxStatus(StrEnum):
     """Where an outbox row is. Only `pending` rows are sent; `failed` waits for `outbox retry`."""
 
@@ -296,6 +313,8 @@ class CreditEntry(BaseModel):
     note = TextField(default="")
     actor_email = CharField(default="")
     at = DateTimeField(default=utcnow, index=True)
+    account_id: int | None
+    organisation_id: int | None
 
 
 class Notice(BaseModel):
@@ -330,4 +349,5 @@ MODELS: tuple[type[BaseModel], ...] = (
     Notice,
     MailboxHealth,
     Alarm,
+    TicketLink,
 )

@@ -24,7 +24,17 @@ from typing import Any, TypeVar
 
 from peewee import Field, Model, SqliteDatabase
 
-from mailbot.store.models import Account, Grant, Message, Outbox, ProductCounter, Seen, Ticket, Watcher
+from mailbot.store.models import (
+    Account,
+    Grant,
+    Message,
+    Outbox,
+    ProductCounter,
+    Seen,
+    Ticket,
+    TicketLink,
+    Watcher,
+)
 
 M = TypeVar("M", bound=Model)
 
@@ -66,6 +76,18 @@ def ticket_by_number(product: str, number: int) -> Ticket | None:
 
 def ticket_by_reference(product: str, reference: str) -> Ticket | None:
     return _first(Ticket, {Ticket.reference: reference, Ticket.product: product})
+
+
+def related_references(ticket: Ticket) -> list[str]:
+    """The references of the tickets linked to `ticket` (`mailbot.desk.links`), either way, in
+    the order they were linked."""
+    rows = (
+        TicketLink.select()
+        .where((TicketLink.ticket == ticket) | (TicketLink.other == ticket))
+        .order_by(TicketLink.id)
+    )
+    found = [row.other.reference if row.ticket_id == ticket.id else row.ticket.reference for row in rows]
+    return list(dict.fromkeys(found))
 
 
 def watcher_of(ticket: Ticket, account: Account) -> Watcher | None:
