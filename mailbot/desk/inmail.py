@@ -15,7 +15,7 @@ from mailbot.context import Desk
 from mailbot.desk import accounts, tickets
 from mailbot.inbound.message import InboundMessage
 from mailbot.outgoing import notify
-from mailbot.store.models import Account, Message, Ticket
+from mailbot.store.models import Account, Attachment, Message, Ticket
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,14 @@ def store_inbound(
         raw_path=mail.raw_path,
     )
     return tickets.add_message(ticket, new, desk.store, msg.attachments, at=mail.now)
+
+
+def stored_files(mail: Mail, message: Message) -> list[Attachment]:
+    """The files `message` (the mail as stored) keeps, in the order they came: what travels on
+    with the mail it causes. No query for a mail without attachments."""
+    if not mail.msg.attachments:
+        return []
+    return list(message.attachments.order_by(Attachment.id))
 
 
 def staff_recipients(product: ProductSettings, ticket: Ticket | None = None) -> list[notify.Recipient]:

@@ -35,6 +35,7 @@ from mailbot.desk.inmail import (
     last_public_message_id,
     staff_recipients,
     store_inbound,
+    stored_files,
 )
 from mailbot.desk.summary import Made, tell_changes
 from mailbot.inbound import authresults
@@ -215,7 +216,7 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
     internal = "internal" in parsed
     answers = not internal and ("info" in parsed or bool(parsed.text))
     parent = last_public_message_id(ticket)
-    store_inbound(
+    stored = store_inbound(
         desk,
         mail,
         ticket,
@@ -223,6 +224,7 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
         visibility="internal" if internal else "public",
         kind="note" if internal else "mail",
     )
+    files = stored_files(mail, stored)
     customers = customer_recipients(ticket, product)
     if answers:
         tickets.mark_first_response(ticket, now)
@@ -241,11 +243,21 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
     }
     if internal:
         others = [r for r in staff_recipients(product) if r.email != sender.email]
-        notify.queue_mail(desk, "internal_note", product, ticket, others, context=context, actor=sender)
+        notify.queue_mail(
+            desk, "internal_note", product, ticket, others, context=context, actor=sender, enclose=files
+        )
     if answers:
         template = "info_requested" if "info" in parsed else "reply"
         notify.queue_mail(
-            desk, template, product, ticket, customers, context=context, actor=sender, parent_id=parent
+            desk,
+            template,
+            product,
+            ticket,
+            customers,
+            context=context,
+            actor=sender,
+            parent_id=parent,
+            enclose=files,
         )
     else:
         tell_changes(desk, product, ticket, customers, made, sender)
@@ -275,7 +287,7 @@ def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> 
     confirmation."""
     sender, product, now = mail.sender, mail.product, mail.now
     assert sender is not None
-    store_inbound(desk, mail, ticket, parsed.text)
+    stored = store_inbound(desk, mail, ticket, parsed.text)
     staff = staff_recipients(product, ticket)
     made = Made()
     if (command := parsed.get("priority")) is not None:
@@ -309,6 +321,7 @@ def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> 
             context=context,
             actor=sender,
             parent_id=mail.msg.message_id,
+            enclose=stored_files(mail, stored),
         )
     else:
         tell_changes(desk, product, ticket, staff, made, sender)
