@@ -37,7 +37,7 @@ _SLICE = 57 * 1024  # bytes read and encoded at a time: 1,024 base64 lines of 76
 _LINE = 57  # bytes per base64 line (76 characters, RFC 2045's limit)
 _CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*\Z")
 _CONTENT_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]{1,200}\Z")
-_PARAM_CHUNK = 60  # characters of one RFC 2231 parameter section, so a line stays short
+_PARAM_CHUNK = 48  # characters of one RFC 2231 parameter section: lines stay under 78
 
 
 class Stored(Protocol):
