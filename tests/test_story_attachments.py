@@ -5,10 +5,14 @@ in the HTML stays in the HTML, and a hostile file name arrives made safe."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sqlite3
+from pathlib import Path
 
 import pytest
 
+from mailbot.store import migrations
 from tests.helpers.mails import message_id_of, quote, write_mail
 from tests.helpers.site import make_site
 
@@ -159,3 +163,83 @@ def test_a_hostile_file_name_arrives_made_safe(visi):
     assert name.startswith("evil") and (ctype, data) == ("text/plain", b"* * * * * rm -rf /\n")
     assert handed.message["Bcc"] is None
     assert all("victim@elsewhere.test" not in r for m in visi.sink.messages for r in m.rcpt_tos)
+
+
+# -- upgrade -------------------------------------------------------------------------------------
+
+SCHEMA_V6 = Path(__file__).resolve().parent / "fixtures" / "schema_v6.sql"
+OLD_FILE = b"%PDF-1.4 an old report\n"
+
+
+def make_version_6_installation(root: Path) -> None:
+    """An installation from before attachments travelled: Carla's ticket VISI-1, with a PDF on
+    disk and its row in the database."""
+    digest = hashlib.sha256(OLD_FILE).hexdigest()
+    stored = f"attachments/{digest[:2]}/{digest}"
+    (root / "data" / stored).parent.mkdir(parents=True)
+    (root / "data" / stored).write_bytes(OLD_FILE)
+    db = sqlite3.connect(root / "data" / "mailbot.db")
+    then = "2026-11-30 09:00:00"
+    try:
+        db.executescript(SCHEMA_V6.read_text())
+        db.executemany(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+            [(v, then) for v in (1, 2, 3, 6)],
+        )
+        db.execute("INSERT INTO product_counter VALUES ('VISI', 1)")
+        db.execute(
+            "INSERT INTO account VALUES (1, ?, 'Carla Operator', '', 'en', 'all', NULL, 0, NULL, NULL, ?)",
+            (CARLA, then),
+        )
+        db.execute("INSERT INTO \"grant\" VALUES (1, 1, 'VISI', 'customer')")
+        db.execute(
+            "INSERT INTO ticket VALUES (1, 'VISI', 1, 'VISI-1', 'Old report', 1, 'question', 'medium',"
+            " 'open', NULL, '', NULL, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL, 0)",
+            (then, then),
+        )
+        db.execute(
+            "INSERT INTO message VALUES (1, 1, 'in', 'old@operator.test', 1, ?, 'public', 'mail',"
+            " 'Old report', 'See the report.', '', '', ?)",
+            (CARLA, then),
+        )
+        db.execute(
+            "INSERT INTO attachment VALUES (1, 1, 'old-report.pdf', 'application/pdf', ?, ?, ?)",
+            (len(OLD_FILE), digest, stored),
+        )
+        db.commit()
+    finally:
+        db.close()
+
+
+def test_an_installation_from_schema_6_is_upgraded_and_then_passes_files_on(
+    tmp_path, dovecot, mail_user, smtp_sink
+):
+    make_version_6_installation(tmp_path)
+    visi = Desk(tmp_path, dovecot, mail_user, smtp_sink)  # `db init`: migrated in place
+    assert visi.site.query("SELECT max(version) FROM schema_version") == [(migrations.LATEST,)]
+    assert visi.site.query("SELECT filename, size, content_id, inline FROM attachment") == [
+        ("old-report.pdf", len(OLD_FILE), "", 0)
+    ]
+    visi.send(
+        write_mail(
+            CARLA,
+            VISI,
+            "Re: [VISI-1] Old report",
+            "And the new one.",
+            attachments=[("new-report.pdf", PDF, "application/pdf")],
+        )
+    )
+    # The old ticket's deadlines passed meanwhile: Erin also hears of those.
+    [handed] = [m for m in visi.inbox(ERIN) if "wrote on VISI-1" in text_of(m)]
+    assert files_of(handed) == {"new-report.pdf": ("application/pdf", PDF)}
+    ticket = visi.site.ticket("VISI-1")
+    assert [a["filename"] for m in ticket["messages"] for a in m["attachments"]] == [
+        "old-report.pdf",
+        "new-report.pdf",
+    ]
+    (tmp_path / "fresh").mkdir()
+    fresh = make_site(tmp_path / "fresh", {"VISI": {"address": VISI}})
+    for table in ("outbox", "attachment"):
+        assert visi.site.query(f'PRAGMA table_info("{table}")') == fresh.query(
+            f'PRAGMA table_info("{table}")'
+        )
