@@ -57,6 +57,12 @@ def store_inbound(
     return tickets.add_message(ticket, new, desk.store, msg.attachments, at=mail.now)
 
 
+def carries_files(mail: Mail) -> bool:
+    """Whether the mail has files of its own to pass on, so that it is relayed even without text.
+    Images shown in its HTML (a signature's logo) do not count."""
+    return any(not a.inline for a in mail.msg.attachments)
+
+
 def stored_files(mail: Mail, message: Message) -> list[Attachment]:
     """The files `message` (the mail as stored) keeps, in the order they came: what travels on
     with the mail it causes. No query for a mail without attachments."""

@@ -31,6 +31,7 @@ from mailbot.desk.commands import (
 from mailbot.desk.inmail import (
     Mail,
     Outcome,
+    carries_files,
     customer_recipients,
     last_public_message_id,
     staff_recipients,
@@ -214,7 +215,7 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
     sender, product, now = mail.sender, mail.product, mail.now
     assert sender is not None
     internal = "internal" in parsed
-    answers = not internal and ("info" in parsed or bool(parsed.text))
+    answers = not internal and ("info" in parsed or bool(parsed.text) or carries_files(mail))
     parent = last_public_message_id(ticket)
     stored = store_inbound(
         desk,
@@ -306,7 +307,7 @@ def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> 
     elif ticket.status in ("waiting", "resolved"):
         # Reopened by the answer itself: the team reads it in the relayed text.
         changes.change_status(desk, product, ticket, "open", sender, sender.email, now, tell=[])
-    if parsed.text:
+    if parsed.text or carries_files(mail):
         context = {
             "text": parsed.text,
             "attachments": [a.filename for a in mail.msg.attachments],

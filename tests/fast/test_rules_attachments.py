@@ -127,3 +127,37 @@ def test_an_inline_image_stays_inline_beside_the_html(desk: MailDesk):
     assert image["Content-ID"] == "<shot.1@client.test>" and image.get_content_disposition() == "inline"
     assert image.get_content_type() == "image/png" and image.get_content() == PNG
     assert files_of(mail) == {}, "not offered as a file to save"
+
+
+def test_a_customers_reply_of_only_a_file_still_reaches_the_engineer(desk: MailDesk):
+    new = open_ticket(desk)
+    desk.clear()
+    desk.reply(CARLA, "GEN", new, "", attachments=[("app.log", b"line 1\n", "text/plain")])
+    [mail] = desk.inbox(ERIN)
+    assert mail.template == "customer_reply"
+    assert files_of(mail) == {"app.log": ("text/plain", "line 1\n")}
+
+
+def test_an_engineers_commands_with_a_file_are_one_mail_carrying_it(desk: MailDesk):
+    new = open_ticket(desk)
+    desk.clear()
+    desk.reply(ERIN, "GEN", new, "#status resolved", attachments=[("fix.zip", PDF, "application/zip")])
+    [mail] = desk.inbox(CARLA)
+    assert mail.template == "reply"
+    assert files_of(mail) == {"fix.zip": ("application/zip", PDF)}
+    assert desk.ticket("GEN-1").status == "resolved"
+
+
+def test_a_signature_logo_alone_does_not_make_commands_a_reply(desk: MailDesk):
+    new = open_ticket(desk)
+    desk.clear()
+    desk.reply(
+        ERIN,
+        "GEN",
+        new,
+        "#status resolved",
+        html='<p>#status resolved</p><p><img src="cid:logo@desk.test"></p>',
+        inline=[("logo@desk.test", PNG, "image/png")],
+    )
+    [mail] = desk.inbox(CARLA)
+    assert mail.template == "status_changed"
