@@ -36,7 +36,8 @@ from mailbot.inbound.bodies import safe_filename
 _SLICE = 57 * 1024  # bytes read and encoded at a time: 1,024 base64 lines of 76 characters
 _LINE_CHARS = 76  # base64 characters per line, RFC 2045's limit
 _CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*\Z")
-_CONTENT_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]{1,200}\Z")
+# A msg-id's characters, less "%": the HTML names it in a cid: URL, where "%" starts an escape.
+_CONTENT_ID = re.compile(r"[A-Za-z0-9!#$&'*+/=?^_`{|}~.@-]{1,200}\Z")
 _PARAM_CHUNK = 48  # characters of one RFC 2231 parameter section: lines stay under 78
 
 
