@@ -58,6 +58,7 @@ GLOBAL_KEYS: dict[str, str] = {
     "MAILBOT_OUTBOX_INTERVAL": "15",
     "MAILBOT_IO_TIMEOUT": "60",
     "MAILBOT_MAX_MESSAGE_SIZE": "25M",
+    "MAILBOT_FORWARD_ATTACHMENTS_MAX": "10M",
     "MAILBOT_OUTBOX_GIVE_UP": "48h",
     "MAILBOT_ALERT_ADDRESS": "",
     # Loop and flood limits (mailbot.desk.caps): see config.example.env for where the defaults come from.
@@ -152,6 +153,7 @@ class Settings:
     trusted_authserv_id: str = ""  # "" = engineers' commands are trusted without checking
     limits: MailLimits = field(default_factory=MailLimits)
     log_format: str = "text"  # or "json": one JSON object per line
+    forward_attachments_max: int = 10 * 1024 * 1024  # bytes of attachments one mail carries on
     metrics: tuple[str, int] | None = None  # where Prometheus metrics are served; None: nowhere
     unreachable_alert: timedelta | None = timedelta(minutes=30)  # None: never
     # One line per MAILBOT_ key that is set but read by nothing (a typo, most often): the daemon
@@ -259,6 +261,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         outbox_interval=float(read.parse("MAILBOT_OUTBOX_INTERVAL", parse_seconds)),  # type: ignore[arg-type]
         io_timeout=float(read.parse("MAILBOT_IO_TIMEOUT", parse_seconds)),  # type: ignore[arg-type]
         max_message_size=int(read.parse("MAILBOT_MAX_MESSAGE_SIZE", parse_size)),  # type: ignore[call-overload]
+        forward_attachments_max=int(read.parse("MAILBOT_FORWARD_ATTACHMENTS_MAX", parse_size)),  # type: ignore[call-overload]
         outbox_give_up=read.parse("MAILBOT_OUTBOX_GIVE_UP", notation.parse_duration),  # type: ignore[arg-type]
         alert_address=str(read.parse("MAILBOT_ALERT_ADDRESS", lambda v: v and _alert(v, products))),
         db_busy_timeout=float(read.parse("MAILBOT_DB_BUSY_TIMEOUT", parse_seconds)),  # type: ignore[arg-type]

@@ -118,6 +118,7 @@ PURE = [
     "desk/commands",
     "desk/subjects",
     "outgoing/compose",
+    "outgoing/enclosures",
     "outgoing/addressing",
     "service/parse_ahead",
     "config",

@@ -35,6 +35,7 @@ NAMING = frozenset(
         "original_subject",
         "text",
         "attachments",
+        "missing_attachments",
         "failed_address",
         "line",
         "requester",

@@ -16,7 +16,7 @@ from mailbot.desk import accounts, tickets
 from mailbot.inbound import authresults
 from mailbot.inbound.message import InboundMessage
 from mailbot.outgoing import notify
-from mailbot.store.models import Account, Message, Ticket
+from mailbot.store.models import Account, Attachment, Message, Ticket
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,20 @@ def staff_mail_verdict(desk: Desk, mail: Mail) -> str:
         return authresults.PASS
     domain = mail.msg.sender.email.rpartition("@")[2] if mail.msg.sender else ""
     return authresults.sender_verdict(mail.msg.headers, trusted, domain)
+
+
+def carries_files(mail: Mail) -> bool:
+    """Whether the mail has files of its own to pass on, so that it is relayed even without text.
+    Images shown in its HTML (a signature's logo) do not count."""
+    return any(not a.inline for a in mail.msg.attachments)
+
+
+def stored_files(mail: Mail, message: Message) -> list[Attachment]:
+    """The files `message` (the mail as stored) keeps, in the order they came: what travels on
+    with the mail it causes. No query for a mail without attachments."""
+    if not mail.msg.attachments:
+        return []
+    return list(message.attachments.order_by(Attachment.id))
 
 
 def staff_recipients(product: ProductSettings, ticket: Ticket | None = None) -> list[notify.Recipient]:

@@ -22,7 +22,7 @@ from mailbot.config import ProductSettings
 from mailbot.context import Desk
 from mailbot.desk import accounts, caps, links, queries, replies, secondline, tickets
 from mailbot.desk.bounces import handle_bounce
-from mailbot.desk.inmail import Mail, Outcome, staff_recipients, store_inbound
+from mailbot.desk.inmail import Mail, Outcome, staff_recipients, store_inbound, stored_files
 from mailbot.desk.subjects import (
     clean_subject,
     find_reference,
@@ -214,7 +214,7 @@ def handle_new(desk: Desk, mail: Mail, linked_to: Ticket | None = None) -> Outco
     )
     deadlines.refresh_deadlines(ticket, product, mail.now, pauses=[])  # new: it never stood still
     # The first mail is kept whole: it may carry a forwarded history the team needs.
-    store_inbound(desk, mail, ticket, msg.text)
+    stored = store_inbound(desk, mail, ticket, msg.text)
     add_cc_watchers(mail, ticket)
     # "zie VISI-12": the earlier tickets it names, those the sender may see.
     links.link_mentions(ticket, product.prefix, msg.text, lambda t: may_reply(t, sender), sender, mail.now)
@@ -242,6 +242,7 @@ def handle_new(desk: Desk, mail: Mail, linked_to: Ticket | None = None) -> Outco
         context={"text": msg.text, "attachments": [a.filename for a in msg.attachments]},
         actor=sender,
         parent_id=parent,
+        enclose=stored_files(mail, stored),
     )
     return Outcome("ticket", "linked" if linked_to else "", ticket)
 

@@ -31,11 +31,13 @@ from mailbot.desk.commands import (
 from mailbot.desk.inmail import (
     Mail,
     Outcome,
+    carries_files,
     customer_recipients,
     last_public_message_id,
     staff_mail_verdict,
     staff_recipients,
     store_inbound,
+    stored_files,
 )
 from mailbot.desk.secondline import check_escalation, escalate
 from mailbot.desk.summary import Made, tell_changes
@@ -206,9 +208,9 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
     sender, product, now = mail.sender, mail.product, mail.now
     assert sender is not None
     internal = "internal" in parsed
-    answers = not internal and ("info" in parsed or bool(parsed.text))
+    answers = not internal and ("info" in parsed or bool(parsed.text) or carries_files(mail))
     parent = last_public_message_id(ticket)
-    store_inbound(
+    stored = store_inbound(
         desk,
         mail,
         ticket,
@@ -216,6 +218,7 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
         visibility="internal" if internal else "public",
         kind="note" if internal else "mail",
     )
+    files = stored_files(mail, stored)
     customers = customer_recipients(ticket, product)
     if answers:
         tickets.mark_first_response(ticket, now)
@@ -240,7 +243,9 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
         # The board's note written with `#assign` is for the new assignee above all.
         team = staff_recipients(product) + staff_recipients(product, ticket)
         others = [r for r in team if r.email != sender.email]
-        notify.queue_mail(desk, "internal_note", product, ticket, others, context=context, actor=sender)
+        notify.queue_mail(
+            desk, "internal_note", product, ticket, others, context=context, actor=sender, enclose=files
+        )
     if money is not None:
         prepaid.tell_engineers(desk, product, ticket, money, sender)
     if (command := parsed.get("merge")) is not None:
@@ -248,12 +253,28 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
         merged_into = _merge(mail, ticket, command.argument)
         context.update(text=parsed.text if answers else "", merged_into=merged_into)
         notify.queue_mail(
-            desk, "ticket_merged", product, ticket, customers, context=context, actor=sender, parent_id=parent
+            desk,
+            "ticket_merged",
+            product,
+            ticket,
+            customers,
+            context=context,
+            actor=sender,
+            parent_id=parent,
+            enclose=files,
         )
     elif answers:
         template = "info_requested" if "info" in parsed else "reply"
         notify.queue_mail(
-            desk, template, product, ticket, customers, context=context, actor=sender, parent_id=parent
+            desk,
+            template,
+            product,
+            ticket,
+            customers,
+            context=context,
+            actor=sender,
+            parent_id=parent,
+            enclose=files,
         )
     elif made:
         tell_changes(desk, product, ticket, customers, made, sender, prepaid=money)
@@ -303,7 +324,7 @@ def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> 
     confirmation."""
     sender, product, now = mail.sender, mail.product, mail.now
     assert sender is not None
-    store_inbound(desk, mail, ticket, parsed.text)
+    stored = store_inbound(desk, mail, ticket, parsed.text)
     staff = staff_recipients(product, ticket)
     made = Made()
     if (command := parsed.get("priority")) is not None:
@@ -322,7 +343,7 @@ def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> 
     elif ticket.status in ("waiting", "resolved"):
         # Reopened by the answer itself: the team reads it in the relayed text.
         changes.change_status(desk, product, ticket, "open", sender, sender.email, now, tell=[])
-    if parsed.text:
+    if parsed.text or carries_files(mail):
         context = {
             "text": parsed.text,
             "attachments": [a.filename for a in mail.msg.attachments],
@@ -337,6 +358,7 @@ def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> 
             context=context,
             actor=sender,
             parent_id=mail.msg.message_id,
+            enclose=stored_files(mail, stored),
         )
     else:
         tell_changes(desk, product, ticket, staff, made, sender)

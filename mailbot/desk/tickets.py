@@ -118,6 +118,8 @@ def add_message(
             size=item.size,
             sha256=digest,
             stored_path=str(path.relative_to(store.root)),
+            content_id=item.content_id,
+            inline=item.inline,
         )
     return message
 

@@ -29,12 +29,14 @@ class Address:
 @dataclass(frozen=True)
 class Attachment:
     """An attachment as it came in. `filename` is the sender's name, already made safe for display
-    (no path parts, no control characters, bounded length); it is never used as a path on disk."""
+    (no path parts, no control characters, bounded length); it is never used as a path on disk.
+    `inline`: an image the HTML shows by its `content_id`, rather than a file to open."""
 
     filename: str
     content_type: str
     payload: bytes
     content_id: str = ""
+    inline: bool = False
 
     @property
     def size(self) -> int:

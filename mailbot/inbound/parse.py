@@ -287,11 +287,16 @@ def _attachment(part: Message, limits: ParseLimits, raw: bytes, span: tuple[int,
     payload = payload if isinstance(payload, bytes) else b""
     if len(payload) > limits.max_attachment_bytes:
         raise QuarantineError("attachment too large")
+    content_id = next(iter(_ids(_first(part, "Content-ID"))), "")
     return Attachment(
         filename=safe_filename(attachment_filename(part) or _UNNAMED.get(ctype, "attachment")),
         content_type=ctype,
         payload=payload,
-        content_id=next(iter(_ids(_first(part, "Content-ID"))), ""),
+        content_id=content_id,
+        # An image with a Content-ID that is not marked as a file is part of the HTML.
+        inline=bool(content_id)
+        and ctype.startswith("image/")
+        and part.get_content_disposition() != "attachment",
     )
 
 

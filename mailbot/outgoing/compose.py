@@ -3,9 +3,9 @@
 `compose(OutgoingMail) -> bytes` writes the mail as the email package's `email.policy.SMTP` would,
 only about thirty times faster: CRLF line ends, header lines folded to at most 78 characters,
 non-ASCII headers RFC 2047-encoded, bodies 7-bit clean (quoted-printable or base64 where needed),
-a text/plain part and, when there is HTML, a multipart/alternative. Addresses and Message-IDs
-(ours, the per-ticket thread ref, the References list) are checked and made by
-`mailbot.outgoing.addressing`.
+a text/plain part and, when there is HTML, a multipart/alternative, with attachments around it
+written by `mailbot.outgoing.enclosures`. Addresses and Message-IDs (ours, the per-ticket thread
+ref, the References list) are checked and made by `mailbot.outgoing.addressing`.
 
 Safety is the point of this module (reliability rows S5, C6, L9): every header value has its
 control characters removed *before* it is written, display names are written as atoms, one quoted
@@ -28,6 +28,7 @@ from email.utils import format_datetime
 
 from mailbot.inbound.message import Address
 from mailbot.outgoing.addressing import check_address, clean_message_id, require_message_id
+from mailbot.outgoing.enclosures import Enclosure, write_mail
 
 LOOP_HEADER = "X-Mailbot-Loop"
 # 7bit: non-ASCII bodies go out quoted-printable or base64, so the bytes are plain ASCII and
@@ -82,6 +83,7 @@ class OutgoingMail:
     automatic: str = ""
     reply_to: Address | None = None
     extra_headers: tuple[tuple[str, str], ...] = ()
+    enclosures: tuple[Enclosure, ...] = ()
 
     def __post_init__(self) -> None:
         if self.automatic not in AUTOMATIC_VALUES:
@@ -115,7 +117,11 @@ def compose(mail: OutgoingMail) -> bytes:
     for name, value in mail.extra_headers:
         head.append(_text_field(_check_extra_header_name(name), clean_header_value(value)))
     head.append("MIME-Version: 1.0")
-    return _with_body(head, mail.text, mail.html)
+    if mail.enclosures:
+        html = _text_part("html", mail.html) if mail.html else None
+        return write_mail(head, _text_part("plain", mail.text), html, mail.enclosures)
+    body = _body(mail.text, mail.html)
+    return _join(head + body[0], body[1])
 
 
 # --- writing the bytes -------------------------------------------------------------------------
@@ -249,10 +255,11 @@ def _encoded_word(data: bytes) -> str:
     return _WORD_START + binascii.b2a_base64(data, newline=False).decode("ascii") + _WORD_END
 
 
-def _with_body(head: list[str], text: str, html: str) -> bytes:
+def _body(text: str, html: str) -> tuple[list[str], bytes]:
+    """The text entity: its header fields and bytes; a multipart/alternative when there is HTML."""
     plain_part = _text_part("plain", text)
     if not html:
-        return _join(head + plain_part[0], plain_part[1])
+        return plain_part
     html_part = _text_part("html", html)
     boundary = _boundary(plain_part[1], html_part[1])
     body = (
@@ -263,7 +270,7 @@ def _with_body(head: list[str], text: str, html: str) -> bytes:
         )
         + b"--%s--\r\n" % boundary.encode()
     )
-    return _join(head + [f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"'], body)
+    return [f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"'], body
 
 
 def _join(head: list[str], body: bytes) -> bytes:

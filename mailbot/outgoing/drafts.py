@@ -8,6 +8,11 @@ The context is captured at queue time, so the mail tells the state right after t
 the state when it happens to be sent. The Message-ID is decided at queue time too: replies thread
 on it before the mail has even gone out.
 
+The row also names the stored attachments it encloses (`Outbox.attachments`, ids chosen when it
+was queued); they are read from disk when the mail is written. A file that is gone by then (its
+row deleted, the file removed) does not stop the mail: it goes out without it, and the template
+names it (`missing_attachments`).
+
 It leaves choosing recipients and building the context to `mailbot.outgoing.notify`, rendering to
 `mailbot.outgoing.render`, RFC 5322 to `mailbot.outgoing.compose`, and when to send to
 `mailbot.outgoing.outbox`.
@@ -18,12 +23,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mailbot.inbound.message import Address
 from mailbot.outgoing.compose import OutgoingMail, compose
+from mailbot.outgoing.enclosures import Enclosure, enclosure
 from mailbot.outgoing.render import Rendered, Renderer
-from mailbot.store.models import Outbox
+from mailbot.store.models import Attachment, Outbox
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,10 +87,19 @@ def is_draft(row: Outbox) -> bool:
     return not row.data
 
 
-def write_mail(renderer: Renderer, row: Outbox) -> tuple[Rendered, bytes]:
-    """Render the row's template and compose the mail. Raises `TemplateError` when the template
-    cannot be rendered."""
-    rendered = renderer.render(row.template, row.language, row.product, json.loads(row.context))
+def enclosed_ids(row: Outbox) -> list[int]:
+    return [int(i) for i in json.loads(row.attachments)] if row.attachments else []
+
+
+def write_mail(renderer: Renderer, row: Outbox, data_dir: Path) -> tuple[Rendered, bytes]:
+    """Render the row's template and compose the mail with the files it encloses, read from
+    under `data_dir`. Raises `TemplateError` when the template cannot be rendered."""
+    files, missing = _enclosures(enclosed_ids(row), data_dir)
+    context = json.loads(row.context)
+    # Known only now: what the HTML shows inline, and what could not be enclosed after all.
+    context["inline_images"] = [{"cid": f.content_id, "name": f.filename} for f in files if f.inline]
+    context["missing_attachments"] = missing
+    rendered = renderer.render(row.template, row.language, row.product, context)
     headers = Headers.from_json(row.headers)
     mail = OutgoingMail(
         sender=headers.sender,
@@ -99,8 +115,26 @@ def write_mail(renderer: Renderer, row: Outbox) -> tuple[Rendered, bytes]:
         reply_to=headers.reply_to,
         extra_headers=headers.extra,
         date=row.created_at,
+        enclosures=tuple(files),
     )
     return rendered, compose(mail)
+
+
+def _enclosures(ids: list[int], data_dir: Path) -> tuple[list[Enclosure], list[str]]:
+    """The stored files `ids` names that are on disk, in order, and the names of those that
+    are not (or "?" for a file whose row is gone)."""
+    if not ids:
+        return [], []
+    rows = {a.id: a for a in Attachment.select().where(Attachment.id.in_(ids))}
+    files, missing = [], []
+    for attachment_id in ids:
+        row = rows.get(attachment_id)
+        path = data_dir / row.stored_path if row is not None else None
+        if row is None or path is None or not path.is_file():
+            missing.append(row.filename if row is not None else "?")
+            continue
+        files.append(enclosure(row.filename, row.content_type, path, row.content_id, row.inline))
+    return files, missing
 
 
 def _pair(address: Address) -> list[str]:

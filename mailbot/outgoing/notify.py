@@ -11,8 +11,9 @@ the cut-over).
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,11 +23,12 @@ from mailbot.context import Desk
 from mailbot.desk import accounts, caps
 from mailbot.inbound.automail import is_noreply_address
 from mailbot.inbound.message import Address
+from mailbot.outgoing import enclosures
 from mailbot.outgoing.addressing import build_references, check_address, make_message_id
 from mailbot.outgoing.drafts import Headers, context_json
 from mailbot.outgoing.formats import desk_name, machine_moment
 from mailbot.store import statements
-from mailbot.store.models import Account, Message, Outbox, Ticket
+from mailbot.store.models import Account, Attachment, Message, Outbox, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +78,17 @@ def queue_mail(
     context: Mapping[str, Any] | None = None,
     actor: Account | None = None,
     parent_id: str = "",
+    enclose: Sequence[Attachment] = (),
 ) -> list[Outbox]:
-    """Add `template` for each recipient to the outbox (rendered when sent); returns the rows."""
+    """Add `template` for each recipient to the outbox (rendered when sent); returns the rows.
+    `enclose`: stored attachments the mail carries, as many as `MAILBOT_FORWARD_ATTACHMENTS_MAX`
+    allows; the template is told the rest (`kept_back`)."""
     if desk.quiet:
         log.debug("quiet: %s about %s not queued", template, ticket.reference if ticket else product.key)
         return []
+    choice = enclosures.choose(enclose, desk.settings.forward_attachments_max)
+    if enclose:
+        context = {**(context or {}), "kept_back": list(choice.kept_back)}
     rows = []
     now = desk.clock()
     seen: set[str] = set()
@@ -89,9 +97,11 @@ def queue_mail(
         if key in seen or not _may_send(desk, template, recipient, now):
             continue
         seen.add(key)
-        rows.append(
-            _queue_one(desk, template, product, ticket, recipient, context or {}, actor, parent_id, now)
-        )
+        row = _queue_one(desk, template, product, ticket, recipient, context or {}, actor, parent_id, now)
+        if choice.enclosed:
+            row.attachments = json.dumps(list(choice.enclosed))
+            statements.save(row, only=[Outbox.attachments])
+        rows.append(row)
     return rows
 
 

@@ -158,7 +158,7 @@ def _deliver(desk: Desk, transport: Transport, row: Outbox) -> str:
     rendered = None
     if drafts.is_draft(row):
         try:
-            rendered, data = drafts.write_mail(desk.renderer, row)
+            rendered, data = drafts.write_mail(desk.renderer, row, desk.store.root)
         except Exception as exc:  # the per-mail boundary: a broken template, an unusable address
             return _fail(desk, row, str(exc) or type(exc).__name__, now)
     else:

@@ -14,6 +14,7 @@ from playhouse.migrate import migrate as apply_operations
 from mailbot.store.models import (
     MODELS,
     Alarm,
+    Attachment,
     CreditEntry,
     MailboxHealth,
     Notice,
@@ -67,6 +68,25 @@ def _add_ticket_links(db: Database) -> None:
     db.create_tables([TicketLink], safe=True)
 
 
+def _add_enclosures(db: Database) -> None:
+    """Version 10: an outbox row names the stored attachments it encloses when sent, and an
+    attachment keeps its Content-ID and whether it was shown inline. Existing rows enclose
+    nothing and existing attachments count as files."""
+    _add_missing_columns(db, Outbox, (Outbox.attachments,))
+    _add_missing_columns(db, Attachment, (Attachment.content_id, Attachment.inline))
+
+
+def _add_missing_columns(db: Database, model: type, fields: tuple) -> None:
+    """Add `fields` to `model`'s table, leaving alone the columns a fresh database already has
+    from step 1."""
+    table = model._meta.table_name  # type: ignore[attr-defined]
+    have = {column.name for column in db.get_columns(table)}
+    migrator = SchemaMigrator.from_database(db)
+    apply_operations(
+        *(migrator.add_column(table, f.column_name, f) for f in fields if f.column_name not in have)
+    )
+
+
 # version -> step that brings the database from version-1 to version.
 STEPS: dict[int, Callable[[Database], None]] = {
     1: _create_initial,
@@ -74,6 +94,7 @@ STEPS: dict[int, Callable[[Database], None]] = {
     3: _add_outbox_drafts_and_claims,
     6: _add_mailbox_health,
     8: _add_ticket_links,
+    10: _add_enclosures,
 }
 LATEST = max(STEPS)
 

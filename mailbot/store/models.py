@@ -185,6 +185,8 @@ class Attachment(BaseModel):
     size = IntegerField()
     sha256 = CharField()
     stored_path = CharField()  # generated, inside the data folder
+    content_id = CharField(default="")  # as the sender wrote it, without brackets
+    inline = BooleanField(default=False)  # shown in the HTML (by its Content-ID), not a file
 
 
 class Event(BaseModel):
@@ -227,9 +229,10 @@ class Outbox(BaseModel):
     """One mail to one recipient, written in the transaction of the change that causes it.
 
     What to say is kept as a draft (`template`, `language`, `context` and `headers` as JSON) and
-    rendered when the row is sent; `data` holds the mail's bytes from then on (and from the start
-    for alerts, and rows queued before drafts existed). `claimed_by`/`claimed_until`: the process
-    sending the row right now, so that no other one sends it too."""
+    rendered when the row is sent, enclosing the stored files `attachments` names (read from disk
+    then: `mailbot.outgoing.enclosures`); `data` holds the mail's bytes from then on (and from the
+    start for alerts, and rows queued before drafts existed). `claimed_by`/`claimed_until`: the
+    process sending the row right now, so that no other one sends it too."""
 
     message_id = CharField(unique=True)
     ticket = ForeignKeyField(Ticket, null=True, backref="outbox")
@@ -250,6 +253,7 @@ class Outbox(BaseModel):
     headers = TextField(default="")
     claimed_by = CharField(default="")
     claimed_until = DateTimeField(null=True)
+    attachments = TextField(default="")  # JSON list of Attachment ids to enclose when sent
     ticket_id: int | None
 
 

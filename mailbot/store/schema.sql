@@ -1,4 +1,4 @@
--- mailbot schema, version 8. Generated from mailbot/store/models.py by `mailbot db schema`;
+-- mailbot schema, version 10. Generated from mailbot/store/models.py by `mailbot db schema`;
 -- a test fails when the two differ. Change the models and add a migration, then regenerate.
 CREATE TABLE "schema_version" ("id" INTEGER NOT NULL PRIMARY KEY, "version" INTEGER NOT NULL, "applied_at" DATETIME NOT NULL);
 CREATE TABLE "product_counter" ("product" VARCHAR(255) NOT NULL PRIMARY KEY, "last_number" INTEGER NOT NULL);
@@ -27,11 +27,11 @@ CREATE TABLE "message" ("id" INTEGER NOT NULL PRIMARY KEY, "ticket_id" INTEGER N
 CREATE INDEX "message_ticket_id" ON "message" ("ticket_id");
 CREATE INDEX "message_message_id" ON "message" ("message_id");
 CREATE INDEX "message_author_id" ON "message" ("author_id");
-CREATE TABLE "attachment" ("id" INTEGER NOT NULL PRIMARY KEY, "message_id" INTEGER NOT NULL, "filename" VARCHAR(255) NOT NULL, "content_type" VARCHAR(255) NOT NULL, "size" INTEGER NOT NULL, "sha256" VARCHAR(255) NOT NULL, "stored_path" VARCHAR(255) NOT NULL, FOREIGN KEY ("message_id") REFERENCES "message" ("id") ON DELETE CASCADE);
+CREATE TABLE "attachment" ("id" INTEGER NOT NULL PRIMARY KEY, "message_id" INTEGER NOT NULL, "filename" VARCHAR(255) NOT NULL, "content_type" VARCHAR(255) NOT NULL, "size" INTEGER NOT NULL, "sha256" VARCHAR(255) NOT NULL, "stored_path" VARCHAR(255) NOT NULL, "content_id" VARCHAR(255) NOT NULL, "inline" INTEGER NOT NULL, FOREIGN KEY ("message_id") REFERENCES "message" ("id") ON DELETE CASCADE);
 CREATE INDEX "attachment_message_id" ON "attachment" ("message_id");
 CREATE TABLE "event" ("id" INTEGER NOT NULL PRIMARY KEY, "ticket_id" INTEGER NOT NULL, "kind" VARCHAR(255) NOT NULL, "actor_email" VARCHAR(255) NOT NULL, "old" VARCHAR(255) NOT NULL, "new" VARCHAR(255) NOT NULL, "detail" TEXT NOT NULL, "at" DATETIME NOT NULL, FOREIGN KEY ("ticket_id") REFERENCES "ticket" ("id") ON DELETE CASCADE);
 CREATE INDEX "event_ticket_id" ON "event" ("ticket_id");
-CREATE TABLE "outbox" ("id" INTEGER NOT NULL PRIMARY KEY, "message_id" VARCHAR(255) NOT NULL, "ticket_id" INTEGER, "product" VARCHAR(255) NOT NULL, "template" VARCHAR(255) NOT NULL, "recipient" VARCHAR(255) NOT NULL, "envelope_from" VARCHAR(255) NOT NULL, "data" BLOB NOT NULL, "automatic" INTEGER NOT NULL, "status" VARCHAR(255) NOT NULL, "attempts" INTEGER NOT NULL, "next_attempt_at" DATETIME NOT NULL, "last_error" TEXT NOT NULL, "created_at" DATETIME NOT NULL, "sent_at" DATETIME, "language" VARCHAR(255) NOT NULL, "context" TEXT NOT NULL, "headers" TEXT NOT NULL, "claimed_by" VARCHAR(255) NOT NULL, "claimed_until" DATETIME, FOREIGN KEY ("ticket_id") REFERENCES "ticket" ("id"));
+CREATE TABLE "outbox" ("id" INTEGER NOT NULL PRIMARY KEY, "message_id" VARCHAR(255) NOT NULL, "ticket_id" INTEGER, "product" VARCHAR(255) NOT NULL, "template" VARCHAR(255) NOT NULL, "recipient" VARCHAR(255) NOT NULL, "envelope_from" VARCHAR(255) NOT NULL, "data" BLOB NOT NULL, "automatic" INTEGER NOT NULL, "status" VARCHAR(255) NOT NULL, "attempts" INTEGER NOT NULL, "next_attempt_at" DATETIME NOT NULL, "last_error" TEXT NOT NULL, "created_at" DATETIME NOT NULL, "sent_at" DATETIME, "language" VARCHAR(255) NOT NULL, "context" TEXT NOT NULL, "headers" TEXT NOT NULL, "claimed_by" VARCHAR(255) NOT NULL, "claimed_until" DATETIME, "attachments" TEXT NOT NULL, FOREIGN KEY ("ticket_id") REFERENCES "ticket" ("id"));
 CREATE UNIQUE INDEX "outbox_message_id" ON "outbox" ("message_id");
 CREATE INDEX "outbox_ticket_id" ON "outbox" ("ticket_id");
 CREATE INDEX "outbox_recipient" ON "outbox" ("recipient");

@@ -167,9 +167,10 @@ class Sent:
         return self.message.get_body(("plain",)).get_content()
 
 
-def outbox(template: str | None = None) -> list[Sent]:
+def outbox(template: str | None = None, data_dir: Path = Path("data")) -> list[Sent]:
     """The mails queued so far (oldest first), optionally of one template, as they will be sent:
-    a row still holding its draft is rendered from the default templates, as the outbox will."""
+    a row still holding its draft is rendered from the default templates, as the outbox will,
+    enclosing its files from under `data_dir`."""
     query = Outbox.select().order_by(Outbox.id)
     if template is not None:
         query = query.where(Outbox.template == template)
@@ -179,7 +180,7 @@ def outbox(template: str | None = None) -> list[Sent]:
             row.template,
             row.recipient,
             email.message_from_bytes(
-                drafts.write_mail(renderer, row)[1] if drafts.is_draft(row) else bytes(row.data),
+                drafts.write_mail(renderer, row, data_dir)[1] if drafts.is_draft(row) else bytes(row.data),
                 policy=email.policy.default,
             ),
         )

@@ -25,8 +25,11 @@ def write_mail(
     message_id: str = "",
     html: str = "",
     attachments: list[tuple[str, bytes, str]] = (),
+    inline: list[tuple[str, bytes, str]] = (),
 ) -> bytes:
-    """A mail as a mail client sends it. Message-IDs are given with or without brackets."""
+    """A mail as a mail client sends it. Message-IDs are given with or without brackets.
+    `attachments`: (file name, bytes, type); `inline`: (Content-ID, bytes, type) of images the
+    HTML shows (`<img src="cid:...">`), in a multipart/related beside it."""
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to
@@ -45,6 +48,11 @@ def write_mail(
     msg.set_content(body)
     if html:
         msg.add_alternative(html, subtype="html")
+    for cid, payload, ctype in inline:
+        maintype, subtype = ctype.split("/", 1)
+        html_part = msg.get_body(("html",))
+        assert html_part is not None, "inline images need html"
+        html_part.add_related(payload, maintype=maintype, subtype=subtype, cid=_bracket(cid))
     for filename, payload, ctype in attachments:
         maintype, subtype = ctype.split("/", 1)
         msg.add_attachment(payload, maintype=maintype, subtype=subtype, filename=filename)
