@@ -89,6 +89,8 @@ def test_a_customers_pdf_reaches_each_engineer_byte_for_byte(visi):
     assert files_of(visi.only_to(CARLA)) == {}, "the acknowledgement sends nothing back"
     [stored] = visi.site.ticket("VISI-1")["messages"][0]["attachments"]
     assert (stored["filename"], stored["size"]) == ("licence-report.pdf", len(PDF))
+    kept = visi.site.query("SELECT sum(length(data)) FROM outbox WHERE status = 'sent'")[0][0]
+    assert kept < len(PDF), "the outbox keeps the sent mails, not a copy of the file per engineer"
 
 
 def test_an_engineers_file_reaches_the_customer_with_the_answer(visi):

@@ -22,6 +22,7 @@ happens here, at the moment the mail is written.
 from __future__ import annotations
 
 import binascii
+import email
 import io
 import re
 import secrets
@@ -191,3 +192,15 @@ def _boundary(data: bytes) -> str:
         boundary = f"=_mailbot_{secrets.token_hex(12)}"
         if boundary.encode() not in data:
             return boundary
+
+
+def without_file_bodies(data: bytes) -> bytes:
+    """The mail as the outbox keeps it once sent: every enclosed file's body left out (the file
+    stays with its ticket). Otherwise each recipient's row would keep its own copy of every file:
+    three engineers and a 10 MB file would add 40 MB to the database."""
+    mail = email.message_from_bytes(data)
+    for part in mail.walk():
+        if not part.is_multipart() and part.get_filename() is not None:
+            part.set_payload("")
+            part["X-Mailbot-Omitted"] = "the file is kept with its ticket"
+    return mail.as_bytes()

@@ -44,7 +44,7 @@ from peewee import DatabaseError
 from mailbot.context import Desk
 from mailbot.desk import tickets
 from mailbot.errors import NotRetryable, PermanentError, SmtpUnavailable, TransientError
-from mailbot.outgoing import alerts, drafts
+from mailbot.outgoing import alerts, drafts, enclosures
 from mailbot.outgoing.render import Rendered
 from mailbot.store import statements
 from mailbot.store.models import Message, Outbox, database
@@ -176,7 +176,7 @@ def _deliver(desk: Desk, transport: Transport, row: Outbox) -> str:
         return _give_up(desk, row, "; ".join(delivery.refused.values()), now)
     with _recording(row, "mark it sent (it may go out once more)"), database.atomic():
         row.status, row.sent_at, row.last_error, row.claimed_until = Status.SENT, now, "", None
-        row.data = data
+        row.data = enclosures.without_file_bodies(data) if row.attachments not in ("", "[]") else data
         statements.save(
             row, only=[Outbox.status, Outbox.sent_at, Outbox.last_error, Outbox.claimed_until, Outbox.data]
         )
