@@ -15,7 +15,7 @@ from typing import Any
 import click
 from peewee import DatabaseError
 
-from mailbot.cli import accounts, backup, outbox, quarantine, report, status, tickets
+from mailbot.cli import accounts, backup, outbox, personal, quarantine, report, status, tickets
 from mailbot.cli.app import AppState, emit_json, ssl_context
 from mailbot.cli.logs import setup_logging
 from mailbot.context import make_renderer
@@ -211,3 +211,5 @@ main.add_command(report.report)
 main.add_command(status.status)
 accounts.account.add_command(report.credit)
 db.add_command(backup.db_backup)
+accounts.account.add_command(personal.account_export)
+accounts.account.add_command(personal.account_forget)
