@@ -41,6 +41,7 @@ GLOBAL_KEYS: dict[str, str] = {
     "MAILBOT_PRODUCTS": "",
     "MAILBOT_DATA_DIR": "./var",
     "MAILBOT_DATABASE_URL": "",
+    "MAILBOT_RETENTION_RAW": "",
     "MAILBOT_SMTP_URL": "",
     "MAILBOT_MAIL_DOMAIN": "",
     "MAILBOT_CA_FILE": "",
@@ -150,6 +151,7 @@ class Settings:
     log_format: str = "text"  # or "json": one JSON object per line
     metrics: tuple[str, int] | None = None  # where Prometheus metrics are served; None: nowhere
     unreachable_alert: timedelta | None = timedelta(minutes=30)  # None: never
+    retention_raw: timedelta | None = None  # raw mails of tickets closed this long ago go; None: kept
     product_by_key: Mapping[str, ProductSettings] = field(repr=False, default_factory=dict)
 
     def product(self, key: str) -> ProductSettings:
@@ -256,6 +258,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         log_format=str(read.parse("MAILBOT_LOG_FORMAT", choice("text", "json"))),
         metrics=_load_metrics(read),
         unreachable_alert=read.parse("MAILBOT_UNREACHABLE_ALERT", _optional_duration),  # type: ignore[arg-type]
+        retention_raw=read.parse("MAILBOT_RETENTION_RAW", _optional_duration),  # type: ignore[arg-type]
         product_by_key={p.key: p for p in products},
     )
 

@@ -2,18 +2,29 @@
 real Dovecot and SMTP server: `mailbot account export` hands over their account, tickets,
 messages, attachments and raw mails; `mailbot account forget` leaves their address and name
 nowhere in the database file or the data folder, keeps their tickets as numbers, leaves other
-people's tickets as they were, and a mail of theirs delivered again creates nobody."""
+people's tickets as they were, and a mail of theirs delivered again creates nobody. And what
+`MAILBOT_RETENTION_RAW` deletes, on the desk's clock moved by the test (each pass is
+`poll --once`'s, in this process)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import ssl
 import tarfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from mailbot.config import load_settings, read_environment
+from mailbot.context import Desk, make_desk
+from mailbot.service.daemon import poll_everything
+from mailbot.store.db import close_database, open_database
+from tests.helpers.desks import Clock
 from tests.helpers.mails import message_id_of, quote, write_mail
 from tests.helpers.site import Site, make_site
 
@@ -159,3 +170,43 @@ def test_a_forgotten_customer_is_found_nowhere_and_others_keep_their_tickets(
 
     again = site.mailbot("account", "forget", DANA, "--yes", expect=67)
     assert again.output.strip() == f"mailbot: no account '{DANA}': nothing to forget"
+
+
+@contextmanager
+def desk_at(site: Site, clock: Clock) -> Iterator[Desk]:
+    """The site's database and settings in this process, on the test's clock."""
+    settings = load_settings(read_environment(site.env_file))
+    open_database(settings.database_url)
+    try:
+        yield make_desk(settings, clock=clock)
+    finally:
+        close_database()
+
+
+def test_poll_once_deletes_the_files_of_tickets_closed_longer_than_the_retention(
+    site, dovecot, mail_user, smtp_sink
+):
+    site.env["MAILBOT_RETENTION_RAW"] = "400d"
+    dana_writes_and_erin_answers(site, dovecot, mail_user, smtp_sink)
+    hers, carls = ticket_of(site, DANA), ticket_of(site, CARL)
+    site.mailbot("ticket", "set", hers, "--status", "closed", "--by", ERIN)
+    before = every_byte_under(site.data_dir / "attachments")
+    assert list(before.values()) == [LOG]
+    raws = len(list((site.data_dir / "raw").rglob("*.eml")))
+
+    clock = Clock(datetime.now(UTC) + timedelta(days=399))
+    with desk_at(site, clock) as desk:
+        poll_everything(desk, ssl.create_default_context())
+        assert every_byte_under(site.data_dir / "attachments") == before
+        clock.advance(days=2)
+        poll_everything(desk, ssl.create_default_context())
+    assert every_byte_under(site.data_dir / "attachments") == {}
+    assert len(list((site.data_dir / "raw").rglob("*.eml"))) == raws - 2  # Dana's and Erin's
+    [(carls_raw,)] = site.query(
+        f"SELECT raw_path FROM seen JOIN ticket ON ticket.id = ticket_id WHERE reference = '{carls}'"
+    )
+    assert Path(carls_raw).is_file()
+    kept = site.ticket(hers)
+    assert kept["status"] == "closed"
+    assert [a["filename"] for m in kept["messages"] for a in m["attachments"]] == ["licence.log"]
+    assert any("ws-17 gets no licence" in m["text"] for m in kept["messages"])

@@ -26,7 +26,7 @@ from peewee import IntegrityError, OperationalError
 
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
-from mailbot.desk import accounts, caps, tickets
+from mailbot.desk import accounts, caps, retention, tickets
 from mailbot.outgoing import notify
 from mailbot.outgoing.formats import machine_moment
 from mailbot.sla.deadlines import ClockState, pauses_of, refresh_deadlines, sla_state
@@ -83,6 +83,7 @@ JOBS: tuple[tuple[str, Job], ...] = (
     ("sla-sweep", sla_sweep),
     ("remind-waiting", remind_waiting),
     ("auto-close", auto_close_resolved),
+    ("raw-retention", retention.purge_raw_mail),
 )
 
 
