@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mailbot.config import Settings
 from mailbot.outgoing.render import Renderer
+from mailbot.progress import NO_PROGRESS, Progress
 from mailbot.store.files import Store
 from mailbot.store.models import utcnow
 
@@ -24,6 +25,8 @@ class Desk:
     clock: Callable[[], datetime] = field(default=utcnow)
     # Record only, send nothing: set (with dataclasses.replace) for mail older than the cut-over.
     quiet: bool = False
+    # Where long work says how far it got: a bar on a terminal (set by the CLI), else nothing.
+    progress: Progress = field(default=NO_PROGRESS)
 
 
 def make_desk(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Desk:

@@ -93,10 +93,10 @@ def account_revoke(app: AppState, email: str, product_key: str) -> None:
 @click.pass_obj
 def account_import(app: AppState, product_key: str, csv_file: Path, role: str) -> None:
     """Import accounts from a CSV file (header: email,name,organisation,language,role,contract_until)."""
-    app.open()
+    desk = app.open()
     key = _product_key(app, product_key)
     with csv_file.open(newline="", encoding="utf-8-sig") as handle:
-        count = accounts.import_accounts(handle, key, role)
+        count = accounts.import_accounts(handle, key, role, desk.progress)
     click.echo(f"{count} account(s) imported for {key}")
 
 

@@ -4,8 +4,10 @@ registers the subcommand modules, so that those import this and nothing imports 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import ssl
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import click
 
 from mailbot.cli.logs import use_settings
+from mailbot.cli.progress import progress_for
 from mailbot.config import Settings, load_settings, read_environment
 from mailbot.context import Desk, make_desk
 from mailbot.store import migrations
@@ -36,7 +39,7 @@ class AppState:
         settings = self.settings
         db = open_database(settings.database_url, settings.db_busy_timeout)
         migrations.migrate(db)
-        return make_desk(settings)
+        return dataclasses.replace(make_desk(settings), progress=progress_for(sys.stderr))
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:

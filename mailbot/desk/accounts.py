@@ -13,6 +13,7 @@ from datetime import date
 from typing import TextIO, cast
 
 from mailbot.errors import MailbotError
+from mailbot.progress import NO_PROGRESS, Progress
 from mailbot.store import statements
 from mailbot.store.models import Account, Grant
 
@@ -109,14 +110,17 @@ def revoke(account: Account, product: str) -> bool:
     return removed > 0
 
 
-def import_accounts(handle: TextIO, product: str, default_role: str = "customer") -> int:
+def import_accounts(
+    handle: TextIO, product: str, default_role: str = "customer", progress: Progress = NO_PROGRESS
+) -> int:
     """Import a customer list: CSV with a header row; columns email (required), name,
     organisation, language, role, contract_until (YYYY-MM-DD). Returns rows imported."""
     reader = csv.DictReader(handle)
     if not reader.fieldnames or "email" not in reader.fieldnames:
         raise AccountError("the CSV needs a header row with at least an 'email' column")
+    rows = list(reader)  # counted first, for the progress bar
     count = 0
-    for line, row in enumerate(reader, start=2):
+    for line, row in enumerate(rows, start=2):
         try:
             until = row.get("contract_until") or ""
             spec = AccountSpec(
@@ -130,4 +134,5 @@ def import_accounts(handle: TextIO, product: str, default_role: str = "customer"
         except (AccountError, ValueError) as exc:
             raise AccountError(f"line {line}: {exc}") from None
         count += 1
+        progress.update(f"{product} accounts", count, len(rows))
     return count
