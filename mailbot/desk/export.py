@@ -47,10 +47,13 @@ def export_person(desk: Desk, email: str, target: Path) -> Exported:
     with tempfile.TemporaryDirectory(prefix="mailbot-export-") as scratch:
         done = _write(desk, account, Path(scratch) / "export")
         base = str(target)[: -len(next(s for s in ARCHIVES if target.name.endswith(s)))]
-        made = shutil.make_archive(base, kind, root_dir=done.path)
-        if Path(made) != target:
-            Path(made).rename(target)
-        target.chmod(0o600)
+        try:
+            made = shutil.make_archive(base, kind, root_dir=done.path)
+            if Path(made) != target:
+                Path(made).rename(target)
+            target.chmod(0o600)
+        except OSError as exc:
+            raise CannotCreate(f"cannot write {target}: {exc.strerror or exc}") from None
     return Exported(target, done.tickets, done.messages, done.files)
 
 

@@ -211,9 +211,9 @@ def _scrub_outbox(account: Account, own: list[Ticket], scrub: _Scrub) -> None:
     """Mail to them is not sent any more and keeps no copy; mail about them keeps no copy of
     what was sent (rendered bytes), and what still waits is rendered without them."""
     address = account.email
-    Outbox.update(
-        recipient=placeholder_address(account), data=b"", context="", headers="", status=OutboxStatus.DEAD
-    ).where((Outbox.recipient == address) & (Outbox.status == OutboxStatus.PENDING)).execute()
+    # Not sent yet: dropped (a row marked dead would count as mail given up, and alert).
+    unsent = (OutboxStatus.PENDING, OutboxStatus.FAILED)
+    Outbox.delete().where((Outbox.recipient == address) & Outbox.status.in_(unsent)).execute()
     Outbox.update(recipient=placeholder_address(account), data=b"", context="", headers="").where(
         Outbox.recipient == address
     ).execute()

@@ -15,6 +15,7 @@ What it leaves to others: when to back up (a timer, see docs/operating.md) and w
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sqlite3
@@ -51,7 +52,12 @@ def back_up(database_url: str, store: Store, target: Path, busy_timeout: float =
     _make_empty_folder(target)
     copy = target / DATABASE_NAME
     _copy_database(source, copy, busy_timeout)
-    files = sum(_copy_folder(store.root / name, target / name) for name in FOLDERS)
+    try:
+        files = sum(_copy_folder(store.root / name, target / name) for name in FOLDERS)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise  # the CLI's one line for a full disk
+        raise CannotCreate(f"cannot copy the data folder into {target}: {exc}") from None
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     (target / "BACKUP").write_text(f"mailbot backup of {source}\ntaken {stamp}\nfiles {files}\n")
     return BackupSummary(target, copy.stat().st_size, files)

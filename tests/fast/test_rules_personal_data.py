@@ -10,7 +10,8 @@ from pathlib import Path
 from mailbot.desk import tickets
 from mailbot.desk.jobs import run_due_jobs
 from mailbot.desk.personal import forget
-from mailbot.store.models import Account, Attachment, Event, Message, Seen, Ticket
+from mailbot.service.poller import poll_mailbox
+from mailbot.store.models import Account, Attachment, Event, Message, Outbox, OutboxStatus, Seen, Ticket
 from tests.fast.people import CARLA, CHRIS, ERIN, open_ticket
 from tests.helpers.desks import MailDesk
 from tests.helpers.mails import write_mail
@@ -104,3 +105,17 @@ def test_a_forgotten_customers_mail_delivered_again_creates_nobody(desk: MailDes
     assert not Account.select().where(Account.email == CARLA).exists()
     assert desk.inbox(CARLA) == []
     assert all(b"carla" not in p.read_bytes().lower() for p in desk.desk.store.raw_dir.rglob("*.eml"))
+
+
+def test_mail_not_yet_sent_to_a_forgotten_customer_is_dropped_and_mail_about_them_names_nobody(
+    desk: MailDesk,
+):
+    raw = write_mail(f"Carla Customer <{CARLA}>", "support@generic.test", "Printer on fire", "It burns.")
+    desk.sources["GEN"].deliver(raw, desk.clock())
+    poll_mailbox(desk.desk, desk.desk.settings.product("GEN"), desk.sources["GEN"])  # not sent yet
+    forget(desk.desk, CARLA)
+    desk.drain()
+    assert desk.inbox(CARLA) == []
+    assert Outbox.select().where(Outbox.status != OutboxStatus.SENT).count() == 0
+    [notice] = desk.inbox(ERIN)
+    assert "carla" not in notice.message.as_string().lower()
