@@ -1,5 +1,5 @@
 """Progress bars on a terminal (tqdm), for the long work that reports through
-`mailbot.progress.Progress`: a first start on a full mailbox, an account import. Only when stderr
+`mailbot.context.Progress`: a first start on a full mailbox, an account import. Only when stderr
 is a terminal; otherwise (systemd, cron, a pipe) nothing is drawn and the log lines stay plain.
 While a bar is drawn, log lines are written above it (`tqdm.write`) instead of through it.
 """
@@ -12,7 +12,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, TextIO
 
-from mailbot.progress import NO_PROGRESS, Progress
+from mailbot.context import NO_PROGRESS, Progress
 
 if TYPE_CHECKING:
     from tqdm import tqdm

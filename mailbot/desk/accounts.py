@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TextIO, cast
 
+from mailbot.context import NO_PROGRESS, Progress
 from mailbot.errors import MailbotError
-from mailbot.progress import NO_PROGRESS, Progress
 from mailbot.store import statements
 from mailbot.store.models import Account, Grant
 
