@@ -45,6 +45,7 @@ GLOBAL_KEYS: dict[str, str] = {
     "MAILBOT_PRODUCTS": "",
     "MAILBOT_DATA_DIR": "./var",
     "MAILBOT_DATABASE_URL": "",
+    "MAILBOT_RETENTION_RAW": "",
     "MAILBOT_SMTP_URL": "",
     "MAILBOT_MAIL_DOMAIN": "",
     "MAILBOT_CA_FILE": "",
@@ -159,6 +160,7 @@ class Settings:
     # One line per MAILBOT_ key that is set but read by nothing (a typo, most often): the daemon
     # logs them as warnings when it starts, `mailbot check` fails on them.
     unknown_keys: tuple[str, ...] = ()
+    retention_raw: timedelta | None = None  # raw mails of tickets closed this long ago go; None: kept
     product_by_key: Mapping[str, ProductSettings] = field(repr=False, default_factory=dict)
 
     def product(self, key: str) -> ProductSettings:
@@ -271,6 +273,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         metrics=_load_metrics(read),
         unreachable_alert=read.parse("MAILBOT_UNREACHABLE_ALERT", _optional_duration),  # type: ignore[arg-type]
         unknown_keys=find_unknown_keys(env, keys),
+        retention_raw=read.parse("MAILBOT_RETENTION_RAW", _optional_duration),  # type: ignore[arg-type]
         product_by_key={p.key: p for p in products},
     )
 

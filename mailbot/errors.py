@@ -12,6 +12,9 @@
      +-- PermanentError       will never work as it is (5xx, malformed input): do not retry
      |    +-- QuarantineError     a mail that cannot be handled; carries the reason
      +-- NotRetryable         `outbox retry` of a row that is missing or was not failed or dead
+     +-- UsageError           a command that cannot apply here (`db backup` of a server database)
+     +-- NoSuchAccount        `account export|forget` of an address that has no account
+     +-- CannotCreate         an output (a backup, an export) that cannot be written where asked
 
 Each error carries the exit code the CLI uses when it ends a command (sysexits). What an admin must
 repair before it works again (a corrupt or read-only database, a full disk) is still 75: a mail
@@ -24,7 +27,9 @@ from __future__ import annotations
 
 EX_USAGE = 64
 EX_DATAERR = 65
+EX_NOUSER = 67
 EX_SOFTWARE = 70
+EX_CANTCREAT = 73
 EX_TEMPFAIL = 75
 EX_CONFIG = 78
 
@@ -85,3 +90,22 @@ class NotRetryable(MailbotError):
     """`mailbot outbox retry ID` of a row that does not exist or is not failed or dead."""
 
     exit_code = EX_DATAERR
+
+
+class UsageError(MailbotError):
+    """A command that does not apply to this installation (a backup of a server database)."""
+
+    exit_code = EX_USAGE
+
+
+class NoSuchAccount(MailbotError):
+    """`account export|forget` of an address that has no account (or was forgotten already)."""
+
+    exit_code = EX_NOUSER
+
+
+class CannotCreate(MailbotError):
+    """An output that cannot be written where asked: the folder exists and is not empty, or
+    cannot be made."""
+
+    exit_code = EX_CANTCREAT

@@ -75,7 +75,7 @@ def test_jobs_are_scheduled_the_way_the_daemon_needs_them(desk, how):
         scheduler = BackgroundScheduler(timezone="UTC")
         register_jobs(scheduler, desk, threading.Event())
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"sla-sweep", "remind-waiting", "auto-close"}
+    assert set(jobs) == {"sla-sweep", "remind-waiting", "auto-close", "raw-retention"}
     for job in jobs.values():
         assert job.max_instances == 1 and job.coalesce is True
         # A late run still runs (after a busy minute, or a suspend), it is not silently dropped.
@@ -132,7 +132,12 @@ def test_after_downtime_one_run_catches_up_and_a_restart_repeats_nothing(tmp_pat
     clock.advance(hours=2)
     with open_desk(tmp_path, clock, GEN_REMINDER_DAYS="3") as restarted:
         run_scheduled(build_scheduler(restarted))
-        assert run_due_jobs(restarted) == {"sla-sweep": 0, "remind-waiting": 0, "auto-close": 0}
+        assert run_due_jobs(restarted) == {
+            "sla-sweep": 0,
+            "remind-waiting": 0,
+            "auto-close": 0,
+            "raw-retention": 0,
+        }
         assert len(outbox("sla_breach")) == 4
 
 
@@ -245,7 +250,7 @@ def test_the_started_scheduler_runs_the_jobs_in_its_own_threads(desk, clock, dan
 
     def listen(event) -> None:
         done.add(event.job_id if event.exception is None else f"failed {event.job_id}")
-        if len(done) >= 3:
+        if len(done) >= len(JOBS):
             all_ran.set()
 
     scheduler.add_listener(listen, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
@@ -254,6 +259,6 @@ def test_the_started_scheduler_runs_the_jobs_in_its_own_threads(desk, clock, dan
         assert all_ran.wait(10), f"jobs run: {done}"
     finally:
         scheduler.shutdown(wait=True)
-    assert done == {"sla-sweep", "remind-waiting", "auto-close"}
+    assert done == {"sla-sweep", "remind-waiting", "auto-close", "raw-retention"}
     assert len(outbox("sla_breach")) == 4
     assert Notice.select().where(Notice.kind == "sla_breach").count() == 2

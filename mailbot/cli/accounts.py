@@ -96,11 +96,11 @@ def account_revoke(app: AppState, email: str, product_key: str) -> None:
 def account_import(app: AppState, product_key: str, csv_file: Path, role: str) -> None:
     """Import accounts from a CSV file (header: email,name,organisation,language,role,contract_until).
     All or nothing: with a bad line, every bad line is reported and nothing is imported (exit 65)."""
-    app.open()
+    desk = app.open()
     key = _product_key(app, product_key)
     try:
         with csv_file.open(newline="", encoding="utf-8-sig") as handle:
-            count = accounts.import_accounts(handle, key, role)
+            count = accounts.import_accounts(handle, key, role, desk.progress)
     except UnicodeDecodeError as exc:
         raise accounts.ImportRefused(f"{csv_file}: not UTF-8 text ({exc.reason}); nothing imported") from None
     click.echo(f"{count} account(s) imported for {key}")

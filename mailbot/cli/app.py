@@ -4,8 +4,10 @@ registers the subcommand modules, so that those import this and nothing imports 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import ssl
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from typing import Any
 import click
 
 from mailbot.cli.logs import use_settings
+from mailbot.cli.progress import progress_for
 from mailbot.config import ProductSettings, Settings, load_settings, read_environment
 from mailbot.context import Desk, make_desk
 from mailbot.errors import EX_USAGE, ConfigError
@@ -39,7 +42,7 @@ class AppState:
         settings = self.settings
         db = open_database(settings.database_url, settings.db_busy_timeout)
         migrations.migrate(db)
-        return make_desk(settings)
+        return dataclasses.replace(make_desk(settings), progress=progress_for(sys.stderr))
 
     def product(self, key: str, option: str = "--product") -> ProductSettings:
         """The product an admin named on the command line; an unknown one is a usage error (64)."""

@@ -11,6 +11,8 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
+from mailbot.cli.progress import log_handler
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:\"]*:)[^\s@\"]+@")
 
@@ -46,7 +48,8 @@ class JsonLineFormatter(JsonFormatter):
 def setup_logging() -> None:
     """Text lines to stderr at INFO until the settings say otherwise (`use_settings`)."""
     # force: each invocation logs to the stderr it has (tests run many in one process).
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, force=True)
+    # On a terminal the handler writes above any progress bar (`mailbot.cli.progress`).
+    logging.basicConfig(handlers=[log_handler(sys.stderr)], level=logging.INFO, force=True)
     for handler in logging.getLogger().handlers:
         handler.setFormatter(TextFormatter(TEXT_FORMAT))
     # APScheduler logs every run of every job at INFO, and mail-parser warns about every MIME

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TextIO, cast
 
+from mailbot.context import NO_PROGRESS, Progress
 from mailbot.errors import EX_DATAERR, MailbotError
 from mailbot.store import statements
 from mailbot.store.models import Account, Grant
@@ -121,7 +122,9 @@ def revoke(account: Account, product: str) -> bool:
     return removed > 0
 
 
-def import_accounts(handle: TextIO, product: str, default_role: str = "customer") -> int:
+def import_accounts(
+    handle: TextIO, product: str, default_role: str = "customer", progress: Progress = NO_PROGRESS
+) -> int:
     """Import a customer list: CSV with a header row; columns email (required), name,
     organisation, language, role, contract_until (YYYY-MM-DD). All or nothing: every line is
     checked first, and one bad line imports none (ImportRefused names each, with its line
@@ -148,8 +151,9 @@ def import_accounts(handle: TextIO, product: str, default_role: str = "customer"
             f"{len(problems)} bad line(s), nothing imported:\n" + "\n".join(f"  {p}" for p in problems)
         )
     with Account._meta.database.atomic():
-        for spec, role in rows:
+        for count, (spec, role) in enumerate(rows, start=1):
             grant(upsert_account(spec), product, role)
+            progress.update(f"{product} accounts", count, len(rows))
     return len(rows)
 
 

@@ -26,7 +26,7 @@ from peewee import IntegrityError, OperationalError
 
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
-from mailbot.desk import accounts, caps, tickets
+from mailbot.desk import accounts, caps, retention, tickets
 from mailbot.desk.secondline import escalation_recipient
 from mailbot.outgoing import notify
 from mailbot.outgoing.formats import machine_moment
@@ -84,6 +84,7 @@ JOBS: tuple[tuple[str, Job], ...] = (
     ("sla-sweep", sla_sweep),
     ("remind-waiting", remind_waiting),
     ("auto-close", auto_close_resolved),
+    ("raw-retention", retention.purge_raw_mail),
 )
 
 

@@ -70,6 +70,9 @@ def ingest_mail(
     if msg.sender is None and not msg.automatic:  # a person's mail is kept for a person to read
         return quarantine(desk, product, mail, digest, msg.sender_note or "no sender can be made out")
     twin = statements.seen_twin(product.key, digest, msg.message_id)
+    # The twin's raw mail was erased (`account forget`, retention): this copy is not kept either.
+    erased = raw_path if twin is not None and not twin.raw_path else ""
+    raw_path = "" if erased else raw_path
     try:
         with database.atomic():
             if twin is not None:
@@ -100,6 +103,7 @@ def ingest_mail(
         return quarantine(
             desk, product, mail, digest, f"could not be handled: {type(exc).__name__}: {exc}", internal=True
         )
+    desk.store.remove(desk.store.raw_file(erased))
     ref = outcome.ticket.reference if outcome.ticket is not None else ""
     log.info(
         "%s %s uid %s <%s>: %s %s %s",

@@ -8,7 +8,8 @@ mail is rolled back alone), then are acknowledged on the server in one go, then 
 past them. A pass that is killed resumes after the last acknowledged batch: mails of a batch that
 had not committed are handled again from the start, those committed but not acknowledged are
 recognised by the ledger and only acknowledged.
-A big backlog (a first start) logs its progress every `PROGRESS_EVERY` mails, and a pass that met
+A big backlog (a first start) logs its progress every `PROGRESS_EVERY` mails (and moves the desk's
+progress bar, drawn on a terminal only, after each batch), and a pass that met
 mail older than the cut-over says so in one summary line. A transient failure ends the pass and
 leaves the rest on the server for the next one.
 """
@@ -100,6 +101,7 @@ def _work_through(
                     ahead.submit(mails)
                 taken = _take_batch(desk, product, mails, report, should_stop, ahead)
                 _acknowledge(source, taken, state)
+                desk.progress.update(f"{product.key} mails", report.handled, report.pending)
                 if should_stop():
                     return start + batch.index(taken[-1].key) + 1
             if report.handled < len(keys) and report.handled // PROGRESS_EVERY > before // PROGRESS_EVERY:

@@ -95,6 +95,18 @@ def require_durable_commits() -> None:
         db.execute_sql("PRAGMA synchronous=FULL")
 
 
+def erase_freed_pages() -> None:
+    """After personal data was erased: no copy of it left in the database file. SQLite keeps
+    deleted and overwritten text in free pages and in the write-ahead log until they are reused;
+    VACUUM rewrites the file without them and a TRUNCATE checkpoint empties the log. (A server
+    database reclaims its own space: nothing to do here.) Takes the write lock for as long as
+    the rewrite lasts, which a live daemon waits out (busy timeout)."""
+    db = database.obj
+    if isinstance(db, SqliteDatabase):
+        db.execute_sql("VACUUM")
+        db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 def sqlite_file(url: str) -> Path | None:
     """The database file of a SQLite URL; None for a server database or one in memory."""
     if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":

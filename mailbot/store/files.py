@@ -82,6 +82,32 @@ class Store:
         pairs = (line.partition(": ") for line in text.splitlines())
         return {key: value for key, _, value in pairs if key}
 
+    def raw_file(self, raw_path: str) -> Path | None:
+        """Where the raw mail a row names (`Seen.raw_path`, `Message.raw_path`) is in this data
+        folder: found by its generated name, so that a database restored into another folder
+        (docs/operating.md) still finds its files. None when the row names none."""
+        name = Path(raw_path).name
+        if not name:
+            return None
+        if Path(raw_path).parent.name == self.quarantine_dir.name:
+            return self.quarantine_dir / name
+        return self.raw_dir / name[:2] / name
+
+    def attachment_file(self, stored_path: str) -> Path | None:
+        """The file of an attachment row (`Attachment.stored_path`, relative to the data folder)."""
+        return self.root / stored_path if stored_path else None
+
+    @staticmethod
+    def remove(path: Path | None) -> bool:
+        """Delete a kept file (a raw mail, an attachment, a quarantined mail with its reason)
+        once nothing needs it; True when there was one."""
+        if path is None or not path.is_file():
+            return False
+        path.unlink(missing_ok=True)
+        if path.suffix == ".eml":
+            path.with_suffix(".reason").unlink(missing_ok=True)
+        return True
+
     @staticmethod
     def release(path: Path) -> None:
         """Take a mail out of the quarantine: its file and its `.reason`."""

@@ -175,6 +175,7 @@ class Message(BaseModel):
     html = TextField(default="")
     raw_path = CharField(default="")
     created_at = DateTimeField(default=utcnow)
+    author_id: int | None
     attachments: ModelSelect[Attachment]
 
 
