@@ -19,12 +19,15 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from mailbot.config_values import (
+    OAUTH_SUFFIXES,
+    OAuthSettings,
     address,
     alert_address,
     authserv_id,
     choice,
     is_loopback,
     listen_address,
+    load_oauth,
     parse_bool,
     parse_count,
     parse_moment,
@@ -42,6 +45,8 @@ GLOBAL_KEYS: dict[str, str] = {
     "MAILBOT_DATA_DIR": "./var",
     "MAILBOT_DATABASE_URL": "",
     "MAILBOT_SMTP_URL": "",
+    "MAILBOT_SMTP_AUTH": "password",
+    **{f"MAILBOT_SMTP_OAUTH_{suffix}": "" for suffix in OAUTH_SUFFIXES},
     "MAILBOT_MAIL_DOMAIN": "",
     "MAILBOT_CA_FILE": "",
     "MAILBOT_TRUSTED_AUTHSERV_ID": "",
@@ -86,6 +91,8 @@ PRODUCT_KEYS: dict[str, str] = {
     "ESCALATION_ADDRESS": "",
     "CREDIT_LOW": "60",
     "SILENCE_ALERT": "",
+    "AUTH": "password",
+    **{f"OAUTH_{suffix}": "" for suffix in OAUTH_SUFFIXES},
 }
 
 LANGUAGES = ("en", "nl", "fr")
@@ -116,6 +123,7 @@ class ProductSettings:
     escalation_address: str = ""
     credit_low: int = 60
     silence_alert: timedelta | None = None  # alert when no mail came for this long; None: never
+    oauth: OAuthSettings | None = None  # None: the mailbox URL's password logs in
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,7 @@ class Settings:
     log_format: str = "text"  # or "json": one JSON object per line
     metrics: tuple[str, int] | None = None  # where Prometheus metrics are served; None: nowhere
     unreachable_alert: timedelta | None = timedelta(minutes=30)  # None: never
+    smtp_oauth: OAuthSettings | None = None  # None: the SMTP URL's password (if any) logs in
     product_by_key: Mapping[str, ProductSettings] = field(repr=False, default_factory=dict)
 
     def product(self, key: str) -> ProductSettings:
@@ -256,8 +265,16 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         log_format=str(read.parse("MAILBOT_LOG_FORMAT", choice("text", "json"))),
         metrics=_load_metrics(read),
         unreachable_alert=read.parse("MAILBOT_UNREACHABLE_ALERT", _optional_duration),  # type: ignore[arg-type]
+        smtp_oauth=_oauth(read, "SMTP", "MAILBOT_SMTP_"),
         product_by_key={p.key: p for p in products},
     )
+
+
+def _oauth(read: _Reader, name: str, prefix: str) -> OAuthSettings | None:
+    try:
+        return load_oauth(read.get, name, prefix)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _optional_duration(value: str) -> timedelta | None:
@@ -314,6 +331,7 @@ def _load_product(read: _Reader, key: str, data_dir: Path) -> ProductSettings:
         escalation_address=str(read.parse(name("ESCALATION_ADDRESS"), lambda v: v and address(v))),
         credit_low=int(read.parse(name("CREDIT_LOW"), parse_count)),  # type: ignore[call-overload]
         silence_alert=read.parse(name("SILENCE_ALERT"), _optional_duration),  # type: ignore[arg-type]
+        oauth=_oauth(read, key, f"MAILBOT_PRODUCT_{key}_"),
     )
 
 

@@ -87,6 +87,19 @@ FORBIDDEN = {
         "mailbot.context",
         *EDGE,
     ),
+    # OAuth2 tokens: talks to identity providers over HTTP, knows nothing of mail or the database.
+    "oauth": (
+        *PROCESS,
+        *DATABASE,
+        "mailbot.inbound",
+        "mailbot.desk",
+        "mailbot.sla",
+        "mailbot.outgoing",
+        "mailbot.transports",
+        "mailbot.sources",
+        "mailbot.context",
+        *EDGE,
+    ),
     # the database and the files: below everything.
     "store": (
         *NETWORK,
