@@ -15,7 +15,7 @@ from typing import Any
 import click
 from peewee import DatabaseError
 
-from mailbot.cli import accounts, outbox, quarantine, report, status, tickets
+from mailbot.cli import accounts, oauth, outbox, quarantine, report, status, tickets
 from mailbot.cli.app import AppState, emit_json, ssl_context
 from mailbot.cli.logs import setup_logging
 from mailbot.context import make_renderer
@@ -209,4 +209,5 @@ main.add_command(quarantine.quarantine)
 main.add_command(tickets.ticket)
 main.add_command(report.report)
 main.add_command(status.status)
+main.add_command(oauth.oauth)
 accounts.account.add_command(report.credit)
