@@ -309,3 +309,58 @@ def test_a_revoked_token_alerts_once_other_mailboxes_go_on_and_login_recovers(
     alerts = [m for m in sink.messages if ADMIN in m.rcpt_tos]
     assert len(alerts) == 2 and "again" in alerts[1].message["Subject"]
     assert_no_token_leaked(site, idp, first.stdout, first.stderr, json.dumps(status))
+
+
+def test_the_daemon_serves_the_other_mailboxes_while_one_token_is_refused(tmp_path, idp, oauth_dovecot, sink):
+    visi_user, cad_user = new_user(oauth_dovecot), new_user(oauth_dovecot)
+    idp.app_accounts[APP] = cad_user
+    products = {
+        "VISI": device_product(oauth_dovecot, idp, visi_user),
+        "CAD": oauth_product(oauth_dovecot, idp, cad_user, CAD, "client_credentials"),
+    }
+    site = oauth_site(tmp_path, products, idp, sink)
+    sign_in(site, idp, "VISI", visi_user)
+    idp.revoke(visi_user)
+    deliver(oauth_dovecot, visi_user, "Export fails")
+    deliver(oauth_dovecot, cad_user, "Drawing lost", to=CAD)
+    daemon = start(site, "run")
+    try:
+        # CAD's acknowledgement and the admin's alert about VISI arrive, in either order.
+        mails = sink.wait_for(2, timeout=60)
+        assert sorted(m.rcpt_tos[0] for m in mails) == [ADMIN, DANA]
+        daemon.send_signal(signal.SIGTERM)
+        daemon.communicate(timeout=60)
+        assert daemon.returncode == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate()
+    assert [t["product"] for t in site.tickets()] == ["CAD"]
+    log = (site.root / "mailbot.log").read_text()
+    refused = [
+        line for line in log.splitlines() if "WARNING" in line and "OAuth2 token for VISI refused" in line
+    ]
+    assert len(refused) == 1  # once per outage, not once per retry
+    assert "Traceback" not in log
+    assert_no_token_leaked(site, idp)
+
+
+def test_processes_side_by_side_never_refresh_over_each_other(tmp_path, idp, oauth_dovecot, sink):
+    """Each refresh token works once (rotation): two processes refreshing with the same one at
+    the same moment would have one of them refused. The lock makes them take turns."""
+    user = new_user(oauth_dovecot)
+    site = oauth_site(tmp_path, {"VISI": device_product(oauth_dovecot, idp, user)}, idp, sink)
+    idp.access_lifetime = 120  # inside the refresh margin: every process refreshes
+    try:
+        sign_in(site, idp, "VISI", user)
+        for subject in ("One", "Two", "Three"):
+            deliver(oauth_dovecot, user, subject)
+        procs = [start(site, "poll", "--once") for _ in range(3)]
+        for proc in procs:
+            proc.communicate(timeout=120)
+    finally:
+        idp.access_lifetime = 3600
+    assert [proc.returncode for proc in procs] == [0, 0, 0]
+    assert "invalid_grant" not in (site.root / "mailbot.log").read_text()
+    assert len(site.tickets()) == 3
+    assert idp.refresh_token_is_live(token_file(site, "VISI")["refresh_token"])

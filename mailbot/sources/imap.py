@@ -22,10 +22,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
-from mailbot.config_values import is_loopback
 from mailbot.errors import ConfigError, MailbotError, SourceUnavailable, TransientError
 from mailbot.sources.base import Cursor, FetchedMail, Pending, TokenSource
-from mailbot.sources.xoauth2 import log_in_with_token
+from mailbot.sources.xoauth2 import check_secure, log_in_with_token
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +103,10 @@ class ImapSource:
     ):
         self._target = parse_imap_url(url)
         self._token = token
+        if token is not None:
+            check_secure(
+                self._target.name, self._target.implicit_tls or self._target.starttls, self._target.host
+            )
         self.name = self._target.name
         self._ssl_context = ssl_context or ssl.create_default_context()
         self._timeout = timeout
@@ -151,9 +154,7 @@ class ImapSource:
                 raise SourceUnavailable(f"{self.name}: STARTTLS required but not offered")
             client.starttls(self._ssl_context)
         if self._token is not None:
-            target = self._target
-            secure = target.implicit_tls or target.starttls or is_loopback(target.host)
-            log_in_with_token(client, target.user, self._token, self.name, secure)
+            log_in_with_token(client, self._target.user, self._token)
         else:
             client.login(self._target.user, self._target.password)
         client.normalise_times = False  # keep INTERNALDATE's time zone

@@ -12,15 +12,21 @@ from typing import Any
 
 from imapclient.exceptions import LoginError
 
+from mailbot.config_values import is_loopback
 from mailbot.errors import ConfigError
 from mailbot.sources.base import TokenSource
 
 log = logging.getLogger(__name__)
 
 
-def log_in_with_token(client: Any, user: str, token: TokenSource, name: str, secure: bool) -> None:
-    if not secure:
+def check_secure(name: str, tls: bool, host: str) -> None:
+    """ConfigError for a mailbox that would send its token in plain text off this machine."""
+    if not (tls or is_loopback(host)):
         raise ConfigError(f"{name}: an OAuth2 token is only sent over TLS: use imaps:// or ?starttls=true")
+
+
+def log_in_with_token(client: Any, user: str, token: TokenSource) -> None:
+    name = f"{user}@{client.host}"
     try:
         client.oauth2_login(user, token(False))
     except LoginError:

@@ -98,6 +98,8 @@ class SmtpTransport:
     ):
         self._target = _parse_smtp_url(url)
         self._token = token  # OAuth2 (XOAUTH2) instead of the URL's password
+        if token is not None:
+            self._check_token_target()
         self._ssl_context = ssl_context
         self._timeout = timeout
         self._conn: smtplib.SMTP | None = None
@@ -147,10 +149,7 @@ class SmtpTransport:
         elif self._target.user:
             conn.login(self._target.user, self._target.password or "")
 
-    def _log_in_with_token(self, conn: smtplib.SMTP) -> None:
-        """SASL XOAUTH2 as the URL's user, over TLS only (loopback aside: the tests). A refused
-        token may have been revoked before its time: one more try with a new one."""
-        assert self._token is not None
+    def _check_token_target(self) -> None:
         target = self._target
         if not target.user:
             raise ConfigError(f"{SMTP_URL_KEY}: OAuth2 needs the account as the URL's user")
@@ -158,6 +157,12 @@ class SmtpTransport:
             raise ConfigError(
                 f"{SMTP_URL_KEY}: an OAuth2 token is only sent over TLS: smtps:// or ?starttls=true"
             )
+
+    def _log_in_with_token(self, conn: smtplib.SMTP) -> None:
+        """SASL XOAUTH2 as the URL's user (over TLS only, loopback aside: checked at start). A
+        refused token may have been revoked before its time: one more try with a new one."""
+        assert self._token is not None
+        target = self._target
         token = self._token
 
         def xoauth2(renew: bool) -> Callable[..., str]:
