@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.idp import IdentityProvider
+from tests.helpers.idp import JWT_GRANT, IdentityProvider
 from tests.helpers.mails import write_mail
 from tests.helpers.servers import HOST, Dovecot, make_workdir, remove_workdir
 from tests.helpers.site import Site, make_site
@@ -364,3 +364,51 @@ def test_processes_side_by_side_never_refresh_over_each_other(tmp_path, idp, oau
     assert "invalid_grant" not in (site.root / "mailbot.log").read_text()
     assert len(site.tickets()) == 3
     assert idp.refresh_token_is_live(token_file(site, "VISI")["refresh_token"])
+
+
+def test_a_google_workspace_service_account_reads_the_mailbox(tmp_path, idp, oauth_dovecot, sink):
+    """google-auth signs the service account's grant as it does for Google; the key file's
+    token_uri points it at the local provider, which checks the signature, the user it acts
+    as (domain-wide delegation) and the scope Gmail wants."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    user = new_user(oauth_dovecot)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    email = "mailbot@produsoft-mail.iam.gserviceaccount.test"
+    idp.service_accounts[email] = (
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    ).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    key_file = tmp_path / "service-account.json"
+    key_file.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "client_email": email,
+                "private_key": pem,
+                "private_key_id": "k1",
+                "token_uri": f"{idp.url}/token",
+            }
+        )  # fmt: skip
+    )
+    key_file.chmod(0o600)
+    product = {
+        "address": VISI,
+        "mailbox": f"imap://{user}@{HOST}:{oauth_dovecot.imap_port}/INBOX",
+        "auth": "oauth2",
+        "oauth_provider": "google",
+        "oauth_flow": "service_account",
+        "oauth_service_account": str(key_file),
+    }
+    site = oauth_site(tmp_path, {"VISI": product}, idp, sink)
+    deliver(oauth_dovecot, user, "Export fails")
+    result = run(site, "poll", "--once")
+    assert result.returncode == 0, result.stderr
+    assert len(site.tickets()) == 1
+    assert f"{JWT_GRANT} https://mail.google.com/" in idp.grants
+    assert_no_token_leaked(site, idp)

@@ -12,6 +12,7 @@ What it leaves to others: storing tokens and deciding when to refresh (`keeper`)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from mailbot.config_values import OAuthSettings
@@ -228,9 +229,8 @@ class GoogleProvider:
         except google.auth.exceptions.TransportError as exc:
             raise Unreachable(f"oauth2.googleapis.com: {type(exc).__name__}") from None
         expiry = credentials.expiry
-        from datetime import datetime
-
-        seconds = (expiry - datetime.utcnow()).total_seconds() if expiry else 3600  # noqa: DTZ003 google's naive UTC
+        # google-auth's expiry is a naive datetime in UTC.
+        seconds = (expiry.replace(tzinfo=UTC) - datetime.now(UTC)).total_seconds() if expiry else 3600
         return Grant(credentials.token, seconds)
 
     def refresh(self, refresh_token: str) -> Grant:
