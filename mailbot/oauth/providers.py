@@ -173,34 +173,40 @@ class MicrosoftProvider:
         return _scopes(self.settings, default)
 
     def app_token(self) -> Grant:
-        return _msal_grant(self._call(lambda app: app.acquire_token_for_client(scopes=self.scopes)))
+        return _msal_grant(self._call(lambda: self._app().acquire_token_for_client(scopes=self.scopes)))
 
     def refresh(self, refresh_token: str) -> Grant:
         return _msal_grant(
-            self._call(lambda app: app.acquire_token_by_refresh_token(refresh_token, scopes=self.scopes))
+            self._call(lambda: self._app().acquire_token_by_refresh_token(refresh_token, scopes=self.scopes))
         )
 
     def start_device(self) -> DeviceStart:
-        flow = self._call(lambda app: app.initiate_device_flow(scopes=self.scopes))
+        app = self._call(lambda: self._app())
+        flow = self._call(lambda: app.initiate_device_flow(scopes=self.scopes))
         if "user_code" not in flow:
             raise Refused(_reason(flow.get("error", "no device code"), flow.get("error_description")))
-        app = self._app()
-        return DeviceStart(flow["verification_uri"], flow["user_code"], float(flow.get("interval", 5)),
-                           float(flow.get("expires_in", 900)), (app, flow))  # fmt: skip
+        return DeviceStart(
+            verification_uri=flow["verification_uri"],
+            user_code=flow["user_code"],
+            interval=float(flow.get("interval", 5)),
+            expires_in=float(flow.get("expires_in", 900)),
+            handle=(app, flow),
+        )
 
     def poll_device(self, start: DeviceStart) -> Grant | None:
         app, flow = start.handle
-        flow["expires_at"] = 0  # one poll per call: msal's loop returns after one round
-        result = app.acquire_token_by_device_flow(flow, exit_condition=lambda flow: True)
+        flow["expires_at"] = 0  # msal's documented way to make it poll once and return
+        result = self._call(lambda: app.acquire_token_by_device_flow(flow))
         if result.get("error") in PENDING:
             return None
         return _msal_grant(result)
 
-    def _call(self, action: Any) -> dict[str, Any]:
+    def _call(self, action: Any) -> Any:
+        """msal's answer; its network and authority errors as Unreachable."""
         from requests import RequestException
 
         try:
-            return dict(action(self._app()))
+            return action()
         except (RequestException, ValueError) as exc:  # msal raises ValueError on a bad authority
             raise Unreachable(f"login.microsoftonline.com: {type(exc).__name__}") from None
 
