@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import stat
 import subprocess
 import sys
@@ -18,7 +19,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import trustme
 
+from mailbot.config_values import OAuthSettings
+from mailbot.oauth.keeper import TokenKeeper
+from mailbot.oauth.providers import MicrosoftProvider
+from mailbot.sources import open_source
+from mailbot.sources.base import Cursor
 from tests.helpers.idp import JWT_GRANT, IdentityProvider
 from tests.helpers.mails import write_mail
 from tests.helpers.servers import HOST, Dovecot, make_workdir, remove_workdir
@@ -38,7 +45,8 @@ SMTP_APP, SMTP_SECRET = "mailbot-smtp", "smtp-secret-Xw4"
 
 @pytest.fixture(scope="module")
 def idp():
-    with IdentityProvider(clients={APP: APP_SECRET, DEVICE_APP: "", SMTP_APP: SMTP_SECRET}) as server:
+    clients = {APP: APP_SECRET, DEVICE_APP: "", SMTP_APP: SMTP_SECRET}
+    with IdentityProvider(clients=clients, ca=trustme.CA()) as server:  # https too, for msal
         server.app_accounts[SMTP_APP] = SENDER
         yield server
 
@@ -412,3 +420,50 @@ def test_a_google_workspace_service_account_reads_the_mailbox(tmp_path, idp, oau
     assert len(site.tickets()) == 1
     assert f"{JWT_GRANT} https://mail.google.com/" in idp.grants
     assert_no_token_leaked(site, idp)
+
+
+def test_microsoft_365_through_msal_app_only_and_device_code(tmp_path, idp, oauth_dovecot, monkeypatch):
+    """msal, as it talks to login.microsoftonline.com (OpenID discovery, then the token and device
+    endpoints), pointed at the local provider: the scopes Microsoft would be asked for, and
+    mailboxes read over XOAUTH2 with what it got."""
+    assert idp.ca is not None
+    ca_file = tmp_path / "ca.pem"
+    idp.ca.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_file))  # how an admin trusts a private CA too
+    authority = f"{idp.https_url}/contoso.onmicrosoft.com"
+
+    def keeper_for(user: str, flow: str, client: str, secret: str) -> TokenKeeper:
+        settings = OAuthSettings("VISI", "microsoft", flow, client, secret, tenant="contoso.onmicrosoft.com")
+        provider = MicrosoftProvider(settings, authority=authority)
+        return TokenKeeper(settings, tmp_path / flow, user, provider=provider)
+
+    def mails_seen(user: str, keeper: TokenKeeper) -> int:
+        url = f"imap://{user}@{HOST}:{oauth_dovecot.imap_port}/INBOX"
+        with open_source(
+            url, ssl_context=ssl.create_default_context(), timeout=10, token=keeper.access_token
+        ) as box:
+            return len(box.pending(Cursor()).keys)
+
+    app_user = new_user(oauth_dovecot)
+    idp.app_accounts[APP] = app_user
+    deliver(oauth_dovecot, app_user, "Export fails")
+    assert mails_seen(app_user, keeper_for(app_user, "client_credentials", APP, APP_SECRET)) == 1
+    assert idp.scopes[-1] == "https://outlook.office365.com/.default"
+
+    person = new_user(oauth_dovecot)
+    deliver(oauth_dovecot, person, "Import fails")
+    keeper = keeper_for(person, "device_code", DEVICE_APP, "")
+    said: list[str] = []
+
+    def sign_in_while_waiting(seconds: float) -> None:  # the person, while mailbot waits
+        code = said[1].split("the code ", 1)[1].split()[0]
+        idp.approve(code, person)
+
+    keeper.login(said.append, sleep=sign_in_while_waiting)
+    assert mails_seen(person, keeper) == 1
+    asked = set(idp.scopes[-1].split())
+    assert {
+        "https://outlook.office.com/IMAP.AccessAsUser.All",
+        "https://outlook.office.com/SMTP.Send",
+    } <= asked
+    assert "offline_access" in asked  # msal adds it: the refresh token

@@ -150,9 +150,15 @@ class GenericProvider:
 class MicrosoftProvider:
     """Microsoft identity platform (Entra ID) through msal."""
 
-    def __init__(self, settings: OAuthSettings):
+    def __init__(self, settings: OAuthSettings, *, authority: str = ""):
+        """`authority` stands in for Microsoft's (the tests' provider on loopback); it is then not
+        checked against Microsoft's list of authorities. Certificates are checked as requests does
+        (REQUESTS_CA_BUNDLE, else certifi's)."""
         self.settings = settings
-        self.authority = MICROSOFT_AUTHORITY.format(tenant=settings.tenant)
+        self.authority = authority or MICROSOFT_AUTHORITY.format(tenant=settings.tenant)
+        self._own: dict[str, Any] = {}
+        if authority:
+            self._own = {"instance_discovery": False, "validate_authority": False}
 
     def _app(self) -> Any:
         import msal
@@ -162,8 +168,9 @@ class MicrosoftProvider:
                 self.settings.client_id,
                 client_credential=self.settings.client_secret,
                 authority=self.authority,
+                **self._own,
             )
-        return msal.PublicClientApplication(self.settings.client_id, authority=self.authority)
+        return msal.PublicClientApplication(self.settings.client_id, authority=self.authority, **self._own)
 
     @property
     def scopes(self) -> list[str]:

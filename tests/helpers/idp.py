@@ -20,11 +20,14 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
+
+import trustme
 
 from tests.helpers.servers import HOST
 
@@ -48,10 +51,12 @@ class IdentityProvider:
     clients: dict[str, str]
     app_accounts: dict[str, str] = field(default_factory=dict)
     service_accounts: dict[str, str] = field(default_factory=dict)  # client_email -> public key PEM
+    ca: trustme.CA | None = None  # given: the same provider also on https (`https_url`), as msal needs
     access_lifetime: int = 3600
     issued: list[str] = field(default_factory=list)
     grants: list[str] = field(default_factory=list)  # grant types served, in order
     introspections: int = 0
+    scopes: list[str] = field(default_factory=list)  # the scope of each token and device request
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -75,23 +80,52 @@ class IdentityProvider:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def do_GET(self) -> None:  # noqa: N802 - OpenID discovery, which msal reads first
+                tenant = self.path.split("/")[1]
+                base = f"{idp.https_url}/{tenant}"
+                data = json.dumps({
+                    "issuer": base,
+                    "authorization_endpoint": f"{base}/authorize",
+                    "token_endpoint": f"{base}/token",
+                    "device_authorization_endpoint": f"{base}/device",
+                }).encode()  # fmt: skip
+                self.send_response(
+                    200 if self.path.endswith("/v2.0/.well-known/openid-configuration") else 404
+                )
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def log_message(self, *args: object) -> None:  # quiet
                 pass
 
-        self._server = ThreadingHTTPServer((HOST, 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
+        self._servers = [ThreadingHTTPServer((HOST, 0), Handler)]
+        self.port = self._servers[0].server_address[1]
         self.url = f"http://{HOST}:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self.https_url = ""
+        if self.ca is not None:
+            tls = ThreadingHTTPServer((HOST, 0), Handler)
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.ca.issue_cert(HOST).configure_cert(context)
+            tls.socket = context.wrap_socket(tls.socket, server_side=True)
+            self._servers.append(tls)
+            self.https_url = f"https://{HOST}:{tls.server_address[1]}"
+        self._threads = []
+        for server in self._servers:
+            server.daemon_threads = True
+            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     # -- the tests' knobs ------------------------------------------------------------------
 
     def stop(self) -> None:
         self._gate.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        for server, thread in zip(self._servers, self._threads, strict=True):
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
 
     def __enter__(self) -> IdentityProvider:
         return self
@@ -129,6 +163,9 @@ class IdentityProvider:
     # -- the endpoints ---------------------------------------------------------------------
 
     def _route(self, path: str, form: dict[str, str], authorization: str) -> tuple[int, dict]:
+        path = "/" + path.rsplit("/", 1)[-1]  # /TENANT/token, as msal has it, is /token
+        if "scope" in form:
+            self.scopes.append(form["scope"])
         if path == "/introspect":
             return 200, self.introspect(form.get("token", ""))
         if path == "/approve":
@@ -166,7 +203,7 @@ class IdentityProvider:
             "user_code": user_code,
             "verification_uri": f"{self.url}/device-login",
             "expires_in": 600,
-            "interval": 0,
+            "interval": 1,
         }
 
     def _token(self, client_id: str, form: dict[str, str]) -> tuple[int, dict]:
