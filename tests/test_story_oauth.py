@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import ssl
 import stat
 import subprocess
@@ -467,3 +468,29 @@ def test_microsoft_365_through_msal_app_only_and_device_code(tmp_path, idp, oaut
         "https://outlook.office.com/SMTP.Send",
     } <= asked
     assert "offline_access" in asked  # msal adds it: the refresh token
+
+
+def test_a_refused_sending_token_keeps_the_mail_until_it_works_again(tmp_path, idp, oauth_dovecot, sink):
+    """The app's client secret was rotated at the provider and not in mailbot: nothing can be sent;
+    the acknowledgement waits in the outbox, and goes once the secret is right again."""
+    user = new_user(oauth_dovecot)
+    idp.app_accounts[APP] = user
+    site = oauth_site(
+        tmp_path, {"VISI": oauth_product(oauth_dovecot, idp, user, VISI, "client_credentials")}, idp, sink
+    )
+    idp.clients[SMTP_APP] = "a-new-secret"
+    try:
+        deliver(oauth_dovecot, user, "Export fails")
+        first = run(site, "poll", "--once")
+        assert first.returncode == 75
+        assert "invalid_client" in first.stderr and "mailbot oauth login SMTP" in first.stderr
+        assert len(site.tickets()) == 1 and sink.messages == []
+    finally:
+        idp.clients[SMTP_APP] = SMTP_SECRET
+    with sqlite3.connect(site.data_dir / "mailbot.db") as db:  # the next try is a minute away: now
+        db.execute("UPDATE outbox SET next_attempt_at = created_at")
+    db.close()
+    assert run(site, "poll", "--once").returncode == 0
+    [ack] = sink.wait_for(1)
+    assert DANA in ack.rcpt_tos
+    assert_no_token_leaked(site, idp, first.stderr)
