@@ -494,3 +494,27 @@ def test_a_refused_sending_token_keeps_the_mail_until_it_works_again(tmp_path, i
     [ack] = sink.wait_for(1)
     assert DANA in ack.rcpt_tos
     assert_no_token_leaked(site, idp, first.stderr)
+
+
+def test_a_provider_that_asks_to_slow_down_is_polled_less_often(tmp_path, idp):
+    settings = OAuthSettings(
+        "VISI",
+        "generic",
+        "device_code",
+        DEVICE_APP,
+        token_url=f"{idp.url}/token",
+        device_url=f"{idp.url}/device",
+    )
+    keeper = TokenKeeper(settings, tmp_path, "someone")
+    said: list[str] = []
+    waits: list[float] = []
+
+    def person_signs_in_later(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 2:
+            idp.approve(said[1].split("the code ", 1)[1].split()[0], "someone")
+
+    idp.slow_down = 1
+    keeper.login(said.append, sleep=person_signs_in_later)
+    assert waits == [1, 6]  # RFC 8628: five seconds more after slow_down
+    assert keeper.status()["signed_in"]

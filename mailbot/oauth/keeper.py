@@ -22,7 +22,7 @@ from typing import Any
 
 from mailbot.config_values import OAuthSettings
 from mailbot.errors import TokenRefused, TransientError
-from mailbot.oauth.providers import Grant, Provider, Refused, Unreachable, provider_for
+from mailbot.oauth.providers import Grant, Provider, Refused, SlowDown, Unreachable, provider_for
 from mailbot.oauth.store import TokenStore, public
 
 log = logging.getLogger(__name__)
@@ -113,12 +113,15 @@ class TokenKeeper:
             say(f"To let mailbot read and send mail as {self.account}, open {start.verification_uri}")
             say(f"and enter the code {start.user_code} (within {int(start.expires_in // 60)} minutes).")
             deadline = self.clock() + start.expires_in
-            grant = None
+            grant, interval = None, start.interval
             while grant is None:
                 if self.clock() > deadline:
                     raise Refused("the code expired before anyone signed in")
-                sleep(start.interval)
-                grant = self.provider.poll_device(start)
+                sleep(interval)
+                try:
+                    grant = self.provider.poll_device(start)
+                except SlowDown:
+                    interval += 5
         except Refused as exc:
             raise TokenRefused(self.name, str(exc)) from None
         except Unreachable as exc:

@@ -34,6 +34,10 @@ class Refused(Exception):
     """The provider refused: invalid_grant, invalid_client, access_denied, expired_token..."""
 
 
+class SlowDown(Exception):
+    """RFC 8628: not signed in yet, and poll five seconds less often from now on."""
+
+
 class Unreachable(Exception):
     """The provider could not be asked now (network, 5xx)."""
 
@@ -142,7 +146,10 @@ class GenericProvider:
                 grant_type="urn:ietf:params:oauth:grant-type:device_code", device_code=start.handle
             )
         except Refused as exc:
-            if str(exc).split(":")[0] in PENDING:
+            error = str(exc).split(":")[0]
+            if error == "slow_down":
+                raise SlowDown() from None
+            if error in PENDING:
                 return None
             raise
 

@@ -57,6 +57,7 @@ class IdentityProvider:
     grants: list[str] = field(default_factory=list)  # grant types served, in order
     introspections: int = 0
     scopes: list[str] = field(default_factory=list)  # the scope of each token and device request
+    slow_down: int = 0  # answer this many device polls with slow_down (polled too often)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -224,6 +225,9 @@ class IdentityProvider:
                 device = self._devices.get(form.get("device_code", ""))
                 if device is None or device.used or device.client_id != client_id:
                     return 400, {"error": "expired_token"}
+                if self.slow_down > 0:
+                    self.slow_down -= 1
+                    return 400, {"error": "slow_down"}
                 if device.username is None:
                     return 400, {"error": "authorization_pending"}
                 device.used = True
