@@ -10,16 +10,15 @@ a connection; `mailbot check` does that.
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from dotenv import dotenv_values
-
 from mailbot.config_values import (
+    OAUTH_SUFFIXES,
+    OAuthSettings,
     address,
     alert_address,
     authserv_id,
@@ -28,6 +27,7 @@ from mailbot.config_values import (
     domain,
     is_loopback,
     listen_address,
+    load_oauth,
     parse_bool,
     parse_count,
     parse_moment,
@@ -47,6 +47,8 @@ GLOBAL_KEYS: dict[str, str] = {
     "MAILBOT_DATABASE_URL": "",
     "MAILBOT_RETENTION_RAW": "",
     "MAILBOT_SMTP_URL": "",
+    "MAILBOT_SMTP_AUTH": "password",
+    **{f"MAILBOT_SMTP_OAUTH_{suffix}": "" for suffix in OAUTH_SUFFIXES},
     "MAILBOT_MAIL_DOMAIN": "",
     "MAILBOT_CA_FILE": "",
     "MAILBOT_TRUSTED_AUTHSERV_ID": "",
@@ -92,6 +94,8 @@ PRODUCT_KEYS: dict[str, str] = {
     "ESCALATION_ADDRESS": "",
     "CREDIT_LOW": "60",
     "SILENCE_ALERT": "",
+    "AUTH": "password",
+    **{f"OAUTH_{suffix}": "" for suffix in OAUTH_SUFFIXES},
 }
 
 LANGUAGES = ("en", "nl", "fr")
@@ -122,6 +126,7 @@ class ProductSettings:
     escalation_address: str = ""
     credit_low: int = 60
     silence_alert: timedelta | None = None  # alert when no mail came for this long; None: never
+    oauth: OAuthSettings | None = None  # None: the mailbox URL's password logs in
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,7 @@ class Settings:
     # logs them as warnings when it starts, `mailbot check` fails on them.
     unknown_keys: tuple[str, ...] = ()
     retention_raw: timedelta | None = None  # raw mails of tickets closed this long ago go; None: kept
+    smtp_oauth: OAuthSettings | None = None  # None: the SMTP URL's password (if any) logs in
     product_by_key: Mapping[str, ProductSettings] = field(repr=False, default_factory=dict)
 
     def product(self, key: str) -> ProductSettings:
@@ -173,38 +179,6 @@ class Settings:
     @property
     def own_addresses(self) -> frozenset[str]:
         return frozenset(p.address.lower() for p in self.products)
-
-
-def read_environment(env_file: Path | None) -> dict[str, str]:
-    """The MAILBOT_* values: the .env file first, the process environment over it."""
-    values: dict[str, str] = {}
-    path = env_file if env_file is not None else Path(".env")
-    if env_file is not None and not path.is_file():
-        raise ConfigError(f"--env-file {path}: no such file")
-    if path.is_file():
-        from_file = {k: v for k, v in dotenv_values(path).items() if v is not None}
-        _check_private(path, from_file)
-        values.update(from_file)
-    values.update({k: v for k, v in os.environ.items() if k.startswith("MAILBOT_")})
-    return values
-
-
-_SECRET_NAME = re.compile(r"(PASSWORD|SECRET)$", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@]*:[^@]+@")
-
-
-def _check_private(path: Path, values: Mapping[str, str]) -> None:
-    """A file that holds a secret (a password in a URL, a *PASSWORD or *SECRET key) must not be
-    readable by every user of the machine (reliability S12). The error names the keys, never
-    their values."""
-    if not path.stat().st_mode & 0o004:
-        return
-    secret = sorted(k for k, v in values.items() if v and (_SECRET_NAME.search(k) or _URL_PASSWORD.match(v)))
-    if secret:
-        raise ConfigError(
-            f"{path} holds secrets ({', '.join(secret)}) and every user of this machine may "
-            f"read it: run chmod 600 {path}"
-        )
 
 
 class _Reader:
@@ -274,6 +248,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         unreachable_alert=read.parse("MAILBOT_UNREACHABLE_ALERT", _optional_duration),  # type: ignore[arg-type]
         unknown_keys=find_unknown_keys(env, keys),
         retention_raw=read.parse("MAILBOT_RETENTION_RAW", _optional_duration),  # type: ignore[arg-type]
+        smtp_oauth=_oauth(read, "SMTP", "MAILBOT_SMTP_"),
         product_by_key={p.key: p for p in products},
     )
 
@@ -291,6 +266,13 @@ def find_unknown_keys(env: Mapping[str, str], products: list[str]) -> tuple[str,
             hint = f"product {product} is not in MAILBOT_PRODUCTS ({', '.join(products)})"
         lines.append(f"{key} is not a setting mailbot knows; {hint}")
     return tuple(lines)
+
+
+def _oauth(read: _Reader, name: str, prefix: str) -> OAuthSettings | None:
+    try:
+        return load_oauth(read.get, name, prefix)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _optional_duration(value: str) -> timedelta | None:
@@ -347,6 +329,7 @@ def _load_product(read: _Reader, key: str, data_dir: Path) -> ProductSettings:
         escalation_address=str(read.parse(name("ESCALATION_ADDRESS"), lambda v: v and address(v))),
         credit_low=int(read.parse(name("CREDIT_LOW"), parse_count)),  # type: ignore[call-overload]
         silence_alert=read.parse(name("SILENCE_ALERT"), _optional_duration),  # type: ignore[arg-type]
+        oauth=_oauth(read, key, f"MAILBOT_PRODUCT_{key}_"),
     )
 
 

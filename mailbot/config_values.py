@@ -6,7 +6,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 
 _ADDRESS_RE = re.compile(r"^[^@\s<>,;\"]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$|^[^@\s<>,;\"]+@localhost$")
@@ -158,3 +160,95 @@ def database_url(value: str) -> str:
     if value and not value.startswith("sqlite:///") and not re.match(r"^[A-Za-z][A-Za-z0-9+]*://[^/]", value):
         raise ValueError("expected sqlite:///PATH or postgresql://USER:PASSWORD@HOST/NAME")
     return value
+
+
+# --- OAuth2 (mailbot.oauth) -------------------------------------------------------------------
+
+# Per product (MAILBOT_PRODUCT_<KEY>_OAUTH_<SUFFIX>) and for sending (MAILBOT_SMTP_OAUTH_<SUFFIX>).
+OAUTH_SUFFIXES = (
+    "PROVIDER",
+    "CLIENT_ID",
+    "CLIENT_SECRET",
+    "TENANT",
+    "FLOW",
+    "TOKEN_URL",
+    "DEVICE_URL",
+    "SCOPE",
+    "SERVICE_ACCOUNT",
+)
+_FLOWS = {
+    "microsoft": ("client_credentials", "device_code"),
+    "google": ("service_account",),
+    "generic": ("client_credentials", "device_code"),
+}
+
+
+@dataclass(frozen=True)
+class OAuthSettings:
+    """How one mailbox (or the SMTP login) gets its OAuth2 tokens (mailbot.oauth). `name` is the
+    product key, or SMTP; it names the token file and `mailbot oauth login NAME`."""
+
+    name: str
+    provider: str  # microsoft | google | generic
+    flow: str  # client_credentials | device_code | service_account (google)
+    client_id: str
+    client_secret: str = field(default="", repr=False)
+    tenant: str = ""
+    token_url: str = ""
+    device_url: str = ""
+    scope: str = ""
+    service_account: Path | None = None
+
+
+def load_oauth(get: Callable[[str], str], name: str, prefix: str) -> OAuthSettings | None:
+    """The OAuth2 settings behind `<prefix>AUTH=oauth2`, None for `password`; ValueError names
+    the key that is wrong."""
+    auth = get(prefix + "AUTH").lower()
+    if auth not in ("password", "oauth2"):
+        raise ValueError(f"{prefix}AUTH={auth!r}: expected password or oauth2")
+    if auth == "password":
+        return None
+    key = prefix + "OAUTH_"
+    provider = get(key + "PROVIDER").lower()
+    if provider not in _FLOWS:
+        raise ValueError(f"{key}PROVIDER={provider!r}: expected microsoft, google or generic")
+    flow = get(key + "FLOW").lower() or _FLOWS[provider][0]
+    if flow not in _FLOWS[provider]:
+        raise ValueError(f"{key}FLOW={flow!r}: {provider} takes {' or '.join(_FLOWS[provider])}")
+    settings = OAuthSettings(
+        name=name,
+        provider=provider,
+        flow=flow,
+        client_id=get(key + "CLIENT_ID"),
+        client_secret=get(key + "CLIENT_SECRET"),
+        tenant=get(key + "TENANT"),
+        token_url=get(key + "TOKEN_URL"),
+        device_url=get(key + "DEVICE_URL"),
+        scope=get(key + "SCOPE"),
+        service_account=Path(get(key + "SERVICE_ACCOUNT")) if get(key + "SERVICE_ACCOUNT") else None,
+    )
+    _check_oauth(settings, key)
+    return settings
+
+
+def _check_oauth(settings: OAuthSettings, key: str) -> None:
+    if settings.flow == "service_account":
+        if settings.service_account is None or not settings.service_account.is_file():
+            raise ValueError(f"{key}SERVICE_ACCOUNT: the service account's JSON key file is needed")
+        return
+    if not settings.client_id:
+        raise ValueError(f"{key}CLIENT_ID is not set: the application (client) id of the app registration")
+    if settings.flow == "client_credentials" and not settings.client_secret:
+        raise ValueError(f"{key}CLIENT_SECRET is not set: client_credentials needs the app's secret")
+    if settings.provider == "microsoft" and not settings.tenant:
+        raise ValueError(f"{key}TENANT is not set: the Microsoft 365 tenant id or domain")
+    if settings.provider != "generic":
+        return
+    needed = ["TOKEN_URL"] + (["DEVICE_URL"] if settings.flow == "device_code" else [])
+    for suffix in needed:
+        url = getattr(settings, suffix.lower())
+        parts = urlsplit(url)
+        if not url or parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"{key}{suffix}={url!r}: expected an https:// URL")
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise ValueError(f"{key}{suffix}={url!r}: tokens travel only over https:// (http on loopback)")

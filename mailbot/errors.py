@@ -9,6 +9,7 @@
      |    +-- DatabaseUnavailable the database cannot be used now (locked, full, read-only, corrupt)
      |    +-- DiskFull            a file under MAILBOT_DATA_DIR could not be written: no space left
      |    +-- AlreadyRunning      another daemon holds this SQLite installation
+     |    +-- TokenRefused        an OAuth2 provider refused the token (revoked, expired secret)
      +-- PermanentError       will never work as it is (5xx, malformed input): do not retry
      |    +-- QuarantineError     a mail that cannot be handled; carries the reason
      +-- NotRetryable         `outbox retry` of a row that is missing or was not failed or dead
@@ -72,6 +73,16 @@ class DiskFull(TransientError):
 class AlreadyRunning(TransientError):
     """A second `mailbot run` on one SQLite installation; the message names the database and the
     pid of the daemon that holds it."""
+
+
+class TokenRefused(TransientError):
+    """The OAuth2 provider refused to give a mailbox a token (consent revoked, secret expired, a
+    password changed, no sign-in yet): it needs a person, who runs `mailbot oauth login NAME`.
+    The message names the mailbox and the provider's reason, never a token."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"OAuth2 token for {name} refused: {reason}; run `mailbot oauth login {name}`")
+        self.name, self.reason = name, reason
 
 
 class PermanentError(MailbotError):

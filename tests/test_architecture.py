@@ -87,6 +87,19 @@ FORBIDDEN = {
         "mailbot.context",
         *EDGE,
     ),
+    # OAuth2 tokens: talks to identity providers over HTTP, knows nothing of mail or the database.
+    "oauth": (
+        *PROCESS,
+        *DATABASE,
+        "mailbot.inbound",
+        "mailbot.desk",
+        "mailbot.sla",
+        "mailbot.outgoing",
+        "mailbot.transports",
+        "mailbot.sources",
+        "mailbot.context",
+        *EDGE,
+    ),
     # the database and the files: below everything.
     "store": (
         *NETWORK,
@@ -156,6 +169,7 @@ def test_every_module_lives_in_a_package_with_a_rule():
         "__init__.py",
         "__main__.py",
         "config.py",
+        "config_files.py",
         "config_values.py",
         "context.py",
         "errors.py",

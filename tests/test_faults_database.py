@@ -25,7 +25,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from mailbot.config import load_settings, read_environment
+from mailbot.config import load_settings
+from mailbot.config_files import read_environment
 from mailbot.context import make_desk
 from mailbot.service.daemon import poll_product
 from mailbot.store.db import close_database, open_database

@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 
-from mailbot.config import load_settings, read_environment
+from mailbot.config import load_settings
+from mailbot.config_files import read_environment
 from mailbot.context import make_desk
 from mailbot.service.poller import BATCH_SIZE, poll_mailbox
 from mailbot.sources.base import FetchedMail

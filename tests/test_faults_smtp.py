@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailbot.config import load_settings, read_environment
+from mailbot.config import load_settings
+from mailbot.config_files import read_environment
 from mailbot.context import Desk, make_desk
 from mailbot.errors import ConfigError
 from mailbot.outgoing.outbox import drain_outbox

@@ -19,7 +19,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailbot.config import load_settings, read_environment
+from mailbot.config import load_settings
+from mailbot.config_files import read_environment
 from mailbot.context import make_desk
 from mailbot.desk import jobs
 from mailbot.desk.caps import BEFORE_CUTOVER, BEFORE_CUTOVER_FLAG

@@ -31,7 +31,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mailbot.cli.logs import JsonLineFormatter, TextFormatter
-from mailbot.config import load_settings, read_environment
+from mailbot.config import load_settings
+from mailbot.config_files import read_environment
 from mailbot.context import Desk, make_desk
 from mailbot.service.daemon import poll_everything
 from mailbot.store import migrations

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.config import load_settings, read_environment
+from mailbot.config import load_settings
+from mailbot.config_files import read_environment
 from mailbot.context import Desk, make_desk
 from mailbot.service.daemon import poll_everything
 from mailbot.store.db import close_database, open_database

@@ -18,7 +18,8 @@ import click
 
 from mailbot.cli.logs import use_settings
 from mailbot.cli.progress import progress_for
-from mailbot.config import ProductSettings, Settings, load_settings, read_environment
+from mailbot.config import ProductSettings, Settings, load_settings
+from mailbot.config_files import read_environment
 from mailbot.context import Desk, make_desk
 from mailbot.errors import EX_USAGE, ConfigError
 from mailbot.store import migrations

@@ -15,7 +15,18 @@ from typing import Any
 import click
 from peewee import DatabaseError
 
-from mailbot.cli import accounts, backup, outbox, personal, products, quarantine, report, status, tickets
+from mailbot.cli import (
+    accounts,
+    backup,
+    oauth,
+    outbox,
+    personal,
+    products,
+    quarantine,
+    report,
+    status,
+    tickets,
+)
 from mailbot.cli.app import AppState, ssl_context, usage_errors
 from mailbot.cli.logs import setup_logging
 from mailbot.context import make_renderer
@@ -192,6 +203,7 @@ main.add_command(quarantine.quarantine)
 main.add_command(tickets.ticket)
 main.add_command(report.report)
 main.add_command(status.status)
+main.add_command(oauth.oauth)
 accounts.account.add_command(report.credit)
 db.add_command(backup.db_backup)
 accounts.account.add_command(personal.account_export)

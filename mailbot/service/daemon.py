@@ -26,9 +26,9 @@ from peewee import DatabaseError
 from mailbot.config import ProductSettings, Settings
 from mailbot.context import Desk
 from mailbot.desk import jobs, replies
-from mailbot.errors import EX_SOFTWARE, EX_TEMPFAIL, MailbotError
+from mailbot.errors import EX_SOFTWARE, EX_TEMPFAIL, MailbotError, TokenRefused
 from mailbot.outgoing.outbox import drain_outbox
-from mailbot.service import health
+from mailbot.service import health, oauth
 from mailbot.service.ingest import IngestResult, ingest_mail
 from mailbot.service.metrics import Metrics
 from mailbot.service.poller import poll_mailbox
@@ -61,6 +61,7 @@ def _pass_over(
         ssl_context=context,
         timeout=settings.io_timeout,
         processed_folder=product.processed_folder or None,
+        token=oauth.product_token(settings, product),
     )
     started = time.monotonic()
     try:
@@ -74,6 +75,8 @@ def _pass_over(
         return _pass_over_failed(product, source.name, explain(exc, settings.database_url))
     except MailbotError as exc:
         health.record_failure(desk, product, source.name, str(exc))
+        if isinstance(exc, TokenRefused):
+            health.raise_token_alert(desk, product, exc)
         return _pass_over_failed(product, source.name, exc)
     finally:
         source.close()
@@ -87,7 +90,11 @@ def _pass_over_failed(product: ProductSettings, mailbox: str, exc: MailbotError)
 def send_outbox(desk: Desk, context: ssl.SSLContext, stop: threading.Event | None = None) -> None:
     settings = desk.settings
     transport = transport_from_url(
-        settings.smtp_url or None, desk.store.outbox_dir, ssl_context=context, timeout=settings.io_timeout
+        settings.smtp_url or None,
+        desk.store.outbox_dir,
+        ssl_context=context,
+        timeout=settings.io_timeout,
+        token=oauth.smtp_token(settings),
     )
     try:
         counts = drain_outbox(desk, transport, should_stop=stop.is_set if stop else lambda: False)
@@ -160,7 +167,12 @@ def ingest_each(
 def check_connections(settings: Settings, context: ssl.SSLContext) -> list[str]:
     lines = []
     for product in settings.products:
-        source = open_source(product.mailbox, ssl_context=context, timeout=settings.io_timeout)
+        source = open_source(
+            product.mailbox,
+            ssl_context=context,
+            timeout=settings.io_timeout,
+            token=oauth.product_token(settings, product),
+        )
         try:
             source.open()
             lines.append(f"ok   {product.key}: mailbox {source.name} reachable")
@@ -174,6 +186,7 @@ def check_connections(settings: Settings, context: ssl.SSLContext) -> list[str]:
             settings.data_dir / "outbox",
             ssl_context=context,
             timeout=settings.io_timeout,
+            token=oauth.smtp_token(settings),
         )
         transport.check()
         lines.append(f"ok   outgoing mail: {_describe_smtp(settings)}")

@@ -23,6 +23,7 @@ from mailbot.config import ProductSettings
 from mailbot.context import Desk
 from mailbot.desk import caps
 from mailbot.desk.jobs import RUNNING_STATUSES
+from mailbot.errors import TokenRefused
 from mailbot.outgoing import alerts
 from mailbot.store import statements
 from mailbot.store.models import Alarm, MailboxHealth, Outbox, OutboxStatus, Ticket, database
@@ -105,6 +106,7 @@ def check_alarms(desk: Desk) -> list[str]:
         row = rows.get(product.key)
         changes += _check_unreachable(desk, product, row, now)
         changes += _check_silence(desk, product, row, now)
+        changes += _check_token(product, row, desk)
     changes += _check_outbox(desk)
     return changes
 
@@ -122,6 +124,24 @@ def _check_unreachable(
     if row.failing_since is None:
         return _recover(desk, key, f"mailbox of {product.key} reachable again ({row.mailbox})")
     return []
+
+
+def raise_token_alert(desk: Desk, product: ProductSettings, exc: TokenRefused) -> list[str]:
+    """At once, not after MAILBOT_UNREACHABLE_ALERT: a refused token never comes back by itself."""
+    summary = f"mailbox of {product.key} cannot log in: OAuth2 token refused"
+    detail = (
+        f"The provider refused a token for {product.key}: {exc.reason}.\n"
+        f"Nothing is read from this mailbox until someone signs in again: run\n\n"
+        f"    mailbot oauth login {product.key}\n\n"
+        "(client_credentials: check the app's secret and its permission on the mailbox, then run it.)"
+    )
+    return _raise(desk, f"token:{product.key}", summary, detail)
+
+
+def _check_token(product: ProductSettings, row: MailboxHealth | None, desk: Desk) -> list[str]:
+    if row is None or row.failing_since is not None or product.oauth is None:
+        return []
+    return _recover(desk, f"token:{product.key}", f"mailbox of {product.key} logs in again with OAuth2")
 
 
 def _check_silence(

@@ -22,9 +22,9 @@ from peewee import DatabaseError
 
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
-from mailbot.errors import MailbotError
+from mailbot.errors import MailbotError, TokenRefused
 from mailbot.outgoing.outbox import drain_outbox
-from mailbot.service import health
+from mailbot.service import health, oauth
 from mailbot.service.metrics import Metrics
 from mailbot.service.poller import PASS_LIMIT, PassReport, poll_mailbox
 from mailbot.sources import open_source
@@ -74,6 +74,7 @@ class MailboxWorker:
             ssl_context=self.context,
             timeout=settings.io_timeout,
             processed_folder=self.product.processed_folder or None,
+            token=oauth.product_token(settings, self.product),
         )
         self.mailbox_name = source.name  # never with the password
         source.open()
@@ -109,6 +110,8 @@ class MailboxWorker:
             log.warning("%s: %s; retrying with backoff", self.product.key, detail)
         if not isinstance(exc, DatabaseError):  # a database error could not be recorded either
             health.record_failure(self.desk, self.product, self.mailbox_name, str(exc))
+        if isinstance(exc, TokenRefused):
+            health.raise_token_alert(self.desk, self.product, exc)
         self.failing = True
         self.close()
 
@@ -156,6 +159,7 @@ class OutboxWorker:
                 self.desk.store.outbox_dir,
                 ssl_context=self.context,
                 timeout=settings.io_timeout,
+                token=oauth.smtp_token(settings),
             )
         try:
             counts = drain_outbox(self.desk, self.transport, should_stop=self.stop.is_set)

@@ -10,18 +10,26 @@ import ssl
 from urllib.parse import unquote, urlsplit
 
 from mailbot.errors import ConfigError
-from mailbot.sources.base import MailSource
+from mailbot.sources.base import MailSource, TokenSource
 
 
 def open_source(
-    url: str, *, ssl_context: ssl.SSLContext, timeout: float, processed_folder: str | None = None
+    url: str,
+    *,
+    ssl_context: ssl.SSLContext,
+    timeout: float,
+    processed_folder: str | None = None,
+    token: TokenSource | None = None,
 ) -> MailSource:
-    """The source for `imap://`, `imaps://` or `maildir:///path` URLs; ConfigError otherwise."""
+    """The source for `imap://`, `imaps://` or `maildir:///path` URLs; ConfigError otherwise.
+    With `token` an IMAP mailbox logs in with OAuth2 (XOAUTH2) instead of the URL's password."""
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("imap", "imaps"):
         from mailbot.sources.imap import ImapSource  # imapclient only when IMAP is used
 
-        return ImapSource(url, ssl_context=ssl_context, timeout=timeout, processed_folder=processed_folder)
+        return ImapSource(
+            url, ssl_context=ssl_context, timeout=timeout, processed_folder=processed_folder, token=token
+        )
     if scheme == "maildir":
         from mailbot.sources.maildir import MaildirSource
 

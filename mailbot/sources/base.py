@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+# An OAuth2 access token for a login (mailbot.oauth.keeper.TokenKeeper.access_token): called with
+# True when the server refused the last one, to get a new one rather than the stored one.
+TokenSource = Callable[[bool], str]
+
 
 @dataclass(frozen=True)
 class Cursor:

@@ -6,9 +6,7 @@ where the server has it, re-issued at least every few minutes. Certificates and 
 verified through the given SSL context, STARTTLS never falls back to plain text, and every socket
 has a timeout. Connection trouble becomes `SourceUnavailable` (the caller reconnects with
 backoff), other server refusals `TransientError`; messages name the mailbox, never its password.
-
-What this module leaves to others: remembering the cursor (the poller), deduplication and the
-database (ingest), parsing (mailbot.inbound.message), retry timing (the scheduler).
+It leaves the cursor to the poller, deduplication to ingest, and OAuth2 logins to `xoauth2`.
 """
 
 from __future__ import annotations
@@ -25,7 +23,8 @@ from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from mailbot.errors import ConfigError, MailbotError, SourceUnavailable, TransientError
-from mailbot.sources.base import Cursor, FetchedMail, Pending
+from mailbot.sources.base import Cursor, FetchedMail, Pending, TokenSource
+from mailbot.sources.xoauth2 import check_secure, log_in_with_token
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +99,14 @@ class ImapSource:
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = 30.0,
         processed_folder: str | None = None,
+        token: TokenSource | None = None,
     ):
         self._target = parse_imap_url(url)
+        self._token = token
+        if token is not None:
+            check_secure(
+                self._target.name, self._target.implicit_tls or self._target.starttls, self._target.host
+            )
         self.name = self._target.name
         self._ssl_context = ssl_context or ssl.create_default_context()
         self._timeout = timeout
@@ -148,7 +153,10 @@ class ImapSource:
             if not client.has_capability("STARTTLS"):
                 raise SourceUnavailable(f"{self.name}: STARTTLS required but not offered")
             client.starttls(self._ssl_context)
-        client.login(self._target.user, self._target.password)
+        if self._token is not None:
+            log_in_with_token(client, self._target.user, self._token)
+        else:
+            client.login(self._target.user, self._target.password)
         client.normalise_times = False  # keep INTERNALDATE's time zone
 
     def close(self) -> None:

@@ -14,11 +14,12 @@ import logging
 import re
 import smtplib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from mailbot.errors import ConfigError, PermanentError, SmtpUnavailable, TransientError
+from mailbot.config_values import is_loopback
+from mailbot.errors import ConfigError, PermanentError, SmtpUnavailable, TokenRefused, TransientError
 from mailbot.transports.base import Delivery
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,18 @@ class SmtpTransport:
     Not thread-safe: one transport per thread (the outbox drains from one thread).
     """
 
-    def __init__(self, url: str, *, ssl_context: ssl.SSLContext, timeout: float):
+    def __init__(
+        self,
+        url: str,
+        *,
+        ssl_context: ssl.SSLContext,
+        timeout: float,
+        token: Callable[[bool], str] | None = None,
+    ):
         self._target = _parse_smtp_url(url)
+        self._token = token  # OAuth2 (XOAUTH2) instead of the URL's password
+        if token is not None:
+            self._check_token_target()
         self._ssl_context = ssl_context
         self._timeout = timeout
         self._conn: smtplib.SMTP | None = None
@@ -118,6 +129,8 @@ class SmtpTransport:
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise SmtpUnavailable(f"{self.name}: cannot connect: {_describe(exc)}") from None
+        except TokenRefused as exc:  # no mail can go out until someone signs in again
+            raise SmtpUnavailable(f"{self.name}: {exc}") from None
         log.debug("connected to %s", self.name)
         return conn
 
@@ -131,8 +144,37 @@ class SmtpTransport:
             if code != 220:
                 raise smtplib.SMTPResponseException(code, message)
             conn.ehlo()
-        if self._target.user:
+        if self._token is not None:
+            self._log_in_with_token(conn)
+        elif self._target.user:
             conn.login(self._target.user, self._target.password or "")
+
+    def _check_token_target(self) -> None:
+        target = self._target
+        if not target.user:
+            raise ConfigError(f"{SMTP_URL_KEY}: OAuth2 needs the account as the URL's user")
+        if not (target.implicit_tls or target.starttls or is_loopback(target.host)):
+            raise ConfigError(
+                f"{SMTP_URL_KEY}: an OAuth2 token is only sent over TLS: smtps:// or ?starttls=true"
+            )
+
+    def _log_in_with_token(self, conn: smtplib.SMTP) -> None:
+        """SASL XOAUTH2 as the URL's user (over TLS only, loopback aside: checked at start). A
+        refused token may have been revoked before its time: one more try with a new one."""
+        assert self._token is not None
+        target = self._target
+        token = self._token
+
+        def xoauth2(renew: bool) -> Callable[..., str]:
+            secret = token(renew)
+            # After a refusal the server sends an error as a challenge; the answer is empty.
+            return lambda challenge=None: "" if challenge else f"user={target.user}\1auth=Bearer {secret}\1\1"
+
+        try:
+            conn.auth("XOAUTH2", xoauth2(False), initial_response_ok=True)
+        except smtplib.SMTPAuthenticationError:
+            log.info("%s: the server refused the OAuth2 token; asking for a new one", self.name)
+            conn.auth("XOAUTH2", xoauth2(True), initial_response_ok=True)
 
     def _connection(self) -> smtplib.SMTP:
         """The open connection, checked with NOOP, or a new one when it was dropped."""

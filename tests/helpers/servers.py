@@ -132,7 +132,7 @@ ssl = {ssl}
 ssl_cert = <{workdir}/server.pem
 ssl_key = <{workdir}/server.key
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth_mechanisms}
 # Failed logins are answered at once: tests check them and must stay fast.
 auth_failure_delay = 0
 mail_max_userip_connections = 100
@@ -143,7 +143,7 @@ passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {workdir}/users/%u
 }}
-userdb {{
+{oauth_passdb}userdb {{
   driver = passwd-file
   args = username_format=%u {workdir}/users/%u
 }}
@@ -160,6 +160,28 @@ service imap-login {{
 service anvil {{
   chroot =
 }}
+"""
+
+
+# With `oauth2_introspection_url`: XOAUTH2 and OAUTHBEARER logins, whose token Dovecot's oauth2
+# passdb checks with the identity provider (tests/helpers/idp.py); passwords still work for the
+# helpers below.
+_OAUTH2_PASSDB = """\
+# No penalty for failed logins from loopback: a token refused on purpose must not slow the next test.
+login_trusted_networks = 127.0.0.0/8
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {workdir}/oauth2.conf
+}}
+"""
+_OAUTH2_CONF = """\
+introspection_mode = post
+introspection_url = {introspection_url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
 """
 
 
@@ -180,6 +202,7 @@ class Dovecot:
         tls: bool = True,
         run_as: str | None = None,
         binary: Path | str = DOVECOT_BINARY,
+        oauth2_introspection_url: str | None = None,
     ):
         self.binary = Path(binary)
         if not self.binary.exists():
@@ -191,6 +214,7 @@ class Dovecot:
             capabilities = capabilities.split()
         self.capabilities = tuple(capabilities) if capabilities is not None else None
         self.tls = tls
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.account = _run_as_account(run_as)
         self._check_reachable()
         self.host = HOST
@@ -218,6 +242,12 @@ class Dovecot:
         capability_line = ""
         if self.capabilities is not None:
             capability_line = "imap_capability = " + " ".join(self.capabilities)
+        oauth_passdb = ""
+        if self.oauth2_introspection_url:
+            (self.workdir / "oauth2.conf").write_text(
+                _OAUTH2_CONF.format(introspection_url=self.oauth2_introspection_url)
+            )
+            oauth_passdb = _OAUTH2_PASSDB.format(workdir=self.workdir)
         (self.workdir / "dovecot.conf").write_text(
             _DOVECOT_CONF.format(
                 workdir=self.workdir,
@@ -228,6 +258,8 @@ class Dovecot:
                 gid=self.account.gid,
                 ssl="yes" if self.tls else "no",
                 capability_line=capability_line,
+                oauth_mechanisms=" xoauth2 oauthbearer" if oauth_passdb else "",
+                oauth_passdb=oauth_passdb,
                 imap_port=self.imap_port,
                 imaps_port=self.imaps_port,
             )

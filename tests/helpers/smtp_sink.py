@@ -8,11 +8,14 @@ no pytest. Judging what a client did with the faults is the tests' job.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import email
 import email.policy
 import ssl
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from functools import cached_property
@@ -116,6 +119,27 @@ class _SinkHandler:
         return "250 OK queued"
 
 
+class _XOauth2Handler(_SinkHandler):
+    """Also takes SASL XOAUTH2 (`user=U^Aauth=Bearer T^A^A`), the token checked by the sink's
+    `oauth_check(user, token)` (the identity provider's introspection, in the tests)."""
+
+    async def auth_XOAUTH2(self, server, args):
+        blob = args[1] if len(args) > 1 else await server.challenge_auth("", encode_to_b64=False)
+        try:
+            text = base64.b64decode(blob).decode()
+            fields = dict(part.split("=", 1) for part in text.split("\x01") if "=" in part)
+            user, token = fields["user"], fields["auth"].removeprefix("Bearer ")
+        except (ValueError, KeyError, UnicodeDecodeError):
+            return AuthResult(success=False, handled=False)
+        assert self.sink.oauth_check is not None
+        ok = await asyncio.get_running_loop().run_in_executor(None, self.sink.oauth_check, user, token)
+        with self.lock:
+            self.sink.oauth_logins.append((user, ok))
+        if not ok:
+            return AuthResult(success=False, handled=False)
+        return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+
+
 class _TrackingController(Controller):
     """A Controller that knows its connections, so that stop() can cut them (aiosmtpd's own
     stop leaves them open, and their transports are then garbage-collected unclosed)."""
@@ -151,12 +175,15 @@ class SmtpSink:
         auth: tuple[str, str] | None = None,
         ca: trustme.CA | None = None,
         require_starttls: bool = True,
+        oauth_check: Callable[[str, str], bool] | None = None,
     ):
         if tls not in (None, "starttls", "implicit"):
             raise ValueError(f"tls must be None, 'starttls' or 'implicit', not {tls!r}")
         self.tls = tls
         self.auth = auth
         self.require_starttls = require_starttls
+        self.oauth_check = oauth_check  # (user, token) -> valid: XOAUTH2 offered, and required
+        self.oauth_logins: list[tuple[str, bool]] = []  # each XOAUTH2 attempt: (user, accepted)
         self.ca = ca or trustme.CA()
         self.host = HOST
         self.port = free_port()
@@ -166,7 +193,7 @@ class SmtpSink:
         self._faults: list[_Fault] = []
         self._drops = 0
         self._arrived = threading.Condition()
-        self._handler = _SinkHandler(self)
+        self._handler = (_XOauth2Handler if oauth_check else _SinkHandler)(self)
         self._controller: Controller | None = None
 
     def _server_context(self) -> ssl.SSLContext:
@@ -192,6 +219,9 @@ class SmtpSink:
         if self._controller is not None:
             return
         kwargs: dict = {"server_hostname": "sink.test", "ready_timeout": 10}
+        if self.oauth_check is not None:
+            kwargs["auth_require_tls"] = self.tls == "starttls"
+            kwargs["auth_exclude_mechanism"] = ["PLAIN", "LOGIN"]
         if self.auth is not None:
             # Over STARTTLS, AUTH is only offered once TLS is up; with implicit TLS aiosmtpd
             # does not see the TLS, and plain is a test of plain, so allow AUTH there.

@@ -1,0 +1,143 @@
+"""OAuth2 as an admin configures it: each mistake named by its key, tokens that would leave the
+machine in plain text refused before anything connects, the scopes each provider is asked for, and
+token files that only their owner can read."""
+
+from __future__ import annotations
+
+import ssl
+import stat
+
+import pytest
+
+from mailbot.config import load_settings
+from mailbot.errors import ConfigError
+from mailbot.oauth.providers import MicrosoftProvider, provider_for
+from mailbot.oauth.store import TokenStore, public
+from mailbot.sources import open_source
+from mailbot.transports.smtp import SmtpTransport
+
+
+def env(tmp_path, **product: str) -> dict[str, str]:
+    values = {
+        "MAILBOT_DATA_DIR": str(tmp_path),
+        "MAILBOT_PRODUCTS": "VISI",
+        "MAILBOT_PRODUCT_VISI_ADDRESS": "visi@example.com",
+        "MAILBOT_PRODUCT_VISI_MAILBOX": "imaps://support%40example.com@outlook.office365.com/INBOX",
+    }
+    values.update({f"MAILBOT_PRODUCT_VISI_{k.upper()}": v for k, v in product.items()})
+    return values
+
+
+MICROSOFT_APP = {
+    "auth": "oauth2",
+    "oauth_provider": "microsoft",
+    "oauth_client_id": "0f1e2d3c",
+    "oauth_client_secret": "s3cret",
+    "oauth_tenant": "contoso.onmicrosoft.com",
+}
+
+
+def test_passwords_stay_the_default(tmp_path):
+    assert load_settings(env(tmp_path)).product("VISI").oauth is None
+
+
+def test_a_microsoft_app_registration_defaults_to_client_credentials(tmp_path):
+    oauth = load_settings(env(tmp_path, **MICROSOFT_APP)).product("VISI").oauth
+    assert oauth is not None and oauth.flow == "client_credentials" and oauth.name == "VISI"
+    assert "s3cret" not in repr(oauth)
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        ({"auth": "token"}, "MAILBOT_PRODUCT_VISI_AUTH"),
+        ({"oauth_provider": "yahoo"}, "MAILBOT_PRODUCT_VISI_OAUTH_PROVIDER"),
+        ({"oauth_client_id": ""}, "MAILBOT_PRODUCT_VISI_OAUTH_CLIENT_ID"),
+        ({"oauth_client_secret": ""}, "MAILBOT_PRODUCT_VISI_OAUTH_CLIENT_SECRET"),
+        ({"oauth_tenant": ""}, "MAILBOT_PRODUCT_VISI_OAUTH_TENANT"),
+        ({"oauth_flow": "password"}, "MAILBOT_PRODUCT_VISI_OAUTH_FLOW"),
+        ({"oauth_provider": "google", "oauth_flow": "service_account"}, "_OAUTH_SERVICE_ACCOUNT"),
+        (
+            {"oauth_provider": "generic", "oauth_token_url": "http://idp.example.com/token"},
+            "_OAUTH_TOKEN_URL",
+        ),
+        ({"oauth_provider": "generic", "oauth_token_url": "ftp://idp/token"}, "_OAUTH_TOKEN_URL"),
+        (
+            {"oauth_provider": "generic", "oauth_flow": "device_code", "oauth_token_url": "https://i/t"},
+            "_OAUTH_DEVICE_URL",
+        ),
+    ],
+)
+def test_each_mistake_is_named_by_its_key(tmp_path, change, key):
+    with pytest.raises(ConfigError, match=key) as error:
+        load_settings(env(tmp_path, **{**MICROSOFT_APP, **change}))
+    assert "s3cret" not in str(error.value)
+
+
+def test_a_generic_provider_on_loopback_may_use_http(tmp_path):
+    settings = load_settings(
+        env(
+            tmp_path,
+            **{**MICROSOFT_APP, "oauth_provider": "generic", "oauth_token_url": "http://127.0.0.1:8/t"},
+        )
+    )
+    assert settings.product("VISI").oauth.token_url == "http://127.0.0.1:8/t"
+
+
+def test_sending_has_its_own_oauth_keys(tmp_path):
+    values = env(tmp_path)
+    values.update(
+        MAILBOT_SMTP_URL="smtp://support%40example.com@smtp.office365.com:587?starttls=true",
+        MAILBOT_SMTP_AUTH="oauth2",
+        MAILBOT_SMTP_OAUTH_PROVIDER="microsoft",
+        MAILBOT_SMTP_OAUTH_FLOW="device_code",
+        MAILBOT_SMTP_OAUTH_CLIENT_ID="0f1e2d3c",
+        MAILBOT_SMTP_OAUTH_TENANT="contoso.onmicrosoft.com",
+    )
+    oauth = load_settings(values).smtp_oauth
+    assert oauth is not None and oauth.name == "SMTP" and oauth.flow == "device_code"
+
+
+def never_called(renew: bool) -> str:
+    raise AssertionError("no token may be asked for")
+
+
+def test_a_token_never_leaves_the_machine_in_plain_text():
+    context = ssl.create_default_context()
+    with pytest.raises(ConfigError, match="only sent over TLS"):
+        open_source("imap://support%40example.com@mail.example.com/INBOX", ssl_context=context, timeout=5,
+                    token=never_called)  # fmt: skip
+    with pytest.raises(ConfigError, match="only sent over TLS"):
+        SmtpTransport("smtp://support%40example.com@mail.example.com:587", ssl_context=context, timeout=5,
+                      token=never_called)  # fmt: skip
+    # TLS, or loopback (the tests), is fine; nothing connects yet.
+    open_source("imaps://support%40example.com@mail.example.com/INBOX", ssl_context=context, timeout=5,
+                token=never_called)  # fmt: skip
+    open_source("imap://u@127.0.0.1:1/INBOX", ssl_context=context, timeout=5, token=never_called)
+    SmtpTransport("smtp://u%40example.com@mail.example.com:587?starttls=true", ssl_context=context, timeout=5,
+                  token=never_called)  # fmt: skip
+
+
+def test_the_scopes_each_provider_asks_for(tmp_path):
+    app = load_settings(env(tmp_path, **MICROSOFT_APP)).product("VISI").oauth
+    assert app is not None
+    microsoft = provider_for(app, "support@example.com")
+    assert isinstance(microsoft, MicrosoftProvider)
+    assert microsoft.scopes == ["https://outlook.office365.com/.default"]  # app-only: what was granted
+    assert microsoft.authority == "https://login.microsoftonline.com/contoso.onmicrosoft.com"
+    delegated = load_settings(env(tmp_path, **{**MICROSOFT_APP, "oauth_flow": "device_code"})).product("VISI")
+    assert MicrosoftProvider(delegated.oauth).scopes == [  # type: ignore[arg-type]
+        "https://outlook.office.com/IMAP.AccessAsUser.All",
+        "https://outlook.office.com/SMTP.Send",
+    ]
+
+
+def test_token_files_are_private_and_written_whole(tmp_path):
+    store = TokenStore(tmp_path / "oauth", "VISI")
+    store.save({"access_token": "at-1", "refresh_token": "rt-1", "account": "a@example.com"})
+    store.save({"access_token": "at-2", "refresh_token": "rt-2", "account": "a@example.com"})
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(store.folder.stat().st_mode) == 0o700
+    assert sorted(p.name for p in store.folder.iterdir()) == ["VISI.json"]  # no temporary file left
+    assert store.load()["refresh_token"] == "rt-2"
+    assert public(store.load()) == {"account": "a@example.com"}
