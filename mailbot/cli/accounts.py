@@ -10,6 +10,7 @@ import click
 from mailbot.cli.app import AppState, emit_json
 from mailbot.desk import accounts, views
 from mailbot.store.models import Account, Grant
+from mailbot.vocabulary import Language, values
 
 
 @click.group()
@@ -25,8 +26,8 @@ def _product_key(app: AppState, key: str) -> str:
 @click.argument("email")
 @click.option("--name", default="")
 @click.option("--product", "product_key", required=True, help="Product key, e.g. VISI.")
-@click.option("--role", type=click.Choice(accounts.ROLES), default="customer", show_default=True)
-@click.option("--language", type=click.Choice(["en", "nl", "fr"]), default=None)
+@click.option("--role", type=click.Choice(values(accounts.ROLES)), default="customer", show_default=True)
+@click.option("--language", type=click.Choice(values(Language)), default=None)
 @click.option("--organisation", default="")
 @click.option(
     "--contract-until",
@@ -63,7 +64,7 @@ def account_add(
 @account.command("grant")
 @click.argument("email")
 @click.option("--product", "product_key", required=True)
-@click.option("--role", type=click.Choice(accounts.ROLES), default="customer", show_default=True)
+@click.option("--role", type=click.Choice(values(accounts.ROLES)), default="customer", show_default=True)
 @click.pass_obj
 def account_grant(app: AppState, email: str, product_key: str, role: str) -> None:
     """Give an existing account ROLE on PRODUCT."""
@@ -89,7 +90,7 @@ def account_revoke(app: AppState, email: str, product_key: str) -> None:
 @account.command("import")
 @click.argument("product_key", metavar="PRODUCT")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--role", type=click.Choice(accounts.ROLES), default="customer", show_default=True)
+@click.option("--role", type=click.Choice(values(accounts.ROLES)), default="customer", show_default=True)
 @click.pass_obj
 def account_import(app: AppState, product_key: str, csv_file: Path, role: str) -> None:
     """Import accounts from a CSV file (header: email,name,organisation,language,role,contract_until)."""
@@ -102,7 +103,7 @@ def account_import(app: AppState, product_key: str, csv_file: Path, role: str) -
 
 @account.command("set")
 @click.argument("email")
-@click.option("--language", type=click.Choice(["en", "nl", "fr"]), default=None)
+@click.option("--language", type=click.Choice(values(Language)), default=None)
 @click.option("--organisation", default=None)
 @click.option("--notify", default=None, help="all, none, or a comma list of mail kinds to receive.")
 @click.option("--contract-until", default=None, help="YYYY-MM-DD, or 'none'.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import click
@@ -12,6 +13,7 @@ from mailbot.desk import accounts, changes, tickets, views
 from mailbot.desk.inmail import customer_recipients
 from mailbot.errors import MailbotError
 from mailbot.store.models import Account, Message, Ticket, database
+from mailbot.vocabulary import Category, Flag, Priority, Status, values
 
 
 class NotFound(MailbotError):
@@ -25,10 +27,13 @@ def ticket() -> None:
 
 @ticket.command("list")
 @click.option("--product", "product_key", default=None)
-@click.option("--status", default=None, help="new, open, waiting, resolved or closed.")
+@click.option("--status", type=click.Choice(values(Status), case_sensitive=False), default=None)
+@click.option("--flag", type=click.Choice(values(Flag), case_sensitive=False), default=None)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def ticket_list(app: AppState, product_key: str | None, status: str | None, as_json: bool) -> None:
+def ticket_list(
+    app: AppState, product_key: str | None, status: str | None, flag: str | None, as_json: bool
+) -> None:
     """List tickets, newest first."""
     app.open()
     query = Ticket.select().order_by(Ticket.id.desc())
@@ -36,6 +41,8 @@ def ticket_list(app: AppState, product_key: str | None, status: str | None, as_j
         query = query.where(Ticket.product == app.settings.product(product_key).key)
     if status:
         query = query.where(Ticket.status == status.lower())
+    if flag:
+        query = query.where(tickets.flagged(flag.lower()))
     rows = [views.ticket_summary(t) for t in query]
     if as_json:
         emit_json(rows)
@@ -82,10 +89,12 @@ def _mentions(word: str):  # type: ignore[no-untyped-def]
 
 @ticket.command("set")
 @click.argument("reference")
-@click.option("--status", type=click.Choice(["new", "open", "waiting", "resolved", "closed"]), default=None)
-@click.option("--priority", type=click.Choice(["critical", "high", "medium", "low"]), default=None)
-@click.option("--category", type=click.Choice(["question", "bug", "suggestion"]), default=None)
+@click.option("--status", type=click.Choice(values(Status)), default=None)
+@click.option("--priority", type=click.Choice(values(Priority)), default=None)
+@click.option("--category", type=click.Choice(values(Category)), default=None)
 @click.option("--assign", "assignee", default=None, metavar="EMAIL", help="An engineer of the product.")
+@click.option("--flag", "add_flags", multiple=True, type=click.Choice(values(Flag)), help="Mark the ticket.")
+@click.option("--unflag", "remove_flags", multiple=True, type=click.Choice(values(Flag)), help="Unmark it.")
 @click.option(
     "--by",
     "actor_email",
@@ -101,6 +110,8 @@ def ticket_set(
     priority: str | None,
     category: str | None,
     assignee: str | None,
+    add_flags: tuple[str, ...],
+    remove_flags: tuple[str, ...],
     actor_email: str,
 ) -> None:
     """Change a ticket as an engineer's mail command would; the customer is told the same way."""
@@ -123,10 +134,23 @@ def ticket_set(
             )
         if status:
             changes.change_status(desk, product, row, status, actor, actor_email, now)
+        _change_flags(row, add_flags, remove_flags, actor_email, now)
     click.echo(
         f"{row.reference}: {row.status}, {row.priority}, {row.category}, "
         f"assigned to {row.assignee.email if row.assignee is not None else 'nobody'}"
     )
+
+
+def _change_flags(
+    row: Ticket, add: tuple[str, ...], remove: tuple[str, ...], actor_email: str, now: datetime
+) -> None:
+    """Flags set or taken off by hand, each kept in the ticket's history."""
+    for flag in add:
+        if tickets.add_flag(row, flag):
+            tickets.record_event(row, "flag", actor_email, new=flag, at=now)
+    for flag in remove:
+        if tickets.remove_flag(row, flag):
+            tickets.record_event(row, "flag", actor_email, old=flag, at=now)
 
 
 def _ticket(reference: str) -> Ticket:

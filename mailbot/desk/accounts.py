@@ -15,9 +15,9 @@ from typing import TextIO, cast
 from mailbot.errors import MailbotError
 from mailbot.store import statements
 from mailbot.store.models import Account, Grant
+from mailbot.vocabulary import GRANT_ROLES, STAFF_ROLES, Language, Role, values
 
-ROLES = ("customer", "engineer", "board")
-STAFF_ROLES = ("engineer", "board")
+ROLES = GRANT_ROLES
 
 
 class AccountError(MailbotError):
@@ -83,8 +83,8 @@ def upsert_account(spec: AccountSpec) -> Account:
     quoted = len(local) > 2 and local[0] == local[-1] == '"'  # a fax gateway's `"fax 42"@gw`
     if email.count("@") != 1 or any(c.isspace() for c in (domain if quoted else email)):
         raise AccountError(f"{spec.email!r} is not a single mail address")
-    if spec.language and spec.language not in ("en", "nl", "fr"):
-        raise AccountError(f"language {spec.language!r}: expected en, nl or fr")
+    if spec.language and spec.language not in values(Language):
+        raise AccountError(f"language {spec.language!r}: expected {', '.join(values(Language))}")
     account, _ = Account.get_or_create(email=email)
     for field in ("name", "organisation", "language", "contract_until"):
         value = getattr(spec, field)
@@ -109,7 +109,7 @@ def revoke(account: Account, product: str) -> bool:
     return removed > 0
 
 
-def import_accounts(handle: TextIO, product: str, default_role: str = "customer") -> int:
+def import_accounts(handle: TextIO, product: str, default_role: str = Role.CUSTOMER) -> int:
     """Import a customer list: CSV with a header row; columns email (required), name,
     organisation, language, role, contract_until (YYYY-MM-DD). Returns rows imported."""
     reader = csv.DictReader(handle)

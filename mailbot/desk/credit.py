@@ -26,6 +26,7 @@ from mailbot.outgoing import notify
 from mailbot.sla import clock
 from mailbot.store import statements
 from mailbot.store.models import Account, CreditEntry, Organisation, Ticket
+from mailbot.vocabulary import Category, Flag
 
 log = logging.getLogger(__name__)
 
@@ -145,13 +146,13 @@ def charge_time(
     the credit falls below the product's threshold."""
     spent = clock.round_up_to_blocks(minutes, BLOCK_MINUTES)
     actor_email = actor.email if isinstance(actor, Account) else actor
-    if ticket.category == "bug":
+    if ticket.category == Category.BUG:
         result = ChargeResult(spent, 0, 0, "", None, BUG_NOTE, False)
         _write_time_entry(ticket, None, result, actor_email, now)
     else:
         result = _take_credit(desk, ticket, spent, actor_email, now)
     ticket.time_spent += spent
-    statements.save(ticket, only=[Ticket.time_spent, Ticket.flags])
+    statements.save(ticket, only=[Ticket.time_spent])
     detail = f"{minutes} min entered, {spent} min recorded; {result.note}"
     tickets.record_event(ticket, "time", actor_email, new=str(spent), detail=detail, at=now)
     log.info("%s: %d min recorded by %s; %s", ticket.reference, spent, actor_email, result.note)
@@ -182,7 +183,7 @@ def _take_credit(desk: Desk, ticket: Ticket, spent: int, actor: str, now: dateti
     )
     _write_time_entry(ticket, holder, result, actor, now)
     if result.uncovered and _is_prepaid(ticket.requester):
-        _add_flag(ticket, "no_credit")
+        tickets.add_flag(ticket, Flag.NO_CREDIT)
     if low:
         _mail_credit_low(desk, ticket, holder, today)
     return result
@@ -214,12 +215,6 @@ def _is_prepaid(account: Account) -> bool:
     if organisation is not None:
         whose |= CreditEntry.organisation == organisation
     return CreditEntry.select().where((CreditEntry.kind == "add") & whose).exists()
-
-
-def _add_flag(ticket: Ticket, flag: str) -> None:
-    flags = [f for f in ticket.flags.split(",") if f]
-    if flag not in flags:
-        ticket.flags = ",".join([*flags, flag])
 
 
 def _mail_credit_low(desk: Desk, ticket: Ticket, holder: Holder, today: date) -> None:

@@ -31,11 +31,12 @@ from mailbot.outgoing import notify
 from mailbot.outgoing.formats import machine_moment
 from mailbot.sla.deadlines import ClockState, pauses_of, refresh_deadlines, sla_state
 from mailbot.store.models import Notice, Ticket, database
+from mailbot.vocabulary import Status
 
 log = logging.getLogger(__name__)
 
 JOB_INTERVAL_SECONDS = 60
-RUNNING_STATUSES = ("new", "open", "waiting")
+RUNNING_STATUSES = tuple(status for status in Status if status.running)
 Job = Callable[[Desk, datetime], int]
 
 
@@ -53,7 +54,7 @@ def sla_sweep(desk: Desk, now: datetime) -> int:
     number of warnings and escalations sent. Also keeps the stored due times current."""
     sent = 0
     # Tickets from mail older than the cut-over (a first start's backlog) are not on the clock.
-    running = Ticket.status.in_(RUNNING_STATUSES) & ~Ticket.flags.contains(caps.BEFORE_CUTOVER_FLAG)
+    running = Ticket.status.in_(RUNNING_STATUSES) & ~tickets.flagged(caps.BEFORE_CUTOVER_FLAG)
     for ticket, product in _tickets(desk, running):
         sent += _guarded(_sweep_ticket, desk, ticket, product, now)
     return sent

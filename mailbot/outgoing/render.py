@@ -41,9 +41,10 @@ from markupsafe import Markup, escape
 
 from mailbot.errors import TemplateError
 from mailbot.outgoing.formats import desk_name, format_day, format_moment
+from mailbot.vocabulary import Language, values
 
-LANGUAGES = ("en", "nl", "fr")
-DEFAULT_LANGUAGE = "en"
+LANGUAGES = values(Language)
+DEFAULT_LANGUAGE = Language.EN.value
 
 # The line every ticket mail starts with. The inbound parser cuts a reply at this line, so these
 # strings are part of the mail contract: change them only together with the parser.

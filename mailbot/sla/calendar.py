@@ -27,6 +27,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
+from mailbot.vocabulary import Priority, values
+
 Interval = tuple[time, time]
 """(start, end) wall-clock times; an end of 00:00 means 24:00, the midnight that ends the day."""
 DayHours = tuple[Interval, ...]
@@ -37,7 +39,7 @@ MIDNIGHT = time(0)
 FULL_DAY: DayHours = ((MIDNIGHT, MIDNIGHT),)
 ALWAYS: WeeklyHours = (FULL_DAY,) * 7
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-PRIORITIES = ("critical", "high", "medium", "low")
+PRIORITIES = values(Priority)
 DEFAULT_SLA = MappingProxyType(
     {
         "critical": timedelta(hours=4),

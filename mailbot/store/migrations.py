@@ -20,6 +20,7 @@ from mailbot.store.models import (
     Organisation,
     Outbox,
     SchemaVersion,
+    TicketFlag,
 )
 
 log = logging.getLogger(__name__)
@@ -60,12 +61,34 @@ def _add_mailbox_health(db: Database) -> None:
     db.create_tables([MailboxHealth, Alarm], safe=True)
 
 
+def _move_ticket_flags_to_rows(db: Database) -> None:
+    """Version 7: a ticket's flags become `ticket_flag` rows (one per ticket and flag) instead of
+    the comma list in `ticket.flags`, which is dropped. A database created fresh has the table
+    and never had the column. Flags outside the vocabulary (none were ever written) are moved
+    as they are: the check is on writes through the model, not on this copy."""
+    db.create_tables([TicketFlag], safe=True)
+    if "flags" not in {column.name for column in db.get_columns("ticket")}:
+        return
+    moved = 0
+    for ticket_id, flags in db.execute_sql("SELECT id, flags FROM ticket WHERE flags != ''").fetchall():
+        for flag in dict.fromkeys(f.strip() for f in flags.split(",") if f.strip()):
+            db.execute_sql(
+                'INSERT OR IGNORE INTO "ticket_flag" ("ticket_id", "flag") VALUES (?, ?)', (ticket_id, flag)
+            )
+            moved += 1
+    # SQLite 3.35+ drops a column in place (no index or constraint names it); older SQLite and
+    # other databases get playhouse's rebuild of the table.
+    apply_operations(SchemaMigrator.from_database(db).drop_column("ticket", "flags"))
+    log.info("moved %d ticket flags into ticket_flag rows", moved)
+
+
 # version -> step that brings the database from version-1 to version.
 STEPS: dict[int, Callable[[Database], None]] = {
     1: _create_initial,
     2: _add_credit_and_notices,
     3: _add_outbox_drafts_and_claims,
     6: _add_mailbox_health,
+    7: _move_ticket_flags_to_rows,
 }
 LATEST = max(STEPS)
 

@@ -1,4 +1,4 @@
--- mailbot schema, version 6. Generated from mailbot/store/models.py by `mailbot db schema`;
+-- mailbot schema, version 7. Generated from mailbot/store/models.py by `mailbot db schema`;
 -- a test fails when the two differ. Change the models and add a migration, then regenerate.
 CREATE TABLE "schema_version" ("id" INTEGER NOT NULL PRIMARY KEY, "version" INTEGER NOT NULL, "applied_at" DATETIME NOT NULL);
 CREATE TABLE "product_counter" ("product" VARCHAR(255) NOT NULL PRIMARY KEY, "last_number" INTEGER NOT NULL);
@@ -7,13 +7,16 @@ CREATE UNIQUE INDEX "account_email" ON "account" ("email");
 CREATE TABLE "grant" ("id" INTEGER NOT NULL PRIMARY KEY, "account_id" INTEGER NOT NULL, "product" VARCHAR(255) NOT NULL, "role" VARCHAR(255) NOT NULL, FOREIGN KEY ("account_id") REFERENCES "account" ("id") ON DELETE CASCADE);
 CREATE INDEX "grant_account_id" ON "grant" ("account_id");
 CREATE UNIQUE INDEX "grant_account_id_product" ON "grant" ("account_id", "product");
-CREATE TABLE "ticket" ("id" INTEGER NOT NULL PRIMARY KEY, "product" VARCHAR(255) NOT NULL, "number" INTEGER NOT NULL, "reference" VARCHAR(255) NOT NULL, "subject" TEXT NOT NULL, "requester_id" INTEGER NOT NULL, "category" VARCHAR(255) NOT NULL, "priority" VARCHAR(255) NOT NULL, "status" VARCHAR(255) NOT NULL, "assignee_id" INTEGER, "flags" VARCHAR(255) NOT NULL, "linked_to_id" INTEGER, "created_at" DATETIME NOT NULL, "updated_at" DATETIME NOT NULL, "first_response_at" DATETIME, "resolved_at" DATETIME, "closed_at" DATETIME, "waiting_since" DATETIME, "due_first_response" DATETIME, "due_resolution" DATETIME, "time_spent" INTEGER NOT NULL, FOREIGN KEY ("requester_id") REFERENCES "account" ("id"), FOREIGN KEY ("assignee_id") REFERENCES "account" ("id"), FOREIGN KEY ("linked_to_id") REFERENCES "ticket" ("id"));
+CREATE TABLE "ticket" ("id" INTEGER NOT NULL PRIMARY KEY, "product" VARCHAR(255) NOT NULL, "number" INTEGER NOT NULL, "reference" VARCHAR(255) NOT NULL, "subject" TEXT NOT NULL, "requester_id" INTEGER NOT NULL, "category" VARCHAR(255) NOT NULL, "priority" VARCHAR(255) NOT NULL, "status" VARCHAR(255) NOT NULL, "assignee_id" INTEGER, "linked_to_id" INTEGER, "created_at" DATETIME NOT NULL, "updated_at" DATETIME NOT NULL, "first_response_at" DATETIME, "resolved_at" DATETIME, "closed_at" DATETIME, "waiting_since" DATETIME, "due_first_response" DATETIME, "due_resolution" DATETIME, "time_spent" INTEGER NOT NULL, FOREIGN KEY ("requester_id") REFERENCES "account" ("id"), FOREIGN KEY ("assignee_id") REFERENCES "account" ("id"), FOREIGN KEY ("linked_to_id") REFERENCES "ticket" ("id"));
 CREATE UNIQUE INDEX "ticket_reference" ON "ticket" ("reference");
 CREATE INDEX "ticket_requester_id" ON "ticket" ("requester_id");
 CREATE INDEX "ticket_assignee_id" ON "ticket" ("assignee_id");
 CREATE INDEX "ticket_linked_to_id" ON "ticket" ("linked_to_id");
 CREATE UNIQUE INDEX "ticket_product_number" ON "ticket" ("product", "number");
 CREATE INDEX "ticket_product_status" ON "ticket" ("product", "status");
+CREATE TABLE "ticket_flag" ("id" INTEGER NOT NULL PRIMARY KEY, "ticket_id" INTEGER NOT NULL, "flag" VARCHAR(255) NOT NULL, FOREIGN KEY ("ticket_id") REFERENCES "ticket" ("id") ON DELETE CASCADE);
+CREATE INDEX "ticket_flag_ticket_id" ON "ticket_flag" ("ticket_id");
+CREATE UNIQUE INDEX "ticket_flag_ticket_id_flag" ON "ticket_flag" ("ticket_id", "flag");
 CREATE TABLE "watcher" ("id" INTEGER NOT NULL PRIMARY KEY, "ticket_id" INTEGER NOT NULL, "account_id" INTEGER NOT NULL, FOREIGN KEY ("ticket_id") REFERENCES "ticket" ("id") ON DELETE CASCADE, FOREIGN KEY ("account_id") REFERENCES "account" ("id"));
 CREATE INDEX "watcher_ticket_id" ON "watcher" ("ticket_id");
 CREATE INDEX "watcher_account_id" ON "watcher" ("account_id");
