@@ -19,21 +19,34 @@ from mailbot.cli import accounts, outbox, quarantine, report, status, tickets
 from mailbot.cli.app import AppState, emit_json, ssl_context
 from mailbot.cli.logs import setup_logging
 from mailbot.context import make_renderer
-from mailbot.errors import EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL, DiskFull, MailbotError
+from mailbot.errors import EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL, EX_USAGE, DiskFull, MailbotError
 from mailbot.store import migrations
 from mailbot.store.db import explain, open_database
 
 log = logging.getLogger("mailbot")
 
 
+class UsageError(click.UsageError):
+    exit_code = EX_USAGE
+
+
 class MailbotGroup(click.Group):
     """Turns mailbot's errors into one line on stderr and the error's exit code; so too a database
-    that cannot be used (damaged, read-only, full) and a disk without room, wherever they met us."""
+    that cannot be used (damaged, read-only, full) and a disk without room, wherever they met us.
+    A command line click refuses ends with sysexits' EX_USAGE (64), not click's own 2."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            raise UsageError(exc.format_message(), exc.ctx) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             try:
                 return super().invoke(ctx)
+            except click.UsageError as exc:  # a subcommand's options, also in nested groups
+                raise UsageError(exc.format_message(), exc.ctx) from None
             except (DatabaseError, sqlite3.DatabaseError) as exc:
                 app = ctx.find_object(AppState)
                 raise explain(exc, app.settings.database_url if app else "") from exc

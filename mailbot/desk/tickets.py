@@ -27,7 +27,7 @@ from mailbot.store.models import (
     TicketFlag,
     Watcher,
 )
-from mailbot.vocabulary import Category, Flag, Priority, Status, values
+from mailbot.vocabulary import Category, Priority, Status, values
 
 STATUSES = values(Status)
 
@@ -93,8 +93,9 @@ def open_ticket(
     return ticket
 
 
-def flags_of(ticket: Ticket) -> list[Flag]:
-    return statements.flags_of(ticket)
+def flags_of(ticket: Ticket) -> list[str]:
+    """The ticket's flags as plain strings (each equals its `Flag`), in the order they were set."""
+    return [str(flag) for flag in statements.flags_of(ticket)]
 
 
 def add_flag(ticket: Ticket, flag: str) -> bool:
