@@ -25,7 +25,8 @@ from mailbot.desk import caps, tickets
 from mailbot.desk.jobs import RUNNING_STATUSES
 from mailbot.outgoing import alerts
 from mailbot.store import statements
-from mailbot.store.models import Alarm, MailboxHealth, Outbox, OutboxStatus, Ticket, database
+from mailbot.store.models import Alarm, MailboxHealth, Outbox, Ticket, database
+from mailbot.vocabulary import OutboxState as OutboxStatus
 
 log = logging.getLogger(__name__)
 FAILING_ATTEMPTS = 3  # a mail that failed this many times in a row "keeps failing"
