@@ -101,7 +101,7 @@ def assign(
     if actor is None or actor.id != target.id:
         notify.queue_mail(
             desk,
-            "new_ticket",
+            Template.NEW_TICKET,
             product,
             ticket,
             staff_recipients(product, ticket),

@@ -26,7 +26,7 @@ from mailbot.outgoing import notify
 from mailbot.sla import clock
 from mailbot.store import statements
 from mailbot.store.models import Account, CreditEntry, Organisation, Ticket
-from mailbot.vocabulary import Category, Flag
+from mailbot.vocabulary import Category, Flag, Template
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ def _mail_credit_low(desk: Desk, ticket: Ticket, holder: Holder, today: date) ->
         }
     }
     recipient = notify.recipient_for(ticket.requester, "customer", product.language)
-    notify.queue_mail(desk, "credit_low", product, ticket, [recipient], context=context)
+    notify.queue_mail(desk, Template.CREDIT_LOW, product, ticket, [recipient], context=context)
     log.info("%s: credit of %s low (%d min), customer told", ticket.reference, label(holder), credit.minutes)
 
 

@@ -35,6 +35,7 @@ from mailbot.outgoing import alerts, notify
 from mailbot.sla import deadlines
 from mailbot.store import statements
 from mailbot.store.models import Account, Event, Message, Outbox, Ticket
+from mailbot.vocabulary import Template
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ def handle_new(desk: Desk, mail: Mail, linked_to: Ticket | None = None) -> Outco
     else:
         notify.queue_mail(
             desk,
-            "ticket_opened",
+            Template.TICKET_OPENED,
             product,
             ticket,
             [notify.recipient_for(sender, "customer", product.language)],
@@ -226,7 +227,7 @@ def handle_new(desk: Desk, mail: Mail, linked_to: Ticket | None = None) -> Outco
         )
     notify.queue_mail(
         desk,
-        "new_ticket",
+        Template.NEW_TICKET,
         product,
         ticket,
         staff_recipients(product),
@@ -330,7 +331,9 @@ def refuse(desk: Desk, mail: Mail, reason: str, account: Account | None = None) 
     since = mail.now - timedelta(days=1)
     already = (
         Outbox.select()
-        .where((Outbox.recipient == email) & (Outbox.template == "refused") & (Outbox.created_at > since))
+        .where(
+            (Outbox.recipient == email) & (Outbox.template == Template.REFUSED) & (Outbox.created_at > since)
+        )
         .exists()
     )
     if not already and not mail.msg.list_mail and not mail.msg.automatic:
@@ -340,7 +343,7 @@ def refuse(desk: Desk, mail: Mail, reason: str, account: Account | None = None) 
         )
         notify.queue_mail(
             desk,
-            "refused",
+            Template.REFUSED,
             mail.product,
             None,
             [recipient],

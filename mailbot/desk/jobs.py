@@ -31,7 +31,7 @@ from mailbot.outgoing import notify
 from mailbot.outgoing.formats import machine_moment
 from mailbot.sla.deadlines import ClockState, pauses_of, refresh_deadlines, sla_state
 from mailbot.store.models import Notice, Ticket, database
-from mailbot.vocabulary import Status
+from mailbot.vocabulary import Status, Template
 
 log = logging.getLogger(__name__)
 
@@ -148,10 +148,10 @@ def _sweep_ticket(desk: Desk, ticket: Ticket, product: ProductSettings, now: dat
             if _claim(ticket, "sla_breach", clock.key, now):
                 # Once breached, a warning would be news from the past: mark it as done.
                 _claim(ticket, "sla_warning", clock.key, now)
-                _send_sla_mail(desk, "sla_breach", ticket, product, clock, now)
+                _send_sla_mail(desk, Template.SLA_BREACH, ticket, product, clock, now)
                 sent += 1
         elif clock.share >= product.sla_warning and _claim(ticket, "sla_warning", clock.key, now):
-            _send_sla_mail(desk, "sla_warning", ticket, product, clock, now)
+            _send_sla_mail(desk, Template.SLA_WARNING, ticket, product, clock, now)
             sent += 1
     return sent
 
@@ -160,7 +160,7 @@ def _send_sla_mail(
     desk: Desk, template: str, ticket: Ticket, product: ProductSettings, clock: ClockState, now: datetime
 ) -> None:
     recipients = _board_recipients(ticket, product)
-    if template == "sla_breach" and product.escalation_address:
+    if template == Template.SLA_BREACH and product.escalation_address:
         recipients.append(_escalation_recipient(product))
     percent = math.floor(clock.share * 100 + 1e-9)  # 0.29 * 100 is 28.999...
     due = _local(clock.due, product)
@@ -169,7 +169,7 @@ def _send_sla_mail(
         "used_percent": percent,
         "due": machine_moment(clock.due, product.calendar.zone),
     }
-    if template == "sla_breach":
+    if template == Template.SLA_BREACH:
         # How late, in business time: a share of the target ("1100% used") says nothing when the
         # clock caught up after the daemon was down.
         sla["late_minutes"] = max(int((clock.used - clock.target).total_seconds() // 60), 0)
@@ -202,7 +202,12 @@ def _remind(desk: Desk, ticket: Ticket, product: ProductSettings, now: datetime)
         return 0
     days = (now - since).days
     notify.queue_mail(
-        desk, "reminder", product, ticket, _customer_recipients(ticket, product), context={"days": days}
+        desk,
+        Template.REMINDER,
+        product,
+        ticket,
+        _customer_recipients(ticket, product),
+        context={"days": days},
     )
     tickets.record_event(ticket, "reminder", "", detail=f"waiting for the customer for {days} days", at=now)
     log.info("%s: customer reminded after %d days of waiting", ticket.reference, days)
@@ -226,7 +231,12 @@ def _auto_close(desk: Desk, ticket: Ticket, product: ProductSettings, now: datet
         at=now,
     )
     notify.queue_mail(
-        desk, "auto_closed", product, ticket, _customer_recipients(ticket, product), context={"days": days}
+        desk,
+        Template.AUTO_CLOSED,
+        product,
+        ticket,
+        _customer_recipients(ticket, product),
+        context={"days": days},
     )
     log.info("%s: closed automatically, resolved %d days ago", ticket.reference, days)
     return 1

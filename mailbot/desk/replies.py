@@ -40,6 +40,7 @@ from mailbot.desk.summary import Made, tell_changes
 from mailbot.inbound import authresults
 from mailbot.outgoing import notify
 from mailbot.store.models import Event, Grant, Message, Ticket
+from mailbot.vocabulary import Template
 
 # A sender refused more often than this within the window, for writing to tickets that are not
 # theirs, is guessing references: further attempts get no answer at all (reliability S2).
@@ -137,7 +138,7 @@ def unverified_staff_mail(desk: Desk, mail: Mail, ticket: Ticket, verdict: str) 
     role = accounts.role_of(sender, ticket.product) or "engineer"
     notify.queue_mail(
         desk,
-        "command_not_trusted",
+        Template.COMMAND_NOT_TRUSTED,
         product,
         ticket,
         [notify.recipient_for(sender, role, product.language)],
@@ -196,7 +197,7 @@ def command_error(desk: Desk, mail: Mail, ticket: Ticket, errors: list[CommandEr
     role = accounts.role_of(sender, mail.product.key) or "customer"
     notify.queue_mail(
         desk,
-        "command_error",
+        Template.COMMAND_ERROR,
         mail.product,
         ticket,
         [notify.recipient_for(sender, role, mail.product.language)],
@@ -241,9 +242,11 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
     }
     if internal:
         others = [r for r in staff_recipients(product) if r.email != sender.email]
-        notify.queue_mail(desk, "internal_note", product, ticket, others, context=context, actor=sender)
+        notify.queue_mail(
+            desk, Template.INTERNAL_NOTE, product, ticket, others, context=context, actor=sender
+        )
     if answers:
-        template = "info_requested" if "info" in parsed else "reply"
+        template = Template.INFO_REQUESTED if "info" in parsed else Template.REPLY
         notify.queue_mail(
             desk, template, product, ticket, customers, context=context, actor=sender, parent_id=parent
         )
@@ -284,7 +287,7 @@ def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> 
         made.status(desk, product, ticket, "closed", sender, now)
         notify.queue_mail(
             desk,
-            "ticket_closed",
+            Template.TICKET_CLOSED,
             product,
             ticket,
             customer_recipients(ticket, product),
@@ -302,7 +305,7 @@ def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> 
         }
         notify.queue_mail(
             desk,
-            "customer_reply",
+            Template.CUSTOMER_REPLY,
             product,
             ticket,
             staff,
