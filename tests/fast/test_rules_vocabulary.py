@@ -8,9 +8,10 @@ import pytest
 
 from mailbot.context import TEMPLATE_DIR
 from mailbot.desk import accounts, tickets, views
+from mailbot.outgoing import render
 from mailbot.store import statements
 from mailbot.store.models import Account, Grant, Seen, Ticket, TicketFlag
-from mailbot.vocabulary import Flag, Language, Status, Template, values
+from mailbot.vocabulary import Category, Flag, Language, Priority, Role, Status, Template, values
 from tests.fast.people import CARLA, CHRIS, ERIN, open_ticket
 
 
@@ -59,6 +60,14 @@ def test_the_templates_on_disk_are_exactly_the_template_members():
         files = (TEMPLATE_DIR / language).glob("*.txt")
         names = {path.stem for path in files if not path.stem.startswith("_")}
         assert names == set(values(Template)), language
+
+
+@pytest.mark.parametrize("language", values(Language))
+def test_every_value_a_mail_shows_has_a_word_in_every_language(language):
+    words = render.names(language)
+    for kind, enum in (("status", Status), ("priority", Priority), ("category", Category), ("flag", Flag)):
+        assert set(values(enum)) <= set(words[kind]), (language, kind)
+    assert set(values(Role)) <= set(words["role"]), language
 
 
 def test_what_a_template_is_decides_how_its_mail_goes_out(desk):
