@@ -67,15 +67,26 @@ def queue_mail(
     rows = []
     now = desk.clock()
     seen: set[str] = set()
+    shared: dict[str, Any] | None = None
     for recipient in recipients:
         key = recipient.email.lower()
         if key in seen or not _may_send(desk, template, recipient, now):
             continue
         seen.add(key)
-        rows.append(
-            _queue_one(desk, template, product, ticket, recipient, context or {}, actor, parent_id, now)
-        )
+        if shared is None:  # the same for every recipient: read once per mail, not per row
+            shared = _shared_context(context or {}, product, ticket, actor)
+        rows.append(_queue_one(desk, template, product, ticket, recipient, shared, actor, parent_id, now))
     return rows
+
+
+def _shared_context(
+    context: Mapping[str, Any], product: ProductSettings, ticket: Ticket | None, actor: Account | None
+) -> dict[str, Any]:
+    full = dict(context)
+    full.update(product=product_context(product), actor=_actor_context(actor, product))
+    if ticket is not None:
+        full["ticket"] = ticket_context(ticket, product)
+    return full
 
 
 def _sendable(email: str) -> bool:
@@ -137,16 +148,10 @@ def _queue_one(
     parent_id: str,
     now: datetime,
 ) -> Outbox:
-    """One outbox row holding what to say; it is rendered when it is sent (`mailbot.outgoing.drafts`)."""
+    """One outbox row holding what to say (`context`: `_shared_context` of the mail); it is
+    rendered when it is sent (`mailbot.outgoing.drafts`)."""
     settings = desk.settings
-    full = dict(context)
-    full.update(
-        product=product_context(product),
-        recipient=_recipient_context(recipient),
-        actor=_actor_context(actor, product),
-    )
-    if ticket is not None:
-        full["ticket"] = ticket_context(ticket, product)
+    full = {**context, "recipient": _recipient_context(recipient)}
     reference = ticket.reference if ticket is not None else product.prefix
     message_id = make_message_id(reference, settings.mail_domain)
     automatic = Template(template).auto_submitted

@@ -23,26 +23,21 @@ class EnumField(CharField):
     ):
         self.enum = enum
         self.allowed = tuple(allowed if allowed is not None else enum)
+        # Plain dicts rather than `enum(value)`: these run for every row written and read.
+        self._writable = {member.value: member.value for member in self.allowed}
+        self._members = {member.value: member for member in enum}
         super().__init__(*args, **kwargs)
 
     def db_value(self, value: Any) -> Any:
         if value is None:
             return None
         try:
-            member = self.enum(value)
-        except ValueError:
-            member = None
-        if member is None or member not in self.allowed:
+            return self._writable[value]
+        except (KeyError, TypeError):  # TypeError: a value that cannot be a key (a list)
             where = f"{self.model._meta.table_name}.{self.column_name}" if hasattr(self, "model") else "value"
             choices = ", ".join(m.value for m in self.allowed)
-            raise ValueError(f"{where}: {value!r} is not one of {choices}")
-        return member.value
+            raise ValueError(f"{where}: {value!r} is not one of {choices}") from None
 
     def python_value(self, value: Any) -> Any:
         """The member; a value from outside the enum (written by hand) is returned as it is."""
-        if value is None:
-            return None
-        try:
-            return self.enum(value)
-        except ValueError:
-            return value
+        return self._members.get(value, value) if value is not None else None
