@@ -72,12 +72,11 @@ def _move_ticket_flags_to_rows(db: Database) -> None:
     moved = 0
     for ticket_id, flags in db.execute_sql("SELECT id, flags FROM ticket WHERE flags != ''").fetchall():
         for flag in dict.fromkeys(f.strip() for f in flags.split(",") if f.strip()):
-            db.execute_sql(
-                'INSERT OR IGNORE INTO "ticket_flag" ("ticket_id", "flag") VALUES (?, ?)', (ticket_id, flag)
-            )
+            sql = f'INSERT INTO "ticket_flag" ("ticket_id", "flag") VALUES ({db.param}, {db.param})'
+            db.execute_sql(sql, (ticket_id, flag))  # each flag once per ticket: dict.fromkeys
             moved += 1
-    # SQLite 3.35+ drops a column in place (no index or constraint names it); older SQLite and
-    # other databases get playhouse's rebuild of the table.
+    # SQLite 3.35+ and PostgreSQL drop the column in place (no index or constraint names it);
+    # playhouse rebuilds the table on an older SQLite.
     apply_operations(SchemaMigrator.from_database(db).drop_column("ticket", "flags"))
     log.info("moved %d ticket flags into ticket_flag rows", moved)
 
