@@ -26,7 +26,7 @@ from mailbot.outgoing import notify
 from mailbot.sla import clock
 from mailbot.store import statements
 from mailbot.store.models import Account, CreditEntry, Organisation, Ticket
-from mailbot.vocabulary import Category, Flag, Template
+from mailbot.vocabulary import Category, Flag, Role, Template
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ def _mail_credit_low(desk: Desk, ticket: Ticket, holder: Holder, today: date) ->
             "expires": credit.expires.isoformat() if credit.expires else "",
         }
     }
-    recipient = notify.recipient_for(ticket.requester, "customer", product.language)
+    recipient = notify.recipient_for(ticket.requester, Role.CUSTOMER, product.language)
     notify.queue_mail(desk, Template.CREDIT_LOW, product, ticket, [recipient], context=context)
     log.info("%s: credit of %s low (%d min), customer told", ticket.reference, label(holder), credit.minutes)
 

@@ -31,7 +31,7 @@ from mailbot.outgoing import notify
 from mailbot.outgoing.formats import machine_moment
 from mailbot.sla.deadlines import ClockState, pauses_of, refresh_deadlines, sla_state
 from mailbot.store.models import Notice, Ticket, database
-from mailbot.vocabulary import Status, Template
+from mailbot.vocabulary import Role, Status, Template
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,8 @@ def remind_waiting(desk: Desk, now: datetime) -> int:
     """Remind the customer once per wait when a ticket has waited `_REMINDER_DAYS` days for
     their answer; returns the number of tickets reminded."""
     sent = 0
-    for ticket, product in _tickets(desk, Ticket.status == "waiting"):
-        if _due(ticket, "waiting", product.reminder_days, now):
+    for ticket, product in _tickets(desk, Ticket.status == Status.WAITING):
+        if _due(ticket, Status.WAITING, product.reminder_days, now):
             sent += _guarded(_remind, desk, ticket, product, now)
     return sent
 
@@ -74,8 +74,8 @@ def auto_close_resolved(desk: Desk, now: datetime) -> int:
     """Close tickets resolved `_AUTO_CLOSE_DAYS` days ago that the customer did not answer, and
     tell them so; returns the number closed."""
     closed = 0
-    for ticket, product in _tickets(desk, Ticket.status == "resolved"):
-        if _due(ticket, "resolved", product.auto_close_days, now):
+    for ticket, product in _tickets(desk, Ticket.status == Status.RESOLVED):
+        if _due(ticket, Status.RESOLVED, product.auto_close_days, now):
             closed += _guarded(_auto_close, desk, ticket, product, now)
     return closed
 
@@ -195,8 +195,8 @@ def _send_sla_mail(
 
 
 def _remind(desk: Desk, ticket: Ticket, product: ProductSettings, now: datetime) -> int:
-    since = _since(ticket, "waiting")
-    if not _due(ticket, "waiting", product.reminder_days, now) or not _claim(
+    since = _since(ticket, Status.WAITING)
+    if not _due(ticket, Status.WAITING, product.reminder_days, now) or not _claim(
         ticket, "reminder", since.isoformat(), now
     ):
         return 0
@@ -215,18 +215,18 @@ def _remind(desk: Desk, ticket: Ticket, product: ProductSettings, now: datetime)
 
 
 def _auto_close(desk: Desk, ticket: Ticket, product: ProductSettings, now: datetime) -> int:
-    since = _since(ticket, "resolved")
-    if not _due(ticket, "resolved", product.auto_close_days, now) or not _claim(
+    since = _since(ticket, Status.RESOLVED)
+    if not _due(ticket, Status.RESOLVED, product.auto_close_days, now) or not _claim(
         ticket, "auto_close", since.isoformat(), now
     ):
         return 0
     days = (now - since).days
-    tickets.set_status(ticket, "closed", "", now)
+    tickets.set_status(ticket, Status.CLOSED, "", now)
     tickets.record_event(
         ticket,
         "auto_close",
         "",
-        new="closed",
+        new=Status.CLOSED,
         detail=f"closed automatically {days} days after it was resolved",
         at=now,
     )
@@ -300,7 +300,7 @@ def _due(ticket: Ticket, status: str, days: int, now: datetime) -> bool:
 
 def _since(ticket: Ticket, status: str) -> datetime:
     """When the ticket entered its current `status` (waiting or resolved)."""
-    moment = ticket.waiting_since if status == "waiting" else ticket.resolved_at
+    moment = ticket.waiting_since if status == Status.WAITING else ticket.resolved_at
     since: datetime = moment or ticket.updated_at
     return since
 
@@ -311,27 +311,27 @@ def _escalation_recipient(product: ProductSettings) -> notify.Recipient:
     address = product.escalation_address
     account = accounts.find_account(address)
     if account is not None:
-        return notify.recipient_for(account, "engineer", product.language)
-    return notify.Recipient(address, "", "engineer", product.language, None)
+        return notify.recipient_for(account, Role.ENGINEER, product.language)
+    return notify.Recipient(address, "", Role.ENGINEER, product.language, None)
 
 
 def _board_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.Recipient]:
     """The product's review board (its engineers when it has no board) and the assignee."""
-    people = accounts.staff_of(product.key, ("board",)) or accounts.staff_of(product.key)
+    people = accounts.staff_of(product.key, (Role.BOARD,)) or accounts.staff_of(product.key)
     assignee = ticket.assignee
     if assignee is not None and all(p.id != assignee.id for p in people):
         people.append(assignee)
     return [
-        notify.recipient_for(p, accounts.role_of(p, product.key) or "engineer", product.language)
+        notify.recipient_for(p, accounts.role_of(p, product.key) or Role.ENGINEER, product.language)
         for p in people
     ]
 
 
 def _customer_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.Recipient]:
     """The requester and the watchers who still have access to the product."""
-    people = [notify.recipient_for(ticket.requester, "customer", product.language)]
+    people = [notify.recipient_for(ticket.requester, Role.CUSTOMER, product.language)]
     people += [
-        notify.recipient_for(a, "watcher", product.language)
+        notify.recipient_for(a, Role.WATCHER, product.language)
         for a in tickets.watchers_of(ticket)
         if accounts.role_of(a, product.key) is not None
     ]

@@ -40,7 +40,7 @@ from mailbot.desk.summary import Made, tell_changes
 from mailbot.inbound import authresults
 from mailbot.outgoing import notify
 from mailbot.store.models import Event, Grant, Message, Ticket
-from mailbot.vocabulary import Template
+from mailbot.vocabulary import Role, Status, Template
 
 # A sender refused more often than this within the window, for writing to tickets that are not
 # theirs, is guessing references: further attempts get no answer at all (reliability S2).
@@ -135,7 +135,7 @@ def unverified_staff_mail(desk: Desk, mail: Mail, ticket: Ticket, verdict: str) 
         visibility="internal",
         kind=UNAUTHENTICATED if missing else "unverified",
     )
-    role = accounts.role_of(sender, ticket.product) or "engineer"
+    role = accounts.role_of(sender, ticket.product) or Role.ENGINEER
     notify.queue_mail(
         desk,
         Template.COMMAND_NOT_TRUSTED,
@@ -194,7 +194,7 @@ def command_error(desk: Desk, mail: Mail, ticket: Ticket, errors: list[CommandEr
     if not staff and text:
         store_inbound(desk, mail, ticket, text)
         kept = "; text kept on the ticket"
-    role = accounts.role_of(sender, mail.product.key) or "customer"
+    role = accounts.role_of(sender, mail.product.key) or Role.CUSTOMER
     notify.queue_mail(
         desk,
         Template.COMMAND_ERROR,
@@ -230,11 +230,11 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
     made = Made()
     _apply_fields(desk, mail, ticket, parsed, made)
     if "info" in parsed:
-        made.status(desk, product, ticket, "waiting", sender, now)
+        made.status(desk, product, ticket, Status.WAITING, sender, now)
     elif (command := parsed.get("status")) is not None:
         made.status(desk, product, ticket, command.argument.strip().lower(), sender, now)
-    elif answers and ticket.status == "new":
-        made.status(desk, product, ticket, "open", sender, now)
+    elif answers and ticket.status == Status.NEW:
+        made.status(desk, product, ticket, Status.OPEN, sender, now)
     context = {
         "text": parsed.text,
         "attachments": [a.filename for a in mail.msg.attachments],
@@ -284,7 +284,7 @@ def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> 
     if (command := parsed.get("priority")) is not None:
         made.priority(desk, product, ticket, command.argument.strip().lower(), sender, now)
     if "close" in parsed:
-        made.status(desk, product, ticket, "closed", sender, now)
+        made.status(desk, product, ticket, Status.CLOSED, sender, now)
         notify.queue_mail(
             desk,
             Template.TICKET_CLOSED,
@@ -294,9 +294,9 @@ def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> 
             actor=sender,
             parent_id=mail.msg.message_id,
         )
-    elif ticket.status in ("waiting", "resolved"):
+    elif ticket.status in (Status.WAITING, Status.RESOLVED):
         # Reopened by the answer itself: the team reads it in the relayed text.
-        changes.change_status(desk, product, ticket, "open", sender, sender.email, now, tell=[])
+        changes.change_status(desk, product, ticket, Status.OPEN, sender, sender.email, now, tell=[])
     if parsed.text:
         context = {
             "text": parsed.text,

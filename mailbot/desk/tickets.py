@@ -176,10 +176,10 @@ def set_status(ticket: Ticket, status: str, actor: str, now: datetime) -> bool:
         return False
     ticket.status = status
     ticket.updated_at = now
-    ticket.waiting_since = now if status == "waiting" else None
-    if status == "resolved":
+    ticket.waiting_since = now if status == Status.WAITING else None
+    if status == Status.RESOLVED:
         ticket.resolved_at = now
-    elif status == "closed":
+    elif status == Status.CLOSED:
         ticket.closed_at = now
         ticket.resolved_at = ticket.resolved_at or now
     else:
