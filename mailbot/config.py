@@ -9,6 +9,7 @@ a connection; `mailbot check` does that.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -23,6 +24,8 @@ from mailbot.config_values import (
     alert_address,
     authserv_id,
     choice,
+    database_url,
+    domain,
     is_loopback,
     listen_address,
     parse_bool,
@@ -31,6 +34,7 @@ from mailbot.config_values import (
     parse_seconds,
     parse_share,
     parse_size,
+    server_url,
 )
 from mailbot.errors import ConfigError
 from mailbot.sla import notation
@@ -151,6 +155,9 @@ class Settings:
     log_format: str = "text"  # or "json": one JSON object per line
     metrics: tuple[str, int] | None = None  # where Prometheus metrics are served; None: nowhere
     unreachable_alert: timedelta | None = timedelta(minutes=30)  # None: never
+    # One line per MAILBOT_ key that is set but read by nothing (a typo, most often): the daemon
+    # logs them as warnings when it starts, `mailbot check` fails on them.
+    unknown_keys: tuple[str, ...] = ()
     product_by_key: Mapping[str, ProductSettings] = field(repr=False, default_factory=dict)
 
     def product(self, key: str) -> ProductSettings:
@@ -213,12 +220,14 @@ class _Reader:
             default = PRODUCT_KEYS[suffix]
         return self.env.get(key, "").strip() or default
 
-    def parse(self, key: str, convert: Callable[[str], object]) -> object:
+    def parse(self, key: str, convert: Callable[[str], object], *, secret: bool = False) -> object:
+        """`convert` applied to the key's value; its ValueError becomes a ConfigError naming the
+        key and the value (not the value of a key that may hold a password)."""
         value = self.get(key)
         try:
             return convert(value)
         except (ValueError, KeyError) as exc:
-            raise ConfigError(f"{key}={value!r}: {exc}") from None
+            raise ConfigError(f"{key}: {exc}" if secret else f"{key}={value!r}: {exc}") from None
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -236,13 +245,15 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     ca_file = read.get("MAILBOT_CA_FILE")
     if ca_file and not Path(ca_file).is_file():
         raise ConfigError(f"MAILBOT_CA_FILE={ca_file!r}: no such file")
-    domain = read.get("MAILBOT_MAIL_DOMAIN") or products[0].address.rsplit("@", 1)[1]
+    mail_domain = str(read.parse("MAILBOT_MAIL_DOMAIN", lambda v: v and domain(v)))
+    mail_domain = mail_domain or products[0].address.rsplit("@", 1)[1]
     return Settings(
         products=products,
         data_dir=data_dir,
-        database_url=read.get("MAILBOT_DATABASE_URL") or f"sqlite:///{data_dir}/mailbot.db",
-        smtp_url=read.get("MAILBOT_SMTP_URL"),
-        mail_domain=domain.lower(),
+        database_url=str(read.parse("MAILBOT_DATABASE_URL", database_url, secret=True))
+        or f"sqlite:///{data_dir}/mailbot.db",
+        smtp_url=str(read.parse("MAILBOT_SMTP_URL", server_url("smtp", "smtps"), secret=True)),
+        mail_domain=mail_domain.lower(),
         ca_file=Path(ca_file) if ca_file else None,
         log_level=str(read.parse("MAILBOT_LOG_LEVEL", choice("debug", "info", "warning", "error"))).upper(),
         poll_interval=float(read.parse("MAILBOT_POLL_INTERVAL", parse_seconds)),  # type: ignore[arg-type]
@@ -257,8 +268,24 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         log_format=str(read.parse("MAILBOT_LOG_FORMAT", choice("text", "json"))),
         metrics=_load_metrics(read),
         unreachable_alert=read.parse("MAILBOT_UNREACHABLE_ALERT", _optional_duration),  # type: ignore[arg-type]
+        unknown_keys=find_unknown_keys(env, keys),
         product_by_key={p.key: p for p in products},
     )
+
+
+def find_unknown_keys(env: Mapping[str, str], products: list[str]) -> tuple[str, ...]:
+    """A line for each MAILBOT_ key in `env` that no setting reads, naming the closest known key
+    of the configured products (difflib's ratio, as `git` suggests a misspelt command)."""
+    known = [*GLOBAL_KEYS, *(f"MAILBOT_PRODUCT_{p}_{suffix}" for p in products for suffix in PRODUCT_KEYS)]
+    lines = []
+    for key in sorted(k for k in env if k.startswith("MAILBOT_") and k not in known):
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]}?" if close else "see config.example.env for the settings"
+        product, _, suffix = key.removeprefix("MAILBOT_PRODUCT_").partition("_")
+        if key.startswith("MAILBOT_PRODUCT_") and suffix in PRODUCT_KEYS:
+            hint = f"product {product} is not in MAILBOT_PRODUCTS ({', '.join(products)})"
+        lines.append(f"{key} is not a setting mailbot knows; {hint}")
+    return tuple(lines)
 
 
 def _optional_duration(value: str) -> timedelta | None:
@@ -334,6 +361,11 @@ def _mailbox_url(value: str, key: str, default_dir: Path) -> str:
     scheme = value.split("://", 1)[0].lower() if "://" in value else ""
     if scheme not in ("imap", "imaps", "maildir"):
         raise ConfigError(f"{key}: expected imap://, imaps:// or maildir:// (got {scheme or 'no scheme'})")
+    if scheme != "maildir":
+        try:
+            server_url("imap", "imaps")(value)
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}") from None  # never the URL: it may hold the password
     return value
 
 

@@ -7,6 +7,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 _ADDRESS_RE = re.compile(r"^[^@\s<>,;\"]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$|^[^@\s<>,;\"]+@localhost$")
 
@@ -31,18 +32,28 @@ MAX_SECONDS = 7 * 24 * 3600  # a week: past it a timer or socket timeout overflo
 
 
 def parse_seconds(value: str) -> float:
-    seconds = float(value)
+    expected = f"expected a number of seconds above 0 and at most {MAX_SECONDS} (a week)"
+    seconds = _number(value, expected)
     # Written this way round so that nan, which compares false with everything, fails it too.
     if not 0 < seconds <= MAX_SECONDS:
-        raise ValueError(f"expected a number of seconds above 0 and at most {MAX_SECONDS} (a week)")
+        raise ValueError(expected)
     return seconds
 
 
 def parse_share(value: str) -> float:
-    share = float(value)
+    expected = "expected a share of the target between 0 and 1, e.g. 0.8 (not a percentage)"
+    share = _number(value, expected)
     if not 0 < share < 1:
-        raise ValueError("expected a share of the target between 0 and 1, e.g. 0.8")
+        raise ValueError(expected)
     return share
+
+
+def _number(value: str, expected: str) -> float:
+    """float() with our message: Python's own ("could not convert string to float") names no unit."""
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(expected) from None
 
 
 def parse_count(value: str) -> int:
@@ -112,3 +123,38 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def domain(value: str) -> str:
+    if not re.fullmatch(
+        r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*", value
+    ):
+        raise ValueError("expected a domain name such as support.example.com")
+    return value
+
+
+def server_url(*schemes: str) -> Callable[[str], str]:
+    """A URL of one of `schemes` naming a host (and a numeric port if any); "" for none. Only the
+    shape is checked here; the transport or source reads the rest when it connects. A message
+    never repeats the URL, which may hold a password."""
+
+    def check(value: str) -> str:
+        if not value:
+            return value
+        expected = f"expected {' or '.join(f'{s}://' for s in schemes)}HOST[:PORT]"
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in schemes or not parts.hostname:
+            raise ValueError(expected)
+        try:
+            parts.port  # noqa: B018 - read for its ValueError on a port that is not a number
+        except ValueError:
+            raise ValueError(f"the port is not a number; {expected}") from None
+        return value
+
+    return check
+
+
+def database_url(value: str) -> str:
+    if value and not value.startswith("sqlite:///") and not re.match(r"^[A-Za-z][A-Za-z0-9+]*://[^/]", value):
+        raise ValueError("expected sqlite:///PATH or postgresql://USER:PASSWORD@HOST/NAME")
+    return value

@@ -22,7 +22,7 @@ A mail quarantined after an error in mailbot itself (not in the mail) ends `poll
 
 from __future__ import annotations
 
-EX_USAGE = 64  # a command line click refuses (unknown option, a value outside its choices)
+EX_USAGE = 64
 EX_DATAERR = 65
 EX_SOFTWARE = 70
 EX_TEMPFAIL = 75

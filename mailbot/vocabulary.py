@@ -153,9 +153,11 @@ class Template(StrEnum):
     SLA_BREACH = "sla_breach"
     CREDIT_LOW = "credit_low"
     DELIVERY_FAILED = "delivery_failed"
+    ESCALATED = "escalated"  # the ticket passed on to the second line
     COMMAND_ERROR = "command_error", True, False, False
     COMMAND_NOT_TRUSTED = "command_not_trusted", True, False, False
     REFUSED = "refused", True, False, False
+    QUERY_ANSWER = "query_answer", True, False, False  # a customer's #list or #show: asking changes nothing
 
     @property
     def auto_submitted(self) -> str:

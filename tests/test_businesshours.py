@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailbot.sla import calendar, notation
+from mailbot.sla import calendar, notation, public_holidays
 from mailbot.sla.calendar import (
     ALWAYS,
     DEFAULT_SLA,
@@ -402,6 +402,9 @@ CALENDARS = [
     ("Europe/Brussels", "24x7", "12-25,2027-03-28"),
     ("America/New_York", "mon-sun 00:00-06:00,22:00-24:00", "07-04"),
     ("Australia/Lord_Howe", "mon-sat 00:00-03:00,09:00-17:00", ""),
+    # Public holidays by country and region, from the holidays library, beside dates of our own.
+    ("Europe/Amsterdam", PRODUSOFT_HOURS, "NL,DE-BY,12-24"),
+    ("Europe/Paris", "24x7", "FR"),
 ]
 # Days the clocks change in the zones above, so that the random spans often cross one.
 CLOCK_CHANGES = ["2027-03-14", "2027-03-28", "2027-04-04", "2027-10-03", "2027-10-31", "2027-11-07"]
@@ -458,7 +461,7 @@ def test_between_agrees_with_a_minute_by_minute_count():
 # --- purity ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", [calendar, notation], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [calendar, notation, public_holidays], ids=lambda m: m.__name__)
 def test_business_hours_modules_are_pure(module):
     tree = ast.parse(Path(module.__file__).read_text())
     imported = {
@@ -475,7 +478,10 @@ def test_business_hours_modules_are_pure(module):
         "datetime",
         "types",
         "zoneinfo",
+        "functools",
+        "holidays",  # computes public holidays from rules; no clock, no I/O
         "mailbot.sla.calendar",
+        "mailbot.sla.public_holidays",
         "mailbot.vocabulary",  # the priorities
     }
     clock_reads = {"now", "utcnow", "today", "time_ns", "monotonic"}

@@ -162,7 +162,7 @@ def test_retry_refuses_rows_that_did_not_fail(site, smtp_sink):
     [(sent_id,)] = site.query("SELECT id FROM outbox WHERE recipient = 'dana@customer.test'")
     assert "is sent" in site.mailbot("outbox", "retry", str(sent_id), expect=65).output
     assert "no outbox row 999" in site.mailbot("outbox", "retry", "999", expect=65).output
-    assert site.mailbot("outbox", "retry", expect=64).exit_code == 64  # neither ids nor --all
+    assert site.mailbot("outbox", "retry", expect=64).exit_code == 64  # neither ids nor --all: usage
     assert len(mails_to(smtp_sink, DANA)) == 1
 
 

@@ -1,5 +1,6 @@
 """The `mailbot` command line (`mailbot.cli.main`) and its subcommands, one module per noun:
-accounts, tickets, report (and credit), outbox, quarantine. `mailbot.cli.app` holds what they share."""
+accounts, products, tickets, report (and credit), outbox, quarantine, status. `mailbot.cli.app` holds what
+they share."""
 
 from mailbot.cli.main import main
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import click
 
 from mailbot.cli.app import AppState, emit_json
 from mailbot.desk import accounts, views
+from mailbot.outgoing.notify import parse_notify
 from mailbot.store.models import Account, Grant
 from mailbot.vocabulary import Language, values
 
@@ -19,7 +21,7 @@ def account() -> None:
 
 
 def _product_key(app: AppState, key: str) -> str:
-    return app.settings.product(key).key
+    return app.product(key).key
 
 
 @account.command("add")
@@ -93,11 +95,15 @@ def account_revoke(app: AppState, email: str, product_key: str) -> None:
 @click.option("--role", type=click.Choice(values(accounts.ROLES)), default="customer", show_default=True)
 @click.pass_obj
 def account_import(app: AppState, product_key: str, csv_file: Path, role: str) -> None:
-    """Import accounts from a CSV file (header: email,name,organisation,language,role,contract_until)."""
+    """Import accounts from a CSV file (header: email,name,organisation,language,role,contract_until).
+    All or nothing: with a bad line, every bad line is reported and nothing is imported (exit 65)."""
     app.open()
     key = _product_key(app, product_key)
-    with csv_file.open(newline="", encoding="utf-8-sig") as handle:
-        count = accounts.import_accounts(handle, key, role)
+    try:
+        with csv_file.open(newline="", encoding="utf-8-sig") as handle:
+            count = accounts.import_accounts(handle, key, role)
+    except UnicodeDecodeError as exc:
+        raise accounts.ImportRefused(f"{csv_file}: not UTF-8 text ({exc.reason}); nothing imported") from None
     click.echo(f"{count} account(s) imported for {key}")
 
 
@@ -105,8 +111,18 @@ def account_import(app: AppState, product_key: str, csv_file: Path, role: str) -
 @click.argument("email")
 @click.option("--language", type=click.Choice(values(Language)), default=None)
 @click.option("--organisation", default=None)
-@click.option("--notify", default=None, help="all, none, or a comma list of mail kinds to receive.")
-@click.option("--contract-until", default=None, help="YYYY-MM-DD, or 'none'.")
+@click.option(
+    "--notify",
+    default=None,
+    callback=lambda _ctx, _param, value: _checked(parse_notify, value),
+    help="all, none, or a comma list of mail kinds to receive.",
+)
+@click.option(
+    "--contract-until",
+    default=None,
+    callback=lambda _ctx, _param, value: _checked(_contract_end, value),
+    help="YYYY-MM-DD, or 'none'.",
+)
 @click.pass_obj
 def account_set(
     app: AppState,
@@ -124,9 +140,9 @@ def account_set(
     if organisation is not None:
         row.organisation = organisation
     if notify is not None:
-        row.notify = notify.strip().lower() or "all"
+        row.notify = notify
     if contract_until is not None:
-        row.contract_until = None if contract_until.lower() == "none" else date.fromisoformat(contract_until)
+        row.contract_until = None if contract_until == "none" else date.fromisoformat(contract_until)
     row.save()
     click.echo(f"{row.email} updated")
 
@@ -146,9 +162,30 @@ def account_list(app: AppState, product_key: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
+    click.echo(f"{'EMAIL':<36} {'NAME':<24} {'ORGANISATION':<24} {'CONTRACT END':<12} LANG GRANTS")
     for row in rows:
         grants = ", ".join(f"{p}:{r}" for p, r in row["grants"].items())
-        click.echo(f"{row['email']:<36} {row['name']:<24} {row['language']} {grants}")
+        click.echo(
+            f"{row['email']:<36} {row['name']:<24} {row['organisation'] or '-':<24} "
+            f"{row['contract_until'] or '-':<12} {row['language']:<4} {grants}"
+        )
+
+
+def _checked(parse: Callable[[str], str], value: str | None) -> str | None:
+    """A value read by `parse`, its ValueError a usage error naming the option (exit 64)."""
+    try:
+        return None if value is None else parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _contract_end(value: str) -> str:
+    if value.strip().lower() == "none":
+        return "none"
+    try:
+        return date.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date; expected YYYY-MM-DD, or none") from None
 
 
 def _existing(email: str) -> Account:

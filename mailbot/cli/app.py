@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,9 @@ from typing import Any
 import click
 
 from mailbot.cli.logs import use_settings
-from mailbot.config import Settings, load_settings, read_environment
+from mailbot.config import ProductSettings, Settings, load_settings, read_environment
 from mailbot.context import Desk, make_desk
+from mailbot.errors import EX_USAGE, ConfigError
 from mailbot.store import migrations
 from mailbot.store.db import open_database
 
@@ -37,6 +40,40 @@ class AppState:
         db = open_database(settings.database_url, settings.db_busy_timeout)
         migrations.migrate(db)
         return make_desk(settings)
+
+    def product(self, key: str, option: str = "--product") -> ProductSettings:
+        """The product an admin named on the command line; an unknown one is a usage error (64)."""
+        try:
+            return self.settings.product(key)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint=f"'{option}'") from None
+
+
+class UsageError(click.UsageError):
+    """A command line mailbot refuses: one line on stderr, exit 64 (EX_USAGE)."""
+
+    exit_code = EX_USAGE
+
+    def show(self, file: Any = None) -> None:
+        hint = f" (see '{self.ctx.command_path} --help')" if self.ctx is not None else ""
+        click.echo(f"mailbot: {self.format_message().rstrip('.')}{hint}", err=True)
+
+
+# click >= 8.2 raises this for a bare group name; its help text is the answer, so it stays as is.
+_HELP_ERRORS = tuple(
+    getattr(click.exceptions, name) for name in ("NoArgsIsHelpError",) if hasattr(click.exceptions, name)
+)
+
+
+@contextmanager
+def usage_errors() -> Iterator[None]:
+    """Turns click's usage errors (unknown option, bad choice, missing argument) into `UsageError`."""
+    try:
+        yield
+    except click.UsageError as exc:
+        if isinstance(exc, (UsageError, *_HELP_ERRORS)):
+            raise
+        raise UsageError(exc.format_message(), exc.ctx) from None
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:

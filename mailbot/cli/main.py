@@ -15,38 +15,31 @@ from typing import Any
 import click
 from peewee import DatabaseError
 
-from mailbot.cli import accounts, outbox, quarantine, report, status, tickets
-from mailbot.cli.app import AppState, emit_json, ssl_context
+from mailbot.cli import accounts, outbox, products, quarantine, report, status, tickets
+from mailbot.cli.app import AppState, ssl_context, usage_errors
 from mailbot.cli.logs import setup_logging
 from mailbot.context import make_renderer
-from mailbot.errors import EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL, EX_USAGE, DiskFull, MailbotError
+from mailbot.errors import EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL, DiskFull, MailbotError
 from mailbot.store import migrations
 from mailbot.store.db import explain, open_database
 
 log = logging.getLogger("mailbot")
 
 
-class UsageError(click.UsageError):
-    exit_code = EX_USAGE
-
-
 class MailbotGroup(click.Group):
     """Turns mailbot's errors into one line on stderr and the error's exit code; so too a database
-    that cannot be used (damaged, read-only, full) and a disk without room, wherever they met us.
-    A command line click refuses ends with sysexits' EX_USAGE (64), not click's own 2."""
+    that cannot be used (damaged, read-only, full) and a disk without room, wherever they met us,
+    and a command line click refuses (EX_USAGE, 64, as sysexits has it, not click's 2)."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
-        try:
+        with usage_errors():
             return super().make_context(*args, **kwargs)
-        except click.UsageError as exc:
-            raise UsageError(exc.format_message(), exc.ctx) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             try:
-                return super().invoke(ctx)
-            except click.UsageError as exc:  # a subcommand's options, also in nested groups
-                raise UsageError(exc.format_message(), exc.ctx) from None
+                with usage_errors():
+                    return super().invoke(ctx)
             except (DatabaseError, sqlite3.DatabaseError) as exc:
                 app = ctx.find_object(AppState)
                 raise explain(exc, app.settings.database_url if app else "") from exc
@@ -144,7 +137,7 @@ def ingest(app: AppState, product: str, files: tuple[Path, ...]) -> None:
     desk = dataclasses.replace(app.open(), store=Store(app.settings.data_dir, fsync=True))
     require_durable_commits()
     internal = new_mails = 0
-    settings = desk.settings.product(product)
+    settings = app.product(product, "PRODUCT")
     for line, result in ingest_each(desk, settings, files, sys.stdin.buffer):
         click.echo(line)
         internal += result.internal
@@ -169,7 +162,10 @@ def check(app: AppState) -> None:
     from mailbot.service.daemon import check_authentication, check_connections
 
     settings = app.settings
-    click.echo(f"configuration ok: {len(settings.products)} product(s), data in {settings.data_dir}")
+    for line in settings.unknown_keys:
+        click.echo(f"FAIL configuration: {line}", err=True)
+    if not settings.unknown_keys:
+        click.echo(f"configuration ok: {len(settings.products)} product(s), data in {settings.data_dir}")
     broken = check_templates(
         make_renderer(settings), [(p.key, p.name, p.address) for p in settings.products if p.templates]
     )
@@ -183,40 +179,14 @@ def check(app: AppState) -> None:
         problems += check_authentication(settings)
     for line in problems:
         click.echo(line, err=not line.startswith("ok"))
-    if broken:
+    if broken or settings.unknown_keys:
         sys.exit(EX_CONFIG)
     if any(line.startswith("FAIL") for line in problems):
         sys.exit(EX_TEMPFAIL)
 
 
-@main.group()
-def product() -> None:
-    """The products from the configuration."""
-
-
-@product.command("list")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_obj
-def product_list(app: AppState, as_json: bool) -> None:
-    rows = [
-        {
-            "key": p.key,
-            "name": p.name,
-            "address": p.address,
-            "prefix": p.prefix,
-            "unknown_senders": p.unknown_senders,
-            "contract_required": p.contract_required,
-        }
-        for p in app.settings.products
-    ]
-    if as_json:
-        emit_json(rows)
-        return
-    for row in rows:
-        click.echo(f"{row['key']:<10} {row['prefix']:<8} {row['address']:<32} {row['name']}")
-
-
 main.add_command(accounts.account)
+main.add_command(products.product)
 main.add_command(outbox.outbox)
 main.add_command(quarantine.quarantine)
 main.add_command(tickets.ticket)

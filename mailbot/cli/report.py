@@ -55,7 +55,8 @@ def report(
     first = start.date() if start else last.replace(day=1)
     if last < first:
         raise click.UsageError(f"--to {last} is before --from {first}")
-    reports = build_report(desk.settings, first, last, now, product_keys)
+    keys = tuple(app.product(key).key for key in product_keys)
+    reports = build_report(desk.settings, first, last, now, keys)
     if as_json:
         emit_json(report_data(reports))
     else:

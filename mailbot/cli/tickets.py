@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import click
 from peewee import fn
@@ -12,6 +12,7 @@ from mailbot.cli.app import AppState, emit_json
 from mailbot.desk import accounts, changes, tickets, views
 from mailbot.desk.inmail import customer_recipients
 from mailbot.errors import MailbotError
+from mailbot.service.health import overdue_tickets, running_tickets
 from mailbot.store.models import Account, Message, Ticket, database
 from mailbot.vocabulary import Category, Flag, Priority, Status, values
 
@@ -28,30 +29,79 @@ def ticket() -> None:
 @ticket.command("list")
 @click.option("--product", "product_key", default=None)
 @click.option("--status", type=click.Choice(values(Status), case_sensitive=False), default=None)
+@click.option("--requester", default=None, metavar="EMAIL", help="Tickets this person opened.")
+@click.option("--organisation", default=None, help="Tickets opened by people of this organisation.")
+@click.option(
+    "--assignee", default=None, metavar="EMAIL", help="Assigned to this engineer ('nobody': to none)."
+)
 @click.option("--flag", type=click.Choice(values(Flag), case_sensitive=False), default=None)
+@click.option("--overdue", is_flag=True, help="Open tickets past their first-answer or resolution deadline.")
+@click.option(
+    "--sort",
+    type=click.Choice(["newest", "due"]),
+    default="newest",
+    show_default=True,
+    help="due: the nearest deadline first, tickets without one last.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def ticket_list(
-    app: AppState, product_key: str | None, status: str | None, flag: str | None, as_json: bool
-) -> None:
-    """List tickets, newest first."""
-    app.open()
-    query = Ticket.select().order_by(Ticket.id.desc())
-    if product_key:
-        query = query.where(Ticket.product == app.settings.product(product_key).key)
-    if status:
-        query = query.where(Ticket.status == status.lower())
-    if flag:
-        query = query.where(tickets.flagged(flag.lower()))
-    rows = [views.ticket_summary(t) for t in query]
+def ticket_list(app: AppState, as_json: bool, sort: str, **filters: Any) -> None:
+    """List tickets, newest first or by due time, filtered by any of the options."""
+    desk = app.open()
+    query = Ticket.select().where(_filters(app, desk.clock(), **filters)).order_by(Ticket.id.desc())
+    found = list(query)
+    if sort == "due":
+        found.sort(key=lambda t: (next_due(t) is None, next_due(t) or t.created_at))
+    rows = [views.ticket_summary(t) for t in found]
     if as_json:
         emit_json(rows)
         return
-    for row in rows:
+    click.echo(f"{'REFERENCE':<12} {'STATUS':<9} {'PRIORITY':<9} {'DUE':<17} {'REQUESTER':<32} SUBJECT")
+    for t, row in zip(found, rows, strict=True):
+        due = next_due(t)
         click.echo(
             f"{row['reference']:<12} {row['status']:<9} {row['priority']:<9} "
-            f"{row['requester']:<32} {row['subject']}"
+            f"{f'{due:%Y-%m-%d %H:%M}' if due else '-':<17} {row['requester']:<32} {row['subject']}"
         )
+
+
+def _filters(app: AppState, now: datetime, **given: Any) -> Any:
+    """The WHERE clause of `ticket list`; a person or product that does not exist is a usage error."""
+    clause = Ticket.id.is_null(False)
+    if given["product_key"]:
+        clause &= Ticket.product == app.product(given["product_key"]).key
+    if given["status"]:
+        clause &= Ticket.status == given["status"].lower()
+    if given["requester"]:
+        clause &= Ticket.requester == _person(given["requester"], "--requester")
+    if given["assignee"] in ("nobody", "none"):
+        clause &= Ticket.assignee.is_null()
+    elif given["assignee"]:
+        clause &= Ticket.assignee == _person(given["assignee"], "--assignee")
+    if given["organisation"]:
+        members = Account.select(Account.id).where(
+            fn.lower(Account.organisation) == given["organisation"].strip().lower()
+        )
+        clause &= Ticket.requester.in_(members)
+    if given["flag"]:
+        clause &= tickets.flagged(given["flag"].lower())
+    if given["overdue"]:
+        clause &= running_tickets() & overdue_tickets(now)
+    return clause
+
+
+def _person(email: str, option: str) -> Account:
+    found = accounts.find_account(email)
+    if found is None:
+        raise click.BadParameter(f"no account {email!r}", param_hint=f"'{option}'")
+    return found
+
+
+def next_due(ticket: Ticket) -> datetime | None:
+    """The deadline the ticket meets next: the first answer while none was sent, else resolution."""
+    if ticket.first_response_at is None and ticket.due_first_response is not None:
+        return cast(datetime, ticket.due_first_response)
+    return cast("datetime | None", ticket.due_resolution)
 
 
 @ticket.command("search")
@@ -64,7 +114,7 @@ def ticket_search(app: AppState, words: tuple[str, ...], product_key: str | None
     app.open()
     query = Ticket.select().order_by(Ticket.id.desc())
     if product_key:
-        query = query.where(Ticket.product == app.settings.product(product_key).key)
+        query = query.where(Ticket.product == app.product(product_key).key)
     for word in words:
         query = query.where(_mentions(word))
     rows = [views.ticket_summary(t) for t in query]

@@ -27,11 +27,12 @@ ENGINEER_COMMANDS = {
     "internal": "#internal",
     "time": "#time 45m",
     "category": "#category question|bug|suggestion",
+    "escalate": "#escalate [text]",
 }
 CUSTOMER_COMMANDS = {"close": "#close", "priority": "#priority critical|high|medium|low"}
 CommandError = dict[str, Any]
 """What is wrong with a command: `code` (twice, unknown, staff_only, choices, assign_target,
-duration, no_argument, info_with_status, info_with_internal, not_engineer), the `line` and
+duration, no_argument, info_with_status, info_with_internal, not_engineer, no_second_line), the `line` and
 `command` it is about, and the values its wording needs (`choices`, `address`)."""
 _COMMAND_LINE = re.compile(r"^\s*#([A-Za-z][A-Za-z_-]*)\b[ \t:]*(.*?)\s*$")
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
 from mailbot.desk import accounts, tickets
+from mailbot.inbound import authresults
 from mailbot.inbound.message import InboundMessage
 from mailbot.outgoing import notify
 from mailbot.store.models import Account, Message, Ticket
@@ -56,6 +57,20 @@ def store_inbound(
         raw_path=mail.raw_path,
     )
     return tickets.add_message(ticket, new, desk.store, msg.attachments, at=mail.now)
+
+
+def staff_mail_verdict(desk: Desk, mail: Mail) -> str:
+    """FAIL for a sender read with a note (several mailboxes, a repaired or borrowed address:
+    `mailbot.inbound.senders`); else PASS where the site checks nothing, else what our own server's
+    Authentication-Results say about the From domain: PASS, FAIL, or MISSING (our server's
+    header is not there)."""
+    if mail.msg.sender_note:
+        return authresults.FAIL
+    trusted = desk.settings.trusted_authserv_id
+    if not trusted:
+        return authresults.PASS
+    domain = mail.msg.sender.email.rpartition("@")[2] if mail.msg.sender else ""
+    return authresults.sender_verdict(mail.msg.headers, trusted, domain)
 
 
 def staff_recipients(product: ProductSettings, ticket: Ticket | None = None) -> list[notify.Recipient]:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
-from mailbot.desk import accounts, caps, replies, tickets
+from mailbot.desk import accounts, caps, queries, replies, secondline, tickets
 from mailbot.desk.bounces import handle_bounce
 from mailbot.desk.inmail import Mail, Outcome, staff_recipients, store_inbound
 from mailbot.desk.subjects import (
@@ -107,6 +107,10 @@ def _handle(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path:
         return handle_bounce(desk, mail)
     if msg.sender is None:  # a person's mail without one was quarantined before (mailbot.service.ingest)
         return Outcome("ignored", "automatic mail without a valid sender address")
+    if question := queries.asked(mail):  # before routing: a question opens and joins nothing
+        if not queries.may_ask(sender, mail.product):
+            return refuse(desk, mail, "no_access" if sender is not None else "unknown_sender")
+        return queries.answer_query(desk, mail, question)
     ticket = route(desk, mail)
     if msg.automatic and not (msg.automatic == "precedence:list" and msg.list_mail):
         return handle_automatic(desk, mail, ticket)
@@ -116,6 +120,8 @@ def _handle(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path:
         sender.undeliverable_since = None
         statements.save(sender)
     if ticket is not None:
+        if secondline.is_second_line(ticket, mail):
+            return secondline.handle_answer(desk, mail, ticket)
         if not may_reply(ticket, mail.sender):
             if replies.note_refused_reply(mail, ticket):
                 return Outcome("ignored", "throttled: keeps writing to tickets not theirs")

@@ -27,6 +27,7 @@ from peewee import IntegrityError, OperationalError
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
 from mailbot.desk import accounts, caps, tickets
+from mailbot.desk.secondline import escalation_recipient
 from mailbot.outgoing import notify
 from mailbot.outgoing.formats import machine_moment
 from mailbot.sla.deadlines import ClockState, pauses_of, refresh_deadlines, sla_state
@@ -161,7 +162,7 @@ def _send_sla_mail(
 ) -> None:
     recipients = _board_recipients(ticket, product)
     if template == Template.SLA_BREACH and product.escalation_address:
-        recipients.append(_escalation_recipient(product))
+        recipients.append(escalation_recipient(product))
     percent = math.floor(clock.share * 100 + 1e-9)  # 0.29 * 100 is 28.999...
     due = _local(clock.due, product)
     sla = {
@@ -303,16 +304,6 @@ def _since(ticket: Ticket, status: str) -> datetime:
     moment = ticket.waiting_since if status == Status.WAITING else ticket.resolved_at
     since: datetime = moment or ticket.updated_at
     return since
-
-
-def _escalation_recipient(product: ProductSettings) -> notify.Recipient:
-    """The escalation address: in its account's own language when it has an account (like
-    every other recipient), else in the product's language (it has no other)."""
-    address = product.escalation_address
-    account = accounts.find_account(address)
-    if account is not None:
-        return notify.recipient_for(account, Role.ENGINEER, product.language)
-    return notify.Recipient(address, "", Role.ENGINEER, product.language, None)
 
 
 def _board_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.Recipient]:

@@ -33,9 +33,11 @@ from mailbot.desk.inmail import (
     Outcome,
     customer_recipients,
     last_public_message_id,
+    staff_mail_verdict,
     staff_recipients,
     store_inbound,
 )
+from mailbot.desk.secondline import check_escalation, escalate
 from mailbot.desk.summary import Made, tell_changes
 from mailbot.inbound import authresults
 from mailbot.outgoing import notify
@@ -60,6 +62,8 @@ def handle_reply(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
         return unverified_staff_mail(desk, mail, ticket, verdict)
     parsed = read_commands(mail.msg.reply_text)
     errors = check_commands(parsed, staff) + _check_assignee(parsed, ticket)
+    if staff:
+        errors += check_escalation(parsed, mail.product)
     if errors:
         return command_error(desk, mail, ticket, errors, staff)
     if staff:
@@ -101,20 +105,6 @@ def note_refused_reply(mail: Mail, ticket: Ticket) -> bool:
 def _refused_replies(email: str, now: datetime) -> int:
     recent = (Event.kind == "reply_refused") & (Event.actor_email == email) & (Event.at > now - GUESS_WINDOW)
     return Event.select().where(recent).count()
-
-
-def staff_mail_verdict(desk: Desk, mail: Mail) -> str:
-    """FAIL for a sender read with a note (several mailboxes, a repaired or borrowed address:
-    `mailbot.inbound.senders`); else PASS where the site checks nothing, else what our own server's
-    Authentication-Results say about the From domain: PASS, FAIL, or MISSING (our server's
-    header is not there)."""
-    if mail.msg.sender_note:
-        return authresults.FAIL
-    trusted = desk.settings.trusted_authserv_id
-    if not trusted:
-        return authresults.PASS
-    domain = mail.msg.sender.email.rpartition("@")[2] if mail.msg.sender else ""
-    return authresults.sender_verdict(mail.msg.headers, trusted, domain)
 
 
 def unverified_staff_mail(desk: Desk, mail: Mail, ticket: Ticket, verdict: str) -> Outcome:
@@ -235,13 +225,17 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
         made.status(desk, product, ticket, command.argument.strip().lower(), sender, now)
     elif answers and ticket.status == Status.NEW:
         made.status(desk, product, ticket, Status.OPEN, sender, now)
+    if (command := parsed.get("escalate")) is not None:  # with the ticket as this mail left it
+        escalate(desk, mail, ticket, command.argument.strip())
     context = {
         "text": parsed.text,
         "attachments": [a.filename for a in mail.msg.attachments],
         "changes": list(made),
     }
     if internal:
-        others = [r for r in staff_recipients(product) if r.email != sender.email]
+        # The board's note written with `#assign` is for the new assignee above all.
+        team = staff_recipients(product) + staff_recipients(product, ticket)
+        others = [r for r in team if r.email != sender.email]
         notify.queue_mail(
             desk, Template.INTERNAL_NOTE, product, ticket, others, context=context, actor=sender
         )

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 # What each template is (opted out of, relayed from a person, kept on the ticket) are its
 # attributes in `mailbot.vocabulary.Template`.
 CUSTOMER_ROLES = (Role.CUSTOMER, Role.WATCHER)
+# The kinds of mail a person may opt out of (Account.notify).
+OPTIONAL = frozenset(template.value for template in Template if template.optional)
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,23 @@ def _may_send(desk: Desk, template: str, recipient: Recipient, now: datetime) ->
         )
         return False
     return True
+
+
+def parse_notify(value: str) -> str:
+    """Read a notification preference: `all`, `none`, or a comma list of the mails in OPTIONAL
+    (the rest always go out). ValueError names the valid values: a typo stored here would
+    silently stop a person's mail."""
+    text = value.strip().lower() or "all"
+    if text in ("all", "none"):
+        return text
+    kinds = [part.strip() for part in text.split(",") if part.strip()]
+    wrong = [kind for kind in kinds if kind not in OPTIONAL]
+    if wrong or not kinds:
+        raise ValueError(
+            f"{', '.join(wrong) or value!r} is not a kind of mail; expected all, none, or a comma list of "
+            + ", ".join(sorted(OPTIONAL))
+        )
+    return ",".join(dict.fromkeys(kinds))
 
 
 def _wants(account: Account, template: str) -> bool:

@@ -25,6 +25,7 @@ _ERROR_CODES = (
     "not_engineer",
     "info_with_status",
     "info_with_internal",
+    "no_second_line",
 )
 _PERSON = {"name": "Anna de Vries", "email": "anna@customer.example", "role": "customer", "language": "en"}
 
@@ -82,6 +83,34 @@ def sample_context(product: dict[str, str]) -> dict[str, Any]:
         },
         "days": 5,
         "credit": {"remaining_minutes": 30, "expires": "2026-12-31"},
+        # A customer's question (`query_answer`): their tickets, or one ticket's public history;
+        # the history also goes with an escalation (`escalated`).
+        "asked": "show",
+        "found": True,
+        "reference": f"{product['key']}-42",
+        "tickets": [
+            {
+                "reference": f"{product['key']}-42",
+                "subject": "Export stops halfway",
+                "status": "open",
+                "priority": "high",
+                "changed_at": "2026-03-03T11:40:00+01:00[Europe/Brussels]",
+            }
+        ],
+        "history": [
+            {
+                "author": {"name": _PERSON["name"], "email": _PERSON["email"]},
+                "from_team": False,
+                "at": "2026-03-03T09:12:00+01:00[Europe/Brussels]",
+                "text": "The export stops at 50%.",
+            },
+            {
+                "author": {"name": "Bert Janssens", "email": ""},
+                "from_team": True,
+                "at": "2026-03-03T11:40:00+01:00[Europe/Brussels]",
+                "text": "Could you send us the log file?",
+            },
+        ],
         "failed_address": _PERSON["email"],
         "authentication": "missing",
     }

@@ -209,6 +209,8 @@ def _describe_smtp(settings: Settings) -> str:
 
 
 def run_daemon(desk: Desk, context: ssl.SSLContext) -> None:
+    for line in desk.settings.unknown_keys:
+        log.warning("configuration: %s", line)  # `mailbot check` fails on these; the daemon runs on
     stop = threading.Event()
     _install_signal_handlers(stop)
     metrics = Metrics(desk)

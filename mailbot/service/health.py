@@ -264,15 +264,19 @@ def running_tickets():  # type: ignore[no-untyped-def]
 
 def sla_breaches(desk: Desk, now: datetime) -> dict[str, int]:
     """Open tickets past a deadline: the first answer overdue, or the resolution."""
-    overdue = (Ticket.first_response_at.is_null() & (Ticket.due_first_response < now)) | (
-        Ticket.due_resolution < now
-    )
     counts = _grouped(
         Ticket.select(Ticket.product, fn.COUNT(Ticket.id))
-        .where(running_tickets() & overdue)
+        .where(running_tickets() & overdue_tickets(now))
         .group_by(Ticket.product)
     )
     return {product.key: counts.get(product.key, 0) for product in desk.settings.products}
+
+
+def overdue_tickets(now: datetime):  # type: ignore[no-untyped-def]
+    """Tickets past a deadline at `now`: the first answer overdue, or the resolution."""
+    return (Ticket.first_response_at.is_null() & (Ticket.due_first_response < now)) | (
+        Ticket.due_resolution < now
+    )
 
 
 def _grouped(query: Any) -> dict[str, int]:

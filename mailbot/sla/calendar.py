@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
+from mailbot.sla.public_holidays import Region, holidays_in
 from mailbot.vocabulary import Priority, values
 
 Interval = tuple[time, time]
@@ -57,18 +58,31 @@ _MAX_CLOSED_DAYS = 3660
 
 @dataclass(frozen=True)
 class Holidays:
-    """Days the desk is closed all day: specific dates, and (month, day) pairs every year."""
+    """Days the desk is closed all day: specific dates, (month, day) pairs every year, and the
+    public holidays of countries or regions (`mailbot.sla.public_holidays`), every year."""
 
     dates: frozenset[date] = frozenset()
     yearly: frozenset[tuple[int, int]] = frozenset()
+    regions: tuple[Region, ...] = ()
 
     def __contains__(self, day: object) -> bool:
         if not isinstance(day, date):
             return False
-        return day in self.dates or (day.month, day.day) in self.yearly
+        return bool(self.name_of(day))
 
     def __bool__(self) -> bool:
-        return bool(self.dates or self.yearly)
+        return bool(self.dates or self.yearly or self.regions)
+
+    def name_of(self, day: date) -> str:
+        """Why the desk is closed on `day` ("" when it is no holiday): the public holiday's name,
+        or "holiday" for a date from the setting."""
+        for region in self.regions:
+            name = holidays_in(region, day.year).get(day)
+            if name:
+                return f"{name} ({'-'.join(filter(None, region))})"
+        if day in self.dates or (day.month, day.day) in self.yearly:
+            return "holiday"
+        return ""
 
 
 @dataclass(frozen=True)
@@ -161,6 +175,30 @@ def business_time_between(cal: Calendar, start: datetime, end: datetime) -> time
     if _round_the_clock(cal):
         return end - start
     return sum((stop - begin for begin, stop in _open_intervals(cal, start, end)), timedelta(0))
+
+
+def upcoming_holidays(cal: Calendar, first: date, count: int) -> list[tuple[date, str]]:
+    """The next `count` holidays from `first` (included) within a year and a day, with names."""
+    days = (first + timedelta(days=offset) for offset in range(367))
+    found = ((day, cal.holidays.name_of(day)) for day in days)
+    return [(day, name) for day, name in found if name][:count]
+
+
+def upcoming_openings(cal: Calendar, moment: datetime, count: int) -> list[tuple[datetime, datetime]]:
+    """The next `count` opening periods from `moment` (a running one clipped to start at it), as
+    (begin, end) in cal.zone. Round the clock without holidays is one period of a week."""
+    moment = _to_utc(moment, "moment")
+    if _round_the_clock(cal):
+        return [(moment.astimezone(cal.zone), (moment + 7 * _ONE_DAY).astimezone(cal.zone))]
+    periods: list[tuple[datetime, datetime]] = []
+    # A year of periods at most: a 24x7 desk with holidays joins its days into long periods.
+    for _, (begin, end) in zip(range(400), _open_intervals(cal, moment), strict=False):
+        if periods and periods[-1][1] == begin:  # days that touch (24x7, or open until 24:00)
+            begin = periods.pop()[0]
+        periods.append((begin, end))
+        if len(periods) > count:
+            break
+    return [(b.astimezone(cal.zone), e.astimezone(cal.zone)) for b, e in periods[:count]]
 
 
 def _round_the_clock(cal: Calendar) -> bool:

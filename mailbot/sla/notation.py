@@ -22,6 +22,7 @@ from mailbot.sla.calendar import (
     WeeklyHours,
     check_day,
 )
+from mailbot.sla.public_holidays import Region, check_region, looks_like_region
 
 _MAX_RANGE_DAYS = 366
 _TIME_RE = re.compile(r"(\d{1,2}):(\d{2})")
@@ -53,6 +54,41 @@ def parse_hours(spec: str) -> WeeklyHours:
     if not any(hours):
         raise ValueError("no opening hours on any day; give at least one, or 24x7")
     return hours
+
+
+def describe_hours(hours: WeeklyHours) -> str:
+    """The opening hours written as `parse_hours` reads them: `mon-fri 09:00-18:00; sat 10:00-12:00`."""
+    if hours == ALWAYS:
+        return "24x7"
+    groups: list[tuple[int, int, DayHours]] = []  # (first day, last day, intervals)
+    for index, day in enumerate(hours):
+        if groups and groups[-1][2] == day and groups[-1][1] == index - 1:
+            groups[-1] = (groups[-1][0], index, day)
+        else:
+            groups.append((index, index, day))
+    return "; ".join(
+        f"{DAY_NAMES[first]}{'-' + DAY_NAMES[last] if last > first else ''} {_describe_intervals(day)}"
+        for first, last, day in groups
+        if day
+    )
+
+
+def describe_holidays(holidays: Holidays) -> str:
+    """The holidays setting as `parse_holidays` reads it (ranges written out as their dates)."""
+    regions = ["-".join(filter(None, region)) for region in holidays.regions]
+    yearly = [f"{month:02d}-{day:02d}" for month, day in sorted(holidays.yearly)]
+    return ",".join([*regions, *yearly, *(day.isoformat() for day in sorted(holidays.dates))]) or "none"
+
+
+def _describe_intervals(day: DayHours) -> str:
+    return ",".join(f"{start:%H:%M}-{'24:00' if end == MIDNIGHT else f'{end:%H:%M}'}" for start, end in day)
+
+
+def describe_duration(value: timedelta) -> str:
+    """A duration written as `parse_duration` reads it, in hours and minutes (`48h`, `1h30m`):
+    no `d`, which a reader might take for a business day."""
+    hours, minutes = divmod(int(value.total_seconds()) // 60, 60)
+    return (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") or "0m"
 
 
 def _parse_days(text: str, group: str) -> list[int]:
@@ -103,12 +139,18 @@ def _parse_time(text: str, item: str, *, end: bool) -> time:
 
 def parse_holidays(spec: str) -> Holidays:
     """Read holidays: comma-separated `YYYY-MM-DD` (that date), `MM-DD` (that day every year;
-    `02-29` only in leap years) and `YYYY-MM-DD..YYYY-MM-DD` (inclusive, at most a year long).
-    An empty spec means no holidays."""
+    `02-29` only in leap years), `YYYY-MM-DD..YYYY-MM-DD` (inclusive, at most a year long) and
+    country or region codes (`NL`, `DE-BY`: their public holidays, every year). An empty spec
+    means no holidays."""
     dates: set[date] = set()
     yearly: set[tuple[int, int]] = set()
+    regions: list[Region] = []
     for item in filter(None, (part.strip() for part in spec.split(","))):
-        if ".." in item:
+        if looks_like_region(item):
+            region = check_region(item)
+            if region not in regions:
+                regions.append(region)
+        elif ".." in item:
             first, _, last = item.partition("..")
             dates.update(_date_range(_parse_date(first.strip(), item), _parse_date(last.strip(), item)))
         elif re.fullmatch(r"\d{2}-\d{2}", item):
@@ -120,13 +162,14 @@ def parse_holidays(spec: str) -> Holidays:
             yearly.add((month, day))
         else:
             dates.add(_parse_date(item, item))
-    return Holidays(frozenset(dates), frozenset(yearly))
+    return Holidays(frozenset(dates), frozenset(yearly), tuple(regions))
 
 
 def _parse_date(text: str, item: str) -> date:
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
         raise ValueError(
-            f"{item!r} is not a holiday; expected YYYY-MM-DD, MM-DD (every year) or YYYY-MM-DD..YYYY-MM-DD"
+            f"{item!r} is not a holiday; expected YYYY-MM-DD, MM-DD (every year), YYYY-MM-DD..YYYY-MM-DD"
+            " or a country code such as NL or DE-BY"
         )
     try:
         return date.fromisoformat(text)

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from peewee import Database, SqliteDatabase, _savepoint
+from peewee import Database, ImproperlyConfigured, SqliteDatabase, _savepoint
 from playhouse.db_url import connect
 
 from mailbot.errors import AlreadyRunning, ConfigError, DatabaseUnavailable
@@ -70,8 +70,13 @@ def open_database(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Datab
             db = connect(url)
         except Exception as exc:  # peewee raises plain errors for bad URLs
             raise ConfigError(f"MAILBOT_DATABASE_URL: {exc}") from None
-    database.initialize(db)
-    db.connect(reuse_if_open=True)
+    try:
+        database.initialize(db)
+        db.connect(reuse_if_open=True)
+    except ImproperlyConfigured as exc:  # e.g. "Postgres driver not installed."
+        raise ConfigError(
+            f"MAILBOT_DATABASE_URL: {exc} (pip install psycopg2-binary for PostgreSQL)"
+        ) from None
     return db
 
 
