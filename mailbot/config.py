@@ -39,6 +39,7 @@ from mailbot.config_values import (
 from mailbot.errors import ConfigError
 from mailbot.sla import notation
 from mailbot.sla.calendar import Calendar
+from mailbot.vocabulary import Language, values
 
 # key -> default ("" = unset). Product keys are MAILBOT_PRODUCT_<KEY>_<SUFFIX>.
 GLOBAL_KEYS: dict[str, str] = {
@@ -98,7 +99,7 @@ PRODUCT_KEYS: dict[str, str] = {
     **{f"OAUTH_{suffix}": "" for suffix in OAUTH_SUFFIXES},
 }
 
-LANGUAGES = ("en", "nl", "fr")
+LANGUAGES = values(Language)
 _PRODUCT_KEY_RE = re.compile(r"^[A-Z][A-Z0-9]{0,15}$")
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from mailbot.cli.main import AppState
 from mailbot.cli.report import credit as credit_command
-from mailbot.desk import credit
+from mailbot.desk import credit, tickets
 from mailbot.store import migrations
 from mailbot.store.db import close_database, open_database
 from mailbot.store.models import Account, CreditEntry, Event, Organisation, SchemaVersion, Ticket
@@ -92,7 +92,7 @@ def test_expired_credit_is_not_used(desk, claire, clock):
     kinds = [e.kind for e in CreditEntry.select().order_by(CreditEntry.id)]
     assert kinds == ["add", "expire", "time"]
     # The team sees on the ticket that there is nothing left to charge.
-    assert "no_credit" in Ticket.get_by_id(ticket.id).flags
+    assert "no_credit" in tickets.flags_of(ticket)
     # Valid through its last day: a package until 1 February still pays on 1 February.
     credit.add_credit(claire, 60, MONDAY, expires=date(2027, 2, 1))
     assert credit.charge_time(desk, ticket, ENGINEER, 15, MONDAY).charged == 15
@@ -115,7 +115,7 @@ def test_customers_without_prepaid_credit_get_no_credit_mail_or_flag(desk):
     ticket = ticket_for(desk, contract)
     result = credit.charge_time(desk, ticket, ENGINEER, 30, MONDAY)
     assert (result.minutes, result.charged, result.uncovered) == (30, 0, 30)
-    assert outbox("credit_low") == [] and Ticket.get_by_id(ticket.id).flags == ""
+    assert outbox("credit_low") == [] and tickets.flags_of(ticket) == []
 
 
 def test_version_1_database_is_upgraded_keeping_its_accounts(tmp_path):

@@ -22,7 +22,7 @@ import pytest
 from mailbot.config import load_settings
 from mailbot.config_files import read_environment
 from mailbot.context import make_desk
-from mailbot.desk import jobs
+from mailbot.desk import jobs, tickets
 from mailbot.desk.caps import BEFORE_CUTOVER, BEFORE_CUTOVER_FLAG
 from mailbot.service import workers
 from mailbot.service.poller import BATCH_SIZE, poll_mailbox
@@ -140,7 +140,7 @@ def test_first_start_on_a_full_mailbox_answers_nothing_old_and_resumes_after_a_k
     # never floods the board with warnings.
     with database_of(site):
         jobs.sla_sweep(make_desk(load_settings(read_environment(site.env_file))), datetime.now(UTC) + MONTH)
-        backlog = Ticket.flags.contains(BEFORE_CUTOVER_FLAG)
+        backlog = tickets.flagged(BEFORE_CUTOVER_FLAG)
         assert Ticket.select().where(backlog).count() == len(old) - OLD_REPLIES
         assert Notice.select().join(Ticket).where(backlog).count() == 0
         assert Notice.select().join(Ticket).where(~backlog).count() >= NEW

@@ -12,6 +12,7 @@ from mailbot.cli.app import AppState, emit_json
 from mailbot.desk import accounts, views
 from mailbot.outgoing.notify import parse_notify
 from mailbot.store.models import Account, Grant
+from mailbot.vocabulary import Language, values
 
 
 @click.group()
@@ -27,8 +28,8 @@ def _product_key(app: AppState, key: str) -> str:
 @click.argument("email")
 @click.option("--name", default="")
 @click.option("--product", "product_key", required=True, help="Product key, e.g. VISI.")
-@click.option("--role", type=click.Choice(accounts.ROLES), default="customer", show_default=True)
-@click.option("--language", type=click.Choice(["en", "nl", "fr"]), default=None)
+@click.option("--role", type=click.Choice(values(accounts.ROLES)), default="customer", show_default=True)
+@click.option("--language", type=click.Choice(values(Language)), default=None)
 @click.option("--organisation", default="")
 @click.option(
     "--contract-until",
@@ -65,7 +66,7 @@ def account_add(
 @account.command("grant")
 @click.argument("email")
 @click.option("--product", "product_key", required=True)
-@click.option("--role", type=click.Choice(accounts.ROLES), default="customer", show_default=True)
+@click.option("--role", type=click.Choice(values(accounts.ROLES)), default="customer", show_default=True)
 @click.pass_obj
 def account_grant(app: AppState, email: str, product_key: str, role: str) -> None:
     """Give an existing account ROLE on PRODUCT."""
@@ -91,7 +92,7 @@ def account_revoke(app: AppState, email: str, product_key: str) -> None:
 @account.command("import")
 @click.argument("product_key", metavar="PRODUCT")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--role", type=click.Choice(accounts.ROLES), default="customer", show_default=True)
+@click.option("--role", type=click.Choice(values(accounts.ROLES)), default="customer", show_default=True)
 @click.pass_obj
 def account_import(app: AppState, product_key: str, csv_file: Path, role: str) -> None:
     """Import accounts from a CSV file (header: email,name,organisation,language,role,contract_until).
@@ -108,7 +109,7 @@ def account_import(app: AppState, product_key: str, csv_file: Path, role: str) -
 
 @account.command("set")
 @click.argument("email")
-@click.option("--language", type=click.Choice(["en", "nl", "fr"]), default=None)
+@click.option("--language", type=click.Choice(values(Language)), default=None)
 @click.option("--organisation", default=None)
 @click.option(
     "--notify",

@@ -8,7 +8,8 @@ import click
 
 from mailbot.cli.app import AppState, emit_json
 from mailbot.outgoing import outbox as queue
-from mailbot.store.models import Outbox, OutboxStatus
+from mailbot.store.models import Outbox
+from mailbot.vocabulary import OutboxState as OutboxStatus
 
 _NEXT = {OutboxStatus.FAILED: "on `mailbot outbox retry`", OutboxStatus.DEAD: "never (given up)"}
 

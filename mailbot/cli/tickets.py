@@ -14,6 +14,7 @@ from mailbot.desk.inmail import customer_recipients
 from mailbot.errors import MailbotError
 from mailbot.service.health import overdue_tickets, running_tickets
 from mailbot.store.models import Account, Message, Ticket, database
+from mailbot.vocabulary import Category, Flag, Priority, Status, values
 
 
 class NotFound(MailbotError):
@@ -27,13 +28,13 @@ def ticket() -> None:
 
 @ticket.command("list")
 @click.option("--product", "product_key", default=None)
-@click.option("--status", type=click.Choice(tickets.STATUSES, case_sensitive=False), default=None)
+@click.option("--status", type=click.Choice(values(Status), case_sensitive=False), default=None)
 @click.option("--requester", default=None, metavar="EMAIL", help="Tickets this person opened.")
 @click.option("--organisation", default=None, help="Tickets opened by people of this organisation.")
 @click.option(
     "--assignee", default=None, metavar="EMAIL", help="Assigned to this engineer ('nobody': to none)."
 )
-@click.option("--flag", default=None, help="Tickets with this flag, e.g. contract_expired or no_credit.")
+@click.option("--flag", type=click.Choice(values(Flag), case_sensitive=False), default=None)
 @click.option("--overdue", is_flag=True, help="Open tickets past their first-answer or resolution deadline.")
 @click.option(
     "--sort",
@@ -49,8 +50,6 @@ def ticket_list(app: AppState, as_json: bool, sort: str, **filters: Any) -> None
     desk = app.open()
     query = Ticket.select().where(_filters(app, desk.clock(), **filters)).order_by(Ticket.id.desc())
     found = list(query)
-    if filters["flag"]:
-        found = [t for t in found if filters["flag"].lower() in t.flags.split(",")]
     if sort == "due":
         found.sort(key=lambda t: (next_due(t) is None, next_due(t) or t.created_at))
     rows = [views.ticket_summary(t) for t in found]
@@ -84,6 +83,8 @@ def _filters(app: AppState, now: datetime, **given: Any) -> Any:
             fn.lower(Account.organisation) == given["organisation"].strip().lower()
         )
         clause &= Ticket.requester.in_(members)
+    if given["flag"]:
+        clause &= tickets.flagged(given["flag"].lower())
     if given["overdue"]:
         clause &= running_tickets() & overdue_tickets(now)
     return clause
@@ -138,10 +139,12 @@ def _mentions(word: str):  # type: ignore[no-untyped-def]
 
 @ticket.command("set")
 @click.argument("reference")
-@click.option("--status", type=click.Choice(["new", "open", "waiting", "resolved", "closed"]), default=None)
-@click.option("--priority", type=click.Choice(["critical", "high", "medium", "low"]), default=None)
-@click.option("--category", type=click.Choice(["question", "bug", "suggestion"]), default=None)
+@click.option("--status", type=click.Choice(values(Status)), default=None)
+@click.option("--priority", type=click.Choice(values(Priority)), default=None)
+@click.option("--category", type=click.Choice(values(Category)), default=None)
 @click.option("--assign", "assignee", default=None, metavar="EMAIL", help="An engineer of the product.")
+@click.option("--flag", "add_flags", multiple=True, type=click.Choice(values(Flag)), help="Mark the ticket.")
+@click.option("--unflag", "remove_flags", multiple=True, type=click.Choice(values(Flag)), help="Unmark it.")
 @click.option(
     "--by",
     "actor_email",
@@ -157,6 +160,8 @@ def ticket_set(
     priority: str | None,
     category: str | None,
     assignee: str | None,
+    add_flags: tuple[str, ...],
+    remove_flags: tuple[str, ...],
     actor_email: str,
 ) -> None:
     """Change a ticket as an engineer's mail command would; the customer is told the same way."""
@@ -179,10 +184,23 @@ def ticket_set(
             )
         if status:
             changes.change_status(desk, product, row, status, actor, actor_email, now)
+        _change_flags(row, add_flags, remove_flags, actor_email, now)
     click.echo(
         f"{row.reference}: {row.status}, {row.priority}, {row.category}, "
         f"assigned to {row.assignee.email if row.assignee is not None else 'nobody'}"
     )
+
+
+def _change_flags(
+    row: Ticket, add: tuple[str, ...], remove: tuple[str, ...], actor_email: str, now: datetime
+) -> None:
+    """Flags set or taken off by hand, each kept in the ticket's history."""
+    for flag in add:
+        if tickets.add_flag(row, flag):
+            tickets.record_event(row, "flag", actor_email, new=flag, at=now)
+    for flag in remove:
+        if tickets.remove_flag(row, flag):
+            tickets.record_event(row, "flag", actor_email, old=flag, at=now)
 
 
 def _ticket(reference: str) -> Ticket:

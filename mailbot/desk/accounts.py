@@ -16,9 +16,9 @@ from mailbot.context import NO_PROGRESS, Progress
 from mailbot.errors import EX_DATAERR, MailbotError
 from mailbot.store import statements
 from mailbot.store.models import Account, Grant
+from mailbot.vocabulary import GRANT_ROLES, STAFF_ROLES, Language, Role, values
 
-ROLES = ("customer", "engineer", "board")
-STAFF_ROLES = ("engineer", "board")
+ROLES = GRANT_ROLES
 
 
 class AccountError(MailbotError):
@@ -90,8 +90,9 @@ def check_spec(spec: AccountSpec) -> str:
     quoted = len(local) > 2 and local[0] == local[-1] == '"'  # a fax gateway's `"fax 42"@gw`
     if email.count("@") != 1 or any(c.isspace() for c in (domain if quoted else email)):
         raise AccountError(f"{spec.email!r} is not a single mail address")
-    if spec.language and spec.language not in ("en", "nl", "fr"):
-        raise AccountError(f"language {spec.language!r}: expected en, nl or fr")
+    if spec.language and spec.language not in values(Language):
+        *others, last = values(Language)
+        raise AccountError(f"language {spec.language!r}: expected {', '.join(others)} or {last}")
     return email
 
 
@@ -123,7 +124,7 @@ def revoke(account: Account, product: str) -> bool:
 
 
 def import_accounts(
-    handle: TextIO, product: str, default_role: str = "customer", progress: Progress = NO_PROGRESS
+    handle: TextIO, product: str, default_role: str = Role.CUSTOMER, progress: Progress = NO_PROGRESS
 ) -> int:
     """Import a customer list: CSV with a header row; columns email (required), name,
     organisation, language, role, contract_until (YYYY-MM-DD). All or nothing: every line is

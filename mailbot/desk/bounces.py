@@ -16,6 +16,7 @@ from mailbot.desk.inmail import Mail, Outcome, staff_recipients, store_inbound
 from mailbot.outgoing import notify
 from mailbot.store import statements
 from mailbot.store.models import Outbox
+from mailbot.vocabulary import Template
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def handle_bounce(desk: Desk, mail: Mail) -> Outcome:
     if newly_dead:
         notify.queue_mail(
             desk,
-            "delivery_failed",
+            Template.DELIVERY_FAILED,
             mail.product,
             ticket,
             staff_recipients(mail.product, ticket),

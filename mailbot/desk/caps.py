@@ -23,14 +23,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from mailbot.context import Desk
+from mailbot.desk import tickets
 from mailbot.store import statements
 from mailbot.store.models import Account, Outbox, SchemaVersion, Ticket
+from mailbot.vocabulary import Flag, Template
 
 DAY = timedelta(days=1)
-ACKNOWLEDGEMENT = "ticket_opened"
+ACKNOWLEDGEMENT = Template.TICKET_OPENED
 BEFORE_CUTOVER = "arrived before the cut-over"
 """Added to the ledger reason of every mail older than the cut-over."""
-BEFORE_CUTOVER_FLAG = "before_cutover"
+BEFORE_CUTOVER_FLAG = Flag.BEFORE_CUTOVER
 """The flag of a ticket opened by such mail: it is not on the SLA clock (no warning mail storm)."""
 
 
@@ -67,7 +69,7 @@ def flood_ticket(desk: Desk, product: str, requester: Account, now: datetime) ->
         (Ticket.requester == requester)
         & (Ticket.product == product)
         & (Ticket.created_at > since)
-        & ~Ticket.flags.contains(BEFORE_CUTOVER_FLAG)
+        & ~tickets.flagged(BEFORE_CUTOVER_FLAG)
     )
     if Ticket.select(Ticket.number).where(recent).count() < limits.flood_limit:
         return None

@@ -17,9 +17,10 @@ from mailbot.outgoing import notify
 from mailbot.sla import deadlines
 from mailbot.store import statements
 from mailbot.store.models import Account, Message, Ticket
+from mailbot.vocabulary import Status, Template
 
 # Status changes the customer is mailed about (all of them, as the policies promise).
-STATUS_MAILS = ("open", "waiting", "resolved", "closed")
+STATUS_MAILS = (Status.OPEN, Status.WAITING, Status.RESOLVED, Status.CLOSED)
 
 
 def change_status(
@@ -41,7 +42,13 @@ def change_status(
     if status in STATUS_MAILS:
         people = customer_recipients(ticket, product) if tell is None else tell
         notify.queue_mail(
-            desk, "status_changed", product, ticket, people, context={"old": old, "new": status}, actor=actor
+            desk,
+            Template.STATUS_CHANGED,
+            product,
+            ticket,
+            people,
+            context={"old": old, "new": status},
+            actor=actor,
         )
     return True
 
@@ -63,7 +70,13 @@ def change_priority(
         return False
     deadlines.refresh_deadlines(ticket, product, now)
     notify.queue_mail(
-        desk, "priority_changed", product, ticket, tell, context={"old": old, "new": priority}, actor=actor
+        desk,
+        Template.PRIORITY_CHANGED,
+        product,
+        ticket,
+        tell,
+        context={"old": old, "new": priority},
+        actor=actor,
     )
     return True
 
@@ -88,7 +101,7 @@ def assign(
     if actor is None or actor.id != target.id:
         notify.queue_mail(
             desk,
-            "new_ticket",
+            Template.NEW_TICKET,
             product,
             ticket,
             staff_recipients(product, ticket),

@@ -15,8 +15,9 @@ from typing import Any
 
 from mailbot.desk.subjects import CATEGORIES, PRIORITIES
 from mailbot.sla.notation import parse_duration
+from mailbot.vocabulary import Status, values
 
-STATUS_ARGS = ("open", "waiting", "resolved", "closed")
+STATUS_ARGS = values(Status)[1:]  # every status but `new`
 # Each command the sender may use, with its syntax; what it does is worded by the templates.
 ENGINEER_COMMANDS = {
     "status": "#status open|waiting|resolved|closed",

@@ -26,6 +26,7 @@ from mailbot.outgoing import notify
 from mailbot.sla import clock
 from mailbot.store import statements
 from mailbot.store.models import Account, CreditEntry, Organisation, Ticket
+from mailbot.vocabulary import Category, Flag, Role, Template
 
 log = logging.getLogger(__name__)
 
@@ -148,13 +149,13 @@ def charge_time(
     it in the mail it sends anyway: `mailbot.desk.prepaid`)."""
     spent = clock.round_up_to_blocks(minutes, BLOCK_MINUTES)
     actor_email = actor.email if isinstance(actor, Account) else actor
-    if ticket.category == "bug":
+    if ticket.category == Category.BUG:
         result = ChargeResult(spent, 0, 0, "", None, BUG_NOTE, False)
         _write_time_entry(ticket, None, result, actor_email, now)
     else:
         result = _take_credit(desk, ticket, spent, actor_email, now, mail)
     ticket.time_spent += spent
-    statements.save(ticket, only=[Ticket.time_spent, Ticket.flags])
+    statements.save(ticket, only=[Ticket.time_spent])
     detail = f"{minutes} min entered, {spent} min recorded; {result.note}"
     tickets.record_event(ticket, "time", actor_email, new=str(spent), detail=detail, at=now)
     log.info("%s: %d min recorded by %s; %s", ticket.reference, spent, actor_email, result.note)
@@ -192,7 +193,7 @@ def _take_credit(
     )
     _write_time_entry(ticket, holder, result, actor, now)
     if result.uncovered and is_prepaid(ticket.requester):
-        _add_flag(ticket, "no_credit")
+        tickets.add_flag(ticket, Flag.NO_CREDIT)
     if low and mail:
         _mail_credit_low(desk, ticket, holder, today)
     return result
@@ -262,12 +263,6 @@ def is_prepaid(account: Account) -> bool:
     return CreditEntry.select().where((CreditEntry.kind == "add") & whose).exists()
 
 
-def _add_flag(ticket: Ticket, flag: str) -> None:
-    flags = [f for f in ticket.flags.split(",") if f]
-    if flag not in flags:
-        ticket.flags = ",".join([*flags, flag])
-
-
 def _mail_credit_low(desk: Desk, ticket: Ticket, holder: Holder, today: date) -> None:
     product = desk.settings.product(ticket.product)
     credit = credit_of(holder, today)
@@ -277,8 +272,8 @@ def _mail_credit_low(desk: Desk, ticket: Ticket, holder: Holder, today: date) ->
             "expires": credit.expires.isoformat() if credit.expires else "",
         }
     }
-    recipient = notify.recipient_for(ticket.requester, "customer", product.language)
-    notify.queue_mail(desk, "credit_low", product, ticket, [recipient], context=context)
+    recipient = notify.recipient_for(ticket.requester, Role.CUSTOMER, product.language)
+    notify.queue_mail(desk, Template.CREDIT_LOW, product, ticket, [recipient], context=context)
     log.info("%s: credit of %s low (%d min), customer told", ticket.reference, label(holder), credit.minutes)
 
 

@@ -17,6 +17,7 @@ from mailbot.inbound import authresults
 from mailbot.inbound.message import InboundMessage
 from mailbot.outgoing import notify
 from mailbot.store.models import Account, Attachment, Message, Ticket
+from mailbot.vocabulary import Role
 
 
 @dataclass(frozen=True)
@@ -93,14 +94,16 @@ def staff_recipients(product: ProductSettings, ticket: Ticket | None = None) -> 
     if ticket is not None and ticket.assignee is not None:
         people = [(ticket.assignee, accounts.role_of(ticket.assignee, product.key))]
     else:  # with their roles in the same query: not one more query per person
-        people = accounts.staff_with_roles(product.key, ("board",)) or accounts.staff_with_roles(product.key)
-    return [notify.recipient_for(a, role or "engineer", product.language) for a, role in people]
+        people = accounts.staff_with_roles(product.key, (Role.BOARD,)) or accounts.staff_with_roles(
+            product.key
+        )
+    return [notify.recipient_for(a, role or Role.ENGINEER, product.language) for a, role in people]
 
 
 def customer_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.Recipient]:
-    people = [notify.recipient_for(ticket.requester, "customer", product.language)]
+    people = [notify.recipient_for(ticket.requester, Role.CUSTOMER, product.language)]
     people += [
-        notify.recipient_for(a, "watcher", product.language)
+        notify.recipient_for(a, Role.WATCHER, product.language)
         for a in tickets.watchers_of(ticket)
         if accounts.role_of(a, product.key) is not None
     ]

@@ -35,6 +35,7 @@ from mailbot.outgoing import alerts, notify
 from mailbot.sla import deadlines
 from mailbot.store import statements
 from mailbot.store.models import Account, Event, Message, Outbox, Ticket
+from mailbot.vocabulary import Role, Status, Template
 
 log = logging.getLogger(__name__)
 
@@ -227,15 +228,15 @@ def handle_new(desk: Desk, mail: Mail, linked_to: Ticket | None = None) -> Outco
     else:
         notify.queue_mail(
             desk,
-            "ticket_opened",
+            Template.TICKET_OPENED,
             product,
             ticket,
-            [notify.recipient_for(sender, "customer", product.language)],
+            [notify.recipient_for(sender, Role.CUSTOMER, product.language)],
             parent_id=parent,
         )
     notify.queue_mail(
         desk,
-        "new_ticket",
+        Template.NEW_TICKET,
         product,
         ticket,
         staff_recipients(product),
@@ -288,7 +289,7 @@ def admit_sender(mail: Mail) -> Account | None:
     account = accounts.upsert_account(
         accounts.AccountSpec(mail.msg.sender.email, name=mail.msg.sender.name, language=product.language)
     )
-    accounts.grant(account, product.key, "customer")
+    accounts.grant(account, product.key, Role.CUSTOMER)
     return account
 
 
@@ -305,7 +306,7 @@ def contract_flags(sender: Account, product: ProductSettings, now: datetime) -> 
 def handle_reply(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
     """A reply to a closed ticket from its customer opens a new ticket linked to it; any other
     reply goes to the ticket with its commands."""
-    if ticket.status == "closed" and not accounts.is_staff(mail.sender, ticket.product):
+    if ticket.status == Status.CLOSED and not accounts.is_staff(mail.sender, ticket.product):
         return handle_new(desk, mail, linked_to=ticket)
     return replies.handle_reply(desk, mail, ticket)
 
@@ -340,17 +341,19 @@ def refuse(desk: Desk, mail: Mail, reason: str, account: Account | None = None) 
     since = mail.now - timedelta(days=1)
     already = (
         Outbox.select()
-        .where((Outbox.recipient == email) & (Outbox.template == "refused") & (Outbox.created_at > since))
+        .where(
+            (Outbox.recipient == email) & (Outbox.template == Template.REFUSED) & (Outbox.created_at > since)
+        )
         .exists()
     )
     if not already and not mail.msg.list_mail and not mail.msg.automatic:
         language = account.language if account else mail.product.language
         recipient = notify.Recipient(
-            mail.msg.sender.email, mail.msg.sender.name, "customer", language, account
+            mail.msg.sender.email, mail.msg.sender.name, Role.CUSTOMER, language, account
         )
         notify.queue_mail(
             desk,
-            "refused",
+            Template.REFUSED,
             mail.product,
             None,
             [recipient],
@@ -365,5 +368,5 @@ def add_cc_watchers(mail: Mail, ticket: Ticket) -> None:
     """Addresses in Cc (and To) of the opening mail that have access to the product."""
     for address in mail.msg.cc + mail.msg.to:
         account = accounts.find_account(address.key)
-        if account is not None and accounts.role_of(account, mail.product.key) == "customer":
+        if account is not None and accounts.role_of(account, mail.product.key) == Role.CUSTOMER:
             tickets.add_watcher(ticket, account, mail.msg.sender.key if mail.msg.sender else "", mail.now)

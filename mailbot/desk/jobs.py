@@ -32,11 +32,12 @@ from mailbot.outgoing import notify
 from mailbot.outgoing.formats import machine_moment
 from mailbot.sla.deadlines import ClockState, pauses_of, refresh_deadlines, sla_state
 from mailbot.store.models import Notice, Ticket, database
+from mailbot.vocabulary import Role, Status, Template
 
 log = logging.getLogger(__name__)
 
 JOB_INTERVAL_SECONDS = 60
-RUNNING_STATUSES = ("new", "open", "waiting")
+RUNNING_STATUSES = tuple(status for status in Status if status.running)
 Job = Callable[[Desk, datetime], int]
 
 
@@ -54,7 +55,7 @@ def sla_sweep(desk: Desk, now: datetime) -> int:
     number of warnings and escalations sent. Also keeps the stored due times current."""
     sent = 0
     # Tickets from mail older than the cut-over (a first start's backlog) are not on the clock.
-    running = Ticket.status.in_(RUNNING_STATUSES) & ~Ticket.flags.contains(caps.BEFORE_CUTOVER_FLAG)
+    running = Ticket.status.in_(RUNNING_STATUSES) & ~tickets.flagged(caps.BEFORE_CUTOVER_FLAG)
     for ticket, product in _tickets(desk, running):
         sent += _guarded(_sweep_ticket, desk, ticket, product, now)
     return sent
@@ -64,8 +65,8 @@ def remind_waiting(desk: Desk, now: datetime) -> int:
     """Remind the customer once per wait when a ticket has waited `_REMINDER_DAYS` days for
     their answer; returns the number of tickets reminded."""
     sent = 0
-    for ticket, product in _tickets(desk, Ticket.status == "waiting"):
-        if _due(ticket, "waiting", product.reminder_days, now):
+    for ticket, product in _tickets(desk, Ticket.status == Status.WAITING):
+        if _due(ticket, Status.WAITING, product.reminder_days, now):
             sent += _guarded(_remind, desk, ticket, product, now)
     return sent
 
@@ -74,8 +75,8 @@ def auto_close_resolved(desk: Desk, now: datetime) -> int:
     """Close tickets resolved `_AUTO_CLOSE_DAYS` days ago that the customer did not answer, and
     tell them so; returns the number closed."""
     closed = 0
-    for ticket, product in _tickets(desk, Ticket.status == "resolved"):
-        if _due(ticket, "resolved", product.auto_close_days, now):
+    for ticket, product in _tickets(desk, Ticket.status == Status.RESOLVED):
+        if _due(ticket, Status.RESOLVED, product.auto_close_days, now):
             closed += _guarded(_auto_close, desk, ticket, product, now)
     return closed
 
@@ -149,10 +150,10 @@ def _sweep_ticket(desk: Desk, ticket: Ticket, product: ProductSettings, now: dat
             if _claim(ticket, "sla_breach", clock.key, now):
                 # Once breached, a warning would be news from the past: mark it as done.
                 _claim(ticket, "sla_warning", clock.key, now)
-                _send_sla_mail(desk, "sla_breach", ticket, product, clock, now)
+                _send_sla_mail(desk, Template.SLA_BREACH, ticket, product, clock, now)
                 sent += 1
         elif clock.share >= product.sla_warning and _claim(ticket, "sla_warning", clock.key, now):
-            _send_sla_mail(desk, "sla_warning", ticket, product, clock, now)
+            _send_sla_mail(desk, Template.SLA_WARNING, ticket, product, clock, now)
             sent += 1
     return sent
 
@@ -161,7 +162,7 @@ def _send_sla_mail(
     desk: Desk, template: str, ticket: Ticket, product: ProductSettings, clock: ClockState, now: datetime
 ) -> None:
     recipients = _board_recipients(ticket, product)
-    if template == "sla_breach" and product.escalation_address:
+    if template == Template.SLA_BREACH and product.escalation_address:
         recipients.append(escalation_recipient(product))
     percent = math.floor(clock.share * 100 + 1e-9)  # 0.29 * 100 is 28.999...
     due = _local(clock.due, product)
@@ -170,7 +171,7 @@ def _send_sla_mail(
         "used_percent": percent,
         "due": machine_moment(clock.due, product.calendar.zone),
     }
-    if template == "sla_breach":
+    if template == Template.SLA_BREACH:
         # How late, in business time: a share of the target ("1100% used") says nothing when the
         # clock caught up after the daemon was down.
         sla["late_minutes"] = max(int((clock.used - clock.target).total_seconds() // 60), 0)
@@ -196,14 +197,19 @@ def _send_sla_mail(
 
 
 def _remind(desk: Desk, ticket: Ticket, product: ProductSettings, now: datetime) -> int:
-    since = _since(ticket, "waiting")
-    if not _due(ticket, "waiting", product.reminder_days, now) or not _claim(
+    since = _since(ticket, Status.WAITING)
+    if not _due(ticket, Status.WAITING, product.reminder_days, now) or not _claim(
         ticket, "reminder", since.isoformat(), now
     ):
         return 0
     days = (now - since).days
     notify.queue_mail(
-        desk, "reminder", product, ticket, _customer_recipients(ticket, product), context={"days": days}
+        desk,
+        Template.REMINDER,
+        product,
+        ticket,
+        _customer_recipients(ticket, product),
+        context={"days": days},
     )
     tickets.record_event(ticket, "reminder", "", detail=f"waiting for the customer for {days} days", at=now)
     log.info("%s: customer reminded after %d days of waiting", ticket.reference, days)
@@ -211,23 +217,28 @@ def _remind(desk: Desk, ticket: Ticket, product: ProductSettings, now: datetime)
 
 
 def _auto_close(desk: Desk, ticket: Ticket, product: ProductSettings, now: datetime) -> int:
-    since = _since(ticket, "resolved")
-    if not _due(ticket, "resolved", product.auto_close_days, now) or not _claim(
+    since = _since(ticket, Status.RESOLVED)
+    if not _due(ticket, Status.RESOLVED, product.auto_close_days, now) or not _claim(
         ticket, "auto_close", since.isoformat(), now
     ):
         return 0
     days = (now - since).days
-    tickets.set_status(ticket, "closed", "", now)
+    tickets.set_status(ticket, Status.CLOSED, "", now)
     tickets.record_event(
         ticket,
         "auto_close",
         "",
-        new="closed",
+        new=Status.CLOSED,
         detail=f"closed automatically {days} days after it was resolved",
         at=now,
     )
     notify.queue_mail(
-        desk, "auto_closed", product, ticket, _customer_recipients(ticket, product), context={"days": days}
+        desk,
+        Template.AUTO_CLOSED,
+        product,
+        ticket,
+        _customer_recipients(ticket, product),
+        context={"days": days},
     )
     log.info("%s: closed automatically, resolved %d days ago", ticket.reference, days)
     return 1
@@ -291,28 +302,28 @@ def _due(ticket: Ticket, status: str, days: int, now: datetime) -> bool:
 
 def _since(ticket: Ticket, status: str) -> datetime:
     """When the ticket entered its current `status` (waiting or resolved)."""
-    moment = ticket.waiting_since if status == "waiting" else ticket.resolved_at
+    moment = ticket.waiting_since if status == Status.WAITING else ticket.resolved_at
     since: datetime = moment or ticket.updated_at
     return since
 
 
 def _board_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.Recipient]:
     """The product's review board (its engineers when it has no board) and the assignee."""
-    people = accounts.staff_of(product.key, ("board",)) or accounts.staff_of(product.key)
+    people = accounts.staff_of(product.key, (Role.BOARD,)) or accounts.staff_of(product.key)
     assignee = ticket.assignee
     if assignee is not None and all(p.id != assignee.id for p in people):
         people.append(assignee)
     return [
-        notify.recipient_for(p, accounts.role_of(p, product.key) or "engineer", product.language)
+        notify.recipient_for(p, accounts.role_of(p, product.key) or Role.ENGINEER, product.language)
         for p in people
     ]
 
 
 def _customer_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.Recipient]:
     """The requester and the watchers who still have access to the product."""
-    people = [notify.recipient_for(ticket.requester, "customer", product.language)]
+    people = [notify.recipient_for(ticket.requester, Role.CUSTOMER, product.language)]
     people += [
-        notify.recipient_for(a, "watcher", product.language)
+        notify.recipient_for(a, Role.WATCHER, product.language)
         for a in tickets.watchers_of(ticket)
         if accounts.role_of(a, product.key) is not None
     ]

@@ -31,6 +31,7 @@ from mailbot.outgoing import notify
 from mailbot.outgoing.formats import machine_moment
 from mailbot.store import statements
 from mailbot.store.models import Account, Message, Outbox, Ticket, Watcher
+from mailbot.vocabulary import Template
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,13 @@ def answer_query(desk: Desk, mail: Mail, question: str) -> Outcome:
         return Outcome("ignored", f"#{question}: over {ANSWERS_PER_HOUR} answers an hour, not answered")
     ticket, context = _answer(mail, question)
     notify.queue_mail(
-        desk, "query_answer", product, ticket, [_asker(mail)], context=context, parent_id=msg.message_id
+        desk,
+        Template.QUERY_ANSWER,
+        product,
+        ticket,
+        [_asker(mail)],
+        context=context,
+        parent_id=msg.message_id,
     )
     what = f"#{question}" + (f" {context['reference']}" if question == "show" else "")
     log.info("%s: %s asked %s: answered", product.key, msg.sender.key, what)
@@ -106,7 +113,7 @@ def _asker(mail: Mail) -> notify.Recipient:
 
 
 def _answered_lately(email: str, now: datetime) -> int:
-    equal = {Outbox.recipient: email, Outbox.template: "query_answer"}
+    equal = {Outbox.recipient: email, Outbox.template: Template.QUERY_ANSWER}
     return statements.count_rows(Outbox, equal, (Outbox.created_at, now - HOUR))
 
 

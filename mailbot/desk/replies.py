@@ -44,6 +44,7 @@ from mailbot.desk.summary import Made, tell_changes
 from mailbot.inbound import authresults
 from mailbot.outgoing import notify
 from mailbot.store.models import Event, Grant, Message, Ticket
+from mailbot.vocabulary import Role, Status, Template
 
 # A sender refused more often than this within the window, for writing to tickets that are not
 # theirs, is guessing references: further attempts get no answer at all (reliability S2).
@@ -128,10 +129,10 @@ def unverified_staff_mail(desk: Desk, mail: Mail, ticket: Ticket, verdict: str) 
         visibility="internal",
         kind=UNAUTHENTICATED if missing else "unverified",
     )
-    role = accounts.role_of(sender, ticket.product) or "engineer"
+    role = accounts.role_of(sender, ticket.product) or Role.ENGINEER
     notify.queue_mail(
         desk,
-        "command_not_trusted",
+        Template.COMMAND_NOT_TRUSTED,
         product,
         ticket,
         [notify.recipient_for(sender, role, product.language)],
@@ -187,10 +188,10 @@ def command_error(desk: Desk, mail: Mail, ticket: Ticket, errors: list[CommandEr
     if not staff and text:
         store_inbound(desk, mail, ticket, text)
         kept = "; text kept on the ticket"
-    role = accounts.role_of(sender, mail.product.key) or "customer"
+    role = accounts.role_of(sender, mail.product.key) or Role.CUSTOMER
     notify.queue_mail(
         desk,
-        "command_error",
+        Template.COMMAND_ERROR,
         mail.product,
         ticket,
         [notify.recipient_for(sender, role, mail.product.language)],
@@ -225,11 +226,11 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
     made = Made()
     news = _apply_fields(desk, mail, ticket, parsed, made)
     if "info" in parsed:
-        made.status(desk, product, ticket, "waiting", sender, now)
+        made.status(desk, product, ticket, Status.WAITING, sender, now)
     elif (command := parsed.get("status")) is not None:
         made.status(desk, product, ticket, command.argument.strip().lower(), sender, now)
-    elif answers and ticket.status == "new":
-        made.status(desk, product, ticket, "open", sender, now)
+    elif answers and ticket.status == Status.NEW:
+        made.status(desk, product, ticket, Status.OPEN, sender, now)
     if (command := parsed.get("escalate")) is not None:  # with the ticket as this mail left it
         escalate(desk, mail, ticket, command.argument.strip())
     money = prepaid.credit_context(product, ticket, news, now)
@@ -244,7 +245,14 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
         team = staff_recipients(product) + staff_recipients(product, ticket)
         others = [r for r in team if r.email != sender.email]
         notify.queue_mail(
-            desk, "internal_note", product, ticket, others, context=context, actor=sender, enclose=files
+            desk,
+            Template.INTERNAL_NOTE,
+            product,
+            ticket,
+            others,
+            context=context,
+            actor=sender,
+            enclose=files,
         )
     if money is not None:
         prepaid.tell_engineers(desk, product, ticket, money, sender)
@@ -254,7 +262,7 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
         context.update(text=parsed.text if answers else "", merged_into=merged_into)
         notify.queue_mail(
             desk,
-            "ticket_merged",
+            Template.TICKET_MERGED,
             product,
             ticket,
             customers,
@@ -264,7 +272,7 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
             enclose=files,
         )
     elif answers:
-        template = "info_requested" if "info" in parsed else "reply"
+        template = Template.INFO_REQUESTED if "info" in parsed else Template.REPLY
         notify.queue_mail(
             desk,
             template,
@@ -330,19 +338,19 @@ def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> 
     if (command := parsed.get("priority")) is not None:
         made.priority(desk, product, ticket, command.argument.strip().lower(), sender, now)
     if "close" in parsed:
-        made.status(desk, product, ticket, "closed", sender, now)
+        made.status(desk, product, ticket, Status.CLOSED, sender, now)
         notify.queue_mail(
             desk,
-            "ticket_closed",
+            Template.TICKET_CLOSED,
             product,
             ticket,
             customer_recipients(ticket, product),
             actor=sender,
             parent_id=mail.msg.message_id,
         )
-    elif ticket.status in ("waiting", "resolved"):
+    elif ticket.status in (Status.WAITING, Status.RESOLVED):
         # Reopened by the answer itself: the team reads it in the relayed text.
-        changes.change_status(desk, product, ticket, "open", sender, sender.email, now, tell=[])
+        changes.change_status(desk, product, ticket, Status.OPEN, sender, sender.email, now, tell=[])
     if parsed.text or carries_files(mail):
         context = {
             "text": parsed.text,
@@ -351,7 +359,7 @@ def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> 
         }
         notify.queue_mail(
             desk,
-            "customer_reply",
+            Template.CUSTOMER_REPLY,
             product,
             ticket,
             staff,

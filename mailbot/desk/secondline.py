@@ -35,6 +35,7 @@ from mailbot.desk.queries import public_history
 from mailbot.inbound import authresults
 from mailbot.outgoing import notify
 from mailbot.store.models import Event, Ticket
+from mailbot.vocabulary import Role, Template
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,8 @@ def escalation_recipient(product: ProductSettings) -> notify.Recipient:
     address = product.escalation_address
     account = accounts.find_account(address)
     if account is not None:
-        return notify.recipient_for(account, "engineer", product.language)
-    return notify.Recipient(address, "", "engineer", product.language, None)
+        return notify.recipient_for(account, Role.ENGINEER, product.language)
+    return notify.Recipient(address, "", Role.ENGINEER, product.language, None)
 
 
 def check_escalation(parsed: Commands, product: ProductSettings) -> list[CommandError]:
@@ -68,7 +69,7 @@ def escalate(desk: Desk, mail: Mail, ticket: Ticket, note: str) -> None:
     tickets.record_event(ticket, ESCALATED, sender.email, new=address, detail=note, at=mail.now)
     notify.queue_mail(
         desk,
-        "escalated",
+        Template.ESCALATED,
         product,
         ticket,
         [escalation_recipient(product)],

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 
-PRIORITIES = ("critical", "high", "medium", "low")
-CATEGORIES = ("question", "bug", "suggestion")
+from mailbot.vocabulary import Category, Priority, values
+
+PRIORITIES = values(Priority)
+CATEGORIES = values(Category)
 
 _REFERENCE = re.compile(r"\[\s*([A-Za-z][A-Za-z0-9]{0,15})-(\d{1,9})\s*\]")
 # Re:, RE[2]:, AW:, SV:, Antw:, Fwd:, FW:, WG:, TR:, Réf: ... repeated, as mail clients stack them.

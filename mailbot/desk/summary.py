@@ -20,9 +20,10 @@ from mailbot.context import Desk
 from mailbot.desk import changes
 from mailbot.outgoing import notify
 from mailbot.store.models import Account, Ticket
+from mailbot.vocabulary import Template
 
 # The template that tells of one change of this field on its own.
-_SINGLE = {"status": "status_changed", "priority": "priority_changed"}
+_SINGLE = {"status": Template.STATUS_CHANGED, "priority": Template.PRIORITY_CHANGED}
 
 
 class Made(list[dict[str, str]]):
@@ -90,7 +91,7 @@ def tell_changes(
         return
     notify.queue_mail(
         desk,
-        "ticket_updated",
+        Template.TICKET_UPDATED,
         product,
         ticket,
         people,

@@ -12,14 +12,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from peewee import fn
+from peewee import Expression, fn
 
 from mailbot.inbound.message import Attachment as InboundAttachment
 from mailbot.store import statements
 from mailbot.store.files import Store
-from mailbot.store.models import Account, Attachment, Event, Message, ProductCounter, Ticket, Watcher
+from mailbot.store.models import (
+    Account,
+    Attachment,
+    Event,
+    Message,
+    ProductCounter,
+    Ticket,
+    TicketFlag,
+    Watcher,
+)
+from mailbot.vocabulary import Category, Priority, Status, values
 
-STATUSES = ("new", "open", "waiting", "resolved", "closed")
+STATUSES = values(Status)
 
 
 @dataclass(frozen=True)
@@ -57,8 +67,8 @@ def open_ticket(
     subject: str,
     now: datetime,
     *,
-    priority: str = "medium",
-    category: str = "question",
+    priority: str = Priority.MEDIUM,
+    category: str = Category.QUESTION,
     flags: Iterable[str] = (),
     linked_to: Ticket | None = None,
 ) -> Ticket:
@@ -72,14 +82,41 @@ def open_ticket(
         requester=requester,
         priority=priority,
         category=category,
-        flags=",".join(flags),
         linked_to=linked_to,
         created_at=now,
         updated_at=now,
     )
+    for flag in dict.fromkeys(flags):  # each once, in the order given
+        statements.add(TicketFlag, ticket=ticket, flag=flag)
     detail = f"linked to {linked_to.reference}" if linked_to else ""
-    record_event(ticket, "created", requester.email, new="new", detail=detail, at=now)
+    record_event(ticket, "created", requester.email, new=Status.NEW, detail=detail, at=now)
     return ticket
+
+
+def flags_of(ticket: Ticket) -> list[str]:
+    """The ticket's flags as plain strings (each equals its `Flag`), in the order they were set."""
+    return [str(flag) for flag in statements.flags_of(ticket)]
+
+
+def add_flag(ticket: Ticket, flag: str) -> bool:
+    """Mark `ticket` with `flag`; False when it already had it."""
+    if flag in statements.flags_of(ticket):
+        return False
+    statements.add(TicketFlag, ticket=ticket, flag=flag)  # the unique key keeps it to one row
+    return True
+
+
+def remove_flag(ticket: Ticket, flag: str) -> bool:
+    """Take `flag` off `ticket`; False when it did not have it."""
+    removed: int = (
+        TicketFlag.delete().where((TicketFlag.ticket == ticket) & (TicketFlag.flag == flag)).execute()
+    )
+    return removed > 0
+
+
+def flagged(flag: str) -> Expression:
+    """A condition on Ticket: it has `flag` (for `.where`; `~flagged(...)` for those without)."""
+    return Ticket.id.in_(TicketFlag.select(TicketFlag.ticket).where(TicketFlag.flag == flag))
 
 
 def find_ticket(product: str, number: int) -> Ticket | None:
@@ -141,10 +178,10 @@ def set_status(ticket: Ticket, status: str, actor: str, now: datetime) -> bool:
         return False
     ticket.status = status
     ticket.updated_at = now
-    ticket.waiting_since = now if status == "waiting" else None
-    if status == "resolved":
+    ticket.waiting_since = now if status == Status.WAITING else None
+    if status == Status.RESOLVED:
         ticket.resolved_at = now
-    elif status == "closed":
+    elif status == Status.CLOSED:
         ticket.closed_at = now
         ticket.resolved_at = ticket.resolved_at or now
     else:

@@ -23,7 +23,7 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
         "category": ticket.category,
         "requester": ticket.requester.email,
         "assignee": ticket.assignee.email if ticket.assignee is not None else None,
-        "flags": [f for f in ticket.flags.split(",") if f],
+        "flags": tickets.flags_of(ticket),
         "created_at": _iso(ticket.created_at),
         "due_first_response": _iso(ticket.due_first_response),
         "due_resolution": _iso(ticket.due_resolution),

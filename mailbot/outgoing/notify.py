@@ -20,7 +20,7 @@ from typing import Any
 
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
-from mailbot.desk import accounts, caps
+from mailbot.desk import accounts, caps, tickets
 from mailbot.inbound.automail import is_noreply_address
 from mailbot.inbound.message import Address
 from mailbot.outgoing import enclosures
@@ -29,30 +29,15 @@ from mailbot.outgoing.drafts import Headers, context_json
 from mailbot.outgoing.formats import desk_name, machine_moment
 from mailbot.store import statements
 from mailbot.store.models import Account, Attachment, Message, Outbox, Ticket
+from mailbot.vocabulary import STAFF_ROLES, Role, Template
 
 log = logging.getLogger(__name__)
 
-# Templates a person may opt out of (Account.notify); the rest always go out.
-OPTIONAL = frozenset(
-    {
-        "ticket_opened",
-        "new_ticket",
-        "customer_reply",
-        "internal_note",
-        "status_changed",
-        "priority_changed",
-        "ticket_closed",
-        "ticket_updated",
-    }
-)
-# Mails written by a person, relayed by us: not marked Auto-Submitted.
-HUMAN = frozenset({"reply", "customer_reply", "internal_note", "info_requested"})
-CUSTOMER_ROLES = ("customer", "watcher")
-# Answers about a mail that changed nothing (a refused command, a customer's `#show`): sent, but
-# not part of the ticket's conversation.
-OFF_THE_RECORD = frozenset({"command_error", "command_not_trusted", "refused", "query_answer"})
-# The product's own people: never held back by the daily limit of automatic mail.
-STAFF_ROLES = ("engineer", "board")
+# What each template is (opted out of, relayed from a person, kept on the ticket) are its
+# attributes in `mailbot.vocabulary.Template`.
+CUSTOMER_ROLES = (Role.CUSTOMER, Role.WATCHER)
+# The kinds of mail a person may opt out of (Account.notify).
+OPTIONAL = frozenset(template.value for template in Template if template.optional)
 
 
 @dataclass(frozen=True)
@@ -92,17 +77,30 @@ def queue_mail(
     rows = []
     now = desk.clock()
     seen: set[str] = set()
+    shared: dict[str, Any] | None = None
     for recipient in recipients:
         key = recipient.email.lower()
         if key in seen or not _may_send(desk, template, recipient, now):
             continue
         seen.add(key)
-        row = _queue_one(desk, template, product, ticket, recipient, context or {}, actor, parent_id, now)
+        if shared is None:  # the same for every recipient: read once per mail, not per row
+            shared = _shared_context(context or {}, product, ticket, actor)
+        row = _queue_one(desk, template, product, ticket, recipient, shared, actor, parent_id, now)
         if choice.enclosed:
             row.attachments = json.dumps(list(choice.enclosed))
             statements.save(row, only=[Outbox.attachments])
         rows.append(row)
     return rows
+
+
+def _shared_context(
+    context: Mapping[str, Any], product: ProductSettings, ticket: Ticket | None, actor: Account | None
+) -> dict[str, Any]:
+    full = dict(context)
+    full.update(product=product_context(product), actor=_actor_context(actor, product))
+    if ticket is not None:
+        full["ticket"] = ticket_context(ticket, product)
+    return full
 
 
 def _sendable(email: str) -> bool:
@@ -120,12 +118,12 @@ def _may_send(desk: Desk, template: str, recipient: Recipient, now: datetime) ->
         log.warning("not mailing %s to our own address %s", template, email)
         return False
     account = recipient.account
-    if account is not None and template in OPTIONAL and not _wants(account, template):
+    if account is not None and Template(template).optional and not _wants(account, template):
         return False
     if not _sendable(email):
         log.warning("not mailing %s to %s: not an address mail can be sent to", template, email)
         return False
-    if template in HUMAN:
+    if not Template(template).automatic:
         return True
     if is_noreply_address(email):
         log.info("no automatic %s to no-reply address %s", template, email)
@@ -181,21 +179,13 @@ def _queue_one(
     parent_id: str,
     now: datetime,
 ) -> Outbox:
-    """One outbox row holding what to say; it is rendered when it is sent (`mailbot.outgoing.drafts`)."""
+    """One outbox row holding what to say (`context`: `_shared_context` of the mail); it is
+    rendered when it is sent (`mailbot.outgoing.drafts`)."""
     settings = desk.settings
-    full = dict(context)
-    full.update(
-        product=product_context(product),
-        recipient=_recipient_context(recipient),
-        actor=_actor_context(actor, product),
-    )
-    if ticket is not None:
-        full["ticket"] = ticket_context(ticket, product)
+    full = {**context, "recipient": _recipient_context(recipient)}
     reference = ticket.reference if ticket is not None else product.prefix
     message_id = make_message_id(reference, settings.mail_domain)
-    automatic = (
-        "" if template in HUMAN else ("auto-replied" if template == "ticket_opened" else "auto-generated")
-    )
+    automatic = Template(template).auto_submitted
     # The From name is the name the mail signs with, in the recipient's language.
     signed_as = desk_name(product.name, recipient.language)
     headers = Headers(
@@ -224,7 +214,7 @@ def _queue_one(
         created_at=now,
         next_attempt_at=now,
     )
-    if ticket is not None and recipient.role in CUSTOMER_ROLES and template not in OFF_THE_RECORD:
+    if ticket is not None and recipient.role in CUSTOMER_ROLES and Template(template).kept:
         # Its place in the conversation is now; subject and text are filled in when the mail is
         # rendered (`mailbot.outgoing.outbox`).
         statements.add(
@@ -283,7 +273,7 @@ def ticket_context(ticket: Ticket, product: ProductSettings) -> dict[str, Any]:
         "created_at": when(ticket.created_at),
         "due_first_response": when(ticket.due_first_response),
         "due_resolution": when(ticket.due_resolution),
-        "flags": [f for f in ticket.flags.split(",") if f],
+        "flags": tickets.flags_of(ticket),
         "linked_reference": ticket.linked_to.reference if ticket.linked_to_id else "",
         "related": statements.related_references(ticket),
     }

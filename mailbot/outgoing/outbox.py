@@ -48,8 +48,8 @@ from mailbot.outgoing import alerts, drafts, enclosures
 from mailbot.outgoing.render import Rendered
 from mailbot.store import statements
 from mailbot.store.models import Message, Outbox, database
-from mailbot.store.models import OutboxStatus as Status
 from mailbot.transports.base import Transport
+from mailbot.vocabulary import OutboxState as Status
 
 log = logging.getLogger(__name__)
 FIRST_RETRY = timedelta(minutes=1)

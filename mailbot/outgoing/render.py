@@ -41,9 +41,10 @@ from markupsafe import Markup, escape
 
 from mailbot.errors import TemplateError
 from mailbot.outgoing.formats import desk_name, format_day, format_moment
+from mailbot.vocabulary import Language, values
 
-LANGUAGES = ("en", "nl", "fr")
-DEFAULT_LANGUAGE = "en"
+LANGUAGES = values(Language)
+DEFAULT_LANGUAGE = Language.EN.value
 
 # The line every ticket mail starts with. The inbound parser cuts a reply at this line, so these
 # strings are part of the mail contract: change them only together with the parser.
@@ -70,6 +71,7 @@ _WORDS: dict[str, dict[str, dict[str, str]]] = {
             "contract_expired": "Maintenance contract expired",
             "unknown_sender": "New sender (account created automatically)",
             "no_credit": "No support credit left",
+            "before_cutover": "Arrived before mailbot started (not on the SLA clock)",
         },
         "sla_kind": {"first_response": "first response", "resolution": "resolution"},
         "role": {
@@ -93,6 +95,7 @@ _WORDS: dict[str, dict[str, dict[str, str]]] = {
             "contract_expired": "Onderhoudscontract verlopen",
             "unknown_sender": "Nieuwe afzender (account automatisch aangemaakt)",
             "no_credit": "Geen supporttegoed meer",
+            "before_cutover": "Binnengekomen voor de start van mailbot (buiten de SLA)",
         },
         "sla_kind": {"first_response": "eerste reactie", "resolution": "oplossing"},
         "role": {"customer": "klant", "engineer": "engineer", "board": "reviewboard", "watcher": "volger"},
@@ -111,6 +114,7 @@ _WORDS: dict[str, dict[str, dict[str, str]]] = {
             "contract_expired": "Contrat de maintenance expiré",
             "unknown_sender": "Nouvel expéditeur (compte créé automatiquement)",
             "no_credit": "Plus de crédit d'assistance",
+            "before_cutover": "Arrivé avant la mise en service de mailbot (hors SLA)",
         },
         "sla_kind": {"first_response": "première réponse", "resolution": "résolution"},
         "role": {

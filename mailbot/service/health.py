@@ -21,12 +21,13 @@ from peewee import DatabaseError, IntegrityError, fn
 
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
-from mailbot.desk import caps
+from mailbot.desk import caps, tickets
 from mailbot.desk.jobs import RUNNING_STATUSES
 from mailbot.errors import TokenRefused
 from mailbot.outgoing import alerts
 from mailbot.store import statements
-from mailbot.store.models import Alarm, MailboxHealth, Outbox, OutboxStatus, Ticket, database
+from mailbot.store.models import Alarm, MailboxHealth, Outbox, Ticket, database
+from mailbot.vocabulary import OutboxState as OutboxStatus
 
 log = logging.getLogger(__name__)
 FAILING_ATTEMPTS = 3  # a mail that failed this many times in a row "keeps failing"
@@ -278,7 +279,7 @@ def open_tickets(desk: Desk) -> dict[str, int]:
 
 def running_tickets():  # type: ignore[no-untyped-def]
     """Open tickets on the clock (not those from mail older than the cut-over)."""
-    return Ticket.status.in_(RUNNING_STATUSES) & ~Ticket.flags.contains(caps.BEFORE_CUTOVER_FLAG)
+    return Ticket.status.in_(RUNNING_STATUSES) & ~tickets.flagged(caps.BEFORE_CUTOVER_FLAG)
 
 
 def sla_breaches(desk: Desk, now: datetime) -> dict[str, int]:

@@ -28,6 +28,7 @@ from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 from mailbot.sla.public_holidays import Region, holidays_in
+from mailbot.vocabulary import Priority, values
 
 Interval = tuple[time, time]
 """(start, end) wall-clock times; an end of 00:00 means 24:00, the midnight that ends the day."""
@@ -39,7 +40,7 @@ MIDNIGHT = time(0)
 FULL_DAY: DayHours = ((MIDNIGHT, MIDNIGHT),)
 ALWAYS: WeeklyHours = (FULL_DAY,) * 7
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-PRIORITIES = ("critical", "high", "medium", "low")
+PRIORITIES = values(Priority)
 DEFAULT_SLA = MappingProxyType(
     {
         "critical": timedelta(hours=4),

@@ -22,12 +22,13 @@ from mailbot.config import ProductSettings
 from mailbot.sla import clock
 from mailbot.store import statements
 from mailbot.store.models import Event, Ticket
+from mailbot.vocabulary import Status
 
 # A resolved ticket waits for the customer too (for sign-off, or for word that it is not
 # solved): when they reopen it, the days it sat resolved must not count against the desk.
-PAUSING_STATUSES = frozenset({"waiting", "resolved"})
+PAUSING_STATUSES = frozenset(status for status in Status if status.pauses_clock)
 # After these the resolution clock has stopped.
-DONE_STATUSES = frozenset({"resolved", "closed"})
+DONE_STATUSES = frozenset(status for status in Status if status.done)
 FIRST_RESPONSE = "first_response"
 RESOLUTION = "resolution"
 

@@ -21,6 +21,7 @@ from mailbot.store.models import (
     Organisation,
     Outbox,
     SchemaVersion,
+    TicketFlag,
     TicketLink,
 )
 
@@ -87,6 +88,26 @@ def _add_missing_columns(db: Database, model: type, fields: tuple) -> None:
     )
 
 
+def _move_ticket_flags_to_rows(db: Database) -> None:
+    """Version 7: a ticket's flags become `ticket_flag` rows (one per ticket and flag) instead of
+    the comma list in `ticket.flags`, which is dropped. A database created fresh has the table
+    and never had the column. Flags outside the vocabulary (none were ever written) are moved
+    as they are: the check is on writes through the model, not on this copy."""
+    db.create_tables([TicketFlag], safe=True)
+    if "flags" not in {column.name for column in db.get_columns("ticket")}:
+        return
+    moved = 0
+    for ticket_id, flags in db.execute_sql("SELECT id, flags FROM ticket WHERE flags != ''").fetchall():
+        for flag in dict.fromkeys(f.strip() for f in flags.split(",") if f.strip()):
+            sql = f'INSERT INTO "ticket_flag" ("ticket_id", "flag") VALUES ({db.param}, {db.param})'
+            db.execute_sql(sql, (ticket_id, flag))  # each flag once per ticket: dict.fromkeys
+            moved += 1
+    # SQLite 3.35+ and PostgreSQL drop the column in place (no index or constraint names it);
+    # playhouse rebuilds the table on an older SQLite.
+    apply_operations(SchemaMigrator.from_database(db).drop_column("ticket", "flags"))
+    log.info("moved %d ticket flags into ticket_flag rows", moved)
+
+
 # version -> step that brings the database from version-1 to version.
 STEPS: dict[int, Callable[[Database], None]] = {
     1: _create_initial,
@@ -95,6 +116,7 @@ STEPS: dict[int, Callable[[Database], None]] = {
     6: _add_mailbox_health,
     8: _add_ticket_links,
     10: _add_enclosures,
+    7: _move_ticket_flags_to_rows,
 }
 LATEST = max(STEPS)
 

@@ -8,7 +8,6 @@ live in the domain modules (`accounts`, `tickets`, `inbound`).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 
 from peewee import (
     AutoField,
@@ -25,6 +24,19 @@ from peewee import (
     TextField,
 )
 from peewee import DateTimeField as _PlainDateTimeField
+
+from mailbot.store.fields import EnumField
+from mailbot.vocabulary import (
+    GRANT_ROLES,
+    Category,
+    Flag,
+    Language,
+    OutboxState,
+    Outcome,
+    Priority,
+    Role,
+    Status,
+)
 
 
 class _DatabaseProxy(DatabaseProxy):
@@ -83,7 +95,7 @@ class Account(BaseModel):
     email = CharField(unique=True)  # stored lower-cased: matched exactly, case-insensitively
     name = CharField(default="")
     organisation = CharField(default="")
-    language = CharField(default="en")
+    language = EnumField(Language, default=Language.EN)
     notify = CharField(default="all")  # "all", "none" or a comma list of template names
     contract_until = DateField(null=True)
     credit_minutes = IntegerField(default=0)
@@ -96,7 +108,7 @@ class Account(BaseModel):
 class Grant(BaseModel):
     account = ForeignKeyField(Account, backref="grants", on_delete="CASCADE")
     product = CharField()
-    role = CharField()  # customer, engineer, board
+    role = EnumField(Role, allowed=GRANT_ROLES)
 
     class Meta:
         indexes = ((("account", "product"), True),)
@@ -108,11 +120,10 @@ class Ticket(BaseModel):
     reference = CharField(unique=True)
     subject = TextField()
     requester = ForeignKeyField(Account, backref="tickets")
-    category = CharField(default="question")
-    priority = CharField(default="medium")
-    status = CharField(default="new")
+    category = EnumField(Category, default=Category.QUESTION)
+    priority = EnumField(Priority, default=Priority.MEDIUM)
+    status = EnumField(Status, default=Status.NEW)
     assignee = ForeignKeyField(Account, null=True, backref="assigned")
-    flags = CharField(default="")
     linked_to = ForeignKeyField("self", null=True, backref="follow_ups")
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
@@ -128,9 +139,21 @@ class Ticket(BaseModel):
     linked_to_id: int | None
     messages: ModelSelect[Message]
     events: ModelSelect[Event]
+    flag_rows: ModelSelect[TicketFlag]
 
     class Meta:
         indexes = ((("product", "number"), True), (("product", "status"), False))
+
+
+class TicketFlag(BaseModel):
+    """A mark on a ticket (`mailbot.vocabulary.Flag`), one row per ticket and flag."""
+
+    ticket = ForeignKeyField(Ticket, backref="flag_rows", on_delete="CASCADE")
+    flag = EnumField(Flag)
+    ticket_id: int
+
+    class Meta:
+        indexes = ((("ticket", "flag"), True),)
 
 
 class Watcher(BaseModel):
@@ -151,7 +174,7 @@ class Seen(BaseModel):
     product = CharField()
     message_id = CharField(index=True)
     sha256 = CharField()
-    outcome = CharField()  # ticket, message, ignored, quarantined
+    outcome = EnumField(Outcome)
     reason = CharField(default="")
     ticket = ForeignKeyField(Ticket, null=True, backref="ledger")
     raw_path = CharField(default="")
@@ -217,13 +240,7 @@ class TicketLink(BaseModel):
         indexes = ((("ticket", "other"), True),)
 
 
-class OutboxStatus(StrEnum):
-    """Where an outbox row is. Only `pending` rows are sent; `failed` waits for `outbox retry`."""
-
-    PENDING = "pending"  # to be sent at next_attempt_at
-    SENT = "sent"  # the server accepted it
-    DEAD = "dead"  # undeliverable (refused, or past the give-up age)
-    FAILED = "failed"  # could not be rendered (a broken template); last_error says where
+OutboxStatus = OutboxState  # its name before `mailbot.vocabulary`
 
 
 class Outbox(BaseModel):
@@ -238,12 +255,12 @@ class Outbox(BaseModel):
     message_id = CharField(unique=True)
     ticket = ForeignKeyField(Ticket, null=True, backref="outbox")
     product = CharField()
-    template = CharField()
+    template = CharField()  # a vocabulary.Template, or "alert-<kind>" (`mailbot.outgoing.alerts`)
     recipient = CharField(index=True)
     envelope_from = CharField()
     data = BlobField(default=b"")
     automatic = BooleanField(default=True)
-    status = CharField(default=OutboxStatus.PENDING, index=True)
+    status = EnumField(OutboxState, default=OutboxState.PENDING, index=True)
     attempts = IntegerField(default=0)
     next_attempt_at = DateTimeField(default=utcnow)
     last_error = TextField(default="")
@@ -342,6 +359,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     Account,
     Grant,
     Ticket,
+    TicketFlag,
     Watcher,
     Seen,
     Message,

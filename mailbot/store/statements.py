@@ -32,6 +32,7 @@ from mailbot.store.models import (
     ProductCounter,
     Seen,
     Ticket,
+    TicketFlag,
     TicketLink,
     Watcher,
 )
@@ -104,6 +105,19 @@ def outbox_by_message_id(message_id: str, product: str | None = None) -> Outbox 
 def outgoing_message(message_id: str) -> Message | None:
     """The conversation's record of a mail we send, by its Message-ID."""
     return _first(Message, {Message.message_id: message_id, Message.direction: "out"})
+
+
+def flags_of(ticket: Ticket) -> list[Any]:
+    """A ticket's flags (`TicketFlag.flag` values) in the order they were set: read for every
+    mail queued about the ticket (its context)."""
+    if not prepared(TicketFlag):
+        query = TicketFlag.select(TicketFlag.flag).where(TicketFlag.ticket == ticket).order_by(TicketFlag.id)
+        return [row.flag for row in query]
+    rows = TicketFlag._meta.database.execute_sql(_FLAGS_SQL, [ticket.id]).fetchall()
+    return [TicketFlag.flag.python_value(value) for (value,) in rows]
+
+
+_FLAGS_SQL = 'SELECT "flag" FROM "ticket_flag" WHERE "ticket_id" = ? ORDER BY "id"'
 
 
 # The rows written: `Model.create` and `instance.save` with the same arguments.

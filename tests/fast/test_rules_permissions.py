@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from mailbot.desk import accounts
+from mailbot.desk import accounts, tickets
 from mailbot.store.models import Account, Message, Ticket
 from tests.fast.people import CARLA, CHRIS, EDDIE, ERIN, STRANGER, VERA, VICTOR, open_ticket
 from tests.helpers.desks import MailDesk
@@ -80,4 +80,4 @@ def test_an_expired_contract_is_refused_where_one_is_required(make_desk):
 def test_a_flagged_contract_policy_accepts_and_flags(make_desk):
     desk = make_desk(PRODUCT_GEN_CONTRACT_REQUIRED="true", PRODUCT_GEN_CONTRACT_POLICY="flag")
     desk.send(CARLA, "GEN", "Printer", "No contract.")
-    assert "contract_expired" in desk.ticket("GEN-1").flags
+    assert "contract_expired" in tickets.flags_of(desk.ticket("GEN-1"))
