@@ -1,4 +1,4 @@
-"""Raw mail in, mailbot's own `InboundMessage` out: what a customer sent is what the desk sees,
+"""Raw mail in, mailbot's own `ParsedMail` out: what a customer sent is what the desk sees,
 and nothing a mail carries can inject headers, scripts, paths or a forged identity."""
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mailbot.inbound.parse import ParseLimits
-from mailbot.inbound.prepare import Prepared, prepare_mail
+from mailbot.inbound.prepare import KeptMail, prepare_mail
 from mailbot.service.parse_ahead import ParseAhead
 from mailbot.sources.base import FetchedMail
 from mailbot.store.files import Store
@@ -43,7 +43,7 @@ def _mails() -> list[FetchedMail]:
     return [FetchedMail("test", 1, str(n + 1), raw) for n, raw in enumerate(raws)]
 
 
-def _prepared_ahead(ahead: ParseAhead, mails: list[FetchedMail]) -> list[Prepared]:
+def _prepared_ahead(ahead: ParseAhead, mails: list[FetchedMail]) -> list[KeptMail]:
     try:
         ahead.submit(mails)
         return [ahead.prepare(mail) for mail in mails]

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from mailbot.context import Desk
 from mailbot.desk import accounts, tickets
-from mailbot.desk.inmail import Mail, Outcome, staff_recipients, store_inbound
+from mailbot.desk.inmail import Outcome, RoutedMail, staff_recipients, store_inbound
 from mailbot.outgoing import notify
 from mailbot.store import statements
 from mailbot.store.models import Outbox
@@ -21,7 +21,7 @@ from mailbot.vocabulary import Template
 log = logging.getLogger(__name__)
 
 
-def handle_bounce(desk: Desk, mail: Mail) -> Outcome:
+def handle_bounce(desk: Desk, mail: RoutedMail) -> Outcome:
     """A bounce goes on the ticket whose mail bounced and stops automatic mail to the address;
     the ticket's engineers are told once per address that went dead. Only a failure report
     that names a mail of ours (its Message-ID, in this product's outbox) changes anything, and
@@ -58,7 +58,7 @@ def handle_bounce(desk: Desk, mail: Mail) -> Outcome:
     return Outcome("message", "bounce", ticket)
 
 
-def _bounced_mail(mail: Mail) -> Outbox | None:
+def _bounced_mail(mail: RoutedMail) -> Outbox | None:
     """The mail of this product the report names by its Message-ID, if we sent one."""
     mid = mail.msg.bounced_message_id
     if not mid:
@@ -66,7 +66,7 @@ def _bounced_mail(mail: Mail) -> Outbox | None:
     return statements.outbox_by_message_id(mid, mail.product.key)
 
 
-def _failed_address(mail: Mail, original: Outbox) -> str | None:
+def _failed_address(mail: RoutedMail, original: Outbox) -> str | None:
     """The address a failure report shows dead: the recipient of our mail that bounced, when
     the report names it among its failed recipients or names none; else None (a delay notice,
     or a report about addresses we did not send that mail to)."""

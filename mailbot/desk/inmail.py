@@ -14,7 +14,7 @@ from mailbot.config import ProductSettings
 from mailbot.context import Desk
 from mailbot.desk import accounts, tickets
 from mailbot.inbound import authresults
-from mailbot.inbound.message import InboundMessage
+from mailbot.inbound.message import ParsedMail
 from mailbot.outgoing import notify
 from mailbot.store.models import Account, Attachment, Message, Ticket
 from mailbot.vocabulary import Role
@@ -30,10 +30,10 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class Mail:
+class RoutedMail:
     """An inbound mail with what we know about it, handed between the steps below."""
 
-    msg: InboundMessage
+    msg: ParsedMail
     product: ProductSettings
     sender: Account | None
     raw_path: str
@@ -41,7 +41,7 @@ class Mail:
 
 
 def store_inbound(
-    desk: Desk, mail: Mail, ticket: Ticket, text: str, *, visibility: str = "public", kind: str = "mail"
+    desk: Desk, mail: RoutedMail, ticket: Ticket, text: str, *, visibility: str = "public", kind: str = "mail"
 ) -> Message:
     msg = mail.msg
     new = tickets.NewMessage(
@@ -59,7 +59,7 @@ def store_inbound(
     return tickets.add_message(ticket, new, desk.store, msg.attachments, at=mail.now)
 
 
-def staff_mail_verdict(desk: Desk, mail: Mail) -> str:
+def staff_mail_verdict(desk: Desk, mail: RoutedMail) -> str:
     """FAIL for a sender read with a note (several mailboxes, a repaired or borrowed address:
     `mailbot.inbound.senders`); else PASS where the site checks nothing, else what our own server's
     Authentication-Results say about the From domain: PASS, FAIL, or MISSING (our server's
@@ -73,13 +73,13 @@ def staff_mail_verdict(desk: Desk, mail: Mail) -> str:
     return authresults.sender_verdict(mail.msg.headers, trusted, domain)
 
 
-def carries_files(mail: Mail) -> bool:
+def carries_files(mail: RoutedMail) -> bool:
     """Whether the mail has files of its own to pass on, so that it is relayed even without text.
     Images shown in its HTML (a signature's logo) do not count."""
     return any(not a.inline for a in mail.msg.attachments)
 
 
-def stored_files(mail: Mail, message: Message) -> list[Attachment]:
+def stored_files(mail: RoutedMail, message: Message) -> list[Attachment]:
     """The files `message` (the mail as stored) keeps, in the order they came: what travels on
     with the mail it causes. No query for a mail without attachments."""
     if not mail.msg.attachments:

@@ -22,7 +22,7 @@ from mailbot.config import ProductSettings
 from mailbot.context import Desk
 from mailbot.desk import accounts, caps, links, queries, replies, secondline, tickets
 from mailbot.desk.bounces import handle_bounce
-from mailbot.desk.inmail import Mail, Outcome, staff_recipients, store_inbound, stored_files
+from mailbot.desk.inmail import Outcome, RoutedMail, staff_recipients, store_inbound, stored_files
 from mailbot.desk.subjects import (
     clean_subject,
     find_reference,
@@ -30,7 +30,7 @@ from mailbot.desk.subjects import (
     requested_priority,
     strip_references,
 )
-from mailbot.inbound.message import InboundMessage
+from mailbot.inbound.message import ParsedMail
 from mailbot.outgoing import alerts, notify
 from mailbot.sla import deadlines
 from mailbot.store import statements
@@ -48,7 +48,7 @@ _NOTICES = frozenset({"precedence:bulk", "precedence:list", "x-auto-response-sup
 
 
 def handle_mail(
-    desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path: str, arrived: datetime | None = None
+    desk: Desk, product: ProductSettings, msg: ParsedMail, raw_path: str, arrived: datetime | None = None
 ) -> Outcome:
     """What `msg` does to the tickets of `product`. `arrived` is when it reached the mailbox as
     the mailbox tells it (IMAP INTERNALDATE, the delivery time in a Maildir name; None: it
@@ -65,7 +65,7 @@ def handle_mail(
     return outcome
 
 
-def likeliest_sender(msg: InboundMessage) -> InboundMessage:
+def likeliest_sender(msg: ParsedMail) -> ParsedMail:
     """Where the mail may be from several mailboxes, the first that has an account wins (else
     the first as read); the reading keeps its note, so it never carries engineer commands."""
     if msg.sender is None or not msg.sender_alternatives:
@@ -78,7 +78,7 @@ def likeliest_sender(msg: InboundMessage) -> InboundMessage:
     )
 
 
-def note_reading(ticket: Ticket | None, msg: InboundMessage, now: datetime) -> None:
+def note_reading(ticket: Ticket | None, msg: ParsedMail, now: datetime) -> None:
     """Put on the ticket how an uncertain sender was read, and what was mended to read the mail."""
     if ticket is None:
         return
@@ -96,13 +96,13 @@ def note_reading(ticket: Ticket | None, msg: InboundMessage, now: datetime) -> N
         tickets.record_event(ticket, "mail_repaired", actor, detail="; ".join(msg.repairs), at=now)
 
 
-def _handle(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path: str) -> Outcome:
+def _handle(desk: Desk, product: ProductSettings, msg: ParsedMail, raw_path: str) -> Outcome:
     email = msg.sender.key if msg.sender is not None else ""
     if _is_our_own(desk, email, msg):
         log.warning("%s: our own mail came back, recorded only: %s", product.key, msg.message_id)
         return Outcome("ignored", "own-loop")
     sender = accounts.find_account(email) if email else None
-    mail = Mail(msg, product, sender, raw_path, desk.clock())
+    mail = RoutedMail(msg, product, sender, raw_path, desk.clock())
     if msg.bounce:  # before the sender check: MAILER-DAEMON often has no valid address
         return handle_bounce(desk, mail)
     if msg.sender is None:  # a person's mail without one was quarantined before (mailbot.service.ingest)
@@ -130,7 +130,7 @@ def _handle(desk: Desk, product: ProductSettings, msg: InboundMessage, raw_path:
     return handle_new(desk, mail)
 
 
-def route(desk: Desk, mail: Mail) -> Ticket | None:
+def route(desk: Desk, mail: RoutedMail) -> Ticket | None:
     """The subject's reference first, then the mails this one answers; only tickets of the
     product whose mailbox received the mail. Our Message-IDs (`ticket-VISI-42@...`) travel in
     every mail we send, so anyone who got one can name another product's ticket: from this
@@ -182,14 +182,14 @@ def may_reply(ticket: Ticket, sender: Account | None) -> bool:
     return sender.id == ticket.requester_id or tickets.is_watcher(ticket, sender)
 
 
-def _is_our_own(desk: Desk, email: str, msg: InboundMessage) -> bool:
+def _is_our_own(desk: Desk, email: str, msg: ParsedMail) -> bool:
     """Mail from a product address, with our loop header, or one we sent (its Message-ID)."""
     if email in desk.settings.own_addresses or msg.automatic == "own-loop":
         return True
     return statements.outbox_by_message_id(msg.message_id) is not None
 
 
-def handle_new(desk: Desk, mail: Mail, linked_to: Ticket | None = None) -> Outcome:
+def handle_new(desk: Desk, mail: RoutedMail, linked_to: Ticket | None = None) -> Outcome:
     product, msg = mail.product, mail.msg
     sender = admit_sender(mail)
     if sender is None:
@@ -248,7 +248,7 @@ def handle_new(desk: Desk, mail: Mail, linked_to: Ticket | None = None) -> Outco
     return Outcome("ticket", "linked" if linked_to else "", ticket)
 
 
-def acknowledgement_withheld(desk: Desk, mail: Mail, sender: Account) -> str:
+def acknowledgement_withheld(desk: Desk, mail: RoutedMail, sender: Account) -> str:
     """Why the sender of a new ticket gets no acknowledgement, or "" when they get one."""
     if mail.msg.list_mail:
         return "sent through a mailing list"
@@ -259,7 +259,7 @@ def acknowledgement_withheld(desk: Desk, mail: Mail, sender: Account) -> str:
     return ""
 
 
-def fold_into(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
+def fold_into(desk: Desk, mail: RoutedMail, ticket: Ticket) -> Outcome:
     """A new mail from a sender past the flood limit: kept as a message on their last ticket,
     telling nobody. The first fold into a ticket is recorded as an event and raises one alert (a
     log line, and a mail to MAILBOT_ALERT_ADDRESS where set)."""
@@ -276,7 +276,7 @@ def fold_into(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
     return Outcome("message", f"flood: folded into {ticket.reference}", ticket)
 
 
-def admit_sender(mail: Mail) -> Account | None:
+def admit_sender(mail: RoutedMail) -> Account | None:
     """The account that may open a ticket on this product, creating it where the product is
     open to unknown senders; None when the sender has no access."""
     product, sender = mail.product, mail.sender
@@ -303,7 +303,7 @@ def contract_flags(sender: Account, product: ProductSettings, now: datetime) -> 
     return None if product.contract_policy == "refuse" else ["contract_expired"]
 
 
-def handle_reply(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
+def handle_reply(desk: Desk, mail: RoutedMail, ticket: Ticket) -> Outcome:
     """A reply to a closed ticket from its customer opens a new ticket linked to it; any other
     reply goes to the ticket with its commands."""
     if ticket.status == Status.CLOSED and not accounts.is_staff(mail.sender, ticket.product):
@@ -311,7 +311,7 @@ def handle_reply(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
     return replies.handle_reply(desk, mail, ticket)
 
 
-def handle_automatic(desk: Desk, mail: Mail, ticket: Ticket | None) -> Outcome:
+def handle_automatic(desk: Desk, mail: RoutedMail, ticket: Ticket | None) -> Outcome:
     """Auto-replies are recorded on their ticket, never answered, never change its state. A
     machine's notice from a sender with access that threads nowhere opens a ticket, unanswered."""
     reason = f"automatic: {mail.msg.automatic}"
@@ -333,7 +333,7 @@ def _is_notice(reason: str) -> bool:
     return reason in _NOTICES or (reason.startswith("auto-submitted:") and kind != "auto-replied")
 
 
-def refuse(desk: Desk, mail: Mail, reason: str, account: Account | None = None) -> Outcome:
+def refuse(desk: Desk, mail: RoutedMail, reason: str, account: Account | None = None) -> Outcome:
     """A neutral refusal, at most one per address and day, never to a list or a machine; nothing
     is attached to any ticket."""
     assert mail.msg.sender is not None
@@ -364,7 +364,7 @@ def refuse(desk: Desk, mail: Mail, reason: str, account: Account | None = None) 
     return Outcome("ignored", f"refused: {reason}")
 
 
-def add_cc_watchers(mail: Mail, ticket: Ticket) -> None:
+def add_cc_watchers(mail: RoutedMail, ticket: Ticket) -> None:
     """Addresses in Cc (and To) of the opening mail that have access to the product."""
     for address in mail.msg.cc + mail.msg.to:
         account = accounts.find_account(address.key)

@@ -26,7 +26,7 @@ from mailbot.config import ProductSettings
 from mailbot.context import Desk
 from mailbot.desk import accounts, tickets
 from mailbot.desk.commands import read_commands
-from mailbot.desk.inmail import Mail, Outcome
+from mailbot.desk.inmail import Outcome, RoutedMail
 from mailbot.outgoing import notify
 from mailbot.outgoing.formats import machine_moment
 from mailbot.store import statements
@@ -47,7 +47,7 @@ _REFERENCE = re.compile(r"^([A-Za-z][A-Za-z0-9]*)-(\d{1,9})$")
 _CONVERSATION = ("mail", "folded")
 
 
-def asked(mail: Mail) -> str:
+def asked(mail: RoutedMail) -> str:
     """The question the mail asks ("list" or "show"), or "" when it asks none: the first command
     line decides, so a reply that happens to mention #list further down is an ordinary reply."""
     commands = read_commands(mail.msg.reply_text).commands
@@ -56,7 +56,7 @@ def asked(mail: Mail) -> str:
     return ""
 
 
-def answer_query(desk: Desk, mail: Mail, question: str) -> Outcome:
+def answer_query(desk: Desk, mail: RoutedMail, question: str) -> Outcome:
     """Answer `question` to the sender alone; nothing is stored on any ticket."""
     msg, product = mail.msg, mail.product
     assert msg.sender is not None
@@ -86,7 +86,7 @@ def answer_query(desk: Desk, mail: Mail, question: str) -> Outcome:
     return Outcome("ignored", f"asked {what}: answered" + ("" if found else " (not found)"))
 
 
-def _answer(mail: Mail, question: str) -> tuple[Ticket | None, dict[str, Any]]:
+def _answer(mail: RoutedMail, question: str) -> tuple[Ticket | None, dict[str, Any]]:
     """The ticket the answer is about (a `#show` the sender may see) and what it says."""
     zone = mail.product.calendar.zone
     if question == "list":
@@ -98,7 +98,7 @@ def _answer(mail: Mail, question: str) -> tuple[Ticket | None, dict[str, Any]]:
     return ticket, context
 
 
-def _asker(mail: Mail) -> notify.Recipient:
+def _asker(mail: RoutedMail) -> notify.Recipient:
     """The sender's own address (never a Reply-To), in their account's language."""
     msg, sender, product = mail.msg, mail.sender, mail.product
     assert msg.sender is not None
@@ -117,12 +117,12 @@ def _answered_lately(email: str, now: datetime) -> int:
     return statements.count_rows(Outbox, equal, (Outbox.created_at, now - HOUR))
 
 
-def _argument(mail: Mail) -> str:
+def _argument(mail: RoutedMail) -> str:
     command = read_commands(mail.msg.reply_text).get("show")
     return command.argument.strip().split(" ")[0][:40] if command is not None else ""
 
 
-def _ticket_asked(mail: Mail, sender: Account | None) -> Ticket | None:
+def _ticket_asked(mail: RoutedMail, sender: Account | None) -> Ticket | None:
     """The ticket `#show` names, when it is of this product and the sender may see it."""
     match = _REFERENCE.match(_argument(mail))
     if match is None or match.group(1).upper() != mail.product.prefix.upper():

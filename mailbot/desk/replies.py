@@ -29,8 +29,8 @@ from mailbot.desk.commands import (
     valid_commands,
 )
 from mailbot.desk.inmail import (
-    Mail,
     Outcome,
+    RoutedMail,
     carries_files,
     customer_recipients,
     last_public_message_id,
@@ -55,7 +55,7 @@ UNAUTHENTICATED = "unauthenticated"
 """The kind of an engineer's mail kept without our server's Authentication-Results."""
 
 
-def handle_reply(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
+def handle_reply(desk: Desk, mail: RoutedMail, ticket: Ticket) -> Outcome:
     sender = mail.sender
     assert sender is not None  # the permission check came first
     staff = accounts.is_staff(sender, ticket.product)  # the ticket's own product decides
@@ -75,7 +75,7 @@ def handle_reply(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
     return customer_reply(desk, mail, ticket, parsed)
 
 
-def refusal_reason(mail: Mail) -> str:
+def refusal_reason(mail: RoutedMail) -> str:
     """Why a reply from someone who may not write to the ticket is refused. A sender without
     access to the product hears what a new mail from them would get, so the answer never tells
     whether the reference they wrote belongs to a ticket."""
@@ -84,7 +84,7 @@ def refusal_reason(mail: Mail) -> str:
     return "no_access" if mail.sender is not None else "unknown_sender"
 
 
-def note_refused_reply(mail: Mail, ticket: Ticket) -> bool:
+def note_refused_reply(mail: RoutedMail, ticket: Ticket) -> bool:
     """Record on the ticket, for its team, that a sender who may not write to it tried; True
     (and nothing recorded) when that sender was already refused GUESSES_ALLOWED times within
     GUESS_WINDOW, on any ticket: throttled. So a ticket's history gains at most a few such
@@ -111,7 +111,7 @@ def _refused_replies(email: str, now: datetime) -> int:
     return Event.select().where(recent).count()
 
 
-def unverified_staff_mail(desk: Desk, mail: Mail, ticket: Ticket, verdict: str) -> Outcome:
+def unverified_staff_mail(desk: Desk, mail: RoutedMail, ticket: Ticket, verdict: str) -> Outcome:
     """An engineer's address that our server did not see pass: anyone may have written it. The
     whole visible text, command lines included, goes on the ticket as an internal note; no
     command applies, nothing reaches the customer, and the engineer hears why. A mail without
@@ -176,7 +176,9 @@ def _check_assignee(parsed: Commands, ticket: Ticket) -> list[CommandError]:
     return []
 
 
-def command_error(desk: Desk, mail: Mail, ticket: Ticket, errors: list[CommandError], staff: bool) -> Outcome:
+def command_error(
+    desk: Desk, mail: RoutedMail, ticket: Ticket, errors: list[CommandError], staff: bool
+) -> Outcome:
     """No command applies; the sender learns what was wrong and what is valid, in their own
     language. A customer's text is kept on the ticket all the same (for the engineers to read):
     only the commands were wrong, and what they wrote must not be lost. An engineer's is not:
@@ -201,7 +203,7 @@ def command_error(desk: Desk, mail: Mail, ticket: Ticket, errors: list[CommandEr
     return Outcome("ignored", "command error: " + "; ".join(map(describe_error, errors)) + kept, ticket)
 
 
-def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Outcome:
+def staff_reply(desk: Desk, mail: RoutedMail, ticket: Ticket, parsed: Commands) -> Outcome:
     """Apply every command, then send one mail: the customers get the text (a reply, or a
     request for information) listing every change it made, with the ticket as it is after
     them; commands without text get one mail of the changes (`mailbot.desk.summary`). A
@@ -291,7 +293,7 @@ def staff_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Out
     return Outcome("message", "staff reply", ticket)
 
 
-def _merge(mail: Mail, ticket: Ticket, reference: str) -> dict[str, str]:
+def _merge(mail: RoutedMail, ticket: Ticket, reference: str) -> dict[str, str]:
     """Move the ticket into `reference` (or where that one was merged into); returns what the
     customers' mail names of it."""
     assert mail.sender is not None
@@ -302,7 +304,9 @@ def _merge(mail: Mail, ticket: Ticket, reference: str) -> dict[str, str]:
     return {"reference": target.reference, "subject": target.subject}
 
 
-def _apply_fields(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands, made: Made) -> prepaid.CreditNews:
+def _apply_fields(
+    desk: Desk, mail: RoutedMail, ticket: Ticket, parsed: Commands, made: Made
+) -> prepaid.CreditNews:
     sender, product, now = mail.sender, mail.product, mail.now
     assert sender is not None
     news = prepaid.CreditNews()
@@ -326,7 +330,7 @@ def _apply_fields(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands, made
     return news
 
 
-def customer_reply(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Outcome:
+def customer_reply(desk: Desk, mail: RoutedMail, ticket: Ticket, parsed: Commands) -> Outcome:
     """The team gets one mail: the customer's text listing what their commands changed (or,
     without text, the changes alone); a customer who signs off with #close gets the
     confirmation."""

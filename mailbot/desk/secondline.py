@@ -23,8 +23,8 @@ from mailbot.context import Desk
 from mailbot.desk import accounts, changes, tickets
 from mailbot.desk.commands import CommandError, Commands, error_for, read_commands
 from mailbot.desk.inmail import (
-    Mail,
     Outcome,
+    RoutedMail,
     customer_recipients,
     last_public_message_id,
     staff_mail_verdict,
@@ -61,7 +61,7 @@ def check_escalation(parsed: Commands, product: ProductSettings) -> list[Command
     return [error_for("no_second_line", command, product=product.key)]
 
 
-def escalate(desk: Desk, mail: Mail, ticket: Ticket, note: str) -> None:
+def escalate(desk: Desk, mail: RoutedMail, ticket: Ticket, note: str) -> None:
     """Send the ticket to the second line with the engineer's note and the public history."""
     product, sender = mail.product, mail.sender
     assert sender is not None
@@ -79,7 +79,7 @@ def escalate(desk: Desk, mail: Mail, ticket: Ticket, note: str) -> None:
     log.info("%s: escalated to %s by %s", ticket.reference, address, sender.email)
 
 
-def is_second_line(ticket: Ticket, mail: Mail) -> bool:
+def is_second_line(ticket: Ticket, mail: RoutedMail) -> bool:
     """Whether the mail is from the product's escalation address, on a ticket escalated to it.
     An address that is one of the product's engineers writes as an engineer."""
     address = mail.product.escalation_address.lower()
@@ -91,7 +91,7 @@ def is_second_line(ticket: Ticket, mail: Mail) -> bool:
     return bool(Event.select().where(escalated).exists())
 
 
-def handle_answer(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
+def handle_answer(desk: Desk, mail: RoutedMail, ticket: Ticket) -> Outcome:
     """The second line's mail on an escalated ticket: plain text goes to the customers as the
     team's answer; anything else stays with the team."""
     verdict = staff_mail_verdict(desk, mail)
@@ -105,7 +105,7 @@ def handle_answer(desk: Desk, mail: Mail, ticket: Ticket) -> Outcome:
     return _relay(desk, mail, ticket, parsed.text)
 
 
-def _relay(desk: Desk, mail: Mail, ticket: Ticket, text: str) -> Outcome:
+def _relay(desk: Desk, mail: RoutedMail, ticket: Ticket, text: str) -> Outcome:
     product, now = mail.product, mail.now
     parent = last_public_message_id(ticket)
     store_inbound(desk, mail, ticket, text)
@@ -122,7 +122,7 @@ def _relay(desk: Desk, mail: Mail, ticket: Ticket, text: str) -> Outcome:
     return Outcome("message", "second line answer relayed", ticket)
 
 
-def _to_the_team(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Outcome:
+def _to_the_team(desk: Desk, mail: RoutedMail, ticket: Ticket, parsed: Commands) -> Outcome:
     store_inbound(desk, mail, ticket, parsed.text, visibility="internal", kind="note")
     context = {"text": parsed.text, "attachments": [a.filename for a in mail.msg.attachments], "changes": []}
     team = staff_recipients(mail.product, ticket)
@@ -131,7 +131,7 @@ def _to_the_team(desk: Desk, mail: Mail, ticket: Ticket, parsed: Commands) -> Ou
     return Outcome("message", f"second line note ({names}): to the team only", ticket)
 
 
-def _unverified(desk: Desk, mail: Mail, ticket: Ticket, verdict: str) -> Outcome:
+def _unverified(desk: Desk, mail: RoutedMail, ticket: Ticket, verdict: str) -> Outcome:
     """As for an engineer (`mailbot.desk.replies.unverified_staff_mail`): kept internal, nothing
     applied or relayed, and the second line hears why."""
     kind = "unauthenticated" if verdict == authresults.MISSING else "unverified"

@@ -7,7 +7,7 @@ means the mail must never get an automatic answer (RFC 3834). `read_bounce` pull
 Message-ID and the failed recipients out of a delivery status notification (RFC 3464).
 
 Reasons, most specific first: `own-loop`; `bounce:failed` and `bounce:delayed` (the only ones
-that make `InboundMessage.bounce` true); `auto-submitted:<value>`; `precedence:<value>`; the
+that make `ParsedMail.bounce` true); `auto-submitted:<value>`; `precedence:<value>`; the
 auto-reply header's name (`x-autoreply`, `x-apple-action`, ...); `x-auto-response-suppress`;
 `report:<type>` (read receipts, abuse reports); `list-server`; `auto-reply-subject`; and
 `moderation-notice` (a list holding a post for its moderator); and `noreply-sender` for

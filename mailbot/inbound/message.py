@@ -1,6 +1,6 @@
 """Our own value types for a mail that came in.
 
-mail-parser's object is turned into an `InboundMessage` in one place (`mailbot.inbound.parse`); nothing
+mail-parser's object is turned into an `ParsedMail` in one place (`mailbot.inbound.parse`); nothing
 else in mailbot sees a third-party mail type. These are plain frozen values: routing, ticket rules
 and tests build and read them without any I/O.
 """
@@ -44,7 +44,7 @@ class Attachment:
 
 
 @dataclass(frozen=True)
-class InboundMessage:
+class ParsedMail:
     """A parsed mail.
 
     `sender` is None when no sender can be made out (for example `a@evil.org@customer.com`):

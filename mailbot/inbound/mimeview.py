@@ -3,7 +3,7 @@ raw header values, the decoded start of the subject, the parts of the mail witho
 enclosed message, and a part's text.
 
 What it leaves to others: what any of it means (`mailbot.inbound.automail`, `mailbot.inbound.ndr`). The full
-parse of a mail into an `InboundMessage` is `mailbot.inbound.parse`.
+parse of a mail into an `ParsedMail` is `mailbot.inbound.parse`.
 """
 
 from __future__ import annotations

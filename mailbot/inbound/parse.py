@@ -1,4 +1,4 @@
-"""Turn the raw bytes of one mail into an `InboundMessage`, or refuse it with a QuarantineError.
+"""Turn the raw bytes of one mail into an `ParsedMail`, or refuse it with a QuarantineError.
 
 This is the one place where third-party mail objects are touched. The standard library builds the
 MIME tree, so that the size, depth and part caps are checked before anything else walks it;
@@ -32,7 +32,7 @@ from mailbot.inbound import automail
 from mailbot.inbound.bodies import attachment_filename, part_charset, safe_filename, text_and_html
 from mailbot.inbound.charsets import clean_line, codec_name, decode_header_value, guess_charset, unescape_8bit
 from mailbot.inbound.headblock import repair_head
-from mailbot.inbound.message import Address, Attachment, InboundMessage
+from mailbot.inbound.message import Address, Attachment, ParsedMail
 from mailbot.inbound.senders import read_sender
 from mailbot.inbound.slices import decoded_payload, parse_tree
 
@@ -69,7 +69,7 @@ _UNNAMED = {
 }
 
 
-def parse_mail(raw: bytes, limits: ParseLimits = ParseLimits()) -> InboundMessage:
+def parse_mail(raw: bytes, limits: ParseLimits = ParseLimits()) -> ParsedMail:
     """Parse one raw mail. Raises QuarantineError (with a short reason) for anything that is not
     a mail, breaks a limit, or makes a parser fail; never any other exception."""
     if len(raw) > limits.max_bytes:  # before any repair looks at it
@@ -102,7 +102,7 @@ def _check_raw(raw: bytes, limits: ParseLimits) -> None:
         raise QuarantineError("not a mail: binary header")
 
 
-def _parse_checked(raw: bytes, limits: ParseLimits, repairs: tuple[str, ...] = ()) -> InboundMessage:
+def _parse_checked(raw: bytes, limits: ParseLimits, repairs: tuple[str, ...] = ()) -> ParsedMail:
     end = _HEADER_END.search(raw)
     cut = end.start() if end else len(raw)
     msg, spliced = parse_tree(_OBSOLETE_FIELD.sub(rb"\1:", raw[:cut]), raw, cut)
@@ -119,7 +119,7 @@ def _parse_checked(raw: bytes, limits: ParseLimits, repairs: tuple[str, ...] = (
     reason = verdict.reason
     bounce = automail.read_bounce(msg) if automail.is_bounce_reason(reason) else automail.Bounce()
     text, html = text_and_html(parts.plain, parts.html)
-    return InboundMessage(
+    return ParsedMail(
         sender=reading.sender,
         sender_alternatives=reading.alternatives,
         sender_note=reading.note,

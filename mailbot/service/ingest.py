@@ -25,9 +25,9 @@ from mailbot.config import ProductSettings
 from mailbot.context import Desk
 from mailbot.desk import intake
 from mailbot.errors import TransientError
-from mailbot.inbound.message import InboundMessage
+from mailbot.inbound.message import ParsedMail
 from mailbot.inbound.parse import ParseLimits
-from mailbot.inbound.prepare import Prepared, prepare_mail
+from mailbot.inbound.prepare import KeptMail, prepare_mail
 from mailbot.outgoing import alerts
 from mailbot.sources.base import FetchedMail
 from mailbot.store import statements
@@ -54,7 +54,7 @@ def ingest_mail(
     desk: Desk,
     product: ProductSettings,
     mail: FetchedMail,
-    prepare: Callable[[FetchedMail], Prepared] | None = None,
+    prepare: Callable[[FetchedMail], KeptMail] | None = None,
 ) -> IngestResult:
     """Handle one fetched mail exactly once. Raises TransientError when the database cannot
     take it now: the mail then stays on the server for the next pass. `prepare`: where the mail
@@ -174,7 +174,7 @@ def _record(
     )
 
 
-def _with_detector(reason: str, msg: InboundMessage) -> str:
+def _with_detector(reason: str, msg: ParsedMail) -> str:
     """A bounce's ledger reason names the detector that recognised it ("bounce: original mail
     unknown (flufl.bounce: Postfix)"), so a mail taken for a machine's can be traced to a rule."""
     if msg.bounce and msg.automatic_by and reason.startswith("bounce"):

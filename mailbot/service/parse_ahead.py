@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from mailbot.inbound.parse import ParseLimits
-from mailbot.inbound.prepare import Prepared, prepare_mail
+from mailbot.inbound.prepare import KeptMail, prepare_mail
 from mailbot.sources.base import FetchedMail
 from mailbot.store.files import Store
 
@@ -42,7 +42,7 @@ MAX_BYTES = 1024 * 1024  # bigger mails are parsed here: copying them across wou
 WAIT_SECONDS = 300.0  # longer than any mail takes to parse; past it the helper is given up
 
 
-def _prepare(store: Store, raw: bytes, limits: ParseLimits) -> Prepared:
+def _prepare(store: Store, raw: bytes, limits: ParseLimits) -> KeptMail:
     """In the helper: `prepare_mail`, and for a mail that answers another, its visible text too
     (it travels back with the message). A new mail's first text is kept whole, and trimming
     one costs most (with no quote header the header patterns scan the whole text): should it be
@@ -62,7 +62,7 @@ class ParseAhead:
         self._store = store
         self._limits = limits
         self._pool: ProcessPoolExecutor | None = None
-        self._futures: dict[str, Future[Prepared]] = {}
+        self._futures: dict[str, Future[KeptMail]] = {}
         self._broken = False
 
     def submit(self, mails: Iterable[FetchedMail]) -> None:
@@ -75,7 +75,7 @@ class ParseAhead:
                 except Exception as exc:  # cannot start or reach the helper: parse here
                     self._give_up(exc)
 
-    def prepare(self, mail: FetchedMail) -> Prepared:
+    def prepare(self, mail: FetchedMail) -> KeptMail:
         """`prepare_mail` of this mail: the helper's result when it has one, else done here."""
         future = self._futures.pop(mail.key, None)
         if future is not None and not self._broken:
