@@ -14,14 +14,16 @@ import click
 
 from mailbot.cli.app import AppState, emit_json
 from mailbot.context import Desk
-from mailbot.errors import MailbotError
+from mailbot.errors import EX_USAGE, MailbotError
 from mailbot.inbound.charsets import clean_line, decode_header_value
 from mailbot.service import ingest
 from mailbot.store.models import Seen, database
 
 
 class NotQuarantined(MailbotError):
-    exit_code = 2
+    """An ID on the command line that names no kept mail: a usage error, as an unknown product is."""
+
+    exit_code = EX_USAGE
 
 
 @click.group()

@@ -11,14 +11,16 @@ from peewee import fn
 from mailbot.cli.app import AppState, emit_json
 from mailbot.desk import accounts, changes, prepaid, tickets, views
 from mailbot.desk.inmail import customer_recipients
-from mailbot.errors import MailbotError
+from mailbot.errors import EX_USAGE, MailbotError
 from mailbot.service.health import overdue_tickets, running_tickets
 from mailbot.store.models import Account, Message, Ticket, database
 from mailbot.vocabulary import Category, Flag, Priority, Status, values
 
 
 class NotFound(MailbotError):
-    exit_code = 2
+    """A ticket or engineer named on the command line that does not exist: a usage error."""
+
+    exit_code = EX_USAGE
 
 
 @click.group()

@@ -22,7 +22,9 @@ ROLES = GRANT_ROLES
 
 
 class AccountError(MailbotError):
-    exit_code = 2
+    """An account value refused (an address, a language, a role): bad input data."""
+
+    exit_code = EX_DATAERR
 
 
 class ImportRefused(MailbotError):
