@@ -284,8 +284,11 @@ class MailDesk:
 
 
 @contextmanager
-def open_mail_desk(root: Path, clock: Clock, **overrides: str) -> Iterator[MailDesk]:
-    """A `MailDesk` on SQLite in memory, files (raw mails, attachments) under `root`.
+def open_mail_desk(
+    root: Path, clock: Clock, url: str = "sqlite:///:memory:", **overrides: str
+) -> Iterator[MailDesk]:
+    """A `MailDesk` on the database at `url` (SQLite in memory by default), files (raw mails,
+    attachments) under `root`.
     `overrides` are settings without the MAILBOT_ prefix (ACK_LIMIT="1", PRODUCT_GEN_NAME=...)."""
     env = {
         "MAILBOT_DATA_DIR": str(root / "data"),
@@ -296,7 +299,7 @@ def open_mail_desk(root: Path, clock: Clock, **overrides: str) -> Iterator[MailD
     for key, values in PRODUCTS.items():
         env.update({f"MAILBOT_PRODUCT_{key}_{name}": value for name, value in values.items()})
     env.update({f"MAILBOT_{name}": value for name, value in overrides.items()})
-    db = open_database("sqlite:///:memory:")
+    db = open_database(url)
     migrate(db)
     try:
         yield MailDesk(make_desk(load_settings(env), clock=clock), clock)
