@@ -63,6 +63,8 @@ GLOBAL_KEYS: dict[str, str] = {
     "MAILBOT_FLOOD_WINDOW": "2h",
     "MAILBOT_ACK_CUTOVER": "",
     "MAILBOT_DB_BUSY_TIMEOUT": "10",
+    # Several daemons on PostgreSQL: a mailbox whose daemon stopped renewing is taken over after this.
+    "MAILBOT_LEASE_TIME": "60",
 }
 PRODUCT_KEYS: dict[str, str] = {
     "ADDRESS": "",
@@ -150,6 +152,7 @@ class Settings:
     log_format: str = "text"  # or "json": one JSON object per line
     metrics: tuple[str, int] | None = None  # where Prometheus metrics are served; None: nowhere
     unreachable_alert: timedelta | None = timedelta(minutes=30)  # None: never
+    lease_time: float = 60.0  # seconds; a mailbox lease on a server database (mailbot.service.leases)
     product_by_key: Mapping[str, ProductSettings] = field(repr=False, default_factory=dict)
 
     def product(self, key: str) -> ProductSettings:
@@ -256,6 +259,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         log_format=str(read.parse("MAILBOT_LOG_FORMAT", choice("text", "json"))),
         metrics=_load_metrics(read),
         unreachable_alert=read.parse("MAILBOT_UNREACHABLE_ALERT", _optional_duration),  # type: ignore[arg-type]
+        lease_time=float(read.parse("MAILBOT_LEASE_TIME", parse_seconds)),  # type: ignore[arg-type]
         product_by_key={p.key: p for p in products},
     )
 

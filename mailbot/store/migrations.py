@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from peewee import Database
+from peewee import Database, PostgresqlDatabase
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as apply_operations
 
@@ -16,11 +16,13 @@ from mailbot.store.models import (
     Alarm,
     CreditEntry,
     MailboxHealth,
+    MailboxLease,
     Notice,
     Organisation,
     Outbox,
     SchemaVersion,
 )
+from mailbot.store.search import FTS_INDEX_SQL
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +62,22 @@ def _add_mailbox_health(db: Database) -> None:
     db.create_tables([MailboxHealth, Alarm], safe=True)
 
 
+def _add_leases_and_text_search(db: Database) -> None:
+    """Version 9: the mailbox leases of several daemons on one server database; on PostgreSQL
+    also the full-text index that `mailbot ticket search` uses there (`mailbot.store.search`).
+    safe=True because a database created fresh already has the table from step 1."""
+    db.create_tables([MailboxLease], safe=True)
+    if isinstance(db, PostgresqlDatabase):
+        db.execute_sql(FTS_INDEX_SQL)
+
+
 # version -> step that brings the database from version-1 to version.
 STEPS: dict[int, Callable[[Database], None]] = {
     1: _create_initial,
     2: _add_credit_and_notices,
     3: _add_outbox_drafts_and_claims,
     6: _add_mailbox_health,
+    9: _add_leases_and_text_search,
 }
 LATEST = max(STEPS)
 

@@ -1,4 +1,4 @@
--- mailbot schema, version 6. Generated from mailbot/store/models.py by `mailbot db schema`;
+-- mailbot schema, version 9. Generated from mailbot/store/models.py by `mailbot db schema`;
 -- a test fails when the two differ. Change the models and add a migration, then regenerate.
 CREATE TABLE "schema_version" ("id" INTEGER NOT NULL PRIMARY KEY, "version" INTEGER NOT NULL, "applied_at" DATETIME NOT NULL);
 CREATE TABLE "product_counter" ("product" VARCHAR(255) NOT NULL PRIMARY KEY, "last_number" INTEGER NOT NULL);
@@ -49,3 +49,4 @@ CREATE INDEX "notice_ticket_id" ON "notice" ("ticket_id");
 CREATE UNIQUE INDEX "notice_ticket_id_kind_key" ON "notice" ("ticket_id", "kind", "key");
 CREATE TABLE "mailbox_health" ("product" VARCHAR(255) NOT NULL PRIMARY KEY, "mailbox" VARCHAR(255) NOT NULL, "first_pass_at" DATETIME, "last_pass_at" DATETIME, "last_mail_at" DATETIME, "pass_seconds" REAL NOT NULL, "backlog" INTEGER NOT NULL, "failing_since" DATETIME, "last_error" TEXT NOT NULL, "last_error_at" DATETIME);
 CREATE TABLE "alarm" ("key" VARCHAR(255) NOT NULL PRIMARY KEY, "summary" TEXT NOT NULL, "raised_at" DATETIME NOT NULL);
+CREATE TABLE "mailbox_lease" ("product" VARCHAR(255) NOT NULL PRIMARY KEY, "holder" VARCHAR(255) NOT NULL, "expires_at" DATETIME NOT NULL, "renewed_at" DATETIME NOT NULL);

@@ -84,6 +84,21 @@ def outgoing_message(message_id: str) -> Message | None:
     return _first(Message, {Message.message_id: message_id, Message.direction: "out"})
 
 
+def take_number(product: str) -> int:
+    """The next ticket number of `product` in one statement, for a server database where other
+    daemons and commands write at the same time (SQLite's IMMEDIATE transactions already keep
+    them apart): the row is created at 1 or counted up under its row lock."""
+    query = (
+        ProductCounter.insert(product=product, last_number=1)
+        .on_conflict(
+            conflict_target=[ProductCounter.product],
+            update={ProductCounter.last_number: ProductCounter.last_number + 1},
+        )
+        .returning(ProductCounter.last_number)
+    )
+    return int(next(iter(query.tuples().execute()))[0])
+
+
 # The rows written: `Model.create` and `instance.save` with the same arguments.
 
 
