@@ -22,7 +22,7 @@ from peewee import DatabaseError
 
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
-from mailbot.errors import MailbotError
+from mailbot.errors import DatabaseUnavailable, MailbotError
 from mailbot.outgoing.outbox import drain_outbox
 from mailbot.service import health
 from mailbot.service.metrics import Metrics
@@ -124,10 +124,14 @@ class MailboxWorker:
     def _fail(self, exc: Exception) -> None:
         if not self.failing:  # once per outage, not once per retry
             # The source's errors name the mailbox (without its password); the database's don't.
-            detail = f"database unavailable: {exc}" if isinstance(exc, DatabaseError) else str(exc)
+            text = " ".join(str(exc).split())  # psycopg's messages span lines
+            detail = f"database unavailable: {text}" if isinstance(exc, DatabaseError) else text
             log.warning("%s: %s; retrying with backoff", self.product.key, detail)
-        if not isinstance(exc, DatabaseError):  # a database error could not be recorded either
-            health.record_failure(self.desk, self.product, self.mailbox_name, str(exc))
+        if not isinstance(exc, DatabaseError | DatabaseUnavailable):  # that could not be recorded either
+            try:
+                health.record_failure(self.desk, self.product, self.mailbox_name, str(exc))
+            except DatabaseError as lost:  # the database went away too: the log line says it all
+                log.debug("%s: failure not recorded: %s", self.product.key, lost)
         self.failing = True
         self.close()
 

@@ -66,21 +66,37 @@ class _PostgresqlDatabase(PostgresqlDatabase):
         conn = getattr(self, "_state").conn  # noqa: B009 - peewee's stubs do not name its state
         return conn is not None and bool(conn.closed or conn.broken)
 
-    def _execute_cursor(self, sql, params, **options):  # type: ignore[no-untyped-def]
+    def cursor(self, named_cursor=None):  # type: ignore[no-untyped-def]
+        # Every statement and BEGIN comes through here; inside a transaction the loss must be
+        # seen (its work is gone), outside it a new connection is simply opened.
         if not self.in_transaction() and self._broken():
-            getattr(self, "_state").reset()  # noqa: B009 - peewee connects again for this statement
-        return super()._execute_cursor(sql, params, **options)
+            getattr(self, "_state").reset()  # noqa: B009 - peewee connects again (autoconnect)
+        return super().cursor(named_cursor)
 
     def rollback(self) -> None:
         if self._broken():
             return
         super().rollback()
 
+    def savepoint(self) -> _PgSavepoint:
+        return _PgSavepoint(self)
+
     def close(self) -> bool:
         if self._broken():
             getattr(self, "_state").reset()  # noqa: B009
             return True
         return bool(super().close())
+
+
+class _PgSavepoint(_savepoint):
+    """A savepoint whose rollback, on a connection the server dropped, does not hide the cause."""
+
+    db: _PostgresqlDatabase
+
+    def rollback(self, begin: bool = True) -> None:
+        if self.db._broken():
+            return
+        super().rollback(begin)
 
 
 def _postgresql(url: str) -> Database:

@@ -54,7 +54,7 @@ class Site:
         if url.startswith("postgresql://"):
             with psycopg.connect(url, autocommit=True) as conn:
                 return conn.execute(sql).fetchall()
-        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else self.data_dir / "mailbot.db"
+        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:") else self.data_dir / "mailbot.db"
         db = sqlite3.connect(path, timeout=30)
         try:
             return db.execute(sql).fetchall()
