@@ -130,7 +130,7 @@ def _release_dead_claims() -> None:
     """Take over at once the claims of processes of this host that no longer run (killed,
     crashed): their rows need not wait for the claims to lapse."""
     host = os.uname().nodename
-    holders = (
+    holders = list(
         Outbox.select(Outbox.claimed_by)
         .distinct()
         .where((Outbox.status == Status.PENDING) & Outbox.claimed_until.is_null(False))
@@ -142,6 +142,17 @@ def _release_dead_claims() -> None:
                 (Outbox.status == Status.PENDING) & Outbox.claimed_by.in_(dead)
             ).execute()
         log.info("outbox: took over the mail claimed by %s (no longer running)", ", ".join(dead))
+    # This process's own claims from an earlier round (its rounds never overlap) that it does not
+    # know it holds: a claim whose commit reached the server while the reply was lost with the
+    # connection. Not the mails it sent and has yet to mark (_UNRECORDED).
+    mine = [row.claimed_by for row in holders if row.claimed_by.startswith(f"{host}:{os.getpid()}:")]
+    if mine:
+        with _UNRECORDED_LOCK:
+            keep = list(_UNRECORDED)
+        with database.atomic():
+            Outbox.update(claimed_until=None).where(
+                (Outbox.status == Status.PENDING) & Outbox.claimed_by.in_(mine) & Outbox.id.not_in(keep)
+            ).execute()
 
 
 def _gone(token: str, host: str) -> bool:

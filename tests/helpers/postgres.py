@@ -95,7 +95,7 @@ class Cluster:
             "-p", str(self.port),
             "-k", str(self.workdir),
             "-c", "fsync=off",
-            "-c", "synchronous_commit=off",
+            "-c", "synchronous_commit=on",  # a crash of the server keeps every commit
             "-c", "full_page_writes=off",
             "-c", "max_connections=200",
             "-c", "log_min_messages=warning",
