@@ -130,6 +130,15 @@ def open_database(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Datab
     return db
 
 
+def server_database(url: str) -> Database:
+    """A PostgreSQL database of its own, connected, not the one the models use (`db copy`)."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("the target must be a postgresql://user:pass@host:port/NAME URL")
+    db = _postgresql(url)
+    db.connect()
+    return db
+
+
 def close_database() -> None:
     db = database.obj
     if db is not None and not db.is_closed():
