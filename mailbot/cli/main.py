@@ -86,13 +86,15 @@ def db_copy(app: AppState, target_url: str) -> None:
     from mailbot.store.models import database
 
     target = server_database(target_url)
-    app.open()  # the source, at the latest schema
-    prepare_target(target)
-    total = sum(count_rows(database.obj).values())
-    # click draws the bar on a terminal only; elsewhere it prints the label once.
-    with click.progressbar(length=total, label="copying", file=sys.stderr) as bar:
-        counts = copy_installation(database.obj, target, bar.update)
-    target.close()
+    try:
+        app.open()  # the source, at the latest schema
+        prepare_target(target)
+        total = sum(count_rows(database.obj).values())
+        # click draws the bar on a terminal only; elsewhere it prints the label once.
+        with click.progressbar(length=total, label="copying", file=sys.stderr) as bar:
+            counts = copy_installation(database.obj, target, bar.update)
+    finally:
+        target.close()
     for table, rows in counts.items():
         click.echo(f"{table:<16} {rows:>9}")
     click.echo(
