@@ -5,14 +5,18 @@ engines; a mailbox lease is held by one daemon at a time and taken over once it 
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from mailbot.desk.jobs import run_due_jobs
 from mailbot.service.leases import fleet, take
 from mailbot.store import migrations
 from mailbot.store.db import close_database, open_database
+from mailbot.store.models import Notice, database
+from tests.helpers.desks import Clock, at, open_desk, open_ticket, outbox, person
 from tests.helpers.mails import write_mail
 from tests.helpers.postgres import Cluster
 from tests.helpers.site import Site, make_site
@@ -98,3 +102,39 @@ def test_a_mailbox_lease_has_one_holder_until_it_expires(database_url):
         assert fleet(now + timedelta(seconds=112)) == (0, {"VISI": "b"})
     finally:
         close_database()
+
+
+def test_each_sla_mail_goes_out_once_when_three_daemons_sweep_at_the_same_moment(tmp_path, postgres):
+    """Three daemons' SLA jobs (three threads, three connections) at one moment over ten
+    breached tickets: each warning and each breach mail is queued once."""
+    clock = Clock(at("2027-02-01 10:00"))  # a Monday
+    url = postgres.new_database("mailbot_template")
+    with open_desk(tmp_path, clock, url) as desk:
+        person("bob@generic.test", "GEN", "board", name="Bob Board")
+        dana = person("dana@customer.test", "GEN", name="Dana Customer")
+        for n in range(10):
+            open_ticket(desk, "GEN", dana, clock(), "critical", f"Server {n} down")
+        clock.set(at("2027-02-01 14:01"))  # every first response and resolution deadline passed
+        start = threading.Barrier(3)
+        failures: list[BaseException] = []
+
+        def sweep() -> None:
+            try:
+                start.wait()
+                run_due_jobs(desk)
+            except BaseException as exc:  # reported by the test, not lost in the thread
+                failures.append(exc)
+            finally:
+                database.close()
+
+        threads = [threading.Thread(target=sweep) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert failures == []
+        # Each ticket breached two deadlines (first response, resolution); each breach is mailed
+        # to the board and to the second line: 40 mails, not 80 or 120.
+        assert Notice.select().where(Notice.kind == "sla_breach").count() == 10 * 2
+        breaches = Counter(m.recipient for m in outbox("sla_breach"))
+        assert breaches == {"bob@generic.test": 20, "second-line@generic.test": 20}

@@ -106,9 +106,10 @@ def make_settings(data_dir: Path, **overrides: str) -> Settings:
 
 
 @contextmanager
-def open_desk(root: Path, clock: Clock, **overrides: str) -> Iterator[Desk]:
-    """A desk on the database in `root` (created or reused: a second desk is a restart)."""
-    db = open_database(f"sqlite:///{root}/mailbot.db")
+def open_desk(root: Path, clock: Clock, url: str | None = None, **overrides: str) -> Iterator[Desk]:
+    """A desk on the database in `root` (created or reused: a second desk is a restart), or
+    at `url`."""
+    db = open_database(url or f"sqlite:///{root}/mailbot.db")
     migrate(db)
     try:
         yield make_desk(make_settings(root / "data", **overrides), clock=clock)
