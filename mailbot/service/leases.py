@@ -5,8 +5,9 @@ renewals are committed at once, never held back inside a mailbox worker's batch 
 Every third of `MAILBOT_LEASE_TIME` it renews the leases it holds, announces itself (a row
 `@<holder>` in the same table: the daemons alive), takes free or expired mailboxes up to its
 fair share (the mailboxes divided by the daemons alive, rounded up) and hands back what it holds
-beyond that share, so that a daemon that joins gets work and one that dies leaves its mailboxes
-to the others within the lease time. A mailbox worker works only while its keeper holds the
+beyond that share (its lease cut to a third of the lease time, so that its worker is done with
+the current mail before another daemon starts), so that a daemon that joins gets work and one
+that dies leaves its mailboxes to the others within the lease time. A mailbox worker works only while its keeper holds the
 mailbox's lease, which it counts as held until a third of the lease time before its expiry as
 last written, so that a keeper that can no longer renew (database gone, process stalled) stops
 its workers before another daemon may take over.
@@ -61,6 +62,12 @@ def release(keys: list[str], holder: str) -> None:
     MailboxLease.delete().where(MailboxLease.product.in_(keys) & (MailboxLease.holder == holder)).execute()
 
 
+def hand_back(keys: list[str], holder: str, until: datetime) -> None:
+    MailboxLease.update(expires_at=until).where(
+        MailboxLease.product.in_(keys) & (MailboxLease.holder == holder) & (MailboxLease.expires_at > until)
+    ).execute()
+
+
 def fleet(now: datetime) -> tuple[int, dict[str, str]]:
     """How many daemons are alive, and the holder of each mailbox whose lease has not expired."""
     rows = list(MailboxLease.select().where(MailboxLease.expires_at >= now))
@@ -101,8 +108,12 @@ class LeaseKeeper:
             share = math.ceil(len(self.products) / max(alive, 1))
             mine = [key for key in self.products if holders.get(key) == self.holder]
             keep, excess = mine[:share], mine[share:]
+            for key in excess:
+                self._held.pop(key, None)  # its worker stops at its next mail
             if excess:
-                release(excess, self.holder)
+                # Not deleted: the lease runs out after a third of its time, so that this
+                # daemon's worker has finished its mail before another may start on the mailbox.
+                hand_back(excess, self.holder, now + self.lease_time / 3)
                 log.info("mailbox(es) %s handed to the other daemons (%d alive)", ", ".join(excess), alive)
             free = [key for key in self.products if key not in holders]
             wanted = keep + free[: max(share - len(keep), 0)]
