@@ -12,6 +12,7 @@ Plain Python, no pytest: fixtures live in conftest.py."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import glob
 import itertools
 import os
@@ -50,6 +51,20 @@ def _account() -> pwd.struct_passwd | None:
         with contextlib.suppress(KeyError):
             return pwd.getpwnam(name)
     raise RuntimeError("running as root, and neither a postgres nor a nobody account exists")
+
+
+def _stop_with_parent() -> None:
+    """Runs in the server's child before exec (after it took the account's identity, which
+    would clear it): an immediate shutdown (SIGQUIT) when the test process dies without stop().
+    Tied to the thread that started the server, as Dovecot's is."""
+    with contextlib.suppress(Exception):
+        _PRCTL(1, signal.SIGQUIT)  # PR_SET_PDEATHSIG
+
+
+try:  # looked up before fork, so the child only makes the call
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # pragma: no cover - not Linux
+    _PRCTL = None
 
 
 class Cluster:
@@ -102,7 +117,13 @@ class Cluster:
         ]  # fmt: skip
         log = open(self.workdir / "postgres.log", "ab")  # noqa: SIM115 - the server's own log
         self.proc = subprocess.Popen(
-            argv, stdout=log, stderr=log, cwd=self.workdir, start_new_session=True, **self._user_kwargs()
+            argv,
+            stdout=log,
+            stderr=log,
+            cwd=self.workdir,
+            start_new_session=True,
+            preexec_fn=_stop_with_parent,
+            **self._user_kwargs(),
         )
         log.close()
         deadline = time.monotonic() + 60
