@@ -7,10 +7,10 @@ Every third of `MAILBOT_LEASE_TIME` it renews the leases it holds, announces its
 fair share (the mailboxes divided by the daemons alive, rounded up) and hands back what it holds
 beyond that share (its lease cut to a third of the lease time, so that its worker is done with
 the current mail before another daemon starts), so that a daemon that joins gets work and one
-that dies leaves its mailboxes to the others within the lease time. A mailbox worker works only while its keeper holds the
-mailbox's lease, which it counts as held until a third of the lease time before its expiry as
-last written, so that a keeper that can no longer renew (database gone, process stalled) stops
-its workers before another daemon may take over.
+that dies leaves its mailboxes to the others within the lease time. A mailbox worker works only
+while its keeper holds the mailbox's lease, which it counts as held until a third of the lease
+time before its expiry as last written, so that a keeper that can no longer renew (database
+gone, process stalled) stops its workers before another daemon may take over.
 
 One statement takes or renews a lease: an upsert whose update applies only when the row is
 ours or has expired, so that two daemons racing for a free mailbox get it once.

@@ -105,14 +105,16 @@ def schema_sql(db: Database) -> str:
     statements = []
     for model in MODELS:
         bound = model._meta.database
-        model._meta.database = db  # bound to `db` only while its SQL is generated
+        # Bound to `db` only while its SQL is generated; set_database, not the attribute, since
+        # the schema manager keeps a database of its own once a model was ever bound (db copy).
+        model._meta.set_database(db)
         try:
             table_sql, _ = model._schema._create_table(safe=False).query()  # type: ignore[attr-defined]
             statements.append(table_sql + ";")
             for index in model._schema._create_indexes(safe=False):  # type: ignore[attr-defined]
                 statements.append(index.query()[0] + ";")
         finally:
-            model._meta.database = bound
+            model._meta.set_database(bound)
     header = f"-- mailbot schema, version {LATEST}. Generated from mailbot/store/models.py by "
     header += "`mailbot db schema`;\n"
     header += "-- a test fails when the two differ. Change the models and add a migration, then regenerate.\n"
