@@ -4,9 +4,11 @@ restarted under running daemons. At the end every mail is one ticket (one ledger
 done on the server) and every outgoing mail reached each of its recipients exactly once.
 
 Which daemon to kill is read from the database: the holder of a mailbox's lease, or of an outbox
-row's claim (`host:pid:nonce`). The kill during sending happens while the sink keeps the client
-waiting before the mail's data (`SmtpSink.hold`): a mail the server has taken in whole but whose
-"250" never reached the killed daemon is sent again, with the same Message-ID (docs/scaling.md)."""
+row's claim (`host:pid:nonce`). The kills happen while the sink keeps the clients waiting before
+a mail's data (`SmtpSink.hold`): a mail the server has taken in whole but whose "250" never
+reached the killed daemon, or whose "sent" the daemon had not yet written, is sent again, with
+the same Message-ID. That window (one commit per mail) is what remains (docs/scaling.md); these
+tests do not aim a kill at it."""
 
 from __future__ import annotations
 
@@ -175,11 +177,16 @@ def test_two_daemons_share_the_mailboxes_and_status_shows_who_works_which(two, s
 
 
 def test_a_daemon_killed_during_ingest_leaves_its_mailbox_to_the_other(two, smtp_sink):
+    # The sink keeps the acknowledgements waiting before their data meanwhile, so that the kill
+    # falls in ingest and not in the window after a server's "250" (docs/scaling.md, the one
+    # duplicate left); the kill while sending is the next test.
+    smtp_sink.hold()
     two.deliver(1, MAILS)
     two.start(2)
     two.wait("the first ticket", lambda: two.count("SELECT count(*) FROM ticket") > 0, timeout=60)
     [(holder,)] = two.site.query("SELECT holder FROM mailbox_lease WHERE product = 'VISI'")
     two.kill(two.pid_of(holder))
+    smtp_sink.release()
     at_kill = two.count("SELECT count(*) FROM ticket")
     assert at_kill < 2 * MAILS, "killed in the middle of ingest"
     two.settle()
