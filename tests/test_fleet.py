@@ -235,3 +235,21 @@ def test_the_database_restarted_under_two_daemons_loses_nothing(tmp_path, doveco
         fleet.assert_each_mail_once(smtp_sink)
     finally:
         cluster.close()
+
+
+def test_poll_once_beside_running_daemons_leaves_their_mailboxes_to_them(two, smtp_sink):
+    two.start(2)
+    two.wait("one mailbox leased to each daemon", lambda: two.count(
+        "SELECT count(DISTINCT holder) FROM mailbox_lease WHERE product NOT LIKE '@%'") == 2)  # fmt: skip
+    two.deliver(1, 20)
+    leased_before = dict(two.site.query("SELECT product, holder FROM mailbox_lease"))
+    result = two.site.poll()  # exits 0: nothing failed, the mailboxes were simply left to the daemons
+    for key in ("VISI", "GEN"):
+        assert f"{key}: mailbox worked by a running daemon; left to it" in result.stderr
+    two.settle()
+    leased_after = dict(
+        two.site.query("SELECT product, holder FROM mailbox_lease WHERE product NOT LIKE '@%'")
+    )
+    assert all(leased_before[key] == holder for key, holder in leased_after.items()), "not taken by poll"
+    assert two.stop() == [0, 0]
+    two.assert_each_mail_once(smtp_sink)

@@ -28,7 +28,7 @@ from mailbot.context import Desk
 from mailbot.desk import jobs, replies
 from mailbot.errors import EX_SOFTWARE, EX_TEMPFAIL, MailbotError
 from mailbot.outgoing.outbox import drain_outbox
-from mailbot.service import health
+from mailbot.service import health, leases
 from mailbot.service.ingest import IngestResult, ingest_mail
 from mailbot.service.leases import LeaseKeeper
 from mailbot.service.metrics import Metrics
@@ -107,7 +107,11 @@ def poll_everything(desk: Desk, context: ssl.SSLContext) -> tuple[list[str], int
     failures: list[str] = []
     internal = 0
     for product in desk.settings.products:
-        failure, errors = _pass_over(desk, product, context)
+        with leases.borrowed(desk, product.key) as ours:
+            if not ours:  # several daemons on PostgreSQL: a running one works this mailbox
+                log.info("%s: mailbox worked by a running daemon; left to it", product.key)
+                continue
+            failure, errors = _pass_over(desk, product, context)
         failures += [failure] if failure else []
         internal += errors
         if errors:

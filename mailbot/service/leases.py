@@ -25,6 +25,8 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from peewee import EXCLUDED, DatabaseError
@@ -73,6 +75,25 @@ def fleet(now: datetime) -> tuple[int, dict[str, str]]:
     rows = list(MailboxLease.select().where(MailboxLease.expires_at >= now))
     alive = sum(1 for row in rows if row.product.startswith(PRESENCE))
     return alive, {row.product: row.holder for row in rows if not row.product.startswith(PRESENCE)}
+
+
+@contextmanager
+def borrowed(desk: Desk, key: str) -> Iterator[bool]:
+    """For a one-shot pass (`poll --once`) on a server database: the mailbox's lease, held for
+    the pass if no daemon holds it (True), else False and the mailbox is left to that daemon.
+    Held for ten lease times, not renewed: a pass longer than that may meet a daemon taking
+    over, whose mails the ledger's unique keys then keep from being taken twice. Always True
+    on SQLite, where no daemon runs beside `poll --once` on other mailboxes."""
+    if desk.settings.database_url.startswith("sqlite:"):
+        yield True
+        return
+    holder = new_holder()
+    mine = take(key, holder, desk.clock(), timedelta(seconds=desk.settings.lease_time * 10))
+    try:
+        yield mine
+    finally:
+        if mine:
+            release([key], holder)
 
 
 class LeaseKeeper:
