@@ -72,6 +72,8 @@ GLOBAL_KEYS: dict[str, str] = {
     "MAILBOT_FLOOD_WINDOW": "2h",
     "MAILBOT_ACK_CUTOVER": "",
     "MAILBOT_DB_BUSY_TIMEOUT": "10",
+    # Several daemons on PostgreSQL: a mailbox whose daemon stopped renewing is taken over after this.
+    "MAILBOT_LEASE_TIME": "60",
 }
 PRODUCT_KEYS: dict[str, str] = {
     "ADDRESS": "",
@@ -168,6 +170,7 @@ class Settings:
     unknown_keys: tuple[str, ...] = ()
     retention_raw: timedelta | None = None  # raw mails of tickets closed this long ago go; None: kept
     smtp_oauth: OAuthSettings | None = None  # None: the SMTP URL's password (if any) logs in
+    lease_time: float = 60.0  # seconds; a mailbox lease on a server database (mailbot.service.leases)
     product_by_key: Mapping[str, ProductSettings] = field(repr=False, default_factory=dict)
 
     def product(self, key: str) -> ProductSettings:
@@ -250,6 +253,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         unknown_keys=find_unknown_keys(env, keys),
         retention_raw=read.parse("MAILBOT_RETENTION_RAW", _optional_duration),  # type: ignore[arg-type]
         smtp_oauth=_oauth(read, "SMTP", "MAILBOT_SMTP_"),
+        lease_time=float(read.parse("MAILBOT_LEASE_TIME", parse_seconds)),  # type: ignore[arg-type]
         product_by_key={p.key: p for p in products},
     )
 

@@ -13,6 +13,7 @@ MAILBOT_EXTRAS='[test]'
 source scripts/setup-venv.sh
 
 source scripts/ensure-dovecot.sh
+source scripts/ensure-postgresql.sh
 
 # Lint and format first: a finding fails the run before the servers start.
 .venv/bin/ruff check mailbot tests bench

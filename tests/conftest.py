@@ -20,6 +20,8 @@ import pytest
 
 from mailbot.sla.calendar import Calendar
 from mailbot.sla.notation import make_calendar
+from tests.helpers.postgres import INSTALL_HINT as PG_INSTALL_HINT
+from tests.helpers.postgres import Cluster, binaries
 from tests.helpers.processes import SESSION_MARK, command_line, marked, wait_gone
 from tests.helpers.servers import DOVECOT_BINARY, INSTALL_HINT, Dovecot, make_workdir, remove_workdir
 from tests.helpers.smtp_sink import SmtpSink
@@ -136,3 +138,63 @@ def corpus_dir() -> Path:
 def generic() -> Calendar:
     """The generic policy: Mon-Fri 09:00-18:00 UTC (test_businesshours, test_sla)."""
     return make_calendar("UTC", "mon-fri 09:00-18:00", "")
+
+
+# -- database engines -------------------------------------------------------------------------
+
+ENGINES = ("sqlite", "postgresql")
+PG_TEMPLATE = "mailbot_template"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--engine",
+        choices=[*ENGINES, "both"],
+        default="both",
+        help="the database the tests that make one run on: sqlite, postgresql or both (default)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that makes a database (through the `engine` fixture, directly or through
+    `database_url`) runs once per engine chosen with --engine."""
+    if "engine" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("--engine")
+        metafunc.parametrize("engine", ENGINES if chosen == "both" else [chosen], scope="function")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """One private PostgreSQL cluster for the session, with a migrated template database that
+    each test's database is copied from. Missing PostgreSQL fails (never skips), saying what
+    to install."""
+    if binaries() is None:
+        pytest.fail(PG_INSTALL_HINT, pytrace=False)
+    cluster = Cluster()
+    try:
+        cluster.start()
+        from mailbot.store.db import close_database, open_database
+        from mailbot.store.migrations import migrate
+
+        cluster.execute(f"CREATE DATABASE {PG_TEMPLATE}")
+        migrate(open_database(cluster.url(PG_TEMPLATE)))
+        close_database()
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def database_url(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of a fresh database of the test's engine: a SQLite file in the test's folder
+    (made by whoever opens it), or a PostgreSQL database already at the latest schema."""
+    if engine == "sqlite":
+        yield f"sqlite:///{tmp_path}/mailbot.db"
+        return
+    cluster: Cluster = request.getfixturevalue("postgres")
+    url = cluster.new_database(template=PG_TEMPLATE)
+    yield url
+    from mailbot.store.db import close_database
+
+    close_database()
+    cluster.drop_database(url)

@@ -11,8 +11,8 @@ from tests.helpers.site import make_site
 VISI = "visi.support@produsoft.test"
 
 
-def site_for(tmp_path):
-    site = make_site(tmp_path, {"VISI": {"address": VISI}})
+def site_for(tmp_path, database_url):
+    site = make_site(tmp_path, {"VISI": {"address": VISI}}, database_url=database_url)
     site.add_account("dana@customer.test", "VISI", name="Dana")
     return site
 
@@ -22,8 +22,8 @@ def outbox_files(site) -> list:
     return list(folder.iterdir()) if folder.is_dir() else []
 
 
-def test_an_mta_pipes_a_mail_in_on_stdin_and_a_redelivery_changes_nothing(tmp_path):
-    site = site_for(tmp_path)
+def test_an_mta_pipes_a_mail_in_on_stdin_and_a_redelivery_changes_nothing(tmp_path, database_url):
+    site = site_for(tmp_path, database_url)
     raw = write_mail("dana@customer.test", VISI, "100% CPU_usage on server", "Since Monday.")
     first = site.mailbot("ingest", "VISI", input=raw)
     assert "ticket VISI-1" in first.stdout
@@ -35,8 +35,8 @@ def test_an_mta_pipes_a_mail_in_on_stdin_and_a_redelivery_changes_nothing(tmp_pa
     assert len(outbox_files(site)) == 1  # the acknowledgement (the product has no engineers)
 
 
-def test_search_matches_words_literally(tmp_path):
-    site = site_for(tmp_path)
+def test_search_matches_words_literally(tmp_path, database_url):
+    site = site_for(tmp_path, database_url)
     site.mailbot("ingest", "VISI", input=write_mail("dana@customer.test", VISI, "100% CPU_usage", "Help."))
     site.mailbot("ingest", "VISI", input=write_mail("dana@customer.test", VISI, "Licence", "Key lost."))
     assert [t["reference"] for t in site.json("ticket", "search", "100%")] == ["VISI-1"]
@@ -45,8 +45,8 @@ def test_search_matches_words_literally(tmp_path):
     assert len(site.json("ticket", "search", "dana@")) == 2
 
 
-def test_unknown_ticket_and_bad_configuration_are_one_clear_line(tmp_path):
-    site = site_for(tmp_path)
+def test_unknown_ticket_and_bad_configuration_are_one_clear_line(tmp_path, database_url):
+    site = site_for(tmp_path, database_url)
     result = site.mailbot("ticket", "show", "VISI-99", expect=64)
     assert result.stderr.strip() == "mailbot: no ticket VISI-99"
     site.env["MAILBOT_PRODUCT_VISI_UNKNOWN_SENDERS"] = "sometimes"
@@ -54,8 +54,8 @@ def test_unknown_ticket_and_bad_configuration_are_one_clear_line(tmp_path):
     assert "MAILBOT_PRODUCT_VISI_UNKNOWN_SENDERS" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_the_console_script_runs_as_an_admin_types_it(tmp_path):
-    site = site_for(tmp_path)
+def test_the_console_script_runs_as_an_admin_types_it(tmp_path, database_url):
+    site = site_for(tmp_path, database_url)
     site.write_env()
     out = subprocess.run(
         [sys.executable, "-m", "mailbot", "--env-file", str(site.env_file), "account", "list"],
@@ -66,8 +66,8 @@ def test_the_console_script_runs_as_an_admin_types_it(tmp_path):
     assert "dana@customer.test" in out.stdout
 
 
-def test_accounts_grant_revoke_and_import(tmp_path):
-    site = site_for(tmp_path)
+def test_accounts_grant_revoke_and_import(tmp_path, database_url):
+    site = site_for(tmp_path, database_url)
     csv_file = tmp_path / "customers.csv"
     csv_file.write_text(
         "email,name,organisation,language,contract_until\n"
@@ -85,8 +85,8 @@ def test_accounts_grant_revoke_and_import(tmp_path):
     }
 
 
-def test_an_admin_changes_a_ticket_and_the_customer_is_told_as_by_mail(tmp_path):
-    site = site_for(tmp_path)
+def test_an_admin_changes_a_ticket_and_the_customer_is_told_as_by_mail(tmp_path, database_url):
+    site = site_for(tmp_path, database_url)
     site.add_account("erin@produsoft.test", "VISI", "engineer", name="Erin")
     site.mailbot("ingest", "VISI", input=write_mail("dana@customer.test", VISI, "Crash", "It crashes."))
     site.poll()

@@ -30,11 +30,12 @@ from mailbot.store.models import (
 
 
 @pytest.fixture(params=["prepared", "peewee"])
-def db(request, tmp_path, monkeypatch):
-    """Both paths: the prepared statements, and peewee's own (other databases than SQLite)."""
+def db(request, database_url, monkeypatch):
+    """Both paths: the prepared statements, and peewee's own (other databases than SQLite), on
+    each engine (PostgreSQL always takes peewee's path, so there the two runs are the same)."""
     if request.param == "peewee":
         monkeypatch.setattr(statements, "prepared", lambda model: False)
-    database = open_database(f"sqlite:///{tmp_path}/state.db")
+    database = open_database(database_url)
     migrations.migrate(database)
     yield database
     close_database()

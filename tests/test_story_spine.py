@@ -17,9 +17,12 @@ ERIN = "erin@produsoft.test"
 
 
 @pytest.fixture
-def site(tmp_path, dovecot, mail_user, smtp_sink):
+def site(tmp_path, dovecot, mail_user, smtp_sink, database_url):
     site = make_site(
-        tmp_path, {"VISI": {"address": VISI, "mailbox": mail_user.url()}}, smtp_url=smtp_sink.url
+        tmp_path,
+        {"VISI": {"address": VISI, "mailbox": mail_user.url()}},
+        smtp_url=smtp_sink.url,
+        database_url=database_url,
     )
     site.add_account(DANA, "VISI", name="Dana Customer")
     site.add_account(ERIN, "VISI", "engineer", name="Erin Engineer")

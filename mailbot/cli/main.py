@@ -92,6 +92,34 @@ def db_init(app: AppState) -> None:
     click.echo(f"database ready at schema version {after} (was {before})")
 
 
+@db.command("copy")
+@click.option("--to", "target_url", required=True, metavar="URL", help="An empty postgresql:// database.")
+@click.pass_obj
+def db_copy(app: AppState, target_url: str) -> None:
+    """Copy this installation (every table, the ticket numbers) into an empty PostgreSQL
+    database and check the counts; the raw mails and attachments stay where they are."""
+    from mailbot.store.copy import copy_installation, count_rows, prepare_target
+    from mailbot.store.db import server_database
+    from mailbot.store.models import database
+
+    target = server_database(target_url)
+    try:
+        app.open()  # the source, at the latest schema
+        prepare_target(target)
+        total = sum(count_rows(database.obj).values())
+        # click draws the bar on a terminal only; elsewhere it prints the label once.
+        with click.progressbar(length=total, label="copying", file=sys.stderr) as bar:
+            counts = copy_installation(database.obj, target, bar.update)
+    finally:
+        target.close()
+    for table, rows in counts.items():
+        click.echo(f"{table:<16} {rows:>9}")
+    click.echo(
+        f"copied {sum(counts.values())} rows; the counts match. Point MAILBOT_DATABASE_URL at the "
+        "new database to use it (the raw mails stay under MAILBOT_DATA_DIR)."
+    )
+
+
 @db.command("schema")
 def db_schema() -> None:
     """Print the SQL of the current schema (SQLite), as kept in schema.sql."""

@@ -27,7 +27,10 @@ def status(app: AppState, as_json: bool) -> None:
 
 
 def describe(report: dict[str, Any]) -> list[str]:
-    lines = [f"last successful pass: {_when(report['last_pass_at'])}", "", "mailboxes:"]
+    lines = [f"last successful pass: {_when(report['last_pass_at'])}"]
+    if report.get("daemons"):  # several daemons on a server database
+        lines.append(f"daemons running: {report['daemons']}")
+    lines += ["", "mailboxes:"]
     for box in report["mailboxes"]:
         lines.append(f"  {box['product']:<10} {_reachable(box)}  {box['mailbox'] or '(not read yet)'}")
         if box["reachable"] is not None:
@@ -35,6 +38,8 @@ def describe(report: dict[str, Any]) -> list[str]:
                 f"  {'':<10} last pass {_when(box['last_pass_at'])}, last mail {_when(box['last_mail_at'])}, "
                 f"backlog {box['backlog']}"
             )
+        if box.get("held_by"):
+            lines.append(f"  {'':<10} worked by daemon {box['held_by']}")
         if box["last_error"]:
             lines.append(f"  {'':<10} last error ({_when(box['last_error_at'])}): {box['last_error']}")
     outbox = report["outbox"]

@@ -13,7 +13,8 @@ from mailbot.desk import accounts, changes, prepaid, tickets, views
 from mailbot.desk.inmail import customer_recipients
 from mailbot.errors import EX_USAGE, MailbotError
 from mailbot.service.health import overdue_tickets, running_tickets
-from mailbot.store.models import Account, Message, Ticket, database
+from mailbot.store.models import Account, Ticket, database
+from mailbot.store.search import mentions
 from mailbot.vocabulary import Category, Flag, Priority, Status, values
 
 
@@ -118,25 +119,13 @@ def ticket_search(app: AppState, words: tuple[str, ...], product_key: str | None
     if product_key:
         query = query.where(Ticket.product == app.product(product_key).key)
     for word in words:
-        query = query.where(_mentions(word))
+        query = query.where(mentions(word))
     rows = [views.ticket_summary(t) for t in query]
     if as_json:
         emit_json(rows)
         return
     for row in rows:
         click.echo(f"{row['reference']:<12} {row['status']:<9} {row['requester']:<32} {row['subject']}")
-
-
-def _mentions(word: str):  # type: ignore[no-untyped-def]
-    """instr() rather than LIKE: a user's % or _ is matched as itself, never as a wildcard."""
-    needle = word.lower()
-    in_messages = Message.select(Message.ticket).where(fn.instr(fn.lower(Message.text), needle) > 0)
-    requesters = Account.select(Account.id).where(fn.instr(Account.email, needle) > 0)
-    return (
-        (fn.instr(fn.lower(Ticket.subject), needle) > 0)
-        | Ticket.requester.in_(requesters)
-        | Ticket.id.in_(in_messages)
-    )
 
 
 @ticket.command("set")

@@ -50,6 +50,8 @@ class NewMessage:
 
 def next_number(product: str) -> int:
     """Take the next ticket number of `product` (inside the caller's transaction)."""
+    if not statements.prepared(ProductCounter):
+        return statements.take_number(product)
     # The caller's transaction is IMMEDIATE: nobody else writes between this read and the save.
     counter = statements.counter_of(product)
     if counter is None:

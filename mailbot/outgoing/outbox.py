@@ -5,9 +5,12 @@ row that stays undeliverable past the give-up age is declared dead. A dead row r
 
 Each attempt is counted in the database before the mail is handed to the server, so a database
 that cannot take writes (locked past the busy timeout, disk full) stops the round before anything
-is sent. A row is marked sent only after the server accepted it, so a crash in between sends it
-again with the same Message-ID: at most one duplicate per crash, which a reader's client shows
-once. A mail the transport chokes on unexpectedly is logged and retried like a 4xx, so it never
+is sent. A row is marked sent only after the server accepted it. When the database cannot take
+that mark (it went away in between) the process keeps the mail, still claimed by it, and marks it
+at its next round instead of sending it again. Only a process killed between the server's "250"
+and that mark sends it again, with the same Message-ID: at most one duplicate per such crash,
+which a reader's client shows once (docs/scaling.md). A mail the transport chokes on
+unexpectedly is logged and retried like a 4xx, so it never
 blocks the mails behind it.
 
 When no SMTP session can be opened at all the round stops after the first row: the server is
@@ -34,6 +37,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -86,6 +90,7 @@ def drain_outbox(
     tried stay due), and TransientError when the database cannot record an attempt."""
     counts: Counter[str] = Counter()
     token = f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(4)}"
+    _record_unrecorded()
     _release_dead_claims()
     while rows := due_rows(desk, limit):
         # Every row leaves "due" when it is tried (sent, dead, failed, or its next try set
@@ -125,7 +130,7 @@ def _release_dead_claims() -> None:
     """Take over at once the claims of processes of this host that no longer run (killed,
     crashed): their rows need not wait for the claims to lapse."""
     host = os.uname().nodename
-    holders = (
+    holders = list(
         Outbox.select(Outbox.claimed_by)
         .distinct()
         .where((Outbox.status == Status.PENDING) & Outbox.claimed_until.is_null(False))
@@ -137,6 +142,17 @@ def _release_dead_claims() -> None:
                 (Outbox.status == Status.PENDING) & Outbox.claimed_by.in_(dead)
             ).execute()
         log.info("outbox: took over the mail claimed by %s (no longer running)", ", ".join(dead))
+    # This process's own claims from an earlier round (its rounds never overlap) that it does not
+    # know it holds: a claim whose commit reached the server while the reply was lost with the
+    # connection. Not the mails it sent and has yet to mark (_UNRECORDED).
+    mine = [row.claimed_by for row in holders if row.claimed_by.startswith(f"{host}:{os.getpid()}:")]
+    if mine:
+        with _UNRECORDED_LOCK:
+            keep = list(_UNRECORDED)
+        with database.atomic():
+            Outbox.update(claimed_until=None).where(
+                (Outbox.status == Status.PENDING) & Outbox.claimed_by.in_(mine) & Outbox.id.not_in(keep)
+            ).execute()
 
 
 def _gone(token: str, host: str) -> bool:
@@ -174,7 +190,23 @@ def _deliver(desk: Desk, transport: Transport, row: Outbox) -> str:
         return _defer(desk, row, exc, now)
     if delivery.refused:
         return _give_up(desk, row, "; ".join(delivery.refused.values()), now)
-    with _recording(row, "mark it sent (it may go out once more)"), database.atomic():
+    with _UNRECORDED_LOCK:  # until the database has it: never sent again by this process
+        _UNRECORDED[row.id] = (row, data, rendered, now)
+    with _recording(row, "mark it sent (it is kept to be marked later)"):
+        _mark_sent(row, data, rendered, now)
+    log.info("mail %s (%s) sent to %s", row.message_id, row.template, row.recipient)
+    return "sent"
+
+
+# Mails the server accepted whose "sent" this process could not yet write (the database went
+# away in between): their claims are still ours, so nobody sends them again, and they are
+# marked sent at the start of the next round instead of being sent twice.
+_UNRECORDED: dict[int, tuple[Outbox, bytes, Rendered | None, datetime]] = {}
+_UNRECORDED_LOCK = threading.Lock()
+
+
+def _mark_sent(row: Outbox, data: bytes, rendered: Rendered | None, now: datetime) -> None:
+    with database.atomic():
         row.status, row.sent_at, row.last_error, row.claimed_until = Status.SENT, now, "", None
         row.data = enclosures.without_file_bodies(data) if row.attachments not in ("", "[]") else data
         statements.save(
@@ -182,8 +214,17 @@ def _deliver(desk: Desk, transport: Transport, row: Outbox) -> str:
         )
         if rendered is not None:
             _fill_message(row, rendered)
-    log.info("mail %s (%s) sent to %s", row.message_id, row.template, row.recipient)
-    return "sent"
+    with _UNRECORDED_LOCK:
+        _UNRECORDED.pop(row.id, None)
+
+
+def _record_unrecorded() -> None:
+    with _UNRECORDED_LOCK:
+        waiting = list(_UNRECORDED.values())
+    for row, data, rendered, sent_at in waiting:
+        with _recording(row, "mark it sent (it is kept to be marked later)"):
+            _mark_sent(row, data, rendered, sent_at)
+        log.info("mail %s (%s) sent to %s, recorded now", row.message_id, row.template, row.recipient)
 
 
 def _fill_message(row: Outbox, rendered: Rendered) -> None:

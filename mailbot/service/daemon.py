@@ -28,8 +28,9 @@ from mailbot.context import Desk
 from mailbot.desk import jobs, replies
 from mailbot.errors import EX_SOFTWARE, EX_TEMPFAIL, MailbotError, TokenRefused
 from mailbot.outgoing.outbox import drain_outbox
-from mailbot.service import health, oauth
+from mailbot.service import health, leases, oauth
 from mailbot.service.ingest import IngestResult, ingest_mail
+from mailbot.service.leases import LeaseKeeper
 from mailbot.service.metrics import Metrics
 from mailbot.service.poller import poll_mailbox
 from mailbot.service.workers import MailboxWorker, OutboxWorker, record_pass
@@ -113,7 +114,11 @@ def poll_everything(desk: Desk, context: ssl.SSLContext) -> tuple[list[str], int
     failures: list[str] = []
     internal = 0
     for product in desk.settings.products:
-        failure, errors = _pass_over(desk, product, context)
+        with leases.borrowed(desk, product.key) as ours:
+            if not ours:  # several daemons on PostgreSQL: a running one works this mailbox
+                log.info("%s: mailbox worked by a running daemon; left to it", product.key)
+                continue
+            failure, errors = _pass_over(desk, product, context)
         failures += [failure] if failure else []
         internal += errors
         if errors:
@@ -263,18 +268,32 @@ def _run_scheduler(desk: Desk, context: ssl.SSLContext, stop: threading.Event, m
 
 def build_scheduler(
     desk: Desk, context: ssl.SSLContext, stop: threading.Event, metrics: Metrics | None = None
-) -> tuple[BackgroundScheduler, list[MailboxWorker | OutboxWorker]]:
+) -> tuple[BackgroundScheduler, list[MailboxWorker | OutboxWorker | LeaseKeeper]]:
     """A job per mailbox worker and one for the outbox worker, each running for the daemon's
     whole life in its own thread of the pool (so one slow server delays no other), the SLA
     jobs and the health check."""
     settings = desk.settings
-    jobs_count = len(settings.products) + 2 + len(jobs.JOBS)
+    jobs_count = len(settings.products) + 3 + len(jobs.JOBS)
     scheduler = BackgroundScheduler(timezone="UTC", executors={"default": ThreadPoolExecutor(jobs_count + 1)})
     outbox = OutboxWorker(desk, context, stop, metrics)
-    workers: list[MailboxWorker | OutboxWorker] = [outbox]
+    workers: list[MailboxWorker | OutboxWorker | LeaseKeeper] = [outbox]
     now = datetime.now(UTC)
+    keeper = None
+    if not settings.database_url.startswith("sqlite:"):  # several daemons may share the database
+        keeper = LeaseKeeper(desk, stop)
+        workers.append(keeper)
+        _add_worker_job(scheduler, "leases", keeper.run_once, settings.poll_interval, now, stop)
     for product in settings.products:
-        worker = MailboxWorker(desk, product, context, stop, on_mail=outbox.wake.set, metrics=metrics)
+        worker = MailboxWorker(
+            desk,
+            product,
+            context,
+            stop,
+            on_mail=outbox.wake.set,
+            metrics=metrics,
+            may_work=keeper.holds if keeper else None,
+            recheck=settings.lease_time / 3,
+        )
         workers.append(worker)
         _add_worker_job(
             scheduler, f"mailbox-{product.key}", worker.run_once, settings.poll_interval, now, stop

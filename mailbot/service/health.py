@@ -25,6 +25,7 @@ from mailbot.desk import caps, tickets
 from mailbot.desk.jobs import RUNNING_STATUSES
 from mailbot.errors import TokenRefused
 from mailbot.outgoing import alerts
+from mailbot.service import leases
 from mailbot.store import statements
 from mailbot.store.models import Alarm, MailboxHealth, Outbox, Ticket, database
 from mailbot.vocabulary import OutboxState as OutboxStatus
@@ -217,11 +218,15 @@ def collect_status(desk: Desk) -> dict[str, Any]:
     now = desk.clock()
     rows = {row.product: row for row in MailboxHealth.select()}
     mailboxes = [_mailbox_status(product, rows.get(product.key)) for product in desk.settings.products]
+    alive, holders = leases.fleet(now)  # several daemons on a server database; none on SQLite
+    for box in mailboxes:
+        box["held_by"] = holders.get(box["product"])
     passes = [row.last_pass_at for row in rows.values() if row.last_pass_at is not None]
     return {
         "at": _iso(now),
         "last_pass_at": _iso(max(passes)) if passes else None,
         "mailboxes": mailboxes,
+        "daemons": alive,
         "outbox": outbox_figures(),
         "open_tickets": open_tickets(desk),
         "sla_breaches": sla_breaches(desk, now),

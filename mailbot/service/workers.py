@@ -22,7 +22,7 @@ from peewee import DatabaseError
 
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
-from mailbot.errors import MailbotError, TokenRefused
+from mailbot.errors import DatabaseUnavailable, MailbotError, TokenRefused
 from mailbot.outgoing.outbox import drain_outbox
 from mailbot.service import health, oauth
 from mailbot.service.metrics import Metrics
@@ -44,9 +44,14 @@ class MailboxWorker:
         stop: threading.Event,
         on_mail: Callable[[], None] = lambda: None,
         metrics: Metrics | None = None,
+        may_work: Callable[[str], bool] | None = None,
+        recheck: float = 20.0,
     ):
         self.desk, self.product, self.context, self.stop = desk, product, context, stop
         self.on_mail, self.metrics = on_mail, metrics
+        # Several daemons: whether this daemon holds the mailbox's lease (mailbot.service.leases),
+        # asked before each pass and at least every `recheck` seconds while waiting for news.
+        self.may_work, self.recheck = may_work, recheck
         self.source: MailSource | None = None
         self.mailbox_name = ""
         self.backoff = 1.0
@@ -56,9 +61,13 @@ class MailboxWorker:
         """Handle mail for about `budget` seconds, then return (the scheduler calls again)."""
         deadline = time.monotonic() + budget
         while not self.stop.is_set() and time.monotonic() < deadline:
+            if not self._leased():
+                self.close()  # another daemon works this mailbox; IDLE is its business
+                self.stop.wait(min(1.0, max(deadline - time.monotonic(), 0)))
+                continue
             try:
                 self._connect()
-                if not self._poll():  # a backlog: straight on to its next PASS_LIMIT mails
+                if not self._poll(self._leased):  # a backlog: on to its next PASS_LIMIT mails
                     self._wait_for_news(deadline)
             except (MailbotError, DatabaseError) as exc:  # DatabaseError: the cursor not saved
                 self._fail(exc)
@@ -83,11 +92,19 @@ class MailboxWorker:
             log.info("%s: mailbox %s reachable again", self.product.key, source.name)
         self.failing, self.backoff = False, 1.0
 
-    def _poll(self) -> bool:
-        """One pass of at most PASS_LIMIT mails; True when mail is left for the next one."""
+    def _leased(self) -> bool:
+        return self.may_work is None or self.may_work(self.product.key)
+
+    def _poll(self, leased: Callable[[], bool]) -> bool:
+        """One pass of at most PASS_LIMIT mails, ended early when the lease is lost; True when
+        mail is left for the next one."""
         assert self.source is not None
         started = time.monotonic()
-        report = poll_mailbox(self.desk, self.product, self.source, self.stop.is_set, limit=PASS_LIMIT)
+
+        def should_stop() -> bool:
+            return self.stop.is_set() or not leased()
+
+        report = poll_mailbox(self.desk, self.product, self.source, should_stop, limit=PASS_LIMIT)
         seconds = time.monotonic() - started
         record_pass(self.desk, self.product, report, seconds)
         if self.metrics is not None:
@@ -100,18 +117,24 @@ class MailboxWorker:
     def _wait_for_news(self, deadline: float) -> None:
         assert self.source is not None
         left = deadline - time.monotonic()
+        if self.may_work is not None:
+            left = min(left, self.recheck)  # back in time to see a lease that was lost
         if left > 0 and not self.stop.is_set():
             self.source.wait_for_news(left, self.stop.is_set)
 
     def _fail(self, exc: Exception) -> None:
         if not self.failing:  # once per outage, not once per retry
             # The source's errors name the mailbox (without its password); the database's don't.
-            detail = f"database unavailable: {exc}" if isinstance(exc, DatabaseError) else str(exc)
+            text = " ".join(str(exc).split())  # psycopg's messages span lines
+            detail = f"database unavailable: {text}" if isinstance(exc, DatabaseError) else text
             log.warning("%s: %s; retrying with backoff", self.product.key, detail)
-        if not isinstance(exc, DatabaseError):  # a database error could not be recorded either
-            health.record_failure(self.desk, self.product, self.mailbox_name, str(exc))
-        if isinstance(exc, TokenRefused):
-            health.raise_token_alert(self.desk, self.product, exc)
+        if not isinstance(exc, DatabaseError | DatabaseUnavailable):  # that could not be recorded either
+            try:
+                health.record_failure(self.desk, self.product, self.mailbox_name, str(exc))
+                if isinstance(exc, TokenRefused):
+                    health.raise_token_alert(self.desk, self.product, exc)
+            except DatabaseError as lost:  # the database went away too: the log line says it all
+                log.debug("%s: failure not recorded: %s", self.product.key, lost)
         self.failing = True
         self.close()
 

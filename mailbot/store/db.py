@@ -15,8 +15,9 @@ import fcntl
 import os
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import urlsplit
 
-from peewee import Database, ImproperlyConfigured, SqliteDatabase, _savepoint
+from peewee import Database, ImproperlyConfigured, PostgresqlDatabase, SqliteDatabase, _savepoint
 from playhouse.db_url import connect
 
 from mailbot.errors import AlreadyRunning, ConfigError, DatabaseUnavailable
@@ -54,6 +55,58 @@ class _Savepoint(_savepoint):
         super().rollback(begin)
 
 
+class _PostgresqlDatabase(PostgresqlDatabase):
+    """PostgreSQL through psycopg 3 (peewee 4 drives it natively). A connection the server
+    dropped (restart, network) is replaced by a new one at the next statement outside a
+    transaction, so that the pass that met the loss fails with one line and the next pass just
+    works; and the rollback of a transaction whose connection is gone does not hide the cause
+    (the server has already rolled it back)."""
+
+    def _broken(self) -> bool:
+        conn = getattr(self, "_state").conn  # noqa: B009 - peewee's stubs do not name its state
+        return conn is not None and bool(conn.closed or conn.broken)
+
+    def cursor(self, named_cursor=None):  # type: ignore[no-untyped-def]
+        # Every statement and BEGIN comes through here; inside a transaction the loss must be
+        # seen (its work is gone), outside it a new connection is simply opened.
+        if not self.in_transaction() and self._broken():
+            getattr(self, "_state").reset()  # noqa: B009 - peewee connects again (autoconnect)
+        return super().cursor(named_cursor)
+
+    def rollback(self) -> None:
+        if self._broken():
+            return
+        super().rollback()
+
+    def savepoint(self) -> _PgSavepoint:
+        return _PgSavepoint(self)
+
+    def close(self) -> bool:
+        if self._broken():
+            getattr(self, "_state").reset()  # noqa: B009
+            return True
+        return bool(super().close())
+
+
+class _PgSavepoint(_savepoint):
+    """A savepoint whose rollback, on a connection the server dropped, does not hide the cause."""
+
+    db: _PostgresqlDatabase
+
+    def rollback(self, begin: bool = True) -> None:
+        if self.db._broken():
+            return
+        super().rollback(begin)
+
+
+def _postgresql(url: str) -> Database:
+    parts = urlsplit(url)
+    if not parts.path.strip("/"):
+        raise ConfigError("MAILBOT_DATABASE_URL: name the database, postgresql://user:pass@host:port/NAME")
+    # psycopg reads the URL itself (a conninfo URI: ?sslmode=..., percent-encoded passwords).
+    return _PostgresqlDatabase("postgresql://" + url.split("://", 1)[1], connect_timeout=10)
+
+
 def open_database(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Database:
     """Connect the models to the database at `url` and return it (connected). `busy_timeout` is
     how many seconds SQLite waits for another writer before "database is locked"."""
@@ -65,6 +118,8 @@ def open_database(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Datab
         db: Database = _SqliteDatabase(
             str(path), pragmas=pragmas, check_same_thread=False, lock_type="IMMEDIATE"
         )
+    elif url.startswith(("postgresql://", "postgres://")):
+        db = _postgresql(url)
     else:
         try:
             db = connect(url)
@@ -77,6 +132,15 @@ def open_database(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Datab
         raise ConfigError(
             f"MAILBOT_DATABASE_URL: {exc} (pip install psycopg2-binary for PostgreSQL)"
         ) from None
+    return db
+
+
+def server_database(url: str) -> Database:
+    """A PostgreSQL database of its own, connected, not the one the models use (`db copy`)."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("the target must be a postgresql://user:pass@host:port/NAME URL")
+    db = _postgresql(url)
+    db.connect()
     return db
 
 
@@ -154,7 +218,7 @@ def hold_daemon_lock(url: str) -> BinaryIO | None:
 def explain(exc: Exception, url: str) -> DatabaseUnavailable:
     """One line for a database that cannot be used, naming its file and, when that is why, the
     files beside it that cannot be written (a -wal or -shm left read-only)."""
-    text = str(exc)
+    text = " ".join(str(exc).split())  # psycopg's messages span lines: one line here
     path = sqlite_file(url)
     if path is None:
         return DatabaseUnavailable(f"database unavailable: {text}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from peewee import Database
+from peewee import Database, PostgresqlDatabase
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as apply_operations
 
@@ -17,6 +17,7 @@ from mailbot.store.models import (
     Attachment,
     CreditEntry,
     MailboxHealth,
+    MailboxLease,
     Notice,
     Organisation,
     Outbox,
@@ -24,6 +25,7 @@ from mailbot.store.models import (
     TicketFlag,
     TicketLink,
 )
+from mailbot.store.search import FTS_INDEX_SQL
 
 log = logging.getLogger(__name__)
 
@@ -108,15 +110,25 @@ def _move_ticket_flags_to_rows(db: Database) -> None:
     log.info("moved %d ticket flags into ticket_flag rows", moved)
 
 
+def _add_leases_and_text_search(db: Database) -> None:
+    """Version 9: the mailbox leases of several daemons on one server database; on PostgreSQL
+    also the full-text index that `mailbot ticket search` uses there (`mailbot.store.search`).
+    safe=True because a database created fresh already has the table from step 1."""
+    db.create_tables([MailboxLease], safe=True)
+    if isinstance(db, PostgresqlDatabase):
+        db.execute_sql(FTS_INDEX_SQL)
+
+
 # version -> step that brings the database from version-1 to version.
 STEPS: dict[int, Callable[[Database], None]] = {
     1: _create_initial,
     2: _add_credit_and_notices,
     3: _add_outbox_drafts_and_claims,
     6: _add_mailbox_health,
-    8: _add_ticket_links,
-    10: _add_enclosures,
     7: _move_ticket_flags_to_rows,
+    8: _add_ticket_links,
+    9: _add_leases_and_text_search,
+    10: _add_enclosures,
 }
 LATEST = max(STEPS)
 
@@ -144,14 +156,16 @@ def schema_sql(db: Database) -> str:
     statements = []
     for model in MODELS:
         bound = model._meta.database
-        model._meta.database = db  # bound to `db` only while its SQL is generated
+        # Bound to `db` only while its SQL is generated; set_database, not the attribute, since
+        # the schema manager keeps a database of its own once a model was ever bound (db copy).
+        model._meta.set_database(db)
         try:
             table_sql, _ = model._schema._create_table(safe=False).query()  # type: ignore[attr-defined]
             statements.append(table_sql + ";")
             for index in model._schema._create_indexes(safe=False):  # type: ignore[attr-defined]
                 statements.append(index.query()[0] + ";")
         finally:
-            model._meta.database = bound
+            model._meta.set_database(bound)
     header = f"-- mailbot schema, version {LATEST}. Generated from mailbot/store/models.py by "
     header += "`mailbot db schema`;\n"
     header += "-- a test fails when the two differ. Change the models and add a migration, then regenerate.\n"

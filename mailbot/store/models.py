@@ -299,6 +299,18 @@ class MailboxHealth(BaseModel):
     last_error_at = DateTimeField(null=True)
 
 
+class MailboxLease(BaseModel):
+    """Which daemon works a product's mailbox when several share a server database: the holder
+    (`host:pid:nonce`) renews `expires_at` while it works; another daemon takes the row over
+    once it has expired (its holder was killed or cut off). Unused on SQLite, where one daemon
+    runs per database."""
+
+    product = CharField(primary_key=True)
+    holder = CharField()
+    expires_at = DateTimeField()
+    renewed_at = DateTimeField(default=utcnow)
+
+
 class Alarm(BaseModel):
     """A health alert that is raised and not yet recovered (`mailbot.service.health`): its row
     makes the alert mail go out once, and the recovery mail once when the row is removed."""
@@ -373,4 +385,5 @@ MODELS: tuple[type[BaseModel], ...] = (
     MailboxHealth,
     Alarm,
     TicketLink,
+    MailboxLease,
 )

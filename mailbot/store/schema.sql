@@ -56,3 +56,4 @@ CREATE TABLE "ticket_link" ("id" INTEGER NOT NULL PRIMARY KEY, "ticket_id" INTEG
 CREATE INDEX "ticket_link_ticket_id" ON "ticket_link" ("ticket_id");
 CREATE INDEX "ticket_link_other_id" ON "ticket_link" ("other_id");
 CREATE UNIQUE INDEX "ticket_link_ticket_id_other_id" ON "ticket_link" ("ticket_id", "other_id");
+CREATE TABLE "mailbox_lease" ("product" VARCHAR(255) NOT NULL PRIMARY KEY, "holder" VARCHAR(255) NOT NULL, "expires_at" DATETIME NOT NULL, "renewed_at" DATETIME NOT NULL);

@@ -22,7 +22,7 @@ from datetime import datetime
 from functools import lru_cache, reduce
 from typing import Any, TypeVar
 
-from peewee import Field, Model, SqliteDatabase
+from peewee import Field, Model, PostgresqlDatabase, SqliteDatabase
 
 from mailbot.store.models import (
     Account,
@@ -120,6 +120,21 @@ def flags_of(ticket: Ticket) -> list[Any]:
 _FLAGS_SQL = 'SELECT "flag" FROM "ticket_flag" WHERE "ticket_id" = ? ORDER BY "id"'
 
 
+def take_number(product: str) -> int:
+    """The next ticket number of `product` in one statement, for a server database where other
+    daemons and commands write at the same time (SQLite's IMMEDIATE transactions already keep
+    them apart): the row is created at 1 or counted up under its row lock."""
+    query = (
+        ProductCounter.insert(product=product, last_number=1)
+        .on_conflict(
+            conflict_target=[ProductCounter.product],
+            update={ProductCounter.last_number: ProductCounter.last_number + 1},
+        )
+        .returning(ProductCounter.last_number)
+    )
+    return int(next(iter(query.tuples().execute()))[0])
+
+
 # The rows written: `Model.create` and `instance.save` with the same arguments.
 
 
@@ -213,15 +228,20 @@ def claim_row(model: type[Model], key: int, holder: str, until: datetime, now: d
     meta = model._meta
     f = meta.fields
     if not prepared(model):
-        query = model.update(
-            {f["claimed_by"]: holder, f["claimed_until"]: until, f["attempts"]: f["attempts"] + 1}
-        ).where(
+        claimable = (
             (_key(model) == key)
             & (f["status"] == "pending")
             & (f["next_attempt_at"] <= now)
             & (f["claimed_until"].is_null() | (f["claimed_until"] < now))
         )
-        return bool(query.execute())
+        if isinstance(meta.database.obj, PostgresqlDatabase):
+            # Several daemons drain one outbox: a row another one is claiming right now is
+            # skipped, not waited for (it will be that one's), and it is never claimed twice.
+            claimable = _key(model).in_(
+                model.select(_key(model)).where(claimable).for_update(skip_locked=True)
+            )
+        values = {f["claimed_by"]: holder, f["claimed_until"]: until, f["attempts"]: f["attempts"] + 1}
+        return bool(model.update(values).where(claimable).execute())
     params = [
         holder,
         f["claimed_until"].db_value(until),

@@ -30,12 +30,16 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def make_desk(tmp_path: Path, clock: Clock) -> Iterator[Callable[..., MailDesk]]:
-    """Open the desk with settings of the test's own (MAILBOT_ keys without the prefix)."""
+def make_desk(
+    tmp_path: Path, clock: Clock, engine: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., MailDesk]]:
+    """Open the desk with settings of the test's own (MAILBOT_ keys without the prefix), on
+    each engine: SQLite in memory, or a fresh PostgreSQL database."""
+    url = "sqlite:///:memory:" if engine == "sqlite" else request.getfixturevalue("database_url")
     with ExitStack() as stack:
 
         def make(**overrides: str) -> MailDesk:
-            desk = stack.enter_context(open_mail_desk(tmp_path, clock, **overrides))
+            desk = stack.enter_context(open_mail_desk(tmp_path, clock, url, **overrides))
             cast()
             return desk
 

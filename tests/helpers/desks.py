@@ -106,9 +106,10 @@ def make_settings(data_dir: Path, **overrides: str) -> Settings:
 
 
 @contextmanager
-def open_desk(root: Path, clock: Clock, **overrides: str) -> Iterator[Desk]:
-    """A desk on the database in `root` (created or reused: a second desk is a restart)."""
-    db = open_database(f"sqlite:///{root}/mailbot.db")
+def open_desk(root: Path, clock: Clock, url: str | None = None, **overrides: str) -> Iterator[Desk]:
+    """A desk on the database in `root` (created or reused: a second desk is a restart), or
+    at `url`."""
+    db = open_database(url or f"sqlite:///{root}/mailbot.db")
     migrate(db)
     try:
         yield make_desk(make_settings(root / "data", **overrides), clock=clock)
@@ -285,8 +286,11 @@ class MailDesk:
 
 
 @contextmanager
-def open_mail_desk(root: Path, clock: Clock, **overrides: str) -> Iterator[MailDesk]:
-    """A `MailDesk` on SQLite in memory, files (raw mails, attachments) under `root`.
+def open_mail_desk(
+    root: Path, clock: Clock, url: str = "sqlite:///:memory:", **overrides: str
+) -> Iterator[MailDesk]:
+    """A `MailDesk` on the database at `url` (SQLite in memory by default), files (raw mails,
+    attachments) under `root`.
     `overrides` are settings without the MAILBOT_ prefix (ACK_LIMIT="1", PRODUCT_GEN_NAME=...)."""
     env = {
         "MAILBOT_DATA_DIR": str(root / "data"),
@@ -297,7 +301,7 @@ def open_mail_desk(root: Path, clock: Clock, **overrides: str) -> Iterator[MailD
     for key, values in PRODUCTS.items():
         env.update({f"MAILBOT_PRODUCT_{key}_{name}": value for name, value in values.items()})
     env.update({f"MAILBOT_{name}": value for name, value in overrides.items()})
-    db = open_database("sqlite:///:memory:")
+    db = open_database(url)
     migrate(db)
     try:
         yield MailDesk(make_desk(load_settings(env), clock=clock), clock)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from click.testing import CliRunner, Result
 
 from mailbot.cli.main import main
@@ -49,7 +50,12 @@ class Site:
 
     def query(self, sql: str) -> list[tuple]:
         """Read the site's database from the test, beside whatever mailbot process is running."""
-        db = sqlite3.connect(self.data_dir / "mailbot.db", timeout=30)
+        url = self.env.get("MAILBOT_DATABASE_URL", "")
+        if url.startswith("postgresql://"):
+            with psycopg.connect(url, autocommit=True) as conn:
+                return conn.execute(sql).fetchall()
+        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:") else self.data_dir / "mailbot.db"
+        db = sqlite3.connect(path, timeout=30)
         try:
             return db.execute(sql).fetchall()
         finally:

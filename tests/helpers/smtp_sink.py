@@ -86,6 +86,9 @@ class _SinkHandler:
         return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        while not self.sink._open.is_set():  # hold(): the client waits here, before any DATA
+            self.sink.held.set()
+            await asyncio.sleep(0.05)
         reply = self._fault("rcpt", address)
         if reply is not None:
             return reply
@@ -192,6 +195,9 @@ class SmtpSink:
         self.connections = 0
         self._faults: list[_Fault] = []
         self._drops = 0
+        self._open = threading.Event()  # cleared by hold(): RCPT waits until it is set again
+        self._open.set()
+        self.held = threading.Event()  # set when a client waits at a hold
         self._arrived = threading.Condition()
         self._handler = (_XOauth2Handler if oauth_check else _SinkHandler)(self)
         self._controller: Controller | None = None
@@ -282,6 +288,15 @@ class SmtpSink:
         """Receive the next `times` messages, then close the connection without a reply."""
         with self._handler.lock:
             self._drops += times
+
+    def hold(self) -> None:
+        """Keep every client waiting at RCPT (before the mail's data) until `release()`; `held`
+        is set once one waits. A client killed meanwhile has delivered nothing."""
+        self.held.clear()
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     def wait_for(self, count: int, timeout: float = 10) -> list[ReceivedMail]:
         """Wait until at least `count` messages arrived; AssertionError with what came if not."""
