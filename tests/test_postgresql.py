@@ -81,7 +81,8 @@ def test_an_installation_at_schema_6_gains_the_leases_and_keeps_its_data(tmp_pat
     close_database()
 
     result = site.mailbot("db", "init")
-    assert f"schema version {migrations.LATEST} (was 6)" in result.stdout
+    complete_up_to = max(v for v in migrations.STEPS if v < 9)  # step 9 undone, the later ones kept
+    assert f"schema version {migrations.LATEST} (was {complete_up_to})" in result.stdout
     assert [t["reference"] for t in site.tickets()] == ["VISI-1"]
     assert [t["reference"] for t in site.json("ticket", "search", "lost")] == ["VISI-1"]
     assert site.query("SELECT count(*) FROM mailbox_lease") == [(0,)]

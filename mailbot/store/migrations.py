@@ -133,17 +133,29 @@ STEPS: dict[int, Callable[[Database], None]] = {
 LATEST = max(STEPS)
 
 
-def current_version(db: Database) -> int:
+def applied_versions(db: Database) -> set[int]:
     if not db.table_exists(SchemaVersion._meta.table_name):
-        return 0
-    row = SchemaVersion.select().order_by(SchemaVersion.version.desc()).first()
-    return row.version if row else 0
+        return set()
+    return {row.version for row in SchemaVersion.select(SchemaVersion.version)}
+
+
+def current_version(db: Database) -> int:
+    """The version the database is complete up to: every step up to it applied (0 for none)."""
+    applied = applied_versions(db)
+    done = 0
+    for version in sorted(STEPS):
+        if version not in applied:
+            break
+        done = version
+    return done
 
 
 def migrate(db: Database) -> tuple[int, int]:
-    """Bring the database to LATEST; returns (version before, version after)."""
-    before = current_version(db)
-    for version in sorted(v for v in STEPS if v > before):  # numbers may have gaps
+    """Bring the database to LATEST, applying every step not yet recorded, in order (a step
+    numbered below the newest applied one, from work that was released later, still runs);
+    returns (version before, version after)."""
+    before, applied = current_version(db), applied_versions(db)
+    for version in sorted(v for v in STEPS if v not in applied):  # numbers may have gaps
         with db.atomic():
             STEPS[version](db)
             SchemaVersion.create(version=version)
