@@ -5,6 +5,7 @@ A new module is checked by the rule of the package it is put in; no list of modu
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,61 @@ def test_pure_parts_touch_no_database(name):
 def test_no_module_is_longer_than_the_house_allows(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"mailbot/{path.relative_to(PACKAGE)} has {lines} lines"
+
+
+# The outbox's one door (`mailbot.outgoing.enqueue`): every row gets the same Message-ID making,
+# status and claim defaults there. Peewee's ways of writing a row, and raw SQL that inserts one.
+OUTBOX_DOOR = PACKAGE / "outgoing" / "enqueue.py"
+ROW_WRITERS = {"create", "insert", "insert_many", "insert_from", "replace", "replace_many", "get_or_create"}
+OUTBOX_INSERT = re.compile(r"\b(insert|replace)\b[^;]*\binto\s+[\"'`]?outbox\b", re.IGNORECASE)
+
+
+def outbox_writes(path: Path) -> list[str]:
+    """Where `path` writes an outbox row: `Outbox.create(...)` and its kin, `Outbox(...)`,
+    `statements.add(Outbox, ...)`, or SQL text that inserts into the table."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and (how := _outbox_call(node)):
+            found.append(f"line {node.lineno}: {how}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if OUTBOX_INSERT.search(node.value):
+                found.append(f"line {node.lineno}: SQL inserting into outbox")
+    return found
+
+
+def _is_outbox(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id == "Outbox"
+
+
+def _outbox_call(call: ast.Call) -> str:
+    func = call.func
+    if _is_outbox(func):
+        return "Outbox(...)"
+    if isinstance(func, ast.Attribute) and _is_outbox(func.value) and func.attr in ROW_WRITERS:
+        return f"Outbox.{func.attr}"
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    if name in ("add", "insert_row") and call.args and _is_outbox(call.args[0]):
+        return f"{name}(Outbox, ...)"
+    return ""
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in modules() if p != OUTBOX_DOOR], ids=lambda p: str(p.relative_to(PACKAGE))
+)
+def test_only_the_door_writes_outbox_rows(path):
+    assert outbox_writes(path) == [], f"mailbot/{path.relative_to(PACKAGE)} writes outbox rows itself"
+
+
+def test_the_door_check_sees_every_way_of_writing_a_row(tmp_path):
+    """The check above is worth something only if it finds the writes it is meant to forbid."""
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "Outbox.create(message_id='x')\n"
+        "statements.add(Outbox, message_id='x')\n"
+        "Outbox.insert(message_id='x').execute()\n"
+        "Outbox(message_id='x').save()\n"
+        "db.execute_sql('INSERT INTO \"outbox\" (message_id) VALUES (?)', ('x',))\n"
+        "Outbox.select().where(Outbox.template == 'alert-x')\n"
+    )
+    assert len(outbox_writes(sample)) == 5
+    assert outbox_writes(OUTBOX_DOOR), "the door itself writes rows"

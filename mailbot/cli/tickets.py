@@ -9,8 +9,7 @@ import click
 from peewee import fn
 
 from mailbot.cli.app import AppState, emit_json
-from mailbot.desk import accounts, changes, prepaid, tickets, views
-from mailbot.desk.inmail import customer_recipients
+from mailbot.desk import accounts, changes, prepaid, recipients, tickets, views
 from mailbot.errors import EX_USAGE, MailbotError
 from mailbot.service.health import overdue_tickets, running_tickets
 from mailbot.store.models import Account, Ticket, database
@@ -171,7 +170,7 @@ def ticket_set(
             prepaid.tell_refund(desk, row, refunded, now)
         if priority:
             changes.change_priority(
-                desk, product, row, priority, actor, actor_email, now, tell=customer_recipients(row, product)
+                desk, product, row, priority, actor, actor_email, now, tell=recipients.customers(row, product)
             )
         if status:
             changes.change_status(desk, product, row, status, actor, actor_email, now)

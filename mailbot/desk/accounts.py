@@ -7,7 +7,6 @@ on one product: customer, engineer or board (the product's review board, enginee
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import TextIO, cast
@@ -50,30 +49,6 @@ def role_of(account: Account | None, product: str) -> str | None:
 
 def is_staff(account: Account | None, product: str) -> bool:
     return role_of(account, product) in STAFF_ROLES
-
-
-def staff_with_roles(product: str, roles: Iterable[str] = STAFF_ROLES) -> list[tuple[Account, str]]:
-    """`staff_of` with each person's role, in the same one query (SQL written once: it runs
-    for every new ticket)."""
-    wanted = set(roles)
-    people = Account.raw(_STAFF_SQL.replace("?", Account._meta.database.param), product, *STAFF_ROLES)
-    return [(account, account.role) for account in people if account.role in wanted]
-
-
-_STAFF_SQL = (
-    'SELECT "account".*, "grant"."role" FROM "account" JOIN "grant" ON "grant"."account_id" = "account"."id"'
-    ' WHERE "grant"."product" = ? AND "grant"."role" IN (?, ?) ORDER BY "account"."email"'
-)
-
-
-def staff_of(product: str, roles: Iterable[str] = STAFF_ROLES) -> list[Account]:
-    query = (
-        Account.select()
-        .join(Grant)
-        .where((Grant.product == product) & (Grant.role.in_(tuple(roles))))
-        .order_by(Account.email)
-    )
-    return list(query)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import logging
 from datetime import datetime
 
 from mailbot.context import Desk
-from mailbot.desk import accounts, tickets
-from mailbot.desk.inmail import Outcome, RoutedMail, staff_recipients, store_inbound
+from mailbot.desk import accounts, recipients, tickets
+from mailbot.desk.inmail import Outcome, RoutedMail, store_inbound
 from mailbot.outgoing import notify
 from mailbot.store import statements
 from mailbot.store.models import Outbox
@@ -52,7 +52,7 @@ def handle_bounce(desk: Desk, mail: RoutedMail) -> Outcome:
             Template.DELIVERY_FAILED,
             mail.product,
             ticket,
-            staff_recipients(mail.product, ticket),
+            recipients.team(mail.product, ticket),
             context={"failed_address": failed},
         )
     return Outcome("message", "bounce", ticket)

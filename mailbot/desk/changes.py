@@ -11,8 +11,7 @@ from datetime import datetime
 
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
-from mailbot.desk import tickets
-from mailbot.desk.inmail import customer_recipients, staff_recipients
+from mailbot.desk import recipients, tickets
 from mailbot.outgoing import notify
 from mailbot.sla import deadlines
 from mailbot.store import statements
@@ -40,7 +39,7 @@ def change_status(
         return False
     deadlines.refresh_deadlines(ticket, product, now)
     if status in STATUS_MAILS:
-        people = customer_recipients(ticket, product) if tell is None else tell
+        people = recipients.customers(ticket, product) if tell is None else tell
         notify.queue_mail(
             desk,
             Template.STATUS_CHANGED,
@@ -104,7 +103,7 @@ def assign(
             Template.NEW_TICKET,
             product,
             ticket,
-            staff_recipients(product, ticket),
+            recipients.team(product, ticket),
             context={"text": first_text(ticket), "attachments": []},
             actor=actor,
         )

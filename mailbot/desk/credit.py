@@ -21,12 +21,12 @@ from datetime import date, datetime
 from peewee import fn
 
 from mailbot.context import Desk
-from mailbot.desk import tickets
+from mailbot.desk import recipients, tickets
 from mailbot.outgoing import notify
 from mailbot.sla import clock
 from mailbot.store import statements
 from mailbot.store.models import Account, CreditEntry, Organisation, Ticket
-from mailbot.vocabulary import Category, Flag, Role, Template
+from mailbot.vocabulary import Category, Flag, Template
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ def _mail_credit_low(desk: Desk, ticket: Ticket, holder: Holder, today: date) ->
             "expires": credit.expires.isoformat() if credit.expires else "",
         }
     }
-    recipient = notify.recipient_for(ticket.requester, Role.CUSTOMER, product.language)
+    recipient = recipients.requester(ticket, product)
     notify.queue_mail(desk, Template.CREDIT_LOW, product, ticket, [recipient], context=context)
     log.info("%s: credit of %s low (%d min), customer told", ticket.reference, label(holder), credit.minutes)
 

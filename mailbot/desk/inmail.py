@@ -1,23 +1,21 @@
-"""An inbound mail on its way through the ticket rules, and the people a ticket concerns.
+"""An inbound mail on its way through the ticket rules.
 
 Shared by `mailbot.desk.intake` (what a mail is) and `mailbot.desk.replies` (what a reply does): the
-values handed between them, storing a mail on its ticket, and who is told about a change.
+values handed between them and storing a mail on its ticket. Who is told about a change is
+`mailbot.desk.recipients`'.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
-from mailbot.desk import accounts, tickets
+from mailbot.desk import tickets
 from mailbot.inbound import authresults
 from mailbot.inbound.message import ParsedMail
-from mailbot.outgoing import notify
 from mailbot.store.models import Account, Attachment, Message, Ticket
-from mailbot.vocabulary import Role
 
 
 @dataclass(frozen=True)
@@ -85,29 +83,6 @@ def stored_files(mail: RoutedMail, message: Message) -> list[Attachment]:
     if not mail.msg.attachments:
         return []
     return list(message.attachments.order_by(Attachment.id))
-
-
-def staff_recipients(product: ProductSettings, ticket: Ticket | None = None) -> list[notify.Recipient]:
-    """The assignee when there is one; else the product's review board, who triage (AimTicket);
-    else, for a product without a board, all its engineers."""
-    people: Sequence[tuple[Account, str | None]]
-    if ticket is not None and ticket.assignee is not None:
-        people = [(ticket.assignee, accounts.role_of(ticket.assignee, product.key))]
-    else:  # with their roles in the same query: not one more query per person
-        people = accounts.staff_with_roles(product.key, (Role.BOARD,)) or accounts.staff_with_roles(
-            product.key
-        )
-    return [notify.recipient_for(a, role or Role.ENGINEER, product.language) for a, role in people]
-
-
-def customer_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.Recipient]:
-    people = [notify.recipient_for(ticket.requester, Role.CUSTOMER, product.language)]
-    people += [
-        notify.recipient_for(a, Role.WATCHER, product.language)
-        for a in tickets.watchers_of(ticket)
-        if accounts.role_of(a, product.key) is not None
-    ]
-    return people
 
 
 def last_public_message_id(ticket: Ticket) -> str:

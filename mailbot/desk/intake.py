@@ -20,9 +20,9 @@ from datetime import datetime, timedelta
 
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
-from mailbot.desk import accounts, caps, links, queries, replies, secondline, tickets
+from mailbot.desk import accounts, caps, links, queries, recipients, replies, secondline, tickets
 from mailbot.desk.bounces import handle_bounce
-from mailbot.desk.inmail import Outcome, RoutedMail, staff_recipients, store_inbound, stored_files
+from mailbot.desk.inmail import Outcome, RoutedMail, store_inbound, stored_files
 from mailbot.desk.subjects import (
     clean_subject,
     find_reference,
@@ -231,7 +231,7 @@ def handle_new(desk: Desk, mail: RoutedMail, linked_to: Ticket | None = None) ->
             Template.TICKET_OPENED,
             product,
             ticket,
-            [notify.recipient_for(sender, Role.CUSTOMER, product.language)],
+            [recipients.as_role(sender, Role.CUSTOMER, product)],
             parent_id=parent,
         )
     notify.queue_mail(
@@ -239,7 +239,7 @@ def handle_new(desk: Desk, mail: RoutedMail, linked_to: Ticket | None = None) ->
         Template.NEW_TICKET,
         product,
         ticket,
-        staff_recipients(product),
+        recipients.team(product),
         context={"text": msg.text, "attachments": [a.filename for a in msg.attachments]},
         actor=sender,
         parent_id=parent,
@@ -347,10 +347,8 @@ def refuse(desk: Desk, mail: RoutedMail, reason: str, account: Account | None = 
         .exists()
     )
     if not already and not mail.msg.list_mail and not mail.msg.automatic:
-        language = account.language if account else mail.product.language
-        recipient = notify.Recipient(
-            mail.msg.sender.email, mail.msg.sender.name, Role.CUSTOMER, language, account
-        )
+        who = mail.msg.sender
+        recipient = recipients.writer(who, account, Role.CUSTOMER, mail.product, name=who.name)
         notify.queue_mail(
             desk,
             Template.REFUSED,

@@ -9,8 +9,8 @@ in its own transaction, holding its outbox rows, its history event and its notic
 fails is logged and the job goes on with the next.
 
 `register_jobs` adds the jobs to the daemon's APScheduler scheduler; `run_due_jobs` runs them
-once (`poll --once`). Who receives which mail, and in which words, is `mailbot.outgoing.notify`'s and the
-templates' business; the SLA arithmetic is `mailbot.sla.deadlines`'.
+once (`poll --once`). Who receives which mail is `mailbot.desk.recipients`' business, in which words the
+templates'; the SLA arithmetic is `mailbot.sla.deadlines`'.
 """
 
 from __future__ import annotations
@@ -26,13 +26,12 @@ from peewee import IntegrityError, OperationalError
 
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
-from mailbot.desk import accounts, caps, retention, tickets
-from mailbot.desk.secondline import escalation_recipient
+from mailbot.desk import caps, recipients, retention, tickets
 from mailbot.outgoing import notify
 from mailbot.outgoing.formats import machine_moment
 from mailbot.sla.deadlines import ClockState, pauses_of, refresh_deadlines, sla_state
 from mailbot.store.models import Notice, Ticket, database
-from mailbot.vocabulary import Role, Status, Template
+from mailbot.vocabulary import Status, Template
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +160,9 @@ def _sweep_ticket(desk: Desk, ticket: Ticket, product: ProductSettings, now: dat
 def _send_sla_mail(
     desk: Desk, template: str, ticket: Ticket, product: ProductSettings, clock: ClockState, now: datetime
 ) -> None:
-    recipients = _board_recipients(ticket, product)
+    people = recipients.board(ticket, product)
     if template == Template.SLA_BREACH and product.escalation_address:
-        recipients.append(escalation_recipient(product))
+        people.append(recipients.second_line(product))
     percent = math.floor(clock.share * 100 + 1e-9)  # 0.29 * 100 is 28.999...
     due = _local(clock.due, product)
     sla = {
@@ -176,7 +175,7 @@ def _send_sla_mail(
         # clock caught up after the daemon was down.
         sla["late_minutes"] = max(int((clock.used - clock.target).total_seconds() // 60), 0)
     context = {"sla": sla}
-    rows = notify.queue_mail(desk, template, product, ticket, recipients, context=context)
+    rows = notify.queue_mail(desk, template, product, ticket, people, context=context)
     tickets.record_event(
         ticket,
         template,
@@ -208,7 +207,7 @@ def _remind(desk: Desk, ticket: Ticket, product: ProductSettings, now: datetime)
         Template.REMINDER,
         product,
         ticket,
-        _customer_recipients(ticket, product),
+        recipients.customers(ticket, product),
         context={"days": days},
     )
     tickets.record_event(ticket, "reminder", "", detail=f"waiting for the customer for {days} days", at=now)
@@ -237,7 +236,7 @@ def _auto_close(desk: Desk, ticket: Ticket, product: ProductSettings, now: datet
         Template.AUTO_CLOSED,
         product,
         ticket,
-        _customer_recipients(ticket, product),
+        recipients.customers(ticket, product),
         context={"days": days},
     )
     log.info("%s: closed automatically, resolved %d days ago", ticket.reference, days)
@@ -305,29 +304,6 @@ def _since(ticket: Ticket, status: str) -> datetime:
     moment = ticket.waiting_since if status == Status.WAITING else ticket.resolved_at
     since: datetime = moment or ticket.updated_at
     return since
-
-
-def _board_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.Recipient]:
-    """The product's review board (its engineers when it has no board) and the assignee."""
-    people = accounts.staff_of(product.key, (Role.BOARD,)) or accounts.staff_of(product.key)
-    assignee = ticket.assignee
-    if assignee is not None and all(p.id != assignee.id for p in people):
-        people.append(assignee)
-    return [
-        notify.recipient_for(p, accounts.role_of(p, product.key) or Role.ENGINEER, product.language)
-        for p in people
-    ]
-
-
-def _customer_recipients(ticket: Ticket, product: ProductSettings) -> list[notify.Recipient]:
-    """The requester and the watchers who still have access to the product."""
-    people = [notify.recipient_for(ticket.requester, Role.CUSTOMER, product.language)]
-    people += [
-        notify.recipient_for(a, Role.WATCHER, product.language)
-        for a in tickets.watchers_of(ticket)
-        if accounts.role_of(a, product.key) is not None
-    ]
-    return people
 
 
 def _local(moment: datetime, product: ProductSettings) -> str:

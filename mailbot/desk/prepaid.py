@@ -20,10 +20,10 @@ from typing import Any
 
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
-from mailbot.desk import credit, tickets
-from mailbot.desk.inmail import customer_recipients
+from mailbot.desk import credit, recipients, tickets
 from mailbot.outgoing import notify
 from mailbot.store.models import Account, Ticket
+from mailbot.vocabulary import Role
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def tell_refund(desk: Desk, ticket: Ticket, refunded: int, now: datetime) -> Non
     product = desk.settings.product(ticket.product)
     context = credit_context(product, ticket, CreditNews(refunded=refunded), now)
     if context is not None:
-        tell_alone(desk, product, ticket, customer_recipients(ticket, product), context, None)
+        tell_alone(desk, product, ticket, recipients.customers(ticket, product), context, None)
 
 
 def remaining(account: Account, today: date) -> tuple[int, date | None]:
@@ -128,8 +128,8 @@ def tell_engineers(
     if not context["exhausted"]:
         return
     people = [actor] + ([ticket.assignee] if ticket.assignee is not None else [])
-    recipients = [notify.recipient_for(p, "engineer", product.language) for p in people]
+    engineers = [recipients.as_role(p, Role.ENGINEER, product) for p in people]
     notify.queue_mail(
-        desk, "credit_exhausted", product, ticket, recipients, context={"credit": context}, actor=actor
+        desk, "credit_exhausted", product, ticket, engineers, context={"credit": context}, actor=actor
     )
     log.info("%s: credit of %s used up; customer and engineer told", ticket.reference, ticket.requester.email)

@@ -24,14 +24,14 @@ from zoneinfo import ZoneInfo
 
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
-from mailbot.desk import accounts, tickets
+from mailbot.desk import accounts, recipients, tickets
 from mailbot.desk.commands import read_commands
 from mailbot.desk.inmail import Outcome, RoutedMail
 from mailbot.outgoing import notify
 from mailbot.outgoing.formats import machine_moment
 from mailbot.store import statements
 from mailbot.store.models import Account, Message, Outbox, Ticket, Watcher
-from mailbot.vocabulary import Template
+from mailbot.vocabulary import Role, Template
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +103,8 @@ def _asker(mail: RoutedMail) -> notify.Recipient:
     msg, sender, product = mail.msg, mail.sender, mail.product
     assert msg.sender is not None
     role = accounts.role_of(sender, product.key)
-    return notify.Recipient(
-        msg.sender.email,
-        sender.name if sender is not None else msg.sender.name,
-        role if role in accounts.STAFF_ROLES else "customer",
-        sender.language if sender is not None and sender.language else product.language,
-        sender,
+    return recipients.writer(
+        msg.sender, sender, role if role in accounts.STAFF_ROLES else Role.CUSTOMER, product
     )
 
 

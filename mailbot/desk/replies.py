@@ -17,7 +17,7 @@ import logging
 from datetime import datetime, timedelta
 
 from mailbot.context import Desk
-from mailbot.desk import accounts, changes, credit, links, prepaid, tickets
+from mailbot.desk import accounts, changes, credit, links, prepaid, recipients, tickets
 from mailbot.desk.commands import (
     CommandError,
     Commands,
@@ -32,10 +32,8 @@ from mailbot.desk.inmail import (
     Outcome,
     RoutedMail,
     carries_files,
-    customer_recipients,
     last_public_message_id,
     staff_mail_verdict,
-    staff_recipients,
     store_inbound,
     stored_files,
 )
@@ -135,7 +133,7 @@ def unverified_staff_mail(desk: Desk, mail: RoutedMail, ticket: Ticket, verdict:
         Template.COMMAND_NOT_TRUSTED,
         product,
         ticket,
-        [notify.recipient_for(sender, role, product.language)],
+        [recipients.as_role(sender, role, product)],
         context={"authentication": verdict},
         parent_id=mail.msg.message_id,
     )
@@ -196,7 +194,7 @@ def command_error(
         Template.COMMAND_ERROR,
         mail.product,
         ticket,
-        [notify.recipient_for(sender, role, mail.product.language)],
+        [recipients.as_role(sender, role, mail.product)],
         context={"errors": errors, "valid_commands": valid_commands(staff), "text_kept": bool(kept)},
         parent_id=mail.msg.message_id,
     )
@@ -222,7 +220,7 @@ def staff_reply(desk: Desk, mail: RoutedMail, ticket: Ticket, parsed: Commands) 
         kind="note" if internal else "mail",
     )
     files = stored_files(mail, stored)
-    customers = customer_recipients(ticket, product)
+    customers = recipients.customers(ticket, product)
     if answers:
         tickets.mark_first_response(ticket, now)
     made = Made()
@@ -244,7 +242,7 @@ def staff_reply(desk: Desk, mail: RoutedMail, ticket: Ticket, parsed: Commands) 
     }
     if internal:
         # The board's note written with `#assign` is for the new assignee above all.
-        team = staff_recipients(product) + staff_recipients(product, ticket)
+        team = recipients.team(product) + recipients.team(product, ticket)
         others = [r for r in team if r.email != sender.email]
         notify.queue_mail(
             desk,
@@ -337,7 +335,7 @@ def customer_reply(desk: Desk, mail: RoutedMail, ticket: Ticket, parsed: Command
     sender, product, now = mail.sender, mail.product, mail.now
     assert sender is not None
     stored = store_inbound(desk, mail, ticket, parsed.text)
-    staff = staff_recipients(product, ticket)
+    staff = recipients.team(product, ticket)
     made = Made()
     if (command := parsed.get("priority")) is not None:
         made.priority(desk, product, ticket, command.argument.strip().lower(), sender, now)
@@ -348,7 +346,7 @@ def customer_reply(desk: Desk, mail: RoutedMail, ticket: Ticket, parsed: Command
             Template.TICKET_CLOSED,
             product,
             ticket,
-            customer_recipients(ticket, product),
+            recipients.customers(ticket, product),
             actor=sender,
             parent_id=mail.msg.message_id,
         )

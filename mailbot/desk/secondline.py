@@ -20,37 +20,19 @@ import logging
 
 from mailbot.config import ProductSettings
 from mailbot.context import Desk
-from mailbot.desk import accounts, changes, tickets
+from mailbot.desk import accounts, changes, recipients, tickets
 from mailbot.desk.commands import CommandError, Commands, error_for, read_commands
-from mailbot.desk.inmail import (
-    Outcome,
-    RoutedMail,
-    customer_recipients,
-    last_public_message_id,
-    staff_mail_verdict,
-    staff_recipients,
-    store_inbound,
-)
+from mailbot.desk.inmail import Outcome, RoutedMail, last_public_message_id, staff_mail_verdict, store_inbound
 from mailbot.desk.queries import public_history
 from mailbot.inbound import authresults
 from mailbot.outgoing import notify
 from mailbot.store.models import Event, Ticket
-from mailbot.vocabulary import Role, Template
+from mailbot.vocabulary import Template
 
 log = logging.getLogger(__name__)
 
 ESCALATED = "escalated"
 """The event kind of `#escalate`; its `new` is the address the ticket went to."""
-
-
-def escalation_recipient(product: ProductSettings) -> notify.Recipient:
-    """The escalation address: in its account's own language when it has an account (like
-    every other recipient), else in the product's language (it has no other)."""
-    address = product.escalation_address
-    account = accounts.find_account(address)
-    if account is not None:
-        return notify.recipient_for(account, Role.ENGINEER, product.language)
-    return notify.Recipient(address, "", Role.ENGINEER, product.language, None)
 
 
 def check_escalation(parsed: Commands, product: ProductSettings) -> list[CommandError]:
@@ -72,7 +54,7 @@ def escalate(desk: Desk, mail: RoutedMail, ticket: Ticket, note: str) -> None:
         Template.ESCALATED,
         product,
         ticket,
-        [escalation_recipient(product)],
+        [recipients.second_line(product)],
         context={"text": note, "history": public_history(ticket, product.calendar.zone)},
         actor=sender,
     )
@@ -117,7 +99,7 @@ def _relay(desk: Desk, mail: RoutedMail, ticket: Ticket, text: str) -> Outcome:
     ):
         made.append({"field": "status", "old": "new", "new": "open"})
     context = {"text": text, "attachments": [a.filename for a in mail.msg.attachments], "changes": made}
-    people = customer_recipients(ticket, product)
+    people = recipients.customers(ticket, product)
     notify.queue_mail(desk, "reply", product, ticket, people, context=context, parent_id=parent)
     return Outcome("message", "second line answer relayed", ticket)
 
@@ -125,7 +107,7 @@ def _relay(desk: Desk, mail: RoutedMail, ticket: Ticket, text: str) -> Outcome:
 def _to_the_team(desk: Desk, mail: RoutedMail, ticket: Ticket, parsed: Commands) -> Outcome:
     store_inbound(desk, mail, ticket, parsed.text, visibility="internal", kind="note")
     context = {"text": parsed.text, "attachments": [a.filename for a in mail.msg.attachments], "changes": []}
-    team = staff_recipients(mail.product, ticket)
+    team = recipients.team(mail.product, ticket)
     notify.queue_mail(desk, "internal_note", mail.product, ticket, team, context=context)
     names = ", ".join(f"#{c.name}" for c in parsed.commands)
     return Outcome("message", f"second line note ({names}): to the team only", ticket)
@@ -141,7 +123,7 @@ def _unverified(desk: Desk, mail: RoutedMail, ticket: Ticket, verdict: str) -> O
         "command_not_trusted",
         mail.product,
         ticket,
-        [escalation_recipient(mail.product)],
+        [recipients.second_line(mail.product)],
         context={"authentication": verdict},
         parent_id=mail.msg.message_id,
     )

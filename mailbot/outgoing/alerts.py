@@ -11,6 +11,7 @@ bounce of it is thrown away rather than mailed into a polled mailbox, it is mark
 
 Unlike the mails about tickets, an alert is composed here and queued as finished bytes, in plain
 text from no template: an alert about a broken template (`mailbot.outgoing.outbox`) always goes out.
+It enters the outbox by the same door as every other mail (`mailbot.outgoing.enqueue`).
 
 It leaves delivering the mail to `mailbot.outgoing.outbox`, and deciding what deserves an alert to the
 callers.
@@ -23,8 +24,8 @@ from datetime import timedelta
 
 from mailbot.context import Desk
 from mailbot.inbound.message import Address
-from mailbot.outgoing.addressing import make_message_id
 from mailbot.outgoing.compose import OutgoingMail, compose
+from mailbot.outgoing.enqueue import Envelope, enqueue
 from mailbot.store.models import Outbox
 
 log = logging.getLogger(__name__)
@@ -63,33 +64,27 @@ def raise_alert(
         log.info("alert %s not mailed: one went to %s within the last %s", kind, address, ALERT_INTERVAL)
         return None
     domain = settings.mail_domain
-    message_id = make_message_id("", domain)
     text = (f"{summary}\n\n{detail}\n\n" if detail else f"{summary}\n\n") + (
         f"Further alerts of this kind within {_hours(ALERT_INTERVAL)} are written to the log only.\n"
         "-- \nmailbot\n"
     )
-    mail = OutgoingMail(
-        sender=Address(f"mailbot@{domain}", "mailbot"),
-        to=(Address(address),),
-        subject=f"[mailbot alert] {summary}",
-        text=text,
-        message_id=message_id,
-        loop_marker=domain,
-        date=now,
-        automatic="auto-generated",
-    )
-    return Outbox.create(
-        message_id=message_id,
-        ticket=None,
-        product="",
-        template=template,
-        recipient=address.lower(),
-        envelope_from="",
-        data=compose(mail),
-        automatic=True,
-        created_at=now,
-        next_attempt_at=now,
-    )
+
+    def write(message_id: str) -> bytes:
+        mail = OutgoingMail(
+            sender=Address(f"mailbot@{domain}", "mailbot"),
+            to=(Address(address),),
+            subject=f"[mailbot alert] {summary}",
+            text=text,
+            message_id=message_id,
+            loop_marker=domain,
+            date=now,
+            automatic="auto-generated",
+        )
+        return compose(mail)
+
+    # The null envelope sender: a bounce of an alert is thrown away, never mailed into a mailbox.
+    envelope = Envelope(template=template, recipient=address, envelope_from="", automatic=True)
+    return enqueue(envelope, domain, now, write)
 
 
 def _hours(delta: timedelta) -> str:

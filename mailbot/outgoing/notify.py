@@ -1,7 +1,8 @@
 """Turning a ticket change into outgoing mail: who gets which template, in which language, with
 which headers. Each mail becomes one outbox row per recipient, written in the caller's
-transaction, holding what to say (`mailbot.outgoing.drafts`); `mailbot.outgoing.outbox` renders
-and delivers them later, so a broken template never undoes the change that caused the mail.
+transaction through the outbox's one door (`mailbot.outgoing.enqueue`), holding what to say
+(`mailbot.outgoing.drafts`); `mailbot.outgoing.outbox` renders and delivers them later, so a
+broken template never undoes the change that caused the mail.
 
 Rules that keep mailbot from ever starting a loop live here too: no automatic mail to our own
 addresses, to no-reply style senders, to addresses that bounced, or past the daily limit of
@@ -24,8 +25,9 @@ from mailbot.desk import accounts, caps, tickets
 from mailbot.inbound.automail import is_noreply_address
 from mailbot.inbound.message import Address
 from mailbot.outgoing import enclosures
-from mailbot.outgoing.addressing import build_references, check_address, make_message_id
+from mailbot.outgoing.addressing import build_references, check_address
 from mailbot.outgoing.drafts import Headers, context_json
+from mailbot.outgoing.enqueue import Draft, Envelope, enqueue
 from mailbot.outgoing.formats import desk_name, machine_moment
 from mailbot.store import statements
 from mailbot.store.models import Account, Attachment, Message, Outbox, Ticket
@@ -76,6 +78,7 @@ def queue_mail(
         context = {**(context or {}), "kept_back": list(choice.kept_back)}
     rows = []
     now = desk.clock()
+    enclosed = json.dumps(list(choice.enclosed)) if choice.enclosed else ""
     seen: set[str] = set()
     shared: dict[str, Any] | None = None
     for recipient in recipients:
@@ -85,11 +88,9 @@ def queue_mail(
         seen.add(key)
         if shared is None:  # the same for every recipient: read once per mail, not per row
             shared = _shared_context(context or {}, product, ticket, actor)
-        row = _queue_one(desk, template, product, ticket, recipient, shared, actor, parent_id, now)
-        if choice.enclosed:
-            row.attachments = json.dumps(list(choice.enclosed))
-            statements.save(row, only=[Outbox.attachments])
-        rows.append(row)
+        rows.append(
+            _queue_one(desk, template, product, ticket, recipient, shared, actor, parent_id, now, enclosed)
+        )
     return rows
 
 
@@ -178,13 +179,12 @@ def _queue_one(
     actor: Account | None,
     parent_id: str,
     now: datetime,
+    enclosed: str,
 ) -> Outbox:
     """One outbox row holding what to say (`context`: `_shared_context` of the mail); it is
     rendered when it is sent (`mailbot.outgoing.drafts`)."""
     settings = desk.settings
     full = {**context, "recipient": _recipient_context(recipient)}
-    reference = ticket.reference if ticket is not None else product.prefix
-    message_id = make_message_id(reference, settings.mail_domain)
     automatic = Template(template).auto_submitted
     # The From name is the name the mail signs with, in the recipient's language.
     signed_as = desk_name(product.name, recipient.language)
@@ -198,22 +198,17 @@ def _queue_one(
         automatic=automatic,
         extra=_staff_headers(ticket, product) if recipient.role not in CUSTOMER_ROLES else (),
     )
-    row = statements.add(
-        Outbox,
-        message_id=message_id,
-        ticket=ticket,
-        product=product.key,
+    envelope = Envelope(
         template=template,
-        recipient=recipient.email.lower(),
+        recipient=recipient.email,
         envelope_from=product.address,
-        data=b"",
-        language=recipient.language,
-        context=context_json(full),
-        headers=headers.to_json(),
         automatic=bool(automatic),
-        created_at=now,
-        next_attempt_at=now,
+        product=product.key,
+        ticket=ticket,
+        about=ticket.reference if ticket is not None else product.prefix,
     )
+    draft = Draft(recipient.language, context_json(full), headers.to_json(), enclosed)
+    row = enqueue(envelope, settings.mail_domain, now, draft)
     if ticket is not None and recipient.role in CUSTOMER_ROLES and Template(template).kept:
         # Its place in the conversation is now; subject and text are filled in when the mail is
         # rendered (`mailbot.outgoing.outbox`).
@@ -221,7 +216,7 @@ def _queue_one(
             Message,
             ticket=ticket,
             direction="out",
-            message_id=message_id,
+            message_id=row.message_id,
             author=actor,
             author_email=product.address,
             kind=template,
