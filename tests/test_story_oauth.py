@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import ssl
 import stat
@@ -198,6 +199,9 @@ def login_by_browser(
         port = urllib.parse.urlsplit(redirect_uri).port
         assert redirect_uri == f"http://127.0.0.1:{port}/"
         assert f"ssh -L {port}:127.0.0.1:{port} " in "".join(said)
+        for elsewhere in ("127.0.0.2", "::1"):  # 127.0.0.1 only: not even another local address
+            with pytest.raises(OSError):
+                socket.create_connection((elsewhere, port), timeout=5).close()
         try:
             answer = urllib.request.build_opener(_Stay).open(url, timeout=10)
             raise AssertionError(f"the provider did not redirect: {answer.status}")
@@ -637,6 +641,17 @@ def test_a_browser_coming_back_with_another_state_is_refused_and_nothing_is_stor
     assert still.returncode == 75 and "oauth login VISI" in still.stderr  # nobody signed in
     assert site.tickets() == []
     assert_no_token_leaked(site, idp, login.stdout, login.stderr, page)
+
+
+def test_a_person_who_declines_at_the_provider_is_told_what_to_run(tmp_path, idp, oauth_dovecot, sink):
+    user = new_user(oauth_dovecot)
+    site = oauth_site(
+        tmp_path, {"VISI": oauth_product(oauth_dovecot, idp, user, VISI, "installed_app")}, idp, sink
+    )
+    login, page = login_by_browser(site, idp, "VISI", "")  # nobody signs in: access_denied
+    assert login.returncode == 75 and "access_denied" in page
+    assert "access_denied" in login.stderr and "mailbot oauth login VISI" in login.stderr
+    assert not (site.data_dir / "oauth" / "VISI.json").exists()
 
 
 def test_gmail_through_the_browser_with_the_google_provider(tmp_path, idp, oauth_dovecot):
