@@ -173,14 +173,18 @@ OAUTH_SUFFIXES = (
     "FLOW",
     "TOKEN_URL",
     "DEVICE_URL",
+    "AUTH_URL",
     "SCOPE",
     "SERVICE_ACCOUNT",
 )
 _FLOWS = {
     "microsoft": ("client_credentials", "device_code"),
-    "google": ("service_account",),
-    "generic": ("client_credentials", "device_code"),
+    "google": ("service_account", "installed_app"),
+    "generic": ("client_credentials", "device_code", "installed_app"),
 }
+# The flows in which a person signs in once (`mailbot oauth login NAME`) and mailbot then lives on
+# the refresh token.
+SIGN_IN_FLOWS = ("device_code", "installed_app")
 
 
 @dataclass(frozen=True)
@@ -190,12 +194,13 @@ class OAuthSettings:
 
     name: str
     provider: str  # microsoft | google | generic
-    flow: str  # client_credentials | device_code | service_account (google)
+    flow: str  # client_credentials | device_code | installed_app | service_account (google)
     client_id: str
     client_secret: str = field(default="", repr=False)
     tenant: str = ""
     token_url: str = ""
     device_url: str = ""
+    auth_url: str = ""  # generic installed_app: the authorization endpoint
     scope: str = ""
     service_account: Path | None = None
 
@@ -224,6 +229,7 @@ def load_oauth(get: Callable[[str], str], name: str, prefix: str) -> OAuthSettin
         tenant=get(key + "TENANT"),
         token_url=get(key + "TOKEN_URL"),
         device_url=get(key + "DEVICE_URL"),
+        auth_url=get(key + "AUTH_URL"),
         scope=get(key + "SCOPE"),
         service_account=Path(get(key + "SERVICE_ACCOUNT")) if get(key + "SERVICE_ACCOUNT") else None,
     )
@@ -240,11 +246,16 @@ def _check_oauth(settings: OAuthSettings, key: str) -> None:
         raise ValueError(f"{key}CLIENT_ID is not set: the application (client) id of the app registration")
     if settings.flow == "client_credentials" and not settings.client_secret:
         raise ValueError(f"{key}CLIENT_SECRET is not set: client_credentials needs the app's secret")
+    if settings.provider == "google" and settings.flow == "installed_app" and not settings.client_secret:
+        raise ValueError(
+            f"{key}CLIENT_SECRET is not set: Google's desktop-app client has one (it is not secret there)"
+        )
     if settings.provider == "microsoft" and not settings.tenant:
         raise ValueError(f"{key}TENANT is not set: the Microsoft 365 tenant id or domain")
     if settings.provider != "generic":
         return
-    needed = ["TOKEN_URL"] + (["DEVICE_URL"] if settings.flow == "device_code" else [])
+    endpoint = {"device_code": ["DEVICE_URL"], "installed_app": ["AUTH_URL"]}.get(settings.flow, [])
+    needed = ["TOKEN_URL", *endpoint]
     for suffix in needed:
         url = getattr(settings, suffix.lower())
         parts = urlsplit(url)

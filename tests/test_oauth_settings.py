@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import ssl
 import stat
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from mailbot.config import load_settings
 from mailbot.errors import ConfigError
-from mailbot.oauth.providers import MicrosoftProvider, provider_for
+from mailbot.oauth.providers import GOOGLE_AUTH_URL, MicrosoftProvider, provider_for
 from mailbot.oauth.store import TokenStore, public
 from mailbot.sources import open_source
 from mailbot.transports.smtp import SmtpTransport
@@ -66,6 +67,21 @@ def test_a_microsoft_app_registration_defaults_to_client_credentials(tmp_path):
             {"oauth_provider": "generic", "oauth_flow": "device_code", "oauth_token_url": "https://i/t"},
             "_OAUTH_DEVICE_URL",
         ),
+        (
+            {"oauth_provider": "generic", "oauth_flow": "installed_app", "oauth_token_url": "https://i/t"},
+            "_OAUTH_AUTH_URL",
+        ),
+        (
+            {
+                "oauth_provider": "generic",
+                "oauth_flow": "installed_app",
+                "oauth_token_url": "https://i/t",
+                "oauth_auth_url": "http://idp.example.com/authorize",
+            },
+            "_OAUTH_AUTH_URL",
+        ),
+        ({"oauth_provider": "google", "oauth_flow": "installed_app", "oauth_client_secret": ""}, "_SECRET"),
+        ({"oauth_flow": "installed_app"}, "_OAUTH_FLOW"),  # microsoft signs people in by device code
     ],
 )
 def test_each_mistake_is_named_by_its_key(tmp_path, change, key):
@@ -130,6 +146,34 @@ def test_the_scopes_each_provider_asks_for(tmp_path):
         "https://outlook.office.com/IMAP.AccessAsUser.All",
         "https://outlook.office.com/SMTP.Send",
     ]
+
+
+def test_google_is_asked_for_gmail_through_the_browser_with_pkce(tmp_path):
+    """What a person's browser would be sent to: Google's authorization endpoint, the Gmail scope,
+    a refresh token (offline), the account to sign in as, an S256 challenge and a fresh state;
+    and a redirect to 127.0.0.1, as RFC 8252 has it for an installed app."""
+    values = {
+        **MICROSOFT_APP,
+        "oauth_provider": "google",
+        "oauth_flow": "installed_app",
+        "oauth_client_id": "123-abc.apps.googleusercontent.com",
+        "oauth_client_secret": "GOCSPX-desktop",
+    }
+    oauth = load_settings(env(tmp_path, **values)).product("VISI").oauth
+    assert oauth is not None
+    google = provider_for(oauth, "support@example.com")
+    first = google.start_installed("http://127.0.0.1:8765/")
+    second = google.start_installed("http://127.0.0.1:8765/")
+    url = urlsplit(first.url)
+    asked = {key: values[-1] for key, values in parse_qs(url.query).items()}
+    assert f"{url.scheme}://{url.netloc}{url.path}" == GOOGLE_AUTH_URL
+    assert asked["scope"] == "https://mail.google.com/"
+    assert asked["redirect_uri"] == "http://127.0.0.1:8765/"
+    assert asked["client_id"] == "123-abc.apps.googleusercontent.com"
+    assert asked["response_type"] == "code" and asked["code_challenge_method"] == "S256"
+    assert asked["access_type"] == "offline" and asked["login_hint"] == "support@example.com"
+    assert asked["state"] == first.state and first.state != second.state
+    assert first.verifier not in first.url and "GOCSPX" not in first.url  # proven at the exchange only
 
 
 def test_token_files_are_private_and_written_whole(tmp_path):

@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import ssl
 import stat
 import subprocess
 import sys
+import threading
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -24,7 +27,7 @@ import trustme
 
 from mailbot.config_values import OAuthSettings
 from mailbot.oauth.keeper import TokenKeeper
-from mailbot.oauth.providers import MicrosoftProvider
+from mailbot.oauth.providers import GoogleProvider, MicrosoftProvider
 from mailbot.sources import open_source
 from mailbot.sources.base import Cursor
 from tests.helpers.idp import JWT_GRANT, IdentityProvider
@@ -42,11 +45,14 @@ SENDER = "mailbot-sender"  # the account mailbot sends as
 APP, APP_SECRET = "mailbot-app", "app-secret-Zq9"  # a confidential client (client credentials)
 DEVICE_APP = "mailbot-device"  # a public client (device code)
 SMTP_APP, SMTP_SECRET = "mailbot-smtp", "smtp-secret-Xw4"
+BROWSER_APP = "mailbot-desktop"  # a public client (installed app: PKCE, loopback redirect)
+GOOGLE_APP, GOOGLE_SECRET = "123-mailbot.apps.googleusercontent.test", "GOCSPX-desktop-Rt5"
 
 
 @pytest.fixture(scope="module")
 def idp():
-    clients = {APP: APP_SECRET, DEVICE_APP: "", SMTP_APP: SMTP_SECRET}
+    clients = {APP: APP_SECRET, DEVICE_APP: "", SMTP_APP: SMTP_SECRET, BROWSER_APP: ""}
+    clients[GOOGLE_APP] = GOOGLE_SECRET
     with IdentityProvider(clients=clients, ca=trustme.CA()) as server:  # https too, for msal
         server.app_accounts[SMTP_APP] = SENDER
         yield server
@@ -81,7 +87,11 @@ def new_user(dovecot: Dovecot) -> str:
 
 
 def oauth_product(dovecot: Dovecot, idp: IdentityProvider, user: str, address: str, flow: str) -> dict:
-    client = {"client_credentials": (APP, APP_SECRET), "device_code": (DEVICE_APP, "")}[flow]
+    client = {
+        "client_credentials": (APP, APP_SECRET),
+        "device_code": (DEVICE_APP, ""),
+        "installed_app": (BROWSER_APP, ""),
+    }[flow]
     return {
         "address": address,
         "mailbox": f"imap://{user}@{HOST}:{dovecot.imap_port}/INBOX",  # no password: the token logs in
@@ -92,6 +102,7 @@ def oauth_product(dovecot: Dovecot, idp: IdentityProvider, user: str, address: s
         "oauth_client_secret": client[1],
         "oauth_token_url": f"{idp.url}/token",
         "oauth_device_url": f"{idp.url}/device",
+        "oauth_auth_url": f"{idp.url}/authorize",
     }
 
 
@@ -163,6 +174,55 @@ def sign_in(site: Site, idp: IdentityProvider, product: str, user: str) -> str:
             proc.wait()
     assert proc.returncode == 0, rest
     return "".join(lines) + rest
+
+
+class _Stay(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object) -> None:  # a redirect is an answer to look at
+        return None
+
+
+def login_by_browser(
+    site: Site, idp: IdentityProvider, product: str, user: str, *, forge_state: bool = False
+) -> tuple[subprocess.CompletedProcess, str]:
+    """`mailbot oauth login PRODUCT` with the installed-app flow, as an admin runs it: open the
+    address it prints in a browser (the test is the browser: `user` signs in at the provider, which
+    sends the browser back to mailbot's listener on 127.0.0.1). `forge_state`: the redirect that
+    reaches the listener carries another state than the one mailbot sent. The run, and the page
+    the browser shows at the end."""
+    idp.browser_user = user
+    proc = start(site, "oauth", "login", product)
+    try:
+        assert proc.stdout is not None
+        said = [proc.stdout.readline() for _ in range(4)]
+        [url] = [line.strip() for line in said if line.startswith("http")]
+        redirect_uri = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))["redirect_uri"]
+        port = urllib.parse.urlsplit(redirect_uri).port
+        assert redirect_uri == f"http://127.0.0.1:{port}/"
+        assert f"ssh -L {port}:127.0.0.1:{port} " in "".join(said)
+        for elsewhere in ("127.0.0.2", "::1"):  # 127.0.0.1 only: not even another local address
+            with pytest.raises(OSError):
+                socket.create_connection((elsewhere, port), timeout=5).close()
+        try:
+            answer = urllib.request.build_opener(_Stay).open(url, timeout=10)
+            raise AssertionError(f"the provider did not redirect: {answer.status}")
+        except urllib.error.HTTPError as provider:
+            location = provider.headers["Location"]
+            provider.close()
+        if forge_state:
+            location = location.replace("state=", "state=forged", 1)
+        try:
+            with urllib.request.urlopen(location, timeout=10) as back:
+                page = back.read().decode()
+        except urllib.error.HTTPError as refused:
+            page = refused.read().decode()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    with (site.root / "mailbot.log").open() as log:
+        log_text = log.read()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(said) + out, log_text), page
 
 
 def token_file(site: Site, name: str) -> dict:
@@ -517,4 +577,116 @@ def test_a_provider_that_asks_to_slow_down_is_polled_less_often(tmp_path, idp):
     idp.slow_down = 1
     keeper.login(said.append, sleep=person_signs_in_later)
     assert waits == [1, 6]  # RFC 8628: five seconds more after slow_down
+    assert keeper.status()["signed_in"]
+
+
+def test_signed_in_through_the_browser_a_mail_is_read_and_acknowledged_over_xoauth2(
+    tmp_path, idp, oauth_dovecot, sink
+):
+    """The installed-app flow (RFC 8252), as personal Gmail needs it: the admin opens the printed
+    address, signs in, the browser comes back to mailbot on 127.0.0.1; mailbot exchanges the code
+    with its PKCE verifier, stores the tokens, reads the customer's mail over XOAUTH2 and sends the
+    acknowledgement over XOAUTH2; later it refreshes the token like any other."""
+    user = new_user(oauth_dovecot)
+    site = oauth_site(
+        tmp_path, {"VISI": oauth_product(oauth_dovecot, idp, user, VISI, "installed_app")}, idp, sink
+    )
+    login, page = login_by_browser(site, idp, "VISI", user)
+    assert login.returncode == 0, login.stderr
+    assert "signed in" in page and "VISI: signed in" in login.stdout
+    assert idp.grants[-1] == "authorization_code"
+    path = site.data_dir / "oauth" / "VISI.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    first = token_file(site, "VISI")["refresh_token"]
+    assert idp.refresh_token_is_live(first)
+
+    deliver(oauth_dovecot, user, "Export fails")
+    result = run(site, "poll", "--once")
+    assert result.returncode == 0, result.stderr
+    [ticket] = site.tickets()
+    assert ticket["requester"] == DANA
+    [ack] = [m for m in sink.wait_for(1) if DANA in m.rcpt_tos]
+    assert "[VISI-1]" in ack.message["Subject"] and ack.login == SENDER
+    assert sink.oauth_logins and all(ok for _, ok in sink.oauth_logins)
+
+    idp.expire_access_tokens()  # later: the token is refused, refreshed, the rotated one stored
+    deliver(oauth_dovecot, user, "Import fails")
+    assert run(site, "poll", "--once").returncode == 0
+    assert len(site.tickets()) == 2
+    second = token_file(site, "VISI")["refresh_token"]
+    assert second != first and idp.refresh_token_is_live(second) and not idp.refresh_token_is_live(first)
+    status = run(site, "oauth", "status", "--json")
+    [row] = [row for row in json.loads(status.stdout) if row["name"] == "VISI"]
+    assert row["flow"] == "installed_app" and row["signed_in"] and not row["last_error"]
+    assert_no_token_leaked(site, idp, login.stdout, login.stderr, page, result.stderr, status.stdout)
+
+
+def test_a_browser_coming_back_with_another_state_is_refused_and_nothing_is_stored(
+    tmp_path, idp, oauth_dovecot, sink
+):
+    user = new_user(oauth_dovecot)
+    site = oauth_site(
+        tmp_path, {"VISI": oauth_product(oauth_dovecot, idp, user, VISI, "installed_app")}, idp, sink
+    )
+    exchanged = idp.grants.count("authorization_code")
+    login, page = login_by_browser(site, idp, "VISI", user, forge_state=True)
+    assert login.returncode == 75
+    assert "refused" in page
+    [line] = [line for line in login.stderr.splitlines() if "state" in line]
+    assert "OAuth2 token for VISI refused" in line and "mailbot oauth login VISI" in line
+    assert idp.grants.count("authorization_code") == exchanged  # the code was never exchanged
+    assert not (site.data_dir / "oauth" / "VISI.json").exists()
+    deliver(oauth_dovecot, user, "Export fails")
+    still = run(site, "poll", "--once")
+    assert still.returncode == 75 and "oauth login VISI" in still.stderr  # nobody signed in
+    assert site.tickets() == []
+    assert_no_token_leaked(site, idp, login.stdout, login.stderr, page)
+
+
+def test_a_person_who_declines_at_the_provider_is_told_what_to_run(tmp_path, idp, oauth_dovecot, sink):
+    user = new_user(oauth_dovecot)
+    site = oauth_site(
+        tmp_path, {"VISI": oauth_product(oauth_dovecot, idp, user, VISI, "installed_app")}, idp, sink
+    )
+    login, page = login_by_browser(site, idp, "VISI", "")  # nobody signs in: access_denied
+    assert login.returncode == 75 and "access_denied" in page
+    assert "access_denied" in login.stderr and "mailbot oauth login VISI" in login.stderr
+    assert not (site.data_dir / "oauth" / "VISI.json").exists()
+
+
+def test_gmail_through_the_browser_with_the_google_provider(tmp_path, idp, oauth_dovecot):
+    """The google provider's installed-app flow, pointed at the local provider in place of
+    accounts.google.com and oauth2.googleapis.com: what Google is asked (the Gmail scope, offline
+    access, the account, PKCE), the desktop client's secret at the exchange, a mailbox read with
+    the token, and a refresh through the same endpoint."""
+    person = new_user(oauth_dovecot)
+    deliver(oauth_dovecot, person, "Export fails")
+    settings = OAuthSettings("VISI", "google", "installed_app", GOOGLE_APP, GOOGLE_SECRET)
+    provider = GoogleProvider(settings, person, auth_url=f"{idp.url}/authorize", token_url=f"{idp.url}/token")
+    keeper = TokenKeeper(settings, tmp_path / "oauth", person, provider=provider)
+    idp.browser_user = person
+    said: list[str] = []
+    pages: list[str] = []
+
+    def browser(url: str) -> None:
+        with urllib.request.urlopen(url, timeout=10) as page:  # follows the redirect to mailbot
+            pages.append(page.read().decode())
+
+    def say(line: str) -> None:
+        said.append(line)
+        if line.startswith("http"):  # the admin opens it; mailbot is already listening
+            threading.Thread(target=browser, args=(line,), daemon=True).start()
+
+    keeper.login(say)
+    assert pages and "signed in" in pages[0]
+    asked = idp.authorizations[-1]
+    assert asked["scope"] == "https://mail.google.com/" and asked["login_hint"] == person
+    assert asked["access_type"] == "offline" and asked["code_challenge_method"] == "S256"
+    url = f"imap://{person}@{HOST}:{oauth_dovecot.imap_port}/INBOX"
+    context = ssl.create_default_context()
+    with open_source(url, ssl_context=context, timeout=10, token=keeper.access_token) as box:
+        assert len(box.pending(Cursor()).keys) == 1
+    refreshes = idp.grants.count("refresh_token")
+    keeper.access_token(renew=True)
+    assert idp.grants.count("refresh_token") == refreshes + 1
     assert keeper.status()["signed_in"]

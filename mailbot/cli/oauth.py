@@ -1,7 +1,7 @@
-"""`mailbot oauth login NAME` (sign a mailbox in with the device-code flow, or check that client
-credentials work) and `mailbot oauth status [--json]` (per mailbox: flow, account, the access
-token's expiry, the last refresh and the last error; never a token). NAME is a product key, or SMTP
-for the sending account."""
+"""`mailbot oauth login NAME` (sign a mailbox in with the device-code or the installed-app flow,
+or check that client credentials work) and `mailbot oauth status [--json]` (per mailbox: flow,
+account, the access token's expiry, the last refresh and the last error; never a token). NAME is a
+product key, or SMTP for the sending account."""
 
 from __future__ import annotations
 
@@ -21,16 +21,22 @@ def oauth() -> None:
 
 @oauth.command("login")
 @click.argument("name")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="installed_app: the 127.0.0.1 port the browser comes back to (0: any free one).",
+)
 @click.pass_obj
-def login(app: AppState, name: str) -> None:
-    """Sign NAME (a product key, or SMTP) in: prints where to go and the code, waits, stores the
-    tokens."""
+def login(app: AppState, name: str, port: int) -> None:
+    """Sign NAME (a product key, or SMTP) in: prints where to go (and the code, for device_code),
+    waits, stores the tokens."""
     found = keepers(app.settings)
     keeper = found.get(name.upper())
     if keeper is None:
         known = ", ".join(found) or "none"
         raise ConfigError(f"{name}: no mailbox logs in with OAuth2 by that name (with oauth2: {known})")
-    keeper.login(lambda line: click.echo(line))
+    keeper.login(lambda line: click.echo(line), port=port)
 
 
 @oauth.command("status")

@@ -1,17 +1,19 @@
 """The OAuth2 providers, each through its maintained library: `generic` through authlib (any
-standards-following provider: a token endpoint and a device authorization endpoint as URLs; the
-tests' identity provider), `microsoft` through msal (client credentials for app-only access, the
-device code flow for a delegated mailbox) and `google` through google-auth (a service account with
-domain-wide delegation). Each answers with a `Grant` or raises `Refused` (the provider said no: a
-person must act) or `Unreachable` (try again later); the texts carry the provider's reason, never a
-token.
+standards-following provider: a token endpoint, a device authorization endpoint and an
+authorization endpoint as URLs; the tests' identity provider), `microsoft` through msal (client
+credentials for app-only access, the device code flow for a delegated mailbox) and `google`
+through google-auth (a service account with domain-wide delegation) or, for the installed-app flow
+(authorization code with PKCE and a loopback redirect, RFC 7636 and 8252), through authlib with
+Google's endpoints: Google gives the mail scope to that flow and not to the device flow. Each
+answers with a `Grant` or raises `Refused` (the provider said no: a person must act) or
+`Unreachable` (try again later); the texts carry the provider's reason, never a token.
 
 What it leaves to others: storing tokens and deciding when to refresh (`keeper`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -24,6 +26,11 @@ MICROSOFT_DELEGATED_SCOPES = (
 )
 MICROSOFT_APP_SCOPES = ("https://outlook.office365.com/.default",)  # app-only: what the admin granted
 GOOGLE_SCOPES = ("https://mail.google.com/",)
+GOOGLE_AUTH_URL = "https://accounts.google.com/o/oauth2/v2/auth"
+GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"
+# Asked of Google in the authorization request: a refresh token (offline), given again on every
+# sign-in (consent), for the account the mailbox URL names.
+GOOGLE_AUTH_PARAMS = {"access_type": "offline", "prompt": "consent"}
 MICROSOFT_AUTHORITY = "https://login.microsoftonline.com/{tenant}"
 TIMEOUT = 30.0
 # RFC 8628 answers that mean "not yet": keep polling (slower for slow_down).
@@ -60,11 +67,25 @@ class DeviceStart:
     handle: Any = field(repr=False)  # the device code, or the library's flow object
 
 
+@dataclass(frozen=True)
+class InstalledStart:
+    """The installed-app flow's authorization request: `url` for the browser; `state` to check
+    the redirect against; `verifier` (PKCE) to prove, when the code is exchanged, that mailbot
+    made the request."""
+
+    url: str
+    redirect_uri: str
+    state: str = field(repr=False)
+    verifier: str = field(repr=False)
+
+
 class Provider(Protocol):
     def app_token(self) -> Grant: ...
     def refresh(self, refresh_token: str) -> Grant: ...
     def start_device(self) -> DeviceStart: ...
     def poll_device(self, start: DeviceStart) -> Grant | None: ...  # None: not signed in yet
+    def start_installed(self, redirect_uri: str) -> InstalledStart: ...
+    def finish_installed(self, start: InstalledStart, code: str) -> Grant: ...
 
 
 def provider_for(settings: OAuthSettings, account: str) -> Provider:
@@ -80,13 +101,15 @@ def _scopes(settings: OAuthSettings, default: tuple[str, ...]) -> list[str]:
 
 
 class GenericProvider:
-    """RFC 6749 client credentials and refresh, RFC 8628 device code, with authlib."""
+    """RFC 6749 client credentials, refresh and authorization code (with RFC 7636 PKCE), RFC 8628
+    device code, with authlib. `auth_params` go into the installed-app authorization request."""
 
-    def __init__(self, settings: OAuthSettings):
+    def __init__(self, settings: OAuthSettings, *, auth_params: dict[str, str] | None = None):
         self.settings = settings
         self.scope = " ".join(_scopes(settings, ()))
+        self.auth_params = auth_params or {}
 
-    def _session(self) -> Any:
+    def _session(self, redirect_uri: str | None = None) -> Any:
         from authlib.integrations.requests_client import OAuth2Session
 
         secret = self.settings.client_secret or None
@@ -95,13 +118,15 @@ class GenericProvider:
             secret,
             scope=self.scope or None,
             token_endpoint_auth_method="client_secret_post" if secret else "none",
+            redirect_uri=redirect_uri,
+            code_challenge_method="S256",
         )
 
-    def _token(self, **kwargs: Any) -> Grant:
+    def _token(self, redirect_uri: str | None = None, **kwargs: Any) -> Grant:
         from authlib.integrations.requests_client import OAuthError
         from requests import RequestException
 
-        with self._session() as session:
+        with self._session(redirect_uri) as session:
             try:
                 token = session.fetch_token(self.settings.token_url, timeout=TIMEOUT, **kwargs)
             except OAuthError as exc:
@@ -152,6 +177,21 @@ class GenericProvider:
             if error in PENDING:
                 return None
             raise
+
+    def start_installed(self, redirect_uri: str) -> InstalledStart:
+        from authlib.common.security import generate_token
+
+        verifier = generate_token(64)  # RFC 7636: 43 to 128 unreserved characters
+        with self._session(redirect_uri) as session:
+            url, state = session.create_authorization_url(
+                self.settings.auth_url, code_verifier=verifier, **self.auth_params
+            )
+        return InstalledStart(url=url, redirect_uri=redirect_uri, state=state, verifier=verifier)
+
+    def finish_installed(self, start: InstalledStart, code: str) -> Grant:
+        return self._token(
+            start.redirect_uri, grant_type="authorization_code", code=code, code_verifier=start.verifier
+        )
 
 
 class MicrosoftProvider:
@@ -215,6 +255,12 @@ class MicrosoftProvider:
             return None
         return _msal_grant(result)
 
+    def start_installed(self, redirect_uri: str) -> InstalledStart:
+        raise Refused("microsoft: use device_code to sign a person in")
+
+    def finish_installed(self, start: InstalledStart, code: str) -> Grant:
+        raise Refused("microsoft: no installed_app flow")
+
     def _call(self, action: Any) -> Any:
         """msal's answer; its network and authority errors as Unreachable."""
         from requests import RequestException
@@ -227,10 +273,24 @@ class MicrosoftProvider:
 
 class GoogleProvider:
     """Google Workspace through google-auth: a service account that acts as the mailbox's user
-    (domain-wide delegation)."""
+    (domain-wide delegation); or Gmail and Workspace through the installed-app flow, a person
+    signing in once in a browser (authlib with Google's endpoints, which `auth_url` and
+    `token_url` stand in for in the tests)."""
 
-    def __init__(self, settings: OAuthSettings, account: str):
+    def __init__(
+        self,
+        settings: OAuthSettings,
+        account: str,
+        *,
+        auth_url: str = GOOGLE_AUTH_URL,
+        token_url: str = GOOGLE_TOKEN_URL,
+    ):
         self.settings, self.account = settings, account
+        scope = " ".join(_scopes(settings, GOOGLE_SCOPES))
+        self._installed = GenericProvider(
+            replace(settings, auth_url=auth_url, token_url=token_url, scope=scope),
+            auth_params={**GOOGLE_AUTH_PARAMS, "login_hint": account},
+        )
 
     def app_token(self) -> Grant:
         import google.auth.exceptions
@@ -254,13 +314,19 @@ class GoogleProvider:
         return Grant(credentials.token, seconds)
 
     def refresh(self, refresh_token: str) -> Grant:
-        raise Refused("google: only the service_account flow is supported")
+        return self._installed.refresh(refresh_token)
 
     def start_device(self) -> DeviceStart:
-        raise Refused("google: Google does not grant the mail scope to the device flow; use service_account")
+        raise Refused("google: Google does not grant the mail scope to the device flow; use installed_app")
 
     def poll_device(self, start: DeviceStart) -> Grant | None:
         raise Refused("google: no device flow")
+
+    def start_installed(self, redirect_uri: str) -> InstalledStart:
+        return self._installed.start_installed(redirect_uri)
+
+    def finish_installed(self, start: InstalledStart, code: str) -> Grant:
+        return self._installed.finish_installed(start, code)
 
 
 def _grant(token: dict[str, Any]) -> Grant:

@@ -5,11 +5,17 @@ Endpoints (form-encoded POST, JSON answers, as RFC 6749, 7662 and 8628 have them
                each use gives a new refresh token and kills the old one) and the device code grant
   /device      device authorization: device_code, user_code, verification_uri
   /approve     what a person does in the browser: user_code + username (the tests post it)
+  /authorize   (GET) the authorization endpoint of the authorization code grant with PKCE (RFC 7636)
+               and a loopback redirect (RFC 8252): the person `browser_user` has signed in, and is
+               sent back (302) to redirect_uri with a code and the state; the code is then
+               exchanged once at /token with the right code_verifier and redirect_uri
   /introspect  token -> {"active": ..., "username": ...}: what Dovecot's oauth2 passdb and the
                SMTP sink ask
-Knobs for the tests: `access_lifetime`, `revoke(username)` (every refresh token of that account
-refused from now on), `expire_access_tokens()` (the server forgets them early), `hold_introspection()`
-(the next introspection waits until `release()`), and `issued` (every token string handed out, so
+Knobs for the tests: `browser_user` (who signs in at /authorize; empty: the person declines),
+`authorizations` (each /authorize request's parameters), `access_lifetime`, `revoke(username)`
+(every refresh token of that account refused from now on), `expire_access_tokens()` (the server
+forgets them early), `hold_introspection()` (the next introspection waits until `release()`), and
+`issued` (every token string and authorization code handed out, so
 that a test can look for them in logs and outputs).
 
 Plain Python, no pytest; `stop()` (or `with`) ends the server thread.
@@ -18,6 +24,7 @@ Plain Python, no pytest; `stop()` (or `with`) ends the server thread.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import ssl
@@ -25,7 +32,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import trustme
 
@@ -44,6 +51,14 @@ class _Device:
 
 
 @dataclass
+class _Code:
+    client_id: str
+    redirect_uri: str
+    challenge: str
+    username: str
+
+
+@dataclass
 class IdentityProvider:
     """`clients`: client_id -> secret ("" for a public client); `app_accounts`: client_id -> the
     account a client_credentials token of that client may act as."""
@@ -58,12 +73,15 @@ class IdentityProvider:
     introspections: int = 0
     scopes: list[str] = field(default_factory=list)  # the scope of each token and device request
     slow_down: int = 0  # answer this many device polls with slow_down (polled too often)
+    browser_user: str = ""  # who signs in at /authorize
+    authorizations: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._access: dict[str, tuple[str, float]] = {}  # token -> (username, expires at)
         self._refresh: dict[str, str] = {}  # live refresh token -> username
         self._devices: dict[str, _Device] = {}
+        self._codes: dict[str, _Code] = {}  # authorization code -> what it was issued for
         self._gate = threading.Event()
         self._gate.set()
         self.holding = threading.Event()  # set while an introspection waits at the gate
@@ -82,6 +100,15 @@ class IdentityProvider:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:  # noqa: N802 - OpenID discovery, which msal reads first
+                parts = urlsplit(self.path)
+                if parts.path.rsplit("/", 1)[-1] == "authorize":
+                    status, location = idp._authorize({k: v[-1] for k, v in parse_qs(parts.query).items()})
+                    self.send_response(status)
+                    if location:
+                        self.send_header("Location", location)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 tenant = self.path.split("/")[1]
                 base = f"{idp.https_url}/{tenant}"
                 data = json.dumps({
@@ -194,6 +221,37 @@ class IdentityProvider:
             return {"active": False}
         return {"active": True, "username": found[0], "exp": int(found[1])}
 
+    def _authorize(self, query: dict[str, str]) -> tuple[int, str]:
+        """The person at the browser signs in as `browser_user`: 302 back to the loopback
+        redirect_uri with a code and the state. A request that is not one a native app may make
+        (unknown client, a redirect off loopback, no S256 challenge) gets 400 and no redirect."""
+        self.authorizations.append(dict(query))
+        if "scope" in query:
+            self.scopes.append(query["scope"])
+        redirect = query.get("redirect_uri", "")
+        target = urlsplit(redirect)
+        if (
+            query.get("client_id") not in self.clients
+            or query.get("response_type") != "code"
+            or target.scheme != "http"
+            or target.hostname != HOST
+            or query.get("code_challenge_method") != "S256"
+            or not query.get("code_challenge")
+        ):
+            return 400, ""
+        answer = {"state": query.get("state", "")} if "state" in query else {}
+        if not self.browser_user:
+            answer["error"] = "access_denied"
+        else:
+            code = "ac-" + secrets.token_urlsafe(24)
+            with self._lock:
+                self._codes[code] = _Code(
+                    query["client_id"], redirect, query["code_challenge"], self.browser_user
+                )
+            self.issued.append(code)
+            answer["code"] = code
+        return 302, f"{redirect}?{urlencode(answer)}"
+
     def _start_device(self, client_id: str) -> dict:
         device_code = secrets.token_urlsafe(24)
         user_code = f"{secrets.randbelow(10**4):04d}-{secrets.randbelow(10**4):04d}"
@@ -221,6 +279,8 @@ class IdentityProvider:
                         "error_description": "refresh token revoked or used",
                     }
                 return 200, self._issue(username, refresh=True)
+            if grant == "authorization_code":
+                return self._exchange_code(client_id, form)
             if grant == DEVICE_GRANT:
                 device = self._devices.get(form.get("device_code", ""))
                 if device is None or device.used or device.client_id != client_id:
@@ -233,6 +293,22 @@ class IdentityProvider:
                 device.used = True
                 return 200, self._issue(device.username, refresh=True)
         return 400, {"error": "unsupported_grant_type"}
+
+    def _exchange_code(self, client_id: str, form: dict[str, str]) -> tuple[int, dict]:
+        """RFC 6749 4.1.3 with RFC 7636: once, by the client it was issued to, with the same
+        redirect_uri, and with the verifier whose S256 hash is the challenge."""
+        code = self._codes.pop(form.get("code", ""), None)
+        verifier = form.get("code_verifier", "")
+        digest = hashlib.sha256(verifier.encode()).digest()
+        challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        if (
+            code is None
+            or code.client_id != client_id
+            or code.redirect_uri != form.get("redirect_uri")
+            or code.challenge != challenge
+        ):
+            return 400, {"error": "invalid_grant", "error_description": "code unknown, used or not yours"}
+        return 200, self._issue(code.username, refresh=True)
 
     def _service_account_token(self, assertion: str) -> tuple[int, dict]:
         """Google's service account grant: a JWT signed with the account's key, naming the
