@@ -30,6 +30,7 @@ from mailbot.desk import caps, recipients, retention, tickets
 from mailbot.outgoing import notify
 from mailbot.outgoing.formats import machine_moment
 from mailbot.sla.deadlines import ClockState, pauses_of, refresh_deadlines, sla_state
+from mailbot.store.db import closing_thread_connection
 from mailbot.store.models import Notice, Ticket, database
 from mailbot.vocabulary import Status, Template
 
@@ -122,7 +123,7 @@ def register_jobs(
     first = datetime.now(UTC)
     for job_id, job in JOBS:
         scheduler.add_job(
-            run_job,
+            closing_thread_connection(run_job),
             "interval",
             args=(job, desk, stop),
             id=job_id,

@@ -36,7 +36,7 @@ from mailbot.service.poller import poll_mailbox
 from mailbot.service.workers import MailboxWorker, OutboxWorker, record_pass
 from mailbot.sources import open_source
 from mailbot.sources.base import FetchedMail
-from mailbot.store.db import explain
+from mailbot.store.db import closing_thread_connection, explain
 from mailbot.store.files import sha256_hex
 from mailbot.transports import transport_from_url
 
@@ -306,7 +306,7 @@ def build_scheduler(
             outbox.wake.set()  # the alert mail goes out now
 
     scheduler.add_job(
-        check_and_send,
+        closing_thread_connection(check_and_send),
         "interval",
         id="health",
         seconds=HEALTH_INTERVAL,
@@ -341,7 +341,8 @@ def _add_worker_job(
                 stop.wait(1.0)
 
     # No misfire limit: a start a little late must not be dropped, or the mailbox is never read.
-    scheduler.add_job(run_until_stopped, "date", id=job_id, run_date=first, misfire_grace_time=None)
+    job = closing_thread_connection(run_until_stopped)
+    scheduler.add_job(job, "date", id=job_id, run_date=first, misfire_grace_time=None)
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:

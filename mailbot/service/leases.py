@@ -87,13 +87,48 @@ def borrowed(desk: Desk, key: str) -> Iterator[bool]:
     if desk.settings.database_url.startswith("sqlite:"):
         yield True
         return
-    holder = new_holder()
-    mine = take(key, holder, desk.clock(), timedelta(seconds=desk.settings.lease_time * 10))
+    holder, now = new_holder(), desk.clock()
+    lease_time = timedelta(seconds=desk.settings.lease_time * 10)
+    mine = take(key, holder, now, lease_time) or _take_from_the_dead(key, holder, now, lease_time)
     try:
         yield mine
     finally:
         if mine:
             release([key], holder)
+
+
+def _take_from_the_dead(key: str, holder: str, now: datetime, lease_time: timedelta) -> bool:
+    """Take over the lease `key` when its holder is a process of this host that no longer runs:
+    a `poll --once` (or a daemon) killed mid-pass, whose lease would otherwise keep the next
+    cron pass off the mailbox until it expires. A holder on another host is waited for; were
+    a same-named host in another PID namespace taken for dead, the ledger's unique keys still
+    keep each mail from being taken twice."""
+    row = MailboxLease.get_or_none(MailboxLease.product == key)
+    if row is None or not _gone(row.holder):
+        return False
+    taken = (
+        MailboxLease.update(holder=holder, expires_at=now + lease_time, renewed_at=now)
+        .where((MailboxLease.product == key) & (MailboxLease.holder == row.holder))
+        .execute()
+    )
+    if taken:
+        log.info("mailbox %s: lease of %s, which no longer runs, taken over", key, row.holder)
+    return bool(taken)
+
+
+def _gone(holder: str) -> bool:
+    """Whether `holder` ("host:pid:nonce") is a process of this host that no longer runs."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != os.uname().nodename or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it runs, under another user
+        return False
+    return False
 
 
 class LeaseKeeper:

@@ -12,9 +12,11 @@ says what is wrong with a database that cannot be used (locked, full, read-only,
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlsplit
 
 from peewee import Database, ImproperlyConfigured, PostgresqlDatabase, SqliteDatabase, _savepoint
@@ -23,6 +25,7 @@ from playhouse.db_url import connect
 from mailbot.errors import AlreadyRunning, ConfigError, DatabaseUnavailable
 from mailbot.store.models import database
 
+T = TypeVar("T")
 DEFAULT_BUSY_TIMEOUT = 10.0  # seconds; MAILBOT_DB_BUSY_TIMEOUT
 SQLITE_PRAGMAS = {
     # busy_timeout first: switching to WAL itself may have to wait for another connection.
@@ -125,6 +128,7 @@ def open_database(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Datab
             db = connect(url)
         except Exception as exc:  # peewee raises plain errors for bad URLs
             raise ConfigError(f"MAILBOT_DATABASE_URL: {exc}") from None
+    close_database()  # the one replaced (a second desk in one process) leaves no connection open
     try:
         database.initialize(db)
         db.connect(reuse_if_open=True)
@@ -148,6 +152,22 @@ def close_database() -> None:
     db = database.obj
     if db is not None and not db.is_closed():
         db.close()
+
+
+def closing_thread_connection(job: Callable[..., T]) -> Callable[..., T]:
+    """`job`, closing the database connection of the thread it ran in when it returns: for the
+    daemon's scheduler threads. Peewee keeps a connection per thread; when the pool's threads
+    end (the daemon stops) a server connection left to the garbage collector is dropped without
+    a goodbye (psycopg warns). A thread's next run simply connects again."""
+
+    @functools.wraps(job)
+    def run(*args: Any, **kwargs: Any) -> T:
+        try:
+            return job(*args, **kwargs)
+        finally:
+            close_database()
+
+    return run
 
 
 def require_durable_commits() -> None:
