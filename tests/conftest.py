@@ -8,11 +8,12 @@ in-process `mailbot.context.Desk` (tests/helpers/desks.py)."""
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
 import secrets
 import signal
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ import pytest
 
 from mailbot.sla.calendar import Calendar
 from mailbot.sla.notation import make_calendar
+from tests.helpers import engines
+from tests.helpers.engines import touches_database
 from tests.helpers.postgres import INSTALL_HINT as PG_INSTALL_HINT
 from tests.helpers.postgres import Cluster, binaries
 from tests.helpers.processes import SESSION_MARK, command_line, marked, wait_gone
@@ -156,11 +159,79 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Every test that makes a database (through the `engine` fixture, directly or through
-    `database_url`) runs once per engine chosen with --engine."""
-    if "engine" in metafunc.fixturenames:
-        chosen = metafunc.config.getoption("--engine")
-        metafunc.parametrize("engine", ENGINES if chosen == "both" else [chosen], scope="function")
+    """Every test that touches the database runs once per engine chosen with --engine: those
+    that take `engine` or `database_url`, and those that make an installation through the
+    helpers (tests/helpers/engines.py says how that is seen), which the autouse fixture
+    `_engine_databases` points at the test's engine. A test about SQLite itself carries
+    `@pytest.mark.sqlite_only("why")` and runs on SQLite alone (listed in docs/development.md)."""
+    if not _touches_database(metafunc):
+        return
+    chosen = metafunc.config.getoption("--engine")
+    per_engine = ENGINES if chosen == "both" else (chosen,)
+    only = metafunc.definition.get_closest_marker("sqlite_only")
+    if only is not None:
+        why = only.args[0] if only.args else ""
+        if not why:
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: sqlite_only needs a reason")
+        per_engine = tuple(
+            pytest.param(e, marks=pytest.mark.skip(reason=f"SQLite only: {why}")) if e != "sqlite" else e
+            for e in per_engine
+        )
+    metafunc.parametrize("engine", per_engine, scope="function")
+
+
+def _touches_database(metafunc: pytest.Metafunc) -> bool:
+    """The test, or a fixture it uses (those of this file aside: they serve every engine),
+    takes `engine` or `database_url` or reaches a helper that makes a database."""
+    if "database_url" in metafunc.fixturenames or "engine" in metafunc.definition._fixtureinfo.argnames:
+        return True
+    if "postgres" in metafunc.fixturenames:  # the test names its engines itself (db copy, the fleet)
+        return False
+    if touches_database(metafunc.function):
+        return True
+    for defs in metafunc._arg2fixturedefs.values():  # noqa: SLF001 - the closure's fixtures
+        for fixturedef in defs:
+            func = fixturedef.func
+            if getattr(func, "__module__", None) == __name__ or inspect.getsourcefile(func) == __file__:
+                continue
+            if "engine" in fixturedef.argnames or touches_database(func):
+                return True
+    return False
+
+
+@pytest.fixture
+def engine() -> str:
+    """The test's database engine: parametrised per engine for the tests that touch the
+    database (pytest_generate_tests); SQLite, unused, for the others."""
+    return "sqlite"
+
+
+@pytest.fixture(autouse=True)
+def _engine_databases(engine: str, request: pytest.FixtureRequest) -> Iterator[None]:
+    """On PostgreSQL, each installation the test makes through the helpers (make_site,
+    open_desk, open_mail_desk) gets a fresh database copied from the template, dropped at the
+    end of the test, after the test's own fixtures stopped what used it."""
+    if engine != "postgresql":
+        yield
+        return
+    cluster: Cluster = request.getfixturevalue("postgres")
+    made: dict[Hashable, str] = {}
+
+    def fresh(key: Hashable) -> str:
+        if key not in made:
+            made[key] = cluster.new_database(template=PG_TEMPLATE)
+        return made[key]
+
+    engines.use(fresh)
+    try:
+        yield
+    finally:
+        engines.use(None)
+        from mailbot.store.db import close_database
+
+        close_database()
+        for url in made.values():
+            cluster.drop_database(url)
 
 
 @pytest.fixture(scope="session")

@@ -74,6 +74,7 @@ def make_visi(root: Path, mailbox: str, smtp_url: str) -> Site:
     return make_site(root, {"VISI": visi}, smtp_url=smtp_url)
 
 
+@pytest.mark.sqlite_only("db backup is SQLite's online backup (PostgreSQL: pg_dump)")
 def test_a_backup_taken_while_the_daemon_ingests_restores_into_a_working_installation(
     tmp_path, dovecot, mail_user, smtp_sink
 ):
@@ -150,6 +151,7 @@ def test_a_backup_taken_while_the_daemon_ingests_restores_into_a_working_install
     assert len(restored.tickets()) == MAILS  # a reply, not a new ticket
 
 
+@pytest.mark.sqlite_only("db backup is SQLite's online backup (PostgreSQL: pg_dump)")
 def test_a_backup_refuses_a_folder_that_holds_something(tmp_path):
     site = make_site(tmp_path, {"VISI": {"address": VISI, "mailbox": f"maildir://{tmp_path}/inbox"}})
     (tmp_path / "taken").mkdir()

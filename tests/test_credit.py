@@ -118,6 +118,7 @@ def test_customers_without_prepaid_credit_get_no_credit_mail_or_flag(desk):
     assert outbox("credit_low") == [] and tickets.flags_of(ticket) == []
 
 
+@pytest.mark.sqlite_only("upgrade of a SQLite database at schema 1")
 def test_version_1_database_is_upgraded_keeping_its_accounts(tmp_path):
     db = open_database(f"sqlite:///{tmp_path}/old.db")
     try:

@@ -77,6 +77,7 @@ def assert_each_outbox_mail_sent_once(site: Site, sink) -> None:
     assert Counter(str(m.message["Message-ID"]).strip("<>") for m in sink.messages) == Counter(outbox)
 
 
+@pytest.mark.sqlite_only("the SQLite write lock, taken on the database file")
 def test_while_the_cli_holds_the_lock_mail_stays_on_the_server_and_the_next_pass_takes_it_once(
     site, dovecot, mail_user, smtp_sink
 ):
@@ -104,6 +105,7 @@ def test_while_the_cli_holds_the_lock_mail_stays_on_the_server_and_the_next_pass
     assert_each_outbox_mail_sent_once(site, smtp_sink)
 
 
+@pytest.mark.sqlite_only("the SQLite write lock and its busy timeout")
 def test_a_lock_released_within_the_busy_timeout_is_waited_for(site, dovecot, mail_user, smtp_sink):
     site.env["MAILBOT_DB_BUSY_TIMEOUT"] = "10"
     uid = dovecot.append(mail_user.name, write_mail(DANA, VISI, "Export fails", "At 80 %."))
@@ -117,6 +119,7 @@ def test_a_lock_released_within_the_busy_timeout_is_waited_for(site, dovecot, ma
     assert_each_outbox_mail_sent_once(site, smtp_sink)
 
 
+@pytest.mark.sqlite_only("SQLite's own disk full (PRAGMA max_page_count on the file)")
 def test_a_full_disk_rolls_back_leaves_the_mail_and_the_pass_after_the_cleanup_takes_it(
     site, dovecot, mail_user, smtp_sink
 ):
@@ -152,6 +155,7 @@ def test_a_full_disk_rolls_back_leaves_the_mail_and_the_pass_after_the_cleanup_t
     assert_each_outbox_mail_sent_once(site, smtp_sink)
 
 
+@pytest.mark.sqlite_only("SQLite's BEGIN IMMEDIATE against a second connection to the file")
 def test_a_transaction_that_reads_first_is_not_undone_by_a_writer_that_came_in_between(site):
     """Ingest reads (the sender, the ticket) before it writes. Begun IMMEDIATE, its transaction
     holds the write lock from the start, so another writer waits for it; begun DEFERRED, the

@@ -82,7 +82,7 @@ def open_site(tmp_path, mailbox: str, smtp_sink, **settings: str) -> Site:
     return site
 
 
-def count(site: Site, table: str, where: str = "1") -> int:
+def count(site: Site, table: str, where: str = "1 = 1") -> int:
     return site.query(f"SELECT count(*) FROM {table} WHERE {where}")[0][0]
 
 

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.mails import write_mail
 from tests.helpers.processes import command_line, descendants, wait_gone
 from tests.helpers.site import Site, make_site
@@ -77,6 +79,9 @@ def log_of(site: Site, name: str = "daemon.log") -> str:
     return (site.root / name).read_text(errors="replace")
 
 
+@pytest.mark.sqlite_only(
+    "one daemon per SQLite file (on PostgreSQL several share the work: tests/test_fleet.py)"
+)
 def test_a_second_daemon_on_the_same_database_refuses_and_a_killed_one_leaves_no_lock(tmp_path):
     site = maildir_site(tmp_path)
     first = start(site, "run")

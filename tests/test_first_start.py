@@ -17,6 +17,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 
 from mailbot.config import load_settings
@@ -69,9 +70,9 @@ def old_mailbox() -> list[bytes]:
 
 def ledger_count(site) -> int:
     try:
-        with sqlite3.connect(f"file:{site.data_dir}/mailbot.db?mode=ro", uri=True, timeout=5) as db:
-            return int(db.execute("SELECT count(*) FROM seen").fetchone()[0])
-    except sqlite3.OperationalError:  # not created yet, or busy for a moment
+        [(count,)] = site.query("SELECT count(*) FROM seen")
+        return int(count)
+    except (sqlite3.OperationalError, psycopg.Error):  # not created yet, or busy for a moment
         return 0
 
 

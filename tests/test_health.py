@@ -385,6 +385,7 @@ def test_log_lines_are_one_per_event_and_carry_no_password(tmp_path):
 # -- upgrade -------------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("upgrade from a SQLite fixture file (schema 3)")
 def test_an_installation_from_schema_3_gains_the_health_tables_and_keeps_its_data(tmp_path):
     path = tmp_path / "data" / "mailbot.db"
     path.parent.mkdir()

@@ -6,9 +6,7 @@ SMTP server, the CLI and the ledger."""
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
-from contextlib import closing
 
 import pytest
 
@@ -48,9 +46,9 @@ def site(tmp_path, dovecot, mail_user, smtp_sink):
 
 def ledger(site) -> list[tuple[str, str]]:
     """(outcome, reason) of every mail taken in, read straight from the database."""
-    path = site.data_dir / "mailbot.db"
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-        return db.execute("SELECT outcome, reason FROM seen ORDER BY CAST(uid AS INTEGER)").fetchall()
+    return [
+        tuple(row) for row in site.query("SELECT outcome, reason FROM seen ORDER BY CAST(uid AS INTEGER)")
+    ]
 
 
 # (From lines, outcome): a sender nobody can make out is quarantined for the admin; a sender

@@ -48,6 +48,7 @@ def shape(site, table: str) -> tuple[list, list]:
     return columns, sorted((i[1], i[2]) for i in site.query(f'PRAGMA index_list("{table}")'))
 
 
+@pytest.mark.sqlite_only("upgrade from a SQLite database at schema 2")
 def test_mail_queued_before_the_upgrade_still_goes_out_once(tmp_path, smtp_sink):
     waiting = write_mail(
         VISI,

@@ -60,7 +60,17 @@ from mailbot.cli.report import report as report_command
 from mailbot.desk import credit, tickets
 from mailbot.sla.report import build_report, format_report, report_data
 from mailbot.store.db import close_database
-from tests.helpers.desks import PRODUCTS, Clock, answer, at, change_status, open_desk, open_ticket, person
+from tests.helpers.desks import (
+    PRODUCTS,
+    Clock,
+    answer,
+    at,
+    change_status,
+    desk_database_url,
+    open_desk,
+    open_ticket,
+    person,
+)
 
 MONDAY = date(2021, 2, 1)
 FRIDAY = date(2021, 2, 5)
@@ -275,7 +285,7 @@ def test_mailbot_report_json_from_the_command_line(week, tmp_path):
     env_file = tmp_path / "site.env"
     lines = [
         f"MAILBOT_DATA_DIR={tmp_path / 'data'}",
-        f"MAILBOT_DATABASE_URL=sqlite:///{tmp_path}/mailbot.db",
+        f"MAILBOT_DATABASE_URL={desk_database_url(tmp_path)}",
         "MAILBOT_PRODUCTS=GEN,VISI",
     ]
     lines += [f"MAILBOT_PRODUCT_{key}_{k}={v}" for key in ("GEN", "VISI") for k, v in PRODUCTS[key].items()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from peewee import SqliteDatabase
 
 from mailbot.store import migrations
@@ -28,6 +29,7 @@ def test_schema_sql_is_generated_from_the_models():
     )
 
 
+@pytest.mark.sqlite_only("schema.sql is SQLite's schema, compared with a migrated SQLite file")
 def test_migrated_database_matches_schema_sql(tmp_path):
     from_sql = SqliteDatabase(str(tmp_path / "from_sql.db"))
     from_sql.connect()
@@ -47,6 +49,7 @@ def test_migrated_database_matches_schema_sql(tmp_path):
         from_sql.close()
 
 
+@pytest.mark.sqlite_only("SQLite's pragmas")
 def test_sqlite_runs_with_wal_foreign_keys_and_busy_timeout(tmp_path):
     db = open_database(f"sqlite:///{tmp_path}/m.db")
     try:

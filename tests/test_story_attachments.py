@@ -213,6 +213,7 @@ def make_version_6_installation(root: Path) -> None:
         db.close()
 
 
+@pytest.mark.sqlite_only("upgrade from a SQLite fixture file (schema 6)")
 def test_an_installation_from_schema_6_is_upgraded_and_then_passes_files_on(
     tmp_path, dovecot, mail_user, smtp_sink
 ):

@@ -194,6 +194,7 @@ def test_an_expiry_date_in_the_past_is_refused_in_one_line(desks):
 # -- upgrade -------------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("upgrade from a SQLite fixture file (schema 6)")
 def test_an_installation_from_schema_6_gains_ticket_links_and_its_old_tickets_can_be_named(tmp_path):
     path = tmp_path / "data" / "mailbot.db"
     path.parent.mkdir()

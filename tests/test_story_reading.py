@@ -4,7 +4,6 @@ the SMTP sink, counted per person and read as they would read them, in their own
 from __future__ import annotations
 
 import re
-import sqlite3
 from datetime import datetime, timedelta
 
 import pytest
@@ -246,20 +245,14 @@ def test_a_product_named_with_support_keeps_its_name(tmp_path, dovecot, mail_use
 
 def backdate_ticket(scene: Scene, reference: str, by: timedelta) -> None:
     """The ticket arrived `by` ago and nobody ran the clock since: the daemon was down."""
-    db = sqlite3.connect(scene.site.data_dir / "mailbot.db")
-    try:
-        query = "SELECT created_at FROM ticket WHERE reference = ?"
-        [(created,)] = db.execute(query, (reference,)).fetchall()
-        # Stored as naive UTC text (mailbot.models.DateTimeField).
-        stamp = (datetime.fromisoformat(created) - by).isoformat(sep=" ")
-        db.execute("UPDATE ticket SET created_at = ? WHERE reference = ?", (stamp, reference))
-        db.execute(
-            "UPDATE event SET at = ? WHERE ticket_id = (SELECT id FROM ticket WHERE reference = ?)",
-            (stamp, reference),
-        )
-        db.commit()
-    finally:
-        db.close()
+    site = scene.site
+    [(created,)] = site.query(f"SELECT created_at FROM ticket WHERE reference = '{reference}'")
+    # Stored as naive UTC (mailbot.models.DateTimeField): text on SQLite, a timestamp on PostgreSQL.
+    created = created if isinstance(created, datetime) else datetime.fromisoformat(created)
+    stamp = (created - by).isoformat(sep=" ")
+    site.execute(f"UPDATE ticket SET created_at = '{stamp}' WHERE reference = '{reference}'")
+    ticket = f"(SELECT id FROM ticket WHERE reference = '{reference}')"
+    site.execute(f"UPDATE event SET at = '{stamp}' WHERE ticket_id = {ticket}")
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from mailbot.store import migrations
 from tests.helpers.mails import write_mail
 from tests.helpers.site import make_site
@@ -55,6 +57,7 @@ def test_an_admin_flags_a_ticket_lists_by_flag_and_takes_it_off(tmp_path):
     assert site.query("SELECT count(*) FROM ticket_flag") == [(0,)]
 
 
+@pytest.mark.sqlite_only("upgrade from a SQLite fixture file (schema 6)")
 def test_an_installation_from_schema_6_keeps_its_ticket_flags_as_rows(tmp_path):
     path = tmp_path / "data" / "mailbot.db"
     path.parent.mkdir()

@@ -35,7 +35,7 @@ def append_many(
 @contextmanager
 def database_of(site: Site) -> Iterator[None]:
     """The site's database, opened for the test and closed again."""
-    open_database(f"sqlite:///{site.data_dir.resolve()}/mailbot.db")
+    open_database(site.env.get("MAILBOT_DATABASE_URL") or f"sqlite:///{site.data_dir.resolve()}/mailbot.db")
     try:
         yield
     finally:

@@ -29,6 +29,7 @@ from mailbot.store.db import close_database, open_database
 from mailbot.store.migrations import migrate
 from mailbot.store.models import Account, Outbox, Ticket
 from mailbot.transports.recording import RecordingTransport
+from tests.helpers.engines import fresh_database_url
 from tests.helpers.mails import quote, write_mail
 
 PRODUCTS = {
@@ -105,11 +106,17 @@ def make_settings(data_dir: Path, **overrides: str) -> Settings:
     return load_settings(env)
 
 
+def desk_database_url(root: Path) -> str:
+    """The database `open_desk(root, ...)` opens: the test engine's for `root`, by default a
+    SQLite file in `root`."""
+    return fresh_database_url(root) or f"sqlite:///{root}/mailbot.db"
+
+
 @contextmanager
 def open_desk(root: Path, clock: Clock, url: str | None = None, **overrides: str) -> Iterator[Desk]:
     """A desk on the database in `root` (created or reused: a second desk is a restart), or
-    at `url`."""
-    db = open_database(url or f"sqlite:///{root}/mailbot.db")
+    at `url`; on the test's engine (tests/helpers/engines.py) when no url is given."""
+    db = open_database(url or desk_database_url(root))
     migrate(db)
     try:
         yield make_desk(make_settings(root / "data", **overrides), clock=clock)
@@ -286,11 +293,9 @@ class MailDesk:
 
 
 @contextmanager
-def open_mail_desk(
-    root: Path, clock: Clock, url: str = "sqlite:///:memory:", **overrides: str
-) -> Iterator[MailDesk]:
-    """A `MailDesk` on the database at `url` (SQLite in memory by default), files (raw mails,
-    attachments) under `root`.
+def open_mail_desk(root: Path, clock: Clock, url: str | None = None, **overrides: str) -> Iterator[MailDesk]:
+    """A `MailDesk` on the database at `url` (by default the test engine's: SQLite in memory, or
+    a fresh PostgreSQL database), files (raw mails, attachments) under `root`.
     `overrides` are settings without the MAILBOT_ prefix (ACK_LIMIT="1", PRODUCT_GEN_NAME=...)."""
     env = {
         "MAILBOT_DATA_DIR": str(root / "data"),
@@ -301,7 +306,7 @@ def open_mail_desk(
     for key, values in PRODUCTS.items():
         env.update({f"MAILBOT_PRODUCT_{key}_{name}": value for name, value in values.items()})
     env.update({f"MAILBOT_{name}": value for name, value in overrides.items()})
-    db = open_database(url)
+    db = open_database(url or fresh_database_url(root) or "sqlite:///:memory:")
     migrate(db)
     try:
         yield MailDesk(make_desk(load_settings(env), clock=clock), clock)

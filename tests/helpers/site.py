@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 
 from mailbot.cli.main import main
 from mailbot.store.db import close_database
+from tests.helpers.engines import fresh_database_url
 
 
 @dataclass
@@ -61,6 +62,22 @@ class Site:
         finally:
             db.close()
 
+    def execute(self, sql: str) -> None:
+        """Change the site's database from the test (a row made older, a fault), committed, on
+        either engine; SQL the two engines share, literals inline."""
+        url = self.env.get("MAILBOT_DATABASE_URL", "")
+        if url.startswith("postgresql://"):
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(sql)
+            return
+        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:") else self.data_dir / "mailbot.db"
+        db = sqlite3.connect(path, timeout=30)
+        try:
+            with db:
+                db.execute(sql)
+        finally:
+            db.close()
+
     def json(self, *args: str) -> Any:
         return json.loads(self.mailbot(*args, "--json").stdout)
 
@@ -82,7 +99,8 @@ class Site:
 
 def make_site(root: Path, products: dict[str, dict[str, str]], **settings: str) -> Site:
     """A site with PRODUCTS (key -> per-product settings without the prefix) and global
-    SETTINGS (MAILBOT_ keys without the prefix, e.g. SMTP_URL)."""
+    SETTINGS (MAILBOT_ keys without the prefix, e.g. SMTP_URL). Without a DATABASE_URL the
+    database is the test engine's: SQLite in the data folder, or a fresh PostgreSQL database."""
     env = {
         "MAILBOT_DATA_DIR": str(root / "data"),
         "MAILBOT_MAIL_DOMAIN": "mailbot.test",
@@ -93,6 +111,9 @@ def make_site(root: Path, products: dict[str, dict[str, str]], **settings: str) 
             env[f"MAILBOT_PRODUCT_{key}_{name.upper()}"] = value
     for name, value in settings.items():
         env[f"MAILBOT_{name.upper()}"] = value
+    url = fresh_database_url(root) if "MAILBOT_DATABASE_URL" not in env else None
+    if url is not None:  # the test's engine is PostgreSQL (tests/helpers/engines.py)
+        env["MAILBOT_DATABASE_URL"] = url
     site = Site(root, env)
     site.mailbot("db", "init")
     return site
