@@ -192,7 +192,7 @@ def _touches_database(metafunc: pytest.Metafunc) -> bool:
     for defs in metafunc._arg2fixturedefs.values():  # noqa: SLF001 - the closure's fixtures
         for fixturedef in defs:
             func = fixturedef.func
-            if getattr(func, "__module__", None) == __name__ or inspect.getsourcefile(func) == __file__:
+            if inspect.getsourcefile(func) == __file__:
                 continue
             if "engine" in fixturedef.argnames or touches_database(func):
                 return True
