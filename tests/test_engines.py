@@ -74,13 +74,8 @@ def collected(*args: str) -> list[str]:
 def test_tests_that_make_an_installation_run_on_each_engine_and_the_others_once():
     jobs = "tests/test_jobs.py::test_reminders_and_automatic_closing_can_be_switched_off"  # open_desk
     story = "tests/test_story_workflow.py::test_the_review_board_triages_and_accepts"  # a fixture
+    fast = "tests/fast/test_twins.py::test_the_same_mail_twice_in_the_mailbox_is_one_ticket"  # its conftest
     parse = "tests/test_parse.py::test_a_plain_customer_mail_reads_as_written"  # no database
-    ids = collected(jobs, story, parse)
-    assert ids == [
-        f"{jobs}[sqlite]",
-        f"{jobs}[postgresql]",
-        f"{story}[sqlite]",
-        f"{story}[postgresql]",
-        parse,
-    ]
+    per_engine = [f"{test}[{engine}]" for test in (jobs, story, fast) for engine in ("sqlite", "postgresql")]
+    assert collected(jobs, story, fast, parse) == [*per_engine, parse]
     assert collected("--engine", "postgresql", jobs) == [f"{jobs}[postgresql]"]
