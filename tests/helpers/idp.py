@@ -171,6 +171,7 @@ class IdentityProvider:
             self._access.clear()
 
     def hold_introspection(self) -> None:
+        self.holding.clear()  # the provider lives for the module: an earlier test's hold is over
         self._gate.clear()
 
     def release(self) -> None:
