@@ -5,6 +5,8 @@ in the HTML stays in the HTML, and a hostile file name arrives made safe."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import hashlib
 import os
 import sqlite3
@@ -91,6 +93,12 @@ def test_a_customers_pdf_reaches_each_engineer_byte_for_byte(visi):
     assert (stored["filename"], stored["size"]) == ("licence-report.pdf", len(PDF))
     kept = visi.site.query("SELECT sum(length(data)) FROM outbox WHERE status = 'sent'")[0][0]
     assert kept < len(PDF), "the outbox keeps the sent mails, not a copy of the file per engineer"
+    [(data,)] = visi.site.query(f"SELECT data FROM outbox WHERE recipient = '{ERIN}'")
+    archived = email.message_from_bytes(bytes(data), policy=email.policy.default)
+    sent = visi.only_to(ERIN).message
+    assert archived.get_body(("plain",)).get_content() == sent.get_body(("plain",)).get_content()
+    [file] = archived.iter_attachments()
+    assert (file.get_filename(), file.get_payload(decode=True)) == ("licence-report.pdf", b"")
 
 
 def test_an_engineers_file_reaches_the_customer_with_the_answer(visi):

@@ -82,7 +82,7 @@ def stored_files(mail: RoutedMail, message: Message) -> list[Attachment]:
     with the mail it causes. No query for a mail without attachments."""
     if not mail.msg.attachments:
         return []
-    return list(message.attachments.order_by(Attachment.id))
+    return list(message.added_files)
 
 
 def last_public_message_id(ticket: Ticket) -> str:

@@ -108,10 +108,10 @@ def merge_ticket(ticket: Ticket, target: Ticket, actor: str, now: datetime) -> i
 def merged_target(ticket: Ticket) -> Ticket:
     """The ticket that mail about `ticket` belongs to: itself, or where it was merged into."""
     for _ in range(MERGE_DEPTH):
-        row = TicketLink.get_or_none((TicketLink.ticket == ticket) & (TicketLink.kind == MERGED))
-        if row is None:
+        other = statements.merged_into_id(ticket.id)
+        if other is None:
             return ticket
-        ticket = row.other
+        ticket = Ticket.get_by_id(other)
     return ticket
 
 

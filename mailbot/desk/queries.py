@@ -50,6 +50,9 @@ _CONVERSATION = ("mail", "folded")
 def asked(mail: RoutedMail) -> str:
     """The question the mail asks ("list" or "show"), or "" when it asks none: the first command
     line decides, so a reply that happens to mention #list further down is an ordinary reply."""
+    lowered = mail.msg.text.lower()
+    if "#list" not in lowered and "#show" not in lowered:  # most mail: no need to trim it
+        return ""
     commands = read_commands(mail.msg.reply_text).commands
     if commands and commands[0].name in QUERY_COMMANDS:
         return commands[0].name

@@ -147,9 +147,10 @@ def add_message(
         raw_path=new.raw_path,
         created_at=at or ticket.updated_at,
     )
+    message.added_files = []
     for item in attachments:
         digest, path = store.save_attachment(item.payload)
-        statements.add(
+        stored = statements.add(
             Attachment,
             message=message,
             filename=item.filename,
@@ -160,6 +161,7 @@ def add_message(
             content_id=item.content_id,
             inline=item.inline,
         )
+        message.added_files.append(stored)
     return message
 
 

@@ -200,6 +200,9 @@ class Message(BaseModel):
     created_at = DateTimeField(default=utcnow)
     author_id: int | None
     attachments: ModelSelect[Attachment]
+    # Not a column: the files stored with a message just added (`mailbot.desk.tickets.add_message`),
+    # so that the mail it causes encloses them without reading them back.
+    added_files: list[Attachment]
 
 
 class Attachment(BaseModel):
