@@ -5,12 +5,15 @@ sources and the transport are handed the keeper's `access_token`; `mailbot oauth
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from mailbot.config import OAuthSettings, ProductSettings, Settings
 from mailbot.errors import ConfigError
-from mailbot.oauth.keeper import TokenKeeper
 from mailbot.sources.base import TokenSource
+
+if TYPE_CHECKING:
+    from mailbot.oauth.keeper import TokenKeeper
 
 SMTP = "SMTP"
 
@@ -21,6 +24,9 @@ def keeper_for(settings: Settings, oauth: OAuthSettings, url: str) -> TokenKeepe
     if not account:
         where = "MAILBOT_SMTP_URL" if oauth.name == SMTP else f"MAILBOT_PRODUCT_{oauth.name}_MAILBOX"
         raise ConfigError(f"{where}: OAuth2 needs the account as the URL's user (user%40domain@host)")
+    # Imported here: the OAuth2 libraries cost every start, and most sites log in with passwords.
+    from mailbot.oauth.keeper import TokenKeeper
+
     return TokenKeeper(oauth, settings.data_dir / "oauth", account)
 
 

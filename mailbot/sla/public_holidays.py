@@ -14,8 +14,6 @@ from datetime import date
 from functools import lru_cache
 from types import MappingProxyType
 
-import holidays
-
 Region = tuple[str, str | None]
 """(country, subdivision): ("NL", None), ("DE", "BY")."""
 
@@ -35,6 +33,8 @@ def check_region(text: str) -> Region:
     country, subdivision = match[1].upper(), match[2].upper() if match[2] else None
     try:
         # Not list_supported_countries(), which imports every country's module (a tenth of a second).
+        import holidays  # here: the library costs every start, and most calendars use none
+
         known = holidays.country_holidays(country)
     except NotImplementedError:
         raise ValueError(
@@ -53,5 +53,7 @@ def holidays_in(region: Region, year: int) -> MappingProxyType[date, str]:
     """The public holidays of `region` in `year`: date -> name (names joined by '; ' where two
     fall on one day). Cached: a deadline computation asks for the same year many times."""
     country, subdivision = region
+    import holidays
+
     found = holidays.country_holidays(country, subdiv=subdivision, years=year)
     return MappingProxyType(dict(found.items()))
