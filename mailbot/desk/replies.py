@@ -256,23 +256,15 @@ def staff_reply(desk: Desk, mail: RoutedMail, ticket: Ticket, parsed: Commands) 
         )
     if money is not None:
         prepaid.tell_engineers(desk, product, ticket, money, sender)
+    template = None
     if (command := parsed.get("merge")) is not None:
         # The one mail says where the request continues, with the engineer's text if any.
         merged_into = _merge(mail, ticket, command.argument)
         context.update(text=parsed.text if answers else "", merged_into=merged_into)
-        notify.queue_mail(
-            desk,
-            Template.TICKET_MERGED,
-            product,
-            ticket,
-            customers,
-            context=context,
-            actor=sender,
-            parent_id=parent,
-            enclose=files,
-        )
+        template = Template.TICKET_MERGED
     elif answers:
         template = Template.INFO_REQUESTED if "info" in parsed else Template.REPLY
+    if template is not None:
         notify.queue_mail(
             desk,
             template,

@@ -31,6 +31,16 @@ _ERROR_CODES = (
     "link_self",
     "merge_requester",
 )
+# What one engineer mail did to a customer's prepaid credit (`credit` and `prepaid` alike).
+_CREDIT = {
+    "remaining_minutes": 30,
+    "expires": "2026-12-31",
+    "recorded_minutes": 45,
+    "charged_minutes": 45,
+    "refunded_minutes": 60,
+    "exhausted": False,
+    "low": True,
+}
 _PERSON = {"name": "Anna de Vries", "email": "anna@customer.example", "role": "customer", "language": "en"}
 
 
@@ -119,24 +129,8 @@ def sample_context(product: dict[str, str]) -> dict[str, Any]:
                 "text": "Could you send us the log file?",
             },
         ],
-        "credit": {
-            "remaining_minutes": 30,
-            "expires": "2026-12-31",
-            "recorded_minutes": 45,
-            "charged_minutes": 45,
-            "refunded_minutes": 60,
-            "exhausted": False,
-            "low": True,
-        },
-        "prepaid": {
-            "remaining_minutes": 30,
-            "expires": "2026-12-31",
-            "recorded_minutes": 45,
-            "charged_minutes": 45,
-            "refunded_minutes": 60,
-            "exhausted": False,
-            "low": True,
-        },
+        "credit": dict(_CREDIT),
+        "prepaid": dict(_CREDIT),
         "merged_into": {"reference": f"{product['key']}-7", "subject": "Export stops at 50%"},
         "failed_address": _PERSON["email"],
         "authentication": "missing",

@@ -46,16 +46,8 @@ def _add_outbox_drafts_and_claims(db: Database) -> None:
     when sent; `claimed_by`/`claimed_until` let one process at a time send it. Existing rows
     keep their rendered `data` and are sent as they are. Columns a fresh database already has
     from step 1 are left alone."""
-    have = {column.name for column in db.get_columns(Outbox._meta.table_name)}
-    migrator = SchemaMigrator.from_database(db)
     fields = (Outbox.language, Outbox.context, Outbox.headers, Outbox.claimed_by, Outbox.claimed_until)
-    apply_operations(
-        *(
-            migrator.add_column(Outbox._meta.table_name, field.column_name, field)
-            for field in fields
-            if field.column_name not in have
-        )
-    )
+    _add_missing_columns(db, Outbox, fields)
 
 
 def _add_mailbox_health(db: Database) -> None:
